@@ -1,0 +1,107 @@
+//! How the collector is configured.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// The default limit on a `POST /v1/batch` body: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything [`serve`](crate::serve) and [`app`](crate::app) need to know.
+///
+/// Build one with struct-update syntax over [`Config::default`]:
+///
+/// ```
+/// let config = waymark_ingest::Config {
+///     data_dir: "/var/lib/waymark".into(),
+///     ..Default::default()
+/// };
+/// assert_eq!(config.max_body_bytes, 1024 * 1024);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The address the binary binds (`serve` itself takes a bound listener).
+    pub addr: SocketAddr,
+    /// Where the store keeps its files; created when missing.
+    pub data_dir: PathBuf,
+    /// Static files served for every path the collector does not handle.
+    pub www_dir: PathBuf,
+    /// Where `sdk.js` and `sdk.wasm` are, as built by `cargo xtask build-sdk`.
+    pub sdk_dir: PathBuf,
+    /// Largest accepted `POST /v1/batch` body, in bytes.
+    pub max_body_bytes: usize,
+    /// Which store backs the collector.
+    pub store: StoreKind,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 8080)),
+            data_dir: PathBuf::from("./data"),
+            www_dir: PathBuf::from("./www"),
+            sdk_dir: PathBuf::from("./www/pkg"),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            store: StoreKind::Sqlite,
+        }
+    }
+}
+
+/// The kind of store events go to.
+///
+/// Parsed from `--store` / `WAYMARK_STORE`: `sqlite` is the only one built so
+/// far; a `clickhouse://…` URL is recognised and refused with a clear message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// A SQLite file, `waymark.db`, in the data directory.
+    #[default]
+    Sqlite,
+}
+
+impl FromStr for StoreKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim();
+        if trimmed.eq_ignore_ascii_case("sqlite") {
+            Ok(StoreKind::Sqlite)
+        } else if trimmed.to_ascii_lowercase().starts_with("clickhouse") {
+            Err("the ClickHouse store is not built yet; use `sqlite`".to_owned())
+        } else {
+            Err(format!(
+                "unknown store {trimmed:?}; the only store built so far is `sqlite`"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreKind::Sqlite => f.write_str("sqlite"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_kind_accepts_sqlite_and_refuses_clickhouse_clearly() {
+        assert_eq!("sqlite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
+        assert_eq!("SQLite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
+        let err = "clickhouse://localhost:9000/waymark"
+            .parse::<StoreKind>()
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.contains("ClickHouse") && err.contains("not built yet"),
+            "{err}"
+        );
+        let err = "postgres".parse::<StoreKind>().err().unwrap_or_default();
+        assert!(err.contains("unknown store"), "{err}");
+    }
+}

@@ -1,0 +1,58 @@
+//! The Waymark collector.
+//!
+//! The browser SDK beacons batches of events to `POST /v1/batch`. The
+//! collector decodes and validates each batch ([`decode_batch`]), stores the
+//! valid events through a [`Store`] and answers only after the store has
+//! committed them, so everything the SDK saw acknowledged survives a crash.
+//! It also serves the SDK itself (`GET /sdk.js`, `GET /sdk.wasm`), a liveness
+//! probe (`GET /healthz`) and, for every other path, the static files of the
+//! demo site and dashboard.
+//!
+//! The crate is shaped for tests: [`app`] builds the whole router from an
+//! [`AppState`] whose store and clock are trait objects, so a test can drive
+//! it with a [`MemoryStore`] and a [`FixedClock`] without a socket; [`serve`]
+//! adds the SQLite store under [`Config::data_dir`], the listener and graceful
+//! shutdown.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use waymark_ingest::{app, AppState, Config, FixedClock, MemoryStore};
+//!
+//! let store = Arc::new(MemoryStore::new());
+//! let state = AppState::new(Config::default(), store.clone(), Arc::new(FixedClock(1_000)));
+//! let router = app(state);
+//! # let _ = router;
+//! ```
+//!
+//! Running the collector for real:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), waymark_ingest::Error> {
+//! let config = waymark_ingest::Config::default();
+//! let listener = tokio::net::TcpListener::bind(config.addr).await?;
+//! waymark_ingest::serve(config, listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+pub use crate::clock::{Clock, FixedClock, SystemClock};
+pub use crate::config::{Config, StoreKind, DEFAULT_MAX_BODY_BYTES};
+pub use crate::error::Error;
+pub use crate::event::{EventType, StoredEvent};
+pub use crate::http::{app, AppState, BatchAccepted};
+pub use crate::server::serve;
+pub use crate::store::{
+    AppendOutcome, BoxFuture, MemoryStore, SqliteStore, Store, StoreError, DB_FILE_NAME,
+};
+pub use crate::wire::{decode_batch, DecodedBatch, Rejection, MAX_EVENTS_PER_BATCH, WIRE_VERSION};
+
+mod clock;
+mod config;
+mod error;
+mod event;
+mod http;
+mod server;
+mod store;
+mod wire;

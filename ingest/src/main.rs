@@ -1,0 +1,110 @@
+//! `waymark`: the collector binary. Configuration, tracing, bind, serve.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use waymark_ingest::{Config, StoreKind, DEFAULT_MAX_BODY_BYTES};
+
+/// The Waymark collector: receives events from the SDK, stores them, serves
+/// the SDK and the site.
+#[derive(Debug, Parser)]
+#[command(name = "waymark", version, about)]
+struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "WAYMARK_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// Directory for the store's files; created when missing.
+    #[arg(long = "data", env = "WAYMARK_DATA", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Directory of static files served at `/` (demo site and dashboard).
+    #[arg(long = "www", env = "WAYMARK_WWW", default_value = "./www")]
+    www_dir: PathBuf,
+    /// Directory holding the built `sdk.js` and `sdk.wasm`.
+    #[arg(long = "sdk-dir", env = "WAYMARK_SDK_DIR", default_value = "./www/pkg")]
+    sdk_dir: PathBuf,
+    /// Where events are stored: `sqlite` (ClickHouse is not built yet).
+    #[arg(long, env = "WAYMARK_STORE", default_value = "sqlite")]
+    store: StoreKind,
+    /// Largest accepted batch body, in bytes.
+    #[arg(long, env = "WAYMARK_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+impl From<Args> for Config {
+    fn from(args: Args) -> Self {
+        Config {
+            addr: args.addr,
+            data_dir: args.data_dir,
+            www_dir: args.www_dir,
+            sdk_dir: args.sdk_dir,
+            max_body_bytes: args.max_body_bytes,
+            store: args.store,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = Config::from(Args::parse());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+
+    let listener = match tokio::net::TcpListener::bind(config.addr).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            tracing::error!("could not listen on {}: {err}", config.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    match listener.local_addr() {
+        Ok(addr) => tracing::info!("listening on http://{addr}"),
+        Err(err) => tracing::warn!("listening, but the address is unknown: {err}"),
+    }
+
+    match waymark_ingest::serve(config, listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {err}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM: {err}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

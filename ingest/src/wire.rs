@@ -1,0 +1,481 @@
+//! The batch the SDK sends (wire format version 1): decoding and validation.
+//!
+//! Pure: bytes and the receive time in, validated [`StoredEvent`]s and
+//! per-event [`Rejection`]s out. The batch envelope must be right for anything
+//! to be accepted; each event is then checked on its own, so one bad event
+//! never sinks the rest. Unknown fields are ignored everywhere.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::event::{EventType, StoredEvent};
+
+/// The only wire format version there is so far.
+pub const WIRE_VERSION: u64 = 1;
+/// The most events one batch may hold.
+pub const MAX_EVENTS_PER_BATCH: usize = 500;
+
+const MAX_SITE_CHARS: usize = 64;
+const MAX_NAME_CHARS: usize = 200;
+const MAX_ID_CHARS: usize = 64;
+const MAX_USER_ID_CHARS: usize = 256;
+const MAX_URL_CHARS: usize = 2048;
+const MAX_TITLE_CHARS: usize = 1024;
+const MAX_OBJECT_BYTES: usize = 16 * 1024;
+/// JavaScript's `Number.MAX_SAFE_INTEGER`: no browser sends a larger integer
+/// timestamp, and it keeps every `ts` within SQLite's signed 64 bits.
+const MAX_TS: u64 = (1 << 53) - 1;
+
+/// Why one event of a batch was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// The event's position in the batch's `events` array.
+    pub index: usize,
+    /// What is wrong with it, e.g. `event_id: not a UUID`.
+    pub reason: String,
+}
+
+/// A batch whose envelope is valid, split into the events to store and the
+/// events rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodedBatch {
+    pub site: String,
+    /// When the SDK sent the batch, by the browser's clock (epoch ms).
+    pub sent_at: Option<u64>,
+    pub events: Vec<StoredEvent>,
+    pub rejected: Vec<Rejection>,
+}
+
+#[derive(Deserialize)]
+struct WireBatch {
+    #[serde(default)]
+    v: Option<u64>,
+    site: String,
+    #[serde(default)]
+    sent_at: Option<u64>,
+    events: Vec<Value>,
+}
+
+/// Decodes and validates a batch body, stamping every event with
+/// `received_at`.
+///
+/// Fails for a body that is not JSON ([`Error::InvalidJson`]), a batch of the
+/// wrong shape ([`Error::InvalidBatch`]), no events ([`Error::EmptyBatch`]) or
+/// no valid event ([`Error::AllEventsRejected`]). Otherwise the result holds
+/// at least one event.
+pub fn decode_batch(body: &[u8], received_at: u64) -> Result<DecodedBatch, Error> {
+    let batch: WireBatch = serde_json::from_slice(body).map_err(|err| {
+        use serde_json::error::Category;
+        match err.classify() {
+            Category::Data => Error::InvalidBatch(err.to_string()),
+            Category::Syntax | Category::Eof | Category::Io => Error::InvalidJson(err.to_string()),
+        }
+    })?;
+
+    let version = batch.v.unwrap_or(WIRE_VERSION);
+    if version != WIRE_VERSION {
+        return Err(Error::InvalidBatch(format!(
+            "v: unsupported version {version}; this collector speaks version {WIRE_VERSION}"
+        )));
+    }
+    validate_site(&batch.site).map_err(Error::InvalidBatch)?;
+    if batch.events.is_empty() {
+        return Err(Error::EmptyBatch);
+    }
+    if batch.events.len() > MAX_EVENTS_PER_BATCH {
+        return Err(Error::InvalidBatch(format!(
+            "events: {} events, at most {MAX_EVENTS_PER_BATCH} per batch",
+            batch.events.len()
+        )));
+    }
+
+    let mut events = Vec::with_capacity(batch.events.len());
+    let mut rejected = Vec::new();
+    for (index, value) in batch.events.iter().enumerate() {
+        match decode_event(value, &batch.site, received_at) {
+            Ok(event) => events.push(event),
+            Err(reason) => rejected.push(Rejection { index, reason }),
+        }
+    }
+    if events.is_empty() {
+        return Err(Error::AllEventsRejected(rejected));
+    }
+    Ok(DecodedBatch {
+        site: batch.site,
+        sent_at: batch.sent_at,
+        events,
+        rejected,
+    })
+}
+
+fn validate_site(site: &str) -> Result<(), String> {
+    if site.is_empty() {
+        return Err("site: must not be empty".to_owned());
+    }
+    if site.chars().count() > MAX_SITE_CHARS {
+        return Err(format!("site: longer than {MAX_SITE_CHARS} characters"));
+    }
+    if !site
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err("site: only letters, digits, `_`, `.` and `-` are allowed".to_owned());
+    }
+    Ok(())
+}
+
+/// Validates one event; the error is the rejection reason.
+fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEvent, String> {
+    let Value::Object(obj) = value else {
+        return Err("not a JSON object".to_owned());
+    };
+
+    let event_id = required_str(obj, "event_id", usize::MAX)?;
+    let event_id = Uuid::parse_str(&event_id)
+        .map_err(|_| "event_id: not a UUID".to_owned())?
+        .hyphenated()
+        .to_string();
+
+    let type_str = required_str(obj, "type", usize::MAX)?;
+    let event_type: EventType = type_str.parse().map_err(|()| {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("type: unknown type; expected one of {}", known.join(", "))
+    })?;
+
+    let name = optional_str(obj, "name", MAX_NAME_CHARS)?;
+    if event_type == EventType::Custom && name.as_deref().is_none_or(str::is_empty) {
+        return Err("name: required for custom events".to_owned());
+    }
+
+    let ts = match obj.get("ts") {
+        None | Some(Value::Null) => return Err("ts: missing".to_owned()),
+        Some(v) => match v.as_u64() {
+            Some(ts) if ts > 0 && ts <= MAX_TS => ts,
+            _ => return Err("ts: must be a positive integer (epoch milliseconds)".to_owned()),
+        },
+    };
+
+    Ok(StoredEvent {
+        event_id,
+        site: site.to_owned(),
+        event_type,
+        name,
+        ts,
+        received_at,
+        session_id: required_str(obj, "session_id", MAX_ID_CHARS)?,
+        visitor_id: required_str(obj, "visitor_id", MAX_ID_CHARS)?,
+        user_id: optional_str(obj, "user_id", MAX_USER_ID_CHARS)?,
+        url: required_str(obj, "url", MAX_URL_CHARS)?,
+        title: optional_str(obj, "title", MAX_TITLE_CHARS)?,
+        referrer: optional_str(obj, "referrer", MAX_URL_CHARS)?,
+        props: optional_object(obj, "props")?,
+        context: optional_object(obj, "context")?,
+    })
+}
+
+/// A string field that must be present and non-empty.
+fn required_str(obj: &Map<String, Value>, key: &str, max_chars: usize) -> Result<String, String> {
+    match optional_str(obj, key, max_chars)? {
+        None => Err(format!("{key}: missing")),
+        Some(s) if s.is_empty() => Err(format!("{key}: must not be empty")),
+        Some(s) => Ok(s),
+    }
+}
+
+/// A string field that may be absent or `null`.
+fn optional_str(
+    obj: &Map<String, Value>,
+    key: &str,
+    max_chars: usize,
+) -> Result<Option<String>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().count() > max_chars => {
+            Err(format!("{key}: longer than {max_chars} characters"))
+        }
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{key}: must be a string")),
+    }
+}
+
+/// An object field kept as JSON text; may be absent or `null`.
+fn optional_object(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value @ Value::Object(_)) => {
+            let text = value.to_string();
+            if text.len() > MAX_OBJECT_BYTES {
+                Err(format!("{key}: larger than {MAX_OBJECT_BYTES} bytes"))
+            } else {
+                Ok(Some(text))
+            }
+        }
+        Some(_) => Err(format!("{key}: must be a JSON object")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    const ID: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
+    fn event() -> Value {
+        json!({
+            "event_id": ID,
+            "type": "page_view",
+            "name": null,
+            "ts": 1_732_350_000_000u64,
+            "session_id": "s-1",
+            "visitor_id": "v-1",
+            "user_id": "u-42",
+            "url": "http://127.0.0.1:8080/about.html",
+            "title": "About",
+            "referrer": "http://127.0.0.1:8080/",
+            "props": {"plan": "pro"},
+            "context": {"language": "en-US"}
+        })
+    }
+
+    fn batch(events: Vec<Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({"v": 1, "site": "demo", "sent_at": 5, "events": events}))
+            .unwrap()
+    }
+
+    /// The reason the single event of a batch was rejected.
+    fn reason_for(mut event: Value, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+        edit(event.as_object_mut().unwrap());
+        match decode_batch(&batch(vec![event]), 7) {
+            Err(Error::AllEventsRejected(rejected)) => rejected[0].reason.clone(),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_event_is_decoded_field_by_field() {
+        let decoded = decode_batch(&batch(vec![event()]), 7).unwrap();
+        assert_eq!(decoded.site, "demo");
+        assert_eq!(decoded.sent_at, Some(5));
+        assert!(decoded.rejected.is_empty());
+        assert_eq!(
+            decoded.events,
+            vec![StoredEvent {
+                event_id: ID.to_owned(),
+                site: "demo".to_owned(),
+                event_type: EventType::PageView,
+                name: None,
+                ts: 1_732_350_000_000,
+                received_at: 7,
+                session_id: "s-1".to_owned(),
+                visitor_id: "v-1".to_owned(),
+                user_id: Some("u-42".to_owned()),
+                url: "http://127.0.0.1:8080/about.html".to_owned(),
+                title: Some("About".to_owned()),
+                referrer: Some("http://127.0.0.1:8080/".to_owned()),
+                props: Some(r#"{"plan":"pro"}"#.to_owned()),
+                context: Some(r#"{"language":"en-US"}"#.to_owned()),
+            }]
+        );
+    }
+
+    #[test]
+    fn event_ids_are_stored_lowercase_hyphenated() {
+        let mut e = event();
+        e["event_id"] = json!("0193A1B2C3D47E5F8A9B0C1D2E3F4A5B");
+        let decoded = decode_batch(&batch(vec![e]), 7).unwrap();
+        assert_eq!(decoded.events[0].event_id, ID);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_v_defaults_to_1() {
+        let mut e = event();
+        e["future_field"] = json!([1, 2]);
+        let body = json!({"site": "demo", "events": [e], "extra": true});
+        let decoded = decode_batch(&serde_json::to_vec(&body).unwrap(), 7).unwrap();
+        assert_eq!(decoded.events.len(), 1);
+        assert_eq!(decoded.sent_at, None);
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let check = |body: &[u8], code: &str| {
+            let err = decode_batch(body, 7).unwrap_err();
+            assert_eq!(err.code(), code, "{}: {err}", String::from_utf8_lossy(body));
+        };
+        check(b"", "invalid_json");
+        check(b"{\"site\":", "invalid_json");
+        check(b"not json", "invalid_json");
+        check(b"[]", "invalid_batch");
+        check(b"{\"events\": []}", "invalid_batch");
+        check(b"{\"site\": \"demo\"}", "invalid_batch");
+        check(b"{\"site\": \"demo\", \"events\": {}}", "invalid_batch");
+        check(
+            b"{\"v\": 2, \"site\": \"demo\", \"events\": [{}]}",
+            "invalid_batch",
+        );
+        check(b"{\"site\": \"\", \"events\": [{}]}", "invalid_batch");
+        check(b"{\"site\": \"de mo\", \"events\": [{}]}", "invalid_batch");
+        check(&batch(vec![]), "empty_batch");
+        check(
+            &batch(vec![event(); MAX_EVENTS_PER_BATCH + 1]),
+            "invalid_batch",
+        );
+        let long_site = format!("{{\"site\": \"{}\", \"events\": [{{}}]}}", "a".repeat(65));
+        check(long_site.as_bytes(), "invalid_batch");
+    }
+
+    #[test]
+    fn site_may_use_letters_digits_and_punctuation() {
+        let body = json!({"site": "My_site-2.example", "events": [event()]});
+        assert!(decode_batch(&serde_json::to_vec(&body).unwrap(), 7).is_ok());
+        let body = json!({"site": "a".repeat(64), "events": [event()]});
+        assert!(decode_batch(&serde_json::to_vec(&body).unwrap(), 7).is_ok());
+    }
+
+    #[test]
+    fn per_event_reasons_name_the_field() {
+        type Edit = Box<dyn FnOnce(&mut Map<String, Value>)>;
+        let cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|e| e["event_id"] = json!("nope")),
+                "event_id: not a UUID",
+            ),
+            (
+                Box::new(|e| drop(e.remove("event_id"))),
+                "event_id: missing",
+            ),
+            (
+                Box::new(|e| e["type"] = json!("pageview")),
+                "type: unknown type",
+            ),
+            (Box::new(|e| e["type"] = json!(3)), "type: must be a string"),
+            (
+                Box::new(|e| e["type"] = json!("custom")),
+                "name: required for custom",
+            ),
+            (
+                Box::new(|e| e["name"] = json!("n".repeat(201))),
+                "name: longer than 200",
+            ),
+            (
+                Box::new(|e| e["ts"] = json!(0)),
+                "ts: must be a positive integer",
+            ),
+            (
+                Box::new(|e| e["ts"] = json!(-5)),
+                "ts: must be a positive integer",
+            ),
+            (
+                Box::new(|e| e["ts"] = json!(u64::MAX)),
+                "ts: must be a positive integer",
+            ),
+            (
+                Box::new(|e| e["ts"] = json!(1.5)),
+                "ts: must be a positive integer",
+            ),
+            (
+                Box::new(|e| e["ts"] = json!("1")),
+                "ts: must be a positive integer",
+            ),
+            (Box::new(|e| drop(e.remove("ts"))), "ts: missing"),
+            (
+                Box::new(|e| e["session_id"] = json!("")),
+                "session_id: must not be empty",
+            ),
+            (
+                Box::new(|e| e["session_id"] = json!("s".repeat(65))),
+                "session_id: longer than 64",
+            ),
+            (
+                Box::new(|e| drop(e.remove("visitor_id"))),
+                "visitor_id: missing",
+            ),
+            (
+                Box::new(|e| e["user_id"] = json!("u".repeat(257))),
+                "user_id: longer than 256",
+            ),
+            (Box::new(|e| e["url"] = json!("")), "url: must not be empty"),
+            (
+                Box::new(|e| e["url"] = json!("u".repeat(2049))),
+                "url: longer than 2048",
+            ),
+            (
+                Box::new(|e| e["title"] = json!("t".repeat(1025))),
+                "title: longer than 1024",
+            ),
+            (
+                Box::new(|e| e["referrer"] = json!(false)),
+                "referrer: must be a string",
+            ),
+            (
+                Box::new(|e| e["props"] = json!([1])),
+                "props: must be a JSON object",
+            ),
+            (
+                Box::new(|e| e["context"] = json!("x")),
+                "context: must be a JSON object",
+            ),
+            (
+                Box::new(|e| e["props"] = json!({"big": "x".repeat(16 * 1024)})),
+                "props: larger than 16384 bytes",
+            ),
+        ];
+        for (edit, expected) in cases {
+            let reason = reason_for(event(), edit);
+            assert!(
+                reason.starts_with(expected),
+                "{reason:?} should start with {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_are_inclusive() {
+        let mut e = event();
+        e["session_id"] = json!("s".repeat(64));
+        e["name"] = json!("n".repeat(200));
+        e["url"] = json!("u".repeat(2048));
+        // Characters, not bytes: 64 two-byte characters still fit.
+        e["visitor_id"] = json!("é".repeat(64));
+        assert!(decode_batch(&batch(vec![e]), 7).is_ok());
+    }
+
+    #[test]
+    fn custom_events_with_a_name_and_every_type_are_accepted() {
+        for t in EventType::ALL {
+            let mut e = event();
+            e["type"] = json!(t.as_str());
+            e["name"] = json!("signup");
+            let decoded = decode_batch(&batch(vec![e]), 7).unwrap();
+            assert_eq!(decoded.events[0].event_type, t);
+        }
+    }
+
+    #[test]
+    fn bad_events_are_reported_by_index_and_good_ones_kept() {
+        let mut second = event();
+        second["event_id"] = json!("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c");
+        let decoded =
+            decode_batch(&batch(vec![json!("not an object"), second, json!(null)]), 7).unwrap();
+        assert_eq!(decoded.events.len(), 1);
+        assert_eq!(
+            decoded.rejected,
+            vec![
+                Rejection {
+                    index: 0,
+                    reason: "not a JSON object".to_owned()
+                },
+                Rejection {
+                    index: 2,
+                    reason: "not a JSON object".to_owned()
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,485 @@
+//! The collector's HTTP API, driven through `app()` without a socket, with a
+//! memory store and a fixed clock.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use waymark_ingest::{
+    app, AppState, AppendOutcome, BoxFuture, Config, EventType, FixedClock, MemoryStore, Store,
+    StoreError, StoredEvent,
+};
+
+const NOW: u64 = 1_732_350_000_999;
+
+struct TestApp {
+    router: Router,
+    store: Arc<MemoryStore>,
+    _dirs: tempfile::TempDir,
+}
+
+impl TestApp {
+    fn new() -> Self {
+        let dirs = tempfile::tempdir().unwrap();
+        let www = dirs.path().join("www");
+        let sdk = dirs.path().join("pkg");
+        std::fs::create_dir_all(www.join("about")).unwrap();
+        std::fs::create_dir_all(&sdk).unwrap();
+        std::fs::write(www.join("index.html"), "<h1>demo home</h1>").unwrap();
+        std::fs::write(www.join("about/index.html"), "<h1>about</h1>").unwrap();
+        std::fs::write(sdk.join("sdk.js"), "console.log('waymark')").unwrap();
+        let config = Config {
+            data_dir: dirs.path().join("unused-data"),
+            www_dir: www,
+            sdk_dir: sdk,
+            ..Config::default()
+        };
+        let store = Arc::new(MemoryStore::new());
+        let state = AppState::new(config, store.clone(), Arc::new(FixedClock(NOW)));
+        TestApp {
+            router: app(state),
+            store,
+            _dirs: dirs,
+        }
+    }
+
+    /// The temporary directory holding `www/` and `pkg/`.
+    fn root(&self) -> &Path {
+        self._dirs.path()
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Reply {
+            status,
+            headers,
+            body: bytes.to_vec(),
+        }
+    }
+
+    async fn post(&self, content_type: Option<&str>, body: impl Into<Body>) -> Reply {
+        self.send(post_request(content_type, body)).await
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+            .to_str()
+            .unwrap()
+    }
+
+    /// Asserts an error response: status, code, and a message to act on.
+    fn assert_error(&self, status: StatusCode, code: &str) -> Value {
+        let body = self.json();
+        assert_eq!(self.status, status, "{body}");
+        assert_eq!(body["error"], code, "{body}");
+        assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+        body
+    }
+}
+
+fn post_request(content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut builder = Request::post("/v1/batch");
+    if let Some(content_type) = content_type {
+        builder = builder.header(header::CONTENT_TYPE, content_type);
+    }
+    builder.body(body.into()).unwrap()
+}
+
+fn uuid(n: u128) -> String {
+    uuid::Uuid::from_u128(n).hyphenated().to_string()
+}
+
+fn event(n: u128) -> Value {
+    json!({
+        "event_id": uuid(n),
+        "type": "page_view",
+        "name": null,
+        "ts": 1_732_350_000_000u64 + n as u64,
+        "session_id": "s-1",
+        "visitor_id": "v-1",
+        "user_id": null,
+        "url": format!("http://127.0.0.1:8080/page-{n}.html"),
+        "title": "Page",
+        "referrer": "http://127.0.0.1:8080/",
+        "props": {"plan": "pro"},
+        "context": {"language": "en-US", "screen": "1920x1080"}
+    })
+}
+
+fn batch(events: Vec<Value>) -> String {
+    json!({"v": 1, "site": "demo", "sent_at": 1_732_350_000_123u64, "events": events}).to_string()
+}
+
+#[tokio::test]
+async fn a_beacon_batch_as_text_plain_is_stored_and_acknowledged() {
+    let app = TestApp::new();
+    let reply = app
+        .post(
+            Some("text/plain;charset=UTF-8"),
+            batch(vec![event(1), event(2)]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+    assert_eq!(
+        reply.json(),
+        json!({"accepted": 2, "duplicates": 0, "rejected": []})
+    );
+
+    let stored = app.store.events();
+    assert_eq!(stored.len(), 2);
+    let first = &stored[0];
+    assert_eq!(first.event_id, uuid(1));
+    assert_eq!(first.site, "demo");
+    assert_eq!(first.event_type, EventType::PageView);
+    assert_eq!(first.ts, 1_732_350_000_001);
+    assert_eq!(
+        first.received_at, NOW,
+        "received_at comes from the injected clock"
+    );
+    assert_eq!(first.url, "http://127.0.0.1:8080/page-1.html");
+    assert_eq!(first.props.as_deref(), Some(r#"{"plan":"pro"}"#));
+    let context: Value = serde_json::from_str(first.context.as_deref().unwrap()).unwrap();
+    assert_eq!(context, json!({"language": "en-US", "screen": "1920x1080"}));
+}
+
+#[tokio::test]
+async fn application_json_and_a_missing_content_type_are_accepted() {
+    let app = TestApp::new();
+    let reply = app
+        .post(
+            Some("application/json; charset=utf-8"),
+            batch(vec![event(1)]),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = app.post(None, batch(vec![event(2)])).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(app.store.len(), 2);
+}
+
+#[tokio::test]
+async fn other_content_types_are_refused_with_415() {
+    let app = TestApp::new();
+    for content_type in [
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "text/html",
+    ] {
+        let reply = app.post(Some(content_type), batch(vec![event(1)])).await;
+        reply.assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    }
+    assert!(app.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_cors_preflight_from_another_origin_is_allowed() {
+    let app = TestApp::new();
+    let request = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/batch")
+        .header(header::ORIGIN, "http://shop.example")
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let reply = app.send(request).await;
+    assert!(reply.status.is_success(), "{:?}", reply.status);
+    assert_eq!(reply.header("access-control-allow-origin"), "*");
+    assert!(reply
+        .header("access-control-allow-methods")
+        .contains("POST"));
+    assert!(reply
+        .header("access-control-allow-headers")
+        .to_ascii_lowercase()
+        .contains("content-type"));
+    assert_eq!(reply.header("access-control-max-age"), "86400");
+    assert!(reply
+        .headers
+        .get("access-control-allow-credentials")
+        .is_none());
+}
+
+#[tokio::test]
+async fn responses_to_other_origins_carry_cors_headers_even_on_errors() {
+    let app = TestApp::new();
+    for (body, status) in [
+        (batch(vec![event(1)]), StatusCode::OK),
+        ("nope".to_owned(), StatusCode::BAD_REQUEST),
+    ] {
+        let mut request = post_request(Some("text/plain"), body);
+        request
+            .headers_mut()
+            .insert(header::ORIGIN, "http://shop.example".parse().unwrap());
+        let reply = app.send(request).await;
+        assert_eq!(reply.status, status);
+        assert_eq!(reply.header("access-control-allow-origin"), "*");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_400_invalid_json() {
+    let app = TestApp::new();
+    for body in ["", "not json", "{\"site\": \"demo\", \"events\": ["] {
+        app.post(Some("text/plain"), body)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    }
+    assert!(app.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_of_the_wrong_shape_is_a_400_invalid_batch() {
+    let app = TestApp::new();
+    let too_many = batch((0..501).map(event).collect());
+    for body in [
+        "[]".to_owned(),
+        json!({"events": [event(1)]}).to_string(),
+        json!({"site": "demo"}).to_string(),
+        json!({"site": "demo", "events": "x"}).to_string(),
+        json!({"v": 2, "site": "demo", "events": [event(1)]}).to_string(),
+        json!({"site": "no spaces allowed", "events": [event(1)]}).to_string(),
+        too_many,
+    ] {
+        let reply = app.post(Some("text/plain"), body.clone()).await;
+        reply.assert_error(StatusCode::BAD_REQUEST, "invalid_batch");
+    }
+    assert!(
+        app.store.is_empty(),
+        "nothing from a refused batch is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_without_events_is_a_400_empty_batch() {
+    let app = TestApp::new();
+    app.post(Some("text/plain"), batch(vec![]))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "empty_batch");
+}
+
+#[tokio::test]
+async fn the_body_limit_is_exactly_one_mebibyte() {
+    let app = TestApp::new();
+    let limit = 1024 * 1024;
+    // A valid batch padded with JSON whitespace to exactly the limit.
+    let mut body = batch(vec![event(1)]);
+    body.push_str(&" ".repeat(limit - body.len()));
+    let reply = app.post(Some("text/plain"), body.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.json());
+
+    body.push(' ');
+    let second = body.replace(&uuid(1), &uuid(2));
+    assert_eq!(second.len(), limit + 1);
+    app.post(Some("text/plain"), second.clone())
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+
+    assert_eq!(app.store.len(), 1);
+}
+
+#[tokio::test]
+async fn bad_events_are_listed_and_good_ones_stored() {
+    let app = TestApp::new();
+    let mut bad_id = event(2);
+    bad_id["event_id"] = json!("not-a-uuid");
+    let mut custom_without_name = event(4);
+    custom_without_name["type"] = json!("custom");
+    let body = batch(vec![
+        event(1),
+        bad_id,
+        event(3),
+        custom_without_name,
+        json!(42),
+    ]);
+    let reply = app.post(Some("text/plain"), body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.json(),
+        json!({
+            "accepted": 2,
+            "duplicates": 0,
+            "rejected": [
+                {"index": 1, "reason": "event_id: not a UUID"},
+                {"index": 3, "reason": "name: required for custom events"},
+                {"index": 4, "reason": "not a JSON object"},
+            ]
+        })
+    );
+    let ids: Vec<String> = app.store.events().into_iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, vec![uuid(1), uuid(3)]);
+}
+
+#[tokio::test]
+async fn a_batch_of_only_bad_events_is_a_400_and_stores_nothing() {
+    let app = TestApp::new();
+    let mut no_ts = event(1);
+    no_ts.as_object_mut().unwrap().remove("ts");
+    let reply = app
+        .post(Some("text/plain"), batch(vec![no_ts, json!([])]))
+        .await;
+    let body = reply.assert_error(StatusCode::BAD_REQUEST, "all_events_rejected");
+    assert_eq!(
+        body["rejected"],
+        json!([
+            {"index": 0, "reason": "ts: missing"},
+            {"index": 1, "reason": "not a JSON object"},
+        ])
+    );
+    assert!(app.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_resent_event_is_stored_once_and_reported_as_duplicate() {
+    let app = TestApp::new();
+    let first = app
+        .post(Some("text/plain"), batch(vec![event(1), event(2)]))
+        .await;
+    assert_eq!(
+        first.json(),
+        json!({"accepted": 2, "duplicates": 0, "rejected": []})
+    );
+    let second = app
+        .post(Some("text/plain"), batch(vec![event(2), event(3)]))
+        .await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        second.json(),
+        json!({"accepted": 1, "duplicates": 1, "rejected": []})
+    );
+    let ids: Vec<String> = app.store.events().into_iter().map(|e| e.event_id).collect();
+    assert_eq!(ids, vec![uuid(1), uuid(2), uuid(3)]);
+}
+
+/// A store whose disk is gone.
+#[derive(Debug)]
+struct BrokenStore;
+
+impl Store for BrokenStore {
+    fn append(&self, _: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        Box::pin(async {
+            Err(StoreError::Commit(
+                "disk I/O error at /secret/path/waymark.db".to_owned(),
+            ))
+        })
+    }
+    fn events_for_session<'a>(
+        &'a self,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async { Err(StoreError::Closed) })
+    }
+    fn recent_events<'a>(
+        &'a self,
+        _: Option<&'a str>,
+        _: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async { Err(StoreError::Closed) })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_is_a_503_that_leaks_nothing() {
+    let router = app(AppState::new(
+        Config::default(),
+        Arc::new(BrokenStore),
+        Arc::new(FixedClock(NOW)),
+    ));
+    let response = router
+        .oneshot(post_request(Some("text/plain"), batch(vec![event(1)])))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"], "store_unavailable");
+    assert!(!text.contains("secret") && !text.contains("disk"), "{text}");
+}
+
+#[tokio::test]
+async fn healthz_says_ok() {
+    let app = TestApp::new();
+    let reply = app
+        .send(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json(), json!({"status": "ok"}));
+}
+
+#[tokio::test]
+async fn the_sdk_is_served_uncached_and_a_missing_build_says_how_to_build_it() {
+    let app = TestApp::new();
+    let reply = app
+        .send(Request::get("/sdk.js").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("content-type").starts_with("text/javascript"));
+    assert_eq!(reply.header("cache-control"), "no-cache");
+    assert_eq!(reply.body, b"console.log('waymark')");
+
+    // No sdk.wasm was built.
+    let reply = app
+        .send(Request::get("/sdk.wasm").body(Body::empty()).unwrap())
+        .await;
+    let body = reply.assert_error(StatusCode::NOT_FOUND, "sdk_not_built");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("cargo xtask build-sdk"));
+
+    std::fs::write(app.root().join("pkg/sdk.wasm"), b"\0asm").unwrap();
+    let reply = app
+        .send(Request::get("/sdk.wasm").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("content-type"), "application/wasm");
+    assert_eq!(reply.body, b"\0asm");
+}
+
+#[tokio::test]
+async fn other_paths_are_static_files_from_www() {
+    let app = TestApp::new();
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let reply = app.send(get("/")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body, b"<h1>demo home</h1>");
+    assert!(reply.header("content-type").starts_with("text/html"));
+    let reply = app.send(get("/about/")).await;
+    assert_eq!(reply.body, b"<h1>about</h1>");
+    let reply = app.send(get("/missing.html")).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    let reply = app
+        .send(Request::head("/").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body.is_empty());
+}

@@ -1,0 +1,41 @@
+// Waymark script-tag loader. `cargo xtask build-sdk` wraps it, together with
+// wasm-bindgen's no-modules glue, in one function scope: the page sees no
+// global but `window.waymark`.
+//
+// It reads the tag's data attributes, loads `sdk.wasm` from beside `sdk.js`,
+// starts the tracker and replays, in order, the calls the page queued with the
+// snippet `waymark(...)` before the SDK arrived.
+var w = window, s = document.currentScript, stub = w.waymark;
+var COMMANDS = { track: 1, identify: 1, reset: 1, flush: 1, optOut: 1, optIn: 1 };
+if (s && !(stub && stub.tracker)) {
+  var a = s.dataset;
+  var num = function (v) { return v == null || v === '' ? undefined : Number(v); };
+  var bool = function (v) { return v == null ? undefined : v !== 'false'; };
+  var config = {
+    endpoint: a.endpoint || new URL(s.src, location.href).origin,
+    site: a.site,
+    sessionTimeoutMinutes: num(a.sessionTimeoutMinutes),
+    maxSessionHours: num(a.maxSessionHours),
+    autocapture: bool(a.autocapture),
+    respectDnt: bool(a.respectDnt)
+  };
+  wasm_bindgen({ module_or_path: new URL('sdk.wasm', s.src) }).then(function () {
+    var t = wasm_bindgen.init(config);
+    var api = function (command) {
+      if (!COMMANDS[command]) return console.warn('waymark: unknown command "' + command + '"');
+      try {
+        return t[command].apply(t, [].slice.call(arguments, 1));
+      } catch (e) {
+        console.warn('waymark:', e);
+      }
+    };
+    api.tracker = t;
+    api.sessionId = function () { return t.sessionId(); };
+    api.visitorId = function () { return t.visitorId(); };
+    var queued = (stub && stub.q) || [];
+    w.waymark = api;
+    for (var i = 0; i < queued.length; i++) api.apply(null, queued[i]);
+  }, function (e) {
+    console.warn('waymark: could not load the SDK', e);
+  });
+}

@@ -1,0 +1,37 @@
+//! # Waymark browser SDK
+//!
+//! A deterministic core — session rules, event building, the send queue —
+//! and, on `wasm32` only, a thin browser shell around it.
+//!
+//! The core never reads a clock, an OS random source or browser storage:
+//! every call takes `now` (epoch milliseconds), ids come from an injected
+//! [`Entropy`] and state lives behind the [`Storage`] trait. So it builds and
+//! is tested natively with `cargo test`.
+//!
+//! ```
+//! use waymark_sdk::{Config, MemoryStorage, Page, SeededEntropy, Tracker};
+//!
+//! let mut tracker = Tracker::new(Config::new("http://127.0.0.1:8080", "demo"), MemoryStorage::default(), SeededEntropy(1));
+//! tracker.page_view(1_700_000_000_000, &Page { url: "http://127.0.0.1:8080/".into(), ..Page::default() });
+//! let batch = tracker.take_batch(1_700_000_000_005).unwrap();
+//! assert_eq!(batch.events.len(), 1);
+//! ```
+
+mod config;
+mod event;
+mod ids;
+mod session;
+mod storage;
+mod tracker;
+mod value;
+
+#[cfg(target_arch = "wasm32")]
+mod browser;
+
+pub use config::Config;
+pub use event::{Batch, Event, EventType, Page};
+pub use ids::{Entropy, SeededEntropy};
+pub use session::{EndReason, Session, SessionRules};
+pub use storage::{MemoryStorage, Storage, StorageError};
+pub use tracker::{Tracker, MAX_BATCH_EVENTS, MAX_PENDING_EVENTS};
+pub use value::Value;

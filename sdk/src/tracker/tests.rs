@@ -1,0 +1,401 @@
+use super::*;
+use crate::ids::SeededEntropy;
+use crate::storage::{MemoryStorage, StorageError};
+use proptest::prelude::*;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+const MIN: u64 = 60_000;
+const T0: u64 = 1_700_000_000_000;
+
+/// One browser profile's storage, shared by several tabs.
+#[derive(Debug, Clone, Default)]
+struct Shared(Rc<RefCell<MemoryStorage>>);
+
+impl Storage for Shared {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.borrow().get(key)
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.0.borrow_mut().set(key, value)
+    }
+    fn remove(&mut self, key: &str) {
+        self.0.borrow_mut().remove(key)
+    }
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// Storage whose writes always fail, like a full quota.
+#[derive(Debug, Default)]
+struct Full;
+
+impl Storage for Full {
+    fn get(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn set(&mut self, _: &str, _: &str) -> Result<(), StorageError> {
+        Err(StorageError)
+    }
+    fn remove(&mut self, _: &str) {}
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}
+
+fn tab(storage: &Shared, seed: u64) -> Tracker<Shared, SeededEntropy> {
+    Tracker::new(
+        Config::new("http://127.0.0.1:8080/", "demo"),
+        storage.clone(),
+        SeededEntropy(seed),
+    )
+}
+
+fn page(path: &str) -> Page {
+    Page {
+        url: format!("http://127.0.0.1:8080{path}"),
+        title: Some("T".into()),
+        referrer: None,
+    }
+}
+
+fn drain<S: Storage, E: Entropy>(t: &mut Tracker<S, E>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(batch) = t.take_batch(T0) {
+        out.extend(batch.events);
+    }
+    out
+}
+
+fn prop<'a>(e: &'a Event, name: &str) -> Option<&'a Value> {
+    match e.props.as_ref()? {
+        Value::Object(entries) => entries.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+#[test]
+fn first_page_view_creates_and_persists_a_session() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    assert_eq!(t.session_id(), None);
+    t.page_view(T0, &page("/"));
+    let events = drain(&mut t);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.kind, e.ts, e.seq, e.session_index),
+        (EventType::PageView, T0, 1, 1)
+    );
+    assert_eq!(Some(e.session_id.clone()), t.session_id());
+    assert_eq!(Some(e.visitor_id.clone()), t.visitor_id());
+    assert_eq!(t.config().batch_url(), "http://127.0.0.1:8080/v1/batch");
+}
+
+#[test]
+fn reload_within_timeout_continues_the_session() {
+    let storage = Shared::default();
+    let mut first = tab(&storage, 1);
+    first.page_view(T0, &page("/"));
+    let a = drain(&mut first).remove(0);
+    let mut reloaded = tab(&storage, 2);
+    reloaded.page_view(T0 + 29 * MIN + 59_000, &page("/about"));
+    let b = drain(&mut reloaded).remove(0);
+    assert_eq!(
+        (b.session_id, b.visitor_id, b.seq, b.session_index),
+        (a.session_id, a.visitor_id, 2, 1)
+    );
+}
+
+#[test]
+fn idle_gap_rotates_and_closes_the_old_session_once() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.track(T0 + 10 * MIN, &page("/pricing"), "signup", None);
+    let old = drain(&mut t);
+    t.page_view(T0 + 10 * MIN + 30 * MIN + 1, &page("/"));
+    let events = drain(&mut t);
+    assert_eq!(events.len(), 2);
+    let (ended, next) = (&events[0], &events[1]);
+    assert_eq!(ended.kind, EventType::VisitEnded);
+    assert_eq!(ended.session_id, old[0].session_id);
+    assert_eq!(
+        ended.ts,
+        T0 + 10 * MIN,
+        "ends at the last activity, not when noticed"
+    );
+    assert_eq!(ended.url, "http://127.0.0.1:8080/pricing", "exit page");
+    assert_eq!(prop(ended, "reason"), Some(&Value::String("idle".into())));
+    assert_eq!(
+        prop(ended, "duration_ms"),
+        Some(&Value::Number((10 * MIN) as f64))
+    );
+    assert_eq!(prop(ended, "event_count"), Some(&Value::Number(2.0)));
+    assert_ne!(next.session_id, old[0].session_id);
+    assert_eq!(
+        (next.visitor_id.as_str(), next.session_index, next.seq),
+        (old[0].visitor_id.as_str(), 2, 1)
+    );
+}
+
+#[test]
+fn another_tab_sees_the_rotation_and_does_not_close_again() {
+    let storage = Shared::default();
+    let (mut a, mut b) = (tab(&storage, 1), tab(&storage, 2));
+    a.page_view(T0, &page("/"));
+    b.page_view(T0 + MIN, &page("/b"));
+    drain(&mut a);
+    drain(&mut b);
+    a.page_view(T0 + 40 * MIN, &page("/"));
+    b.page_view(T0 + 40 * MIN + 1, &page("/b"));
+    let (ea, eb) = (drain(&mut a), drain(&mut b));
+    assert_eq!(
+        ea.iter()
+            .filter(|e| e.kind == EventType::VisitEnded)
+            .count(),
+        1
+    );
+    assert!(eb.iter().all(|e| e.kind != EventType::VisitEnded));
+    assert_eq!(ea[1].session_id, eb[0].session_id);
+}
+
+#[test]
+fn identify_links_the_user_without_splitting_the_session() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.identify(
+        T0 + 1,
+        &page("/"),
+        "u-42",
+        Some(Value::Object(vec![(
+            "plan".into(),
+            Value::String("pro".into()),
+        )])),
+    );
+    t.track(T0 + 2, &page("/"), "buy", None);
+    let e = drain(&mut t);
+    assert_eq!(e[1].kind, EventType::Identify);
+    assert!(e[1].props.is_some());
+    assert_eq!(e[0].user_id, None);
+    assert_eq!(e[1].user_id.as_deref(), Some("u-42"));
+    assert_eq!(e[2].user_id.as_deref(), Some("u-42"));
+    assert!(e.iter().all(|x| x.session_id == e[0].session_id));
+    assert_eq!(e.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[test]
+fn reset_ends_the_session_and_starts_a_new_visitor() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.identify(T0 + 1, &page("/"), "u-42", None);
+    let before = drain(&mut t);
+    t.reset(T0 + 5 * MIN);
+    t.page_view(T0 + 3 * 60 * MIN, &page("/"));
+    let e = drain(&mut t);
+    assert_eq!(e.len(), 2);
+    assert_eq!((e[0].kind, e[0].ts), (EventType::VisitEnded, T0 + 1));
+    assert_eq!(prop(&e[0], "reason"), Some(&Value::String("reset".into())));
+    assert_eq!(e[0].user_id.as_deref(), Some("u-42"));
+    assert_ne!(e[1].visitor_id, before[0].visitor_id);
+    assert_eq!(
+        (e[1].user_id.as_deref(), e[1].session_index, e[1].seq),
+        (None, 1, 1)
+    );
+    assert_eq!(e[1].ts, T0 + 3 * 60 * MIN);
+}
+
+#[test]
+fn opt_out_is_remembered_across_reloads() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.opt_out();
+    assert_eq!(t.pending_len(), 0);
+    let mut reloaded = tab(&storage, 2);
+    assert!(reloaded.is_opted_out());
+    reloaded.page_view(T0 + 1, &page("/"));
+    reloaded.track(T0 + 2, &page("/"), "x", None);
+    assert_eq!(reloaded.pending_len(), 0);
+    reloaded.opt_in();
+    reloaded.page_view(T0 + 3, &page("/"));
+    assert_eq!(reloaded.pending_len(), 1);
+    assert!(!tab(&storage, 3).is_opted_out());
+}
+
+#[test]
+fn failing_storage_degrades_to_memory_and_keeps_one_session() {
+    let mut t = Tracker::new(Config::new("http://x", "demo"), Full, SeededEntropy(5));
+    t.page_view(T0, &page("/"));
+    t.page_view(T0 + MIN, &page("/a"));
+    let e = drain(&mut t);
+    assert_eq!(t.storage_kind(), "memory");
+    assert_eq!(e[0].session_id, e[1].session_id);
+    assert_eq!(e[1].seq, 2);
+}
+
+#[test]
+fn batches_keep_order_and_respect_the_size_cap() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    for i in 0..(MAX_BATCH_EVENTS as u64 + 7) {
+        t.track(T0 + i, &page("/"), "e", None);
+    }
+    let first = t.take_batch(T0 + 1_000).unwrap();
+    assert_eq!(
+        (first.events.len(), first.sent_at, first.site.as_str()),
+        (MAX_BATCH_EVENTS, T0 + 1_000, "demo")
+    );
+    let second = t.take_batch(T0 + 2_000).unwrap();
+    assert_eq!(second.events.len(), 7);
+    assert_eq!(second.events[0].seq, MAX_BATCH_EVENTS as u32 + 1);
+    assert!(t.take_batch(T0).is_none());
+}
+
+#[test]
+fn non_object_props_are_dropped() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.track(T0, &page("/"), "e", Some(Value::Array(vec![])));
+    assert_eq!(drain(&mut t)[0].props, None);
+}
+
+#[test]
+fn wire_format_of_a_page_view() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.set_context(Value::Object(vec![(
+        "language".into(),
+        Value::String("en".into()),
+    )]));
+    t.page_view(
+        T0,
+        &Page {
+            url: "http://h/".into(),
+            title: Some("Home".into()),
+            referrer: None,
+        },
+    );
+    let batch = t.take_batch(T0 + 5).unwrap();
+    let json: serde_json::Value = serde_json::to_value(&batch).unwrap();
+    let e = &json["events"][0];
+    assert_eq!(
+        (
+            json["v"].as_u64(),
+            json["site"].as_str(),
+            json["sent_at"].as_u64()
+        ),
+        (Some(1), Some("demo"), Some(T0 + 5))
+    );
+    assert_eq!(e["type"], "page_view");
+    assert_eq!(e["context"]["language"], "en");
+    let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    for k in [
+        "event_id",
+        "type",
+        "ts",
+        "session_id",
+        "visitor_id",
+        "session_index",
+        "seq",
+        "url",
+        "title",
+    ] {
+        assert!(keys.contains(&k), "{k} missing from {keys:?}");
+    }
+    assert!(
+        !keys.contains(&"user_id") && !keys.contains(&"referrer"),
+        "absent values are omitted"
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Time moves by this many ms (negative: the clock went backwards).
+    Clock(i64),
+    Event {
+        tab: usize,
+    },
+    Reload {
+        tab: usize,
+    },
+    Reset {
+        tab: usize,
+    },
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (-10 * MIN as i64..3 * 60 * MIN as i64).prop_map(Step::Clock),
+        6 => (0..3usize).prop_map(|tab| Step::Event { tab }),
+        1 => (0..3usize).prop_map(|tab| Step::Reload { tab }),
+        1 => (0..3usize).prop_map(|tab| Step::Reset { tab }),
+    ]
+}
+
+proptest! {
+    /// Over any sequence of tabs, reloads, resets and clock moves: each
+    /// visitor's sessions are numbered 1, 2, 3… without gaps, never overlap,
+    /// and every closed session has exactly one visit_ended whose end and
+    /// duration match its events.
+    #[test]
+    fn sessions_stay_consistent_across_tabs_and_clock_moves(steps in prop::collection::vec(step(), 1..120)) {
+        let storage = Shared::default();
+        let mut seed = 10;
+        let mut tabs: Vec<_> = (0..3).map(|i| tab(&storage, i + 1)).collect();
+        let mut now = T0;
+        let mut events = Vec::new();
+        for s in steps {
+            match s {
+                Step::Clock(d) => now = now.saturating_add_signed(d),
+                Step::Event { tab: i } => tabs[i].track(now, &page("/"), "e", None),
+                Step::Reload { tab: i } => {
+                    events.extend(drain(&mut tabs[i]));
+                    seed += 1;
+                    tabs[i] = tab(&storage, seed);
+                    tabs[i].page_view(now, &page("/"));
+                }
+                Step::Reset { tab: i } => tabs[i].reset(now),
+            }
+            for t in &mut tabs {
+                events.extend(drain(t));
+            }
+        }
+
+        let open = tabs[0].session_id();
+        let mut sessions: HashMap<String, Vec<&Event>> = HashMap::new();
+        for e in &events {
+            sessions.entry(e.session_id.clone()).or_default().push(e);
+        }
+        let mut by_visitor: HashMap<&str, Vec<(u32, u64, u64)>> = HashMap::new();
+        for (id, evs) in &sessions {
+            let ended: Vec<_> = evs.iter().filter(|e| e.kind == EventType::VisitEnded).collect();
+            let closed = open.as_deref() != Some(id.as_str());
+            prop_assert_eq!(ended.len(), usize::from(closed), "session {} closed {} times", id, ended.len());
+            let activity: Vec<_> = evs.iter().filter(|e| e.kind != EventType::VisitEnded).collect();
+            prop_assert!(!activity.is_empty());
+            prop_assert!(activity.iter().all(|e| e.visitor_id == activity[0].visitor_id && e.session_index == activity[0].session_index));
+            let seqs: Vec<u32> = activity.iter().map(|e| e.seq).collect();
+            prop_assert_eq!(seqs, (1..=activity.len() as u32).collect::<Vec<_>>());
+            let start = activity[0].ts;
+            let last = activity.iter().map(|e| e.ts).fold(start, u64::max);
+            if let Some(end) = ended.first() {
+                prop_assert_eq!(end.ts, last);
+                prop_assert_eq!(prop(end, "duration_ms"), Some(&Value::Number((last - start) as f64)));
+                prop_assert_eq!(prop(end, "event_count"), Some(&Value::Number(activity.len() as f64)));
+            }
+            by_visitor.entry(activity[0].visitor_id.as_str()).or_default().push((activity[0].session_index, start, last));
+        }
+        for list in by_visitor.values_mut() {
+            list.sort();
+            prop_assert_eq!(list.iter().map(|s| s.0).collect::<Vec<_>>(), (1..=list.len() as u32).collect::<Vec<_>>());
+            for pair in list.windows(2) {
+                prop_assert!(pair[0].2 <= pair[1].1 || pair[1].1 == T0, "sessions overlap: {:?}", pair);
+            }
+        }
+    }
+}

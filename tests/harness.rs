@@ -1,0 +1,276 @@
+//! Harness for Waymark's end-to-end tests: the collector in-process on a
+//! free loopback port with its SQLite store in a temporary folder, a headless
+//! Chromium driven through ChromeDriver, and reads of the real store.
+//!
+//! Needs the built SDK in `www/pkg/` (`cargo xtask build-sdk`) and Debian's
+//! `chromium` and `chromium-driver` (`cargo xtask setup`); `cargo xtask test`
+//! sees to both.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use fantoccini::{Client, ClientBuilder};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A collector serving the demo site and the built SDK, on the SQLite store.
+#[derive(Debug)]
+pub struct Collector {
+    pub addr: SocketAddr,
+    pub data: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), waymark_ingest::Error>>>,
+}
+
+impl Collector {
+    pub async fn start() -> Collector {
+        let sdk_dir = root().join("www/pkg");
+        assert!(
+            sdk_dir.join("sdk.js").exists() && sdk_dir.join("sdk.wasm").exists(),
+            "the SDK is not built: run `cargo xtask build-sdk` (or `cargo xtask test`)"
+        );
+        let data = TempDir::new().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let config = waymark_ingest::Config {
+            addr,
+            data_dir: data.path().to_owned(),
+            www_dir: root().join("www"),
+            sdk_dir,
+            ..Default::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(waymark_ingest::serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        Collector {
+            addr,
+            data,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Every stored event, in session order.
+    pub fn events(&self) -> Vec<Row> {
+        read_events(&self.data.path().join(waymark_ingest::DB_FILE_NAME))
+    }
+
+    /// Polls the store until `done` holds for its events (or panics after 20 s).
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Row]) -> bool) -> Vec<Row> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let rows = self.events();
+            if done(&rows) {
+                return rows;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the store holds {rows:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Graceful shutdown: stops accepting, drains, closes the store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("collector task")
+                .expect("collector stopped cleanly");
+        }
+    }
+}
+
+/// One row of the `events` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub event_id: String,
+    pub site: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub ts: i64,
+    pub session_id: String,
+    pub visitor_id: String,
+    pub user_id: Option<String>,
+    pub url: String,
+    pub title: Option<String>,
+    pub props: Option<serde_json::Value>,
+    pub context: Option<serde_json::Value>,
+}
+
+fn read_events(db: &Path) -> Vec<Row> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open store");
+    let mut stmt = conn
+        .prepare(
+            "SELECT event_id, site, type, name, ts, session_id, visitor_id, user_id, url, title, props, context \
+             FROM events ORDER BY ts, rowid",
+        )
+        .expect("query");
+    let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    stmt.query_map([], |r| {
+        Ok(Row {
+            event_id: r.get(0)?,
+            site: r.get(1)?,
+            kind: r.get(2)?,
+            name: r.get(3)?,
+            ts: r.get(4)?,
+            session_id: r.get(5)?,
+            visitor_id: r.get(6)?,
+            user_id: r.get(7)?,
+            url: r.get(8)?,
+            title: r.get(9)?,
+            props: json(r.get(10)?),
+            context: json(r.get(11)?),
+        })
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("decode rows")
+}
+
+/// Headless Chromium through a ChromeDriver of its own.
+#[derive(Debug)]
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    _profile: TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port();
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {chromedriver} ({e}): run `cargo xtask setup`")
+            });
+        let profile = TempDir::new().expect("profile dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--no-first-run", "--window-size=1280,800",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            match ClientBuilder::native()
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => {
+                    panic!("ChromeDriver did not start a session: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    /// Runs `script` in the page and returns its result.
+    pub async fn eval(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute(script, vec![])
+            .await
+            .expect("script ran")
+    }
+
+    /// Waits until `script` returns something truthy in the page.
+    pub async fn wait_until(&self, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = self.eval(script).await;
+            if !(v.is_null() || v == false || v == "" || v == 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for `{script}`"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A second web server on another origin, serving one HTML page at `/`.
+pub async fn serve_page(html: String) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { axum::response::Html(html) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The script-tag snippet of the README, pointed at `collector`.
+pub fn snippet(collector: &str, site: &str, extra: &str) -> String {
+    format!(
+        "<script>window.waymark=window.waymark||function(){{(window.waymark.q=window.waymark.q||[]).push(arguments)}};</script>\n\
+         <script async src=\"{collector}/sdk.js\" data-endpoint=\"{collector}\" data-site=\"{site}\"{extra}></script>"
+    )
+}

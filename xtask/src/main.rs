@@ -1,0 +1,198 @@
+//! Developer commands for Waymark, run as `cargo xtask <command>`.
+//!
+//! Each command first installs what it is missing (the wasm32 target, the
+//! wasm-bindgen CLI matching `Cargo.lock`, binaryen's `wasm-opt`, and for the
+//! tests wasm-pack, Chromium and ChromeDriver) and is quick when all is there.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod setup;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  demo        build the SDK and run the collector with the demo site on http://127.0.0.1:8080
+  test        run every test: native, wasm-pack browser tests, end-to-end in Chromium
+  build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
+  setup       install what the commands above need";
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => demo(&args[1..]),
+        Some("test") => test(),
+        Some("build-sdk") => setup::build_tools().and_then(|()| build_sdk()),
+        Some("setup") => setup::build_tools().and_then(|()| setup::test_tools()),
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Runs a command in the workspace root, failing on a non-zero exit.
+fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("xtask: $ {shown}");
+    let status = cmd
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the script-tag SDK into `www/pkg/`: `sdk.wasm` and `sdk.js` (the
+/// wasm-bindgen glue and the loader in one function scope).
+fn build_sdk() -> Result {
+    let root = root();
+    run(cargo().args([
+        "build",
+        "-p",
+        "waymark-sdk",
+        "--lib",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--profile",
+        "wasm-release",
+    ]))?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let raw = target.join("wasm32-unknown-unknown/wasm-release/waymark_sdk.wasm");
+    let staging = target.join("sdk-bindgen");
+    run(Command::new("wasm-bindgen")
+        .arg(&raw)
+        .args([
+            "--target",
+            "no-modules",
+            "--no-typescript",
+            "--out-name",
+            "sdk",
+            "--out-dir",
+        ])
+        .arg(&staging))?;
+
+    let pkg = root.join("www/pkg");
+    fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
+    let wasm = pkg.join("sdk.wasm");
+    run(Command::new(setup::wasm_opt())
+        .arg(staging.join("sdk_bg.wasm"))
+        .args([
+            "-Oz",
+            "--enable-reference-types",
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-multivalue",
+            "-o",
+        ])
+        .arg(&wasm))?;
+    let glue = fs::read_to_string(staging.join("sdk.js")).map_err(|e| e.to_string())?;
+    let loader = fs::read_to_string(root.join("sdk/js/loader.js")).map_err(|e| e.to_string())?;
+    let script = format!("(function(){{\n{glue}\n{loader}\n}})();\n");
+    fs::write(pkg.join("sdk.js"), script).map_err(|e| e.to_string())?;
+    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "xtask: built www/pkg/sdk.wasm ({} bytes) and www/pkg/sdk.js ({} bytes)",
+        size(&wasm),
+        size(&pkg.join("sdk.js"))
+    );
+    Ok(())
+}
+
+fn demo(extra: &[String]) -> Result {
+    setup::build_tools()?;
+    build_sdk()?;
+    eprintln!("xtask: starting the collector; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "waymark-ingest",
+            "--bin",
+            "waymark",
+            "--",
+        ])
+        .args(extra))
+}
+
+fn test() -> Result {
+    setup::build_tools()?;
+    setup::test_tools()?;
+    build_sdk()?;
+    let tiers: [(&str, fn() -> Result); 3] = [
+        ("tier 1: native unit, property and collector tests", || {
+            run(cargo().args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "waymark-e2e",
+                "--exclude",
+                "xtask",
+            ]))
+        }),
+        (
+            "tier 2: SDK shell in headless Chromium (wasm-pack test)",
+            || {
+                run(Command::new("wasm-pack")
+                    .args(["test", "--headless", "--chrome", "sdk"])
+                    .env("CHROMEDRIVER", setup::CHROMEDRIVER))
+            },
+        ),
+        (
+            "tier 3: end to end, real Chromium, real collector, real SQLite",
+            || {
+                run(cargo()
+                    .args(["test", "-p", "waymark-e2e"])
+                    .env("CHROMEDRIVER", setup::CHROMEDRIVER))
+            },
+        ),
+    ];
+    let mut failed = Vec::new();
+    let mut passed = 0;
+    for (name, tier) in tiers {
+        eprintln!("\nxtask: ===== {name} =====");
+        match tier() {
+            Ok(()) => passed += 1,
+            Err(e) => {
+                eprintln!("xtask: {name}: {e}");
+                failed.push(name);
+            }
+        }
+    }
+    println!(
+        "\nxtask: test tiers: {passed} passed, {} failed",
+        failed.len()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("failed: {}", failed.join("; ")))
+    }
+}

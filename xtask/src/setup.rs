@@ -1,0 +1,119 @@
+//! Installs what the commands need, each step skipped when already done.
+
+use super::{cargo, root, run, Result};
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// binaryen from npm: Debian's wasm-opt (108) rewrites wasm-bindgen's
+/// externref table as anyref, which browsers then refuse to fill.
+const BINARYEN_VERSION: &str = "125.0.0";
+/// The wasm-pack version the tests are known to work with.
+const WASM_PACK_VERSION: &str = "0.15.1";
+
+/// True when `program flag` runs and succeeds.
+fn have(program: &str, flag: &str) -> bool {
+    version_of(program, flag).is_some()
+}
+
+fn version_of(program: &str, flag: &str) -> Option<String> {
+    let out = Command::new(program)
+        .arg(flag)
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The wasm32 target, the wasm-bindgen CLI at the `Cargo.lock` version and binaryen's `wasm-opt`.
+pub fn build_tools() -> Result {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| format!("rustup: {e}"))?;
+    if !String::from_utf8_lossy(&installed.stdout).contains("wasm32-unknown-unknown") {
+        run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    let wanted = locked_version("wasm-bindgen")?;
+    let current = version_of("wasm-bindgen", "--version").unwrap_or_default();
+    if current.split_whitespace().nth(1) != Some(wanted.as_str()) {
+        cargo_install("wasm-bindgen-cli", &wanted)?;
+    }
+    if !have(&wasm_opt(), "--version") {
+        let prefix = tools_dir();
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+    }
+    Ok(())
+}
+
+/// wasm-pack, Debian's Chromium and its ChromeDriver.
+pub fn test_tools() -> Result {
+    let wasm_pack = version_of("wasm-pack", "--version").unwrap_or_default();
+    if wasm_pack.split_whitespace().nth(1) != Some(WASM_PACK_VERSION) {
+        cargo_install("wasm-pack", WASM_PACK_VERSION)?;
+    }
+    if !have(CHROMIUM, "--version") || !have(CHROMEDRIVER, "--version") {
+        apt_install(&["chromium", "chromium-driver"])?;
+    }
+    Ok(())
+}
+
+/// Where downloaded build tools live (git-ignored, like all of `target/`).
+fn tools_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("tools")
+}
+
+/// binaryen's wasm-opt, as installed by [`build_tools`].
+pub fn wasm_opt() -> String {
+    tools_dir()
+        .join("node_modules/.bin/wasm-opt")
+        .display()
+        .to_string()
+}
+
+/// A package's version as resolved in `Cargo.lock`.
+fn locked_version(package: &str) -> Result<String> {
+    let lock = fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("reading Cargo.lock: {e}"))?;
+    let needle = format!("name = \"{package}\"\nversion = \"");
+    let start = lock
+        .find(&needle)
+        .ok_or_else(|| format!("{package} is not in Cargo.lock"))?
+        + needle.len();
+    Ok(lock[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned())
+}
+
+fn cargo_install(krate: &str, version: &str) -> Result {
+    // `--locked` first for a reproducible tool; some registries lack a locked
+    // dependency version, so fall back to a fresh resolution.
+    run(cargo().args(["install", krate, "--version", version, "--locked"]))
+        .or_else(|_| run(cargo().args(["install", krate, "--version", version])))
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    run(Command::new("apt-get").args(["update", "-q"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
