@@ -75,6 +75,10 @@ pub struct StoredEvent {
     pub session_id: String,
     pub visitor_id: String,
     pub user_id: Option<String>,
+    /// The visitor's session number as the SDK counts it: 1, 2, 3, …
+    pub session_index: Option<u32>,
+    /// Position of the event in its session, from 1 (orders same-ms events).
+    pub seq: Option<u32>,
     pub url: String,
     pub title: Option<String>,
     pub referrer: Option<String>,

@@ -4,9 +4,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -79,7 +80,9 @@ pub fn app(state: AppState) -> Router {
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(Duration::from_secs(24 * 60 * 60));
-    let static_files = ServeDir::new(&state.config.www_dir);
+    let static_files = Router::new()
+        .fallback_service(ServeDir::new(&state.config.www_dir))
+        .layer(middleware::from_fn(name_this_collector_in_demo_pages));
     let body_limit = DefaultBodyLimit::max(state.config.max_body_bytes);
 
     Router::new()
@@ -172,4 +175,41 @@ async fn sdk_file(
         Err(err) if err.kind() == io::ErrorKind::NotFound => Err(Error::SdkNotBuilt(name)),
         Err(err) => Err(Error::Io(err)),
     }
+}
+
+/// The collector the demo pages name in their script tag.
+const DEMO_COLLECTOR: &str = "http://127.0.0.1:8080";
+/// Demo pages are small; anything bigger is served untouched.
+const MAX_REWRITTEN_PAGE: usize = 1 << 20;
+
+/// The demo pages carry the README's snippet verbatim, naming the collector
+/// at `http://127.0.0.1:8080`. When this collector answers on another address
+/// (`WAYMARK_ADDR`, a test on a free port), the HTML it serves names it
+/// instead, so the demo works wherever it runs.
+async fn name_this_collector_in_demo_pages(request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(|h| format!("http://{h}"));
+    let response = next.run(request).await;
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/html"));
+    let Some(origin) = host.filter(|h| is_html && h != DEMO_COLLECTOR) else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_REWRITTEN_PAGE).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let page = String::from_utf8_lossy(&bytes).replace(DEMO_COLLECTOR, &origin);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(page))
 }

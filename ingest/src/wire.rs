@@ -167,12 +167,25 @@ fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEve
         session_id: required_str(obj, "session_id", MAX_ID_CHARS)?,
         visitor_id: required_str(obj, "visitor_id", MAX_ID_CHARS)?,
         user_id: optional_str(obj, "user_id", MAX_USER_ID_CHARS)?,
+        session_index: optional_count(obj, "session_index")?,
+        seq: optional_count(obj, "seq")?,
         url: required_str(obj, "url", MAX_URL_CHARS)?,
         title: optional_str(obj, "title", MAX_TITLE_CHARS)?,
         referrer: optional_str(obj, "referrer", MAX_URL_CHARS)?,
         props: optional_object(obj, "props")?,
         context: optional_object(obj, "context")?,
     })
+}
+
+/// A positive counter that may be absent or `null`.
+fn optional_count(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>, String> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(format!("{key}: must be a positive integer")),
+        },
+    }
 }
 
 /// A string field that must be present and non-empty.
@@ -275,6 +288,8 @@ mod tests {
                 session_id: "s-1".to_owned(),
                 visitor_id: "v-1".to_owned(),
                 user_id: Some("u-42".to_owned()),
+                session_index: None,
+                seq: None,
                 url: "http://127.0.0.1:8080/about.html".to_owned(),
                 title: Some("About".to_owned()),
                 referrer: Some("http://127.0.0.1:8080/".to_owned()),

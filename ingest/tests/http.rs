@@ -81,6 +81,10 @@ struct Reply {
 }
 
 impl Reply {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
@@ -482,4 +486,27 @@ async fn other_paths_are_static_files_from_www() {
         .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.body.is_empty());
+}
+
+#[tokio::test]
+async fn demo_pages_name_the_collector_that_serves_them() {
+    let app = TestApp::new();
+    let page = r#"<script async src="http://127.0.0.1:8080/sdk.js" data-endpoint="http://127.0.0.1:8080"></script>"#;
+    std::fs::write(app.root().join("www/demo.html"), page).unwrap();
+    let get = |host: &str| {
+        Request::get("/demo.html")
+            .header(header::HOST, host)
+            .body(Body::empty())
+            .unwrap()
+    };
+
+    let moved = app.send(get("127.0.0.1:49152")).await;
+    assert_eq!(moved.status, StatusCode::OK);
+    assert_eq!(
+        moved.text(),
+        r#"<script async src="http://127.0.0.1:49152/sdk.js" data-endpoint="http://127.0.0.1:49152"></script>"#
+    );
+    assert_eq!(app.send(get("127.0.0.1:8080")).await.text(), page);
+    // A Host header that is not a plain host:port is not reflected into HTML.
+    assert_eq!(app.send(get("evil\"><script>")).await.text(), page);
 }

@@ -38,6 +38,10 @@ impl Serialize for Value {
         match self {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
+            // Whole numbers print as integers (`1`, not `1.0`), as in JavaScript.
+            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => {
+                s.serialize_i64(*n as i64)
+            }
             Value::Number(n) => s.serialize_f64(*n),
             Value::String(v) => s.serialize_str(v),
             Value::Array(items) => {
@@ -173,7 +177,7 @@ mod tests {
         assert!(value.is_object());
         assert_eq!(
             serde_json::to_string(&value).unwrap(),
-            r#"{"b":1.0,"a":[true,null,"x"],"c":{"d":2.5}}"#
+            r#"{"b":1,"a":[true,null,"x"],"c":{"d":2.5}}"#
         );
     }
 

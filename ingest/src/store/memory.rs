@@ -72,8 +72,8 @@ impl Store for MemoryStore {
             .filter(|e| e.session_id == session_id)
             .cloned()
             .collect();
-        // Stable: equal timestamps keep arrival order.
-        events.sort_by_key(|e| e.ts);
+        // Stable: equal timestamps and sequence numbers keep arrival order.
+        events.sort_by_key(|e| (e.ts, e.seq));
         Box::pin(std::future::ready(Ok(events)))
     }
 

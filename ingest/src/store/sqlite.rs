@@ -43,6 +43,8 @@ const MIGRATIONS: &[&str] = &[r"
         session_id  TEXT NOT NULL,
         visitor_id  TEXT NOT NULL,
         user_id     TEXT,
+        session_index INTEGER,
+        seq         INTEGER,
         url         TEXT NOT NULL,
         title       TEXT,
         referrer    TEXT,
@@ -54,11 +56,11 @@ const MIGRATIONS: &[&str] = &[r"
 "];
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
-     received_at, session_id, visitor_id, user_id, url, title, referrer, props, context) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     received_at, session_id, visitor_id, user_id, session_index, seq, url, title, referrer, props, \
+     context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
-     visitor_id, user_id, url, title, referrer, props, context";
+     visitor_id, user_id, session_index, seq, url, title, referrer, props, context";
 
 struct AppendRequest {
     events: Vec<StoredEvent>,
@@ -192,7 +194,7 @@ impl Store for SqliteStore {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, rowid"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, seq, rowid"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![session_id], event_from_row)?;
@@ -300,6 +302,8 @@ fn write_group(
                     e.session_id,
                     e.visitor_id,
                     e.user_id,
+                    e.session_index,
+                    e.seq,
                     e.url,
                     e.title,
                     e.referrer,
@@ -338,11 +342,13 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         session_id: row.get(6)?,
         visitor_id: row.get(7)?,
         user_id: row.get(8)?,
-        url: row.get(9)?,
-        title: row.get(10)?,
-        referrer: row.get(11)?,
-        props: row.get(12)?,
-        context: row.get(13)?,
+        session_index: row.get(9)?,
+        seq: row.get(10)?,
+        url: row.get(11)?,
+        title: row.get(12)?,
+        referrer: row.get(13)?,
+        props: row.get(14)?,
+        context: row.get(15)?,
     })
 }
 
@@ -372,6 +378,8 @@ mod tests {
             session_id: session.to_owned(),
             visitor_id: "v".to_owned(),
             user_id: None,
+            session_index: None,
+            seq: None,
             url: format!("http://127.0.0.1/{n}"),
             title: Some("T".to_owned()),
             referrer: None,

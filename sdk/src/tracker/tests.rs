@@ -399,3 +399,57 @@ proptest! {
         }
     }
 }
+
+/// The golden batch: what this SDK sends for a short visit, a custom event,
+/// an identify and a return after the idle timeout. The collector's tests
+/// replay the same file (`tests/fixtures/batch-v1.json`), so the two cannot
+/// drift. Regenerate with `WAYMARK_BLESS=1 cargo test -p waymark-sdk golden`.
+#[test]
+fn golden_batch_matches_the_fixture() {
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/batch-v1.json"
+    );
+    let mut t = Tracker::new(
+        Config::new("http://127.0.0.1:8080", "demo"),
+        MemoryStorage::default(),
+        SeededEntropy(42),
+    );
+    t.set_context(Value::Object(vec![
+        (
+            "user_agent".into(),
+            Value::String("Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0".into()),
+        ),
+        ("language".into(), Value::String("en-GB".into())),
+        ("screen".into(), Value::String("1920x1080".into())),
+        ("time_zone".into(), Value::String("Europe/London".into())),
+    ]));
+    let home = Page {
+        url: "http://127.0.0.1:8080/?utm_source=newsletter".into(),
+        title: Some("Home".into()),
+        referrer: Some("https://news.example/".into()),
+    };
+    t.page_view(T0, &home);
+    let plan = Value::Object(vec![
+        ("plan".into(), Value::String("pro".into())),
+        ("seats".into(), Value::Number(3.0)),
+    ]);
+    t.track(T0 + 1_500, &page("/pricing.html"), "signup", Some(plan));
+    t.identify(
+        T0 + 2_000,
+        &page("/pricing.html"),
+        "u-42",
+        Some(Value::Object(vec![("verified".into(), Value::Bool(true))])),
+    );
+    t.page_view(T0 + 2_000 + 31 * MIN, &page("/"));
+    let batch = t.take_batch(T0 + 2_000 + 31 * MIN + 40).unwrap();
+    let json = serde_json::to_string_pretty(&batch).unwrap() + "\n";
+    if std::env::var_os("WAYMARK_BLESS").is_some() {
+        std::fs::write(fixture, &json).unwrap();
+    }
+    let expected = std::fs::read_to_string(fixture).unwrap_or_default();
+    assert_eq!(
+        json, expected,
+        "the SDK's wire format changed: update {fixture} (WAYMARK_BLESS=1) and the collector"
+    );
+}
