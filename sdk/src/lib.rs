@@ -28,6 +28,8 @@ mod value;
 #[cfg(target_arch = "wasm32")]
 mod browser;
 
+#[cfg(target_arch = "wasm32")]
+pub use browser::{init, BrowserTracker};
 pub use config::Config;
 pub use event::{Batch, Event, EventType, Page};
 pub use ids::{Entropy, SeededEntropy};

@@ -273,5 +273,5 @@ fn key(config: &Config, name: &str) -> String {
     format!("waymark.{}.{}", config.site, name)
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests;

@@ -161,7 +161,7 @@ fn test() -> Result {
             "tier 2: SDK shell in headless Chromium (wasm-pack test)",
             || {
                 run(Command::new("wasm-pack")
-                    .args(["test", "--headless", "--chrome", "sdk"])
+                    .args(["test", "--headless", "--chrome", "sdk", "--test", "browser"])
                     .env("CHROMEDRIVER", setup::CHROMEDRIVER))
             },
         ),
