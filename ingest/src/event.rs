@@ -79,6 +79,10 @@ pub struct StoredEvent {
     pub session_index: Option<u32>,
     /// Position of the event in its session, from 1 (orders same-ms events).
     pub seq: Option<u32>,
+    /// On a session's first event: the visitor's previous session.
+    pub previous_session_id: Option<String>,
+    /// Where the SDK kept the session: `local`, `cookie` or `memory`.
+    pub storage: Option<String>,
     pub url: String,
     pub title: Option<String>,
     pub referrer: Option<String>,

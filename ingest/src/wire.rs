@@ -20,6 +20,8 @@ pub const MAX_EVENTS_PER_BATCH: usize = 500;
 const MAX_SITE_CHARS: usize = 64;
 const MAX_NAME_CHARS: usize = 200;
 const MAX_ID_CHARS: usize = 64;
+/// `local`, `cookie`, `memory`: where the SDK kept the session.
+const MAX_STORAGE_CHARS: usize = 16;
 const MAX_USER_ID_CHARS: usize = 256;
 const MAX_URL_CHARS: usize = 2048;
 const MAX_TITLE_CHARS: usize = 1024;
@@ -169,6 +171,8 @@ fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEve
         user_id: optional_str(obj, "user_id", MAX_USER_ID_CHARS)?,
         session_index: optional_count(obj, "session_index")?,
         seq: optional_count(obj, "seq")?,
+        previous_session_id: optional_str(obj, "previous_session_id", MAX_ID_CHARS)?,
+        storage: optional_str(obj, "storage", MAX_STORAGE_CHARS)?,
         url: required_str(obj, "url", MAX_URL_CHARS)?,
         title: optional_str(obj, "title", MAX_TITLE_CHARS)?,
         referrer: optional_str(obj, "referrer", MAX_URL_CHARS)?,
@@ -290,6 +294,8 @@ mod tests {
                 user_id: Some("u-42".to_owned()),
                 session_index: None,
                 seq: None,
+                previous_session_id: None,
+                storage: None,
                 url: "http://127.0.0.1:8080/about.html".to_owned(),
                 title: Some("About".to_owned()),
                 referrer: Some("http://127.0.0.1:8080/".to_owned()),

@@ -65,6 +65,11 @@ async fn the_sdk_golden_batch_is_stored_whole() {
             wire["session_index"].as_u64()
         );
         assert_eq!(e.seq.map(u64::from), wire["seq"].as_u64());
+        assert_eq!(
+            e.previous_session_id.as_deref(),
+            wire["previous_session_id"].as_str()
+        );
+        assert_eq!(e.storage.as_deref(), wire["storage"].as_str());
         assert_eq!(e.user_id.as_deref(), wire["user_id"].as_str());
         assert_eq!(e.url, wire["url"].as_str().unwrap());
         let json = |text: &Option<String>| {
@@ -82,6 +87,11 @@ async fn the_sdk_golden_batch_is_stored_whole() {
             .map(|p| p.contains(r#""reason":"idle""#)),
         Some(true)
     );
+
+    let second_session = sent["events"][4]["session_id"].as_str().unwrap();
+    let next = store.events_for_session(second_session).await.unwrap();
+    assert_eq!((next.len(), next[0].session_index), (1, Some(2)));
+    assert_eq!(next[0].previous_session_id.as_deref(), Some(first_session));
 
     // A retry of the same batch (a beacon sent twice) stores nothing new.
     let retry = router.oneshot(post(FIXTURE)).await.unwrap();

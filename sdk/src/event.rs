@@ -1,11 +1,10 @@
 //! Events and batches exactly as they travel to the collector (wire format v1).
 
 use crate::value::Value;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// The kinds of event on the wire and in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
     PageView,
     PageLeave,
@@ -13,6 +12,26 @@ pub enum EventType {
     Custom,
     Identify,
     VisitEnded,
+}
+
+impl EventType {
+    /// The name on the wire (`Serialize` and the browser shell's encoder both use it).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            EventType::PageView => "page_view",
+            EventType::PageLeave => "page_leave",
+            EventType::Click => "click",
+            EventType::Custom => "custom",
+            EventType::Identify => "identify",
+            EventType::VisitEnded => "visit_ended",
+        }
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 /// Where an event happened, as read by the shell at that moment.
@@ -46,6 +65,11 @@ pub struct Event {
     pub title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    /// On a session's first event: the visitor's session before it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_session_id: Option<String>,
+    /// Where the session was kept: `local`, `cookie` or `memory`.
+    pub storage: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub props: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]

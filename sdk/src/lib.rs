@@ -33,7 +33,7 @@ pub use browser::{init, BrowserTracker};
 pub use config::Config;
 pub use event::{Batch, Event, EventType, Page};
 pub use ids::{Entropy, SeededEntropy};
-pub use session::{EndReason, Session, SessionRules};
+pub use session::{campaign_of, EndReason, Now, Session, SessionRules};
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use tracker::{Tracker, MAX_BATCH_EVENTS, MAX_PENDING_EVENTS};
 pub use value::Value;

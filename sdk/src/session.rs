@@ -13,6 +13,10 @@ pub enum EndReason {
     Idle,
     /// The session reached its maximum length.
     MaxLength,
+    /// The local day changed since the last activity (opt-in).
+    Midnight,
+    /// A page view arrived with another campaign than the session's (opt-in).
+    Campaign,
     /// The page called `reset()` (logout).
     Reset,
 }
@@ -22,6 +26,8 @@ impl EndReason {
         match self {
             EndReason::Idle => "idle",
             EndReason::MaxLength => "max_length",
+            EndReason::Midnight => "midnight",
+            EndReason::Campaign => "campaign",
             EndReason::Reset => "reset",
         }
     }
@@ -34,6 +40,10 @@ pub struct SessionRules {
     pub idle_timeout_ms: u64,
     /// Longest a session may last, or `None` for no limit.
     pub max_length_ms: Option<u64>,
+    /// End sessions at local midnight.
+    pub split_at_midnight: bool,
+    /// End the session when a page view carries another campaign.
+    pub split_on_campaign: bool,
 }
 
 impl Default for SessionRules {
@@ -41,8 +51,68 @@ impl Default for SessionRules {
         SessionRules {
             idle_timeout_ms: 30 * 60_000,
             max_length_ms: Some(24 * 3_600_000),
+            split_at_midnight: false,
+            split_on_campaign: false,
         }
     }
+}
+
+/// A reading of the device clock: epoch milliseconds and the local zone's
+/// offset from UTC at that instant (the negated `Date.getTimezoneOffset()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub ms: u64,
+    pub utc_offset_min: i32,
+}
+
+impl Now {
+    /// The local calendar day, counted from 1970-01-01.
+    pub fn local_day(self) -> i64 {
+        (self.ms as i64 + i64::from(self.utc_offset_min) * 60_000).div_euclid(86_400_000)
+    }
+}
+
+impl From<u64> for Now {
+    /// A reading in UTC.
+    fn from(ms: u64) -> Now {
+        Now {
+            ms,
+            utc_offset_min: 0,
+        }
+    }
+}
+
+/// Query parameters that name a campaign or an ad click.
+const CAMPAIGN_PARAMS: [&str; 8] = [
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "gclid",
+    "fbclid",
+    "msclkid",
+];
+
+/// The campaign a URL carries: its campaign parameters as `key=value` in a
+/// fixed order, joined by `&`; empty when it carries none.
+pub fn campaign_of(url: &str) -> String {
+    let without_fragment = url.split('#').next().unwrap_or_default();
+    let query = without_fragment
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    let mut found = Vec::new();
+    for key in CAMPAIGN_PARAMS {
+        let value = query.split('&').find_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (k == key && !v.is_empty()).then_some(v)
+        });
+        if let Some(v) = value {
+            found.push(format!("{key}={v}"));
+        }
+    }
+    found.join("&")
 }
 
 /// One visit of one visitor, as kept in browser storage.
@@ -59,6 +129,14 @@ pub struct Session {
     pub index: u32,
     /// Events recorded in this session so far.
     pub seq: u32,
+    /// Local day of the latest event (see [`Now::local_day`]).
+    pub last_day: i64,
+    /// The visitor's session before this one.
+    pub previous_session_id: Option<String>,
+    /// The session's first event.
+    pub first_event_id: Option<String>,
+    /// Campaign of the landing page (see [`campaign_of`]); empty for none.
+    pub campaign: String,
     /// URL of the latest event: the exit page once the session ends.
     pub last_url: String,
     /// Set by `identify`, cleared by `reset`.
@@ -69,51 +147,82 @@ const RECORD_VERSION: &str = "1";
 
 impl Session {
     /// The first session of a new visitor.
-    pub fn first(now: u64, entropy: &mut dyn Entropy) -> Session {
+    pub fn first(now: Now, entropy: &mut dyn Entropy) -> Session {
         Session {
             visitor_id: ids::random_id(entropy),
-            session_id: ids::time_ordered_id(now, entropy),
-            started_at: now,
-            last_seen_at: now,
+            session_id: ids::time_ordered_id(now.ms, entropy),
+            started_at: now.ms,
+            last_seen_at: now.ms,
             index: 1,
             seq: 0,
+            last_day: now.local_day(),
+            previous_session_id: None,
+            first_event_id: None,
+            campaign: String::new(),
             last_url: String::new(),
             user_id: None,
         }
     }
 
-    /// The session that follows this one for the same visitor and user.
-    pub fn next(&self, now: u64, entropy: &mut dyn Entropy) -> Session {
+    /// The session that follows this one for the same visitor and user. It
+    /// starts no earlier than this one's last activity, even if the clock
+    /// went backwards: a visitor's sessions never overlap.
+    pub fn next(&self, now: Now, entropy: &mut dyn Entropy) -> Session {
+        let now = Now {
+            ms: now.ms.max(self.last_seen_at),
+            ..now
+        };
         Session {
             visitor_id: self.visitor_id.clone(),
-            session_id: ids::time_ordered_id(now, entropy),
-            started_at: now,
-            last_seen_at: now,
             index: self.index.saturating_add(1),
-            seq: 0,
-            last_url: String::new(),
+            previous_session_id: Some(self.session_id.clone()),
             user_id: self.user_id.clone(),
+            ..Session::first(now, entropy)
         }
     }
 
-    /// Why this session must end before an event at `now` is recorded, if it must.
+    /// Why this session must end before an event at `now` is recorded, if it
+    /// must. `campaign` is that of a page view's URL (empty for other
+    /// events): only a different, non-empty campaign can end a session.
     ///
     /// A clock that went backwards never ends a session; a clock that jumped
     /// forwards past the idle timeout does, like any long gap.
-    pub fn rotation_due(&self, now: u64, rules: &SessionRules) -> Option<EndReason> {
-        if now.saturating_sub(self.last_seen_at) > rules.idle_timeout_ms {
+    pub fn rotation_due(
+        &self,
+        now: Now,
+        campaign: &str,
+        rules: &SessionRules,
+    ) -> Option<EndReason> {
+        if now.ms.saturating_sub(self.last_seen_at) > rules.idle_timeout_ms {
             return Some(EndReason::Idle);
         }
-        match rules.max_length_ms {
-            Some(max) if now.saturating_sub(self.started_at) >= max => Some(EndReason::MaxLength),
-            _ => None,
+        if rules
+            .max_length_ms
+            .is_some_and(|max| now.ms.saturating_sub(self.started_at) >= max)
+        {
+            return Some(EndReason::MaxLength);
         }
+        if rules.split_at_midnight && now.ms >= self.last_seen_at && now.local_day() > self.last_day
+        {
+            return Some(EndReason::Midnight);
+        }
+        if rules.split_on_campaign && !campaign.is_empty() && campaign != self.campaign {
+            return Some(EndReason::Campaign);
+        }
+        None
     }
 
-    /// Counts one more event at `now` on `url`.
-    pub fn touch(&mut self, now: u64, url: &str) {
+    /// Counts one more event, `event_id`, at `now` on `url`.
+    pub fn touch(&mut self, now: Now, url: &str, event_id: &str) {
         self.seq = self.seq.saturating_add(1);
-        self.last_seen_at = self.last_seen_at.max(now);
+        if self.seq == 1 {
+            self.first_event_id = Some(event_id.to_owned());
+            self.campaign = campaign_of(url);
+        }
+        if now.ms >= self.last_seen_at {
+            self.last_seen_at = now.ms;
+            self.last_day = now.local_day();
+        }
         if self.last_url != url {
             url.clone_into(&mut self.last_url);
         }
@@ -134,6 +243,10 @@ impl Session {
             &self.last_seen_at.to_string(),
             &self.index.to_string(),
             &self.seq.to_string(),
+            &self.last_day.to_string(),
+            self.previous_session_id.as_deref().unwrap_or_default(),
+            self.first_event_id.as_deref().unwrap_or_default(),
+            &escape(&self.campaign),
             &escape(&self.last_url),
             &self.user_id.as_deref().map(escape).unwrap_or_default(),
         ];
@@ -146,27 +259,21 @@ impl Session {
         if f.next()? != RECORD_VERSION {
             return None;
         }
-        let visitor_id = non_empty(f.next()?)?;
-        let session_id = non_empty(f.next()?)?;
-        let started_at = f.next()?.parse().ok()?;
-        let last_seen_at = f.next()?.parse().ok()?;
-        let index = f.next()?.parse().ok()?;
-        let seq = f.next()?.parse().ok()?;
-        let last_url = unescape(f.next()?);
-        let user = f.next()?;
-        if f.next().is_some() {
-            return None;
-        }
-        Some(Session {
-            visitor_id,
-            session_id,
-            started_at,
-            last_seen_at,
-            index,
-            seq,
-            last_url,
-            user_id: (!user.is_empty()).then(|| unescape(user)),
-        })
+        let session = Session {
+            visitor_id: non_empty(f.next()?)?,
+            session_id: non_empty(f.next()?)?,
+            started_at: f.next()?.parse().ok()?,
+            last_seen_at: f.next()?.parse().ok()?,
+            index: f.next()?.parse().ok()?,
+            seq: f.next()?.parse().ok()?,
+            last_day: f.next()?.parse().ok()?,
+            previous_session_id: non_empty(f.next()?),
+            first_event_id: non_empty(f.next()?),
+            campaign: unescape(f.next()?),
+            last_url: unescape(f.next()?),
+            user_id: non_empty(f.next()?).map(|u| unescape(&u)),
+        };
+        f.next().is_none().then_some(session)
     }
 }
 
@@ -188,77 +295,186 @@ mod tests {
     use crate::ids::SeededEntropy;
 
     const MIN: u64 = 60_000;
+    /// 2023-11-14T22:13:20Z, which is 23:13:20 in Berlin (UTC+1).
     const T0: u64 = 1_700_000_000_000;
+    const BERLIN: i32 = 60;
+
+    fn at(ms: u64) -> Now {
+        ms.into()
+    }
+
+    fn berlin(ms: u64) -> Now {
+        Now {
+            ms,
+            utc_offset_min: BERLIN,
+        }
+    }
 
     fn session() -> Session {
-        Session::first(T0, &mut SeededEntropy(3))
+        Session::first(at(T0), &mut SeededEntropy(3))
+    }
+
+    fn due(s: &Session, ms: u64, rules: &SessionRules) -> Option<EndReason> {
+        s.rotation_due(at(ms), "", rules)
     }
 
     #[test]
     fn idle_gap_rotates_only_past_the_timeout() {
         let rules = SessionRules::default();
         let s = session();
-        assert_eq!(s.rotation_due(T0 + 29 * MIN + 59_000, &rules), None);
-        assert_eq!(s.rotation_due(T0 + 30 * MIN, &rules), None);
+        assert_eq!(due(&s, T0 + 29 * MIN + 59_000, &rules), None);
+        assert_eq!(due(&s, T0 + 30 * MIN, &rules), None);
+        assert_eq!(due(&s, T0 + 30 * MIN + 1, &rules), Some(EndReason::Idle));
         assert_eq!(
-            s.rotation_due(T0 + 30 * MIN + 1, &rules),
-            Some(EndReason::Idle)
-        );
-        assert_eq!(
-            s.rotation_due(T0 + 30 * MIN + 60_000, &rules),
+            due(&s, T0 + 30 * MIN + 60_000, &rules),
             Some(EndReason::Idle)
         );
     }
 
     #[test]
     fn clock_going_backwards_neither_rotates_nor_rewinds() {
-        let rules = SessionRules::default();
+        let rules = SessionRules {
+            split_at_midnight: true,
+            ..SessionRules::default()
+        };
         let mut s = session();
-        assert_eq!(s.rotation_due(T0 - 5 * 3_600_000, &rules), None);
-        s.touch(T0 - 5 * 3_600_000, "/a");
+        assert_eq!(due(&s, T0 - 5 * 3_600_000, &rules), None);
+        assert_eq!(due(&s, T0 - 3 * 24 * 3_600_000, &rules), None);
+        s.touch(at(T0 - 5 * 3_600_000), "/a", "e");
         assert_eq!(s.last_seen_at, T0);
+    }
+
+    #[test]
+    fn clock_jumping_forwards_rotates_like_a_long_gap() {
+        let s = session();
+        assert_eq!(
+            due(&s, T0 + 70 * 3_600_000, &SessionRules::default()),
+            Some(EndReason::Idle)
+        );
     }
 
     #[test]
     fn max_length_ends_an_active_session() {
         let rules = SessionRules {
-            idle_timeout_ms: 30 * MIN,
             max_length_ms: Some(60 * MIN),
+            ..SessionRules::default()
         };
         let mut s = session();
         for minute in (10..60).step_by(10) {
-            s.touch(T0 + minute * MIN, "/");
-            assert_eq!(s.rotation_due(T0 + minute * MIN, &rules), None);
+            s.touch(at(T0 + minute * MIN), "/", "e");
+            assert_eq!(due(&s, T0 + minute * MIN, &rules), None);
         }
-        assert_eq!(
-            s.rotation_due(T0 + 60 * MIN, &rules),
-            Some(EndReason::MaxLength)
-        );
+        assert_eq!(due(&s, T0 + 60 * MIN - 1, &rules), None);
+        assert_eq!(due(&s, T0 + 60 * MIN, &rules), Some(EndReason::MaxLength));
         let unlimited = SessionRules {
             max_length_ms: None,
             ..rules
         };
-        assert_eq!(s.rotation_due(T0 + 60 * MIN, &unlimited), None);
+        assert_eq!(due(&s, T0 + 60 * MIN, &unlimited), None);
+    }
+
+    #[test]
+    fn midnight_is_local_and_opt_in() {
+        let rules = SessionRules {
+            split_at_midnight: true,
+            ..SessionRules::default()
+        };
+        let mut s = Session::first(berlin(T0), &mut SeededEntropy(1));
+        s.touch(berlin(T0 + 46 * MIN), "/", "e1"); // 23:59:20 in Berlin
+        let before = berlin(T0 + 46 * MIN + 39_999); // 23:59:59.999
+        let after = berlin(T0 + 46 * MIN + 40_000); // 00:00:00.000
+        assert_eq!(s.rotation_due(before, "", &rules), None);
+        assert_eq!(s.rotation_due(after, "", &rules), Some(EndReason::Midnight));
+        assert_eq!(
+            s.rotation_due(after, "", &SessionRules::default()),
+            None,
+            "off by default"
+        );
+        // The same instants are 22:59 and 23:00 in UTC: no midnight there.
+        let mut utc = Session::first(at(T0), &mut SeededEntropy(1));
+        utc.touch(at(T0 + 46 * MIN), "/", "e1");
+        assert_eq!(
+            utc.rotation_due(at(T0 + 46 * MIN + 40_000), "", &rules),
+            None
+        );
+    }
+
+    #[test]
+    fn a_different_campaign_splits_only_when_asked_and_only_if_present() {
+        let rules = SessionRules {
+            split_on_campaign: true,
+            ..SessionRules::default()
+        };
+        let mut s = session();
+        s.touch(
+            at(T0),
+            "https://x.test/?utm_source=news&utm_campaign=spring&id=4",
+            "e1",
+        );
+        assert_eq!(s.campaign, "utm_source=news&utm_campaign=spring");
+        let now = at(T0 + MIN);
+        let same = campaign_of("https://x.test/a?utm_campaign=spring&utm_source=news");
+        assert_eq!(s.rotation_due(now, &same, &rules), None);
+        assert_eq!(
+            s.rotation_due(now, "", &rules),
+            None,
+            "internal navigation keeps the session"
+        );
+        let ad = campaign_of("https://x.test/?gclid=abc");
+        assert_eq!(s.rotation_due(now, &ad, &rules), Some(EndReason::Campaign));
+        assert_eq!(
+            s.rotation_due(now, &ad, &SessionRules::default()),
+            None,
+            "off by default"
+        );
+    }
+
+    #[test]
+    fn campaign_parsing_ignores_fragments_and_empty_values() {
+        assert_eq!(campaign_of("https://x.test/#?utm_source=a"), "");
+        assert_eq!(
+            campaign_of("https://x.test/?utm_source=&fbclid=z#top"),
+            "fbclid=z"
+        );
+        assert_eq!(campaign_of("https://x.test/"), "");
     }
 
     #[test]
     fn next_session_keeps_visitor_and_user_and_counts_up() {
         let mut s = session();
         s.user_id = Some("u-1".into());
-        let n = s.next(T0 + 40 * MIN, &mut SeededEntropy(9));
+        let n = s.next(at(T0 + 40 * MIN), &mut SeededEntropy(9));
         assert_eq!(
             (n.visitor_id.as_str(), n.index, n.seq),
             (s.visitor_id.as_str(), 2, 0)
         );
         assert_eq!(n.user_id.as_deref(), Some("u-1"));
+        assert_eq!(
+            n.previous_session_id.as_deref(),
+            Some(s.session_id.as_str())
+        );
         assert_ne!(n.session_id, s.session_id);
         assert_eq!(n.started_at, T0 + 40 * MIN);
     }
 
     #[test]
+    fn first_event_and_campaign_are_those_of_the_landing_event() {
+        let mut s = session();
+        s.touch(at(T0), "https://x.test/?msclkid=m", "first");
+        s.touch(at(T0 + 1), "https://x.test/b?utm_source=later", "second");
+        assert_eq!(s.first_event_id.as_deref(), Some("first"));
+        assert_eq!(s.campaign, "msclkid=m");
+    }
+
+    #[test]
     fn record_round_trips_including_separators_in_free_text() {
         let mut s = session();
-        s.touch(T0 + 5, "https://x.test/a?b=1|2&c=%7C");
+        s.touch(
+            at(T0 + 5),
+            "https://x.test/a?b=1|2&c=%7C&utm_source=a|b",
+            "e1",
+        );
+        s.previous_session_id = Some("p".into());
         s.user_id = Some("weird|user%".into());
         assert_eq!(Session::decode(&s.encode()), Some(s.clone()));
         s.user_id = None;
@@ -267,15 +483,19 @@ mod tests {
 
     #[test]
     fn malformed_records_are_ignored() {
+        let good = session().encode();
+        assert!(Session::decode(&good).is_some());
         for bad in [
-            "",
-            "garbage",
-            "2|a|b|1|2|1|0||",
-            "1||b|1|2|1|0||",
-            "1|a|b|x|2|1|0||",
-            "1|a|b|1|2|1|0|||extra",
+            String::new(),
+            "garbage".into(),
+            good.replacen('1', "2", 1),
+            good.replace("|1|0|", "|x|0|"),
+            format!("{good}|extra"),
+            good.rsplit_once('|')
+                .map(|(head, _)| head.to_owned())
+                .unwrap_or_default(),
         ] {
-            assert_eq!(Session::decode(bad), None, "{bad:?}");
+            assert_eq!(Session::decode(&bad), None, "{bad:?}");
         }
     }
 }

@@ -7,7 +7,7 @@
 use crate::config::Config;
 use crate::event::{Batch, Event, EventType, Page};
 use crate::ids::{self, Entropy};
-use crate::session::{EndReason, Session};
+use crate::session::{campaign_of, EndReason, Now, Session};
 use crate::storage::Storage;
 use crate::value::Value;
 
@@ -54,16 +54,16 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         self.context = Some(context);
     }
 
-    pub fn page_view(&mut self, now: u64, page: &Page) {
+    pub fn page_view(&mut self, now: impl Into<Now>, page: &Page) {
         let context = self.context.clone();
-        self.record(now, page, EventType::PageView, None, None, context);
+        self.record(now.into(), page, EventType::PageView, None, None, context);
     }
 
     /// A custom event; `props` must be an object when given.
-    pub fn track(&mut self, now: u64, page: &Page, name: &str, props: Option<Value>) {
+    pub fn track(&mut self, now: impl Into<Now>, page: &Page, name: &str, props: Option<Value>) {
         let props = props.filter(Value::is_object);
         self.record(
-            now,
+            now.into(),
             page,
             EventType::Custom,
             Some(name.to_owned()),
@@ -73,11 +73,18 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
     }
 
     /// Links the visitor to a user; the session goes on.
-    pub fn identify(&mut self, now: u64, page: &Page, user_id: &str, traits: Option<Value>) {
+    pub fn identify(
+        &mut self,
+        now: impl Into<Now>,
+        page: &Page,
+        user_id: &str,
+        traits: Option<Value>,
+    ) {
         if self.opted_out {
             return;
         }
-        let mut session = self.current(now);
+        let now = now.into();
+        let mut session = self.current(now, "");
         session.user_id = Some(user_id.to_owned());
         self.save(&session);
         let traits = traits.filter(Value::is_object);
@@ -85,11 +92,11 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
     }
 
     /// Logout: ends the session, forgets the user and starts a new visitor.
-    pub fn reset(&mut self, now: u64) {
+    pub fn reset(&mut self, now: impl Into<Now>) {
         if let Some(session) = self.load() {
             self.end(&session, EndReason::Reset);
         }
-        let fresh = Session::first(now, &mut self.entropy);
+        let fresh = Session::first(now.into(), &mut self.entropy);
         self.save(&fresh);
     }
 
@@ -147,7 +154,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
 
     fn record(
         &mut self,
-        now: u64,
+        now: Now,
         page: &Page,
         kind: EventType,
         name: Option<String>,
@@ -157,13 +164,24 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         if self.opted_out {
             return;
         }
-        let mut session = self.current(now);
-        session.touch(now, &page.url);
+        let campaign = match kind {
+            EventType::PageView => campaign_of(&page.url),
+            _ => String::new(),
+        };
+        let mut session = self.current(now, &campaign);
+        // Event times never go backwards within a session, whatever the clock does.
+        let now = Now {
+            ms: now.ms.max(session.last_seen_at),
+            ..now
+        };
+        let event_id = ids::time_ordered_id(now.ms, &mut self.entropy);
+        session.touch(now, &page.url, &event_id);
+        self.save(&session);
         let event = Event {
-            event_id: ids::time_ordered_id(now, &mut self.entropy),
+            event_id,
             kind,
             name,
-            ts: now,
+            ts: now.ms,
             session_id: session.session_id.clone(),
             visitor_id: session.visitor_id.clone(),
             user_id: session.user_id.clone(),
@@ -172,26 +190,28 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             url: page.url.clone(),
             title: page.title.clone(),
             referrer: page.referrer.clone(),
+            previous_session_id: session.previous_session_id.filter(|_| session.seq == 1),
+            storage: self.storage_kind(),
             props,
             context,
         };
-        self.save(&session);
         self.push(event);
     }
 
     /// The session an event at `now` belongs to, rotating (and closing the
     /// old one with `visit_ended`) when the rules say so.
-    fn current(&mut self, now: u64) -> Session {
+    fn current(&mut self, now: Now, campaign: &str) -> Session {
         let Some(mut session) = self.load() else {
             return Session::first(now, &mut self.entropy);
         };
         if session.seq == 0 {
             // Created by `reset()` and not used yet: it starts with its first event.
-            session.started_at = now;
-            session.last_seen_at = now;
+            session.started_at = now.ms;
+            session.last_seen_at = now.ms;
+            session.last_day = now.local_day();
             return session;
         }
-        match session.rotation_due(now, &self.config.session) {
+        match session.rotation_due(now, campaign, &self.config.session) {
             None => session,
             Some(reason) => {
                 self.end(&session, reason);
@@ -233,6 +253,8 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             url: session.last_url.clone(),
             title: None,
             referrer: None,
+            previous_session_id: None,
+            storage: self.storage_kind(),
             props: Some(props),
             context: None,
         };

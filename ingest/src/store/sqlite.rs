@@ -45,6 +45,8 @@ const MIGRATIONS: &[&str] = &[r"
         user_id     TEXT,
         session_index INTEGER,
         seq         INTEGER,
+        previous_session_id TEXT,
+        storage     TEXT,
         url         TEXT NOT NULL,
         title       TEXT,
         referrer    TEXT,
@@ -56,11 +58,13 @@ const MIGRATIONS: &[&str] = &[r"
 "];
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
-     received_at, session_id, visitor_id, user_id, session_index, seq, url, title, referrer, props, \
-     context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+     received_at, session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
+     title, referrer, props, context) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
-     visitor_id, user_id, session_index, seq, url, title, referrer, props, context";
+     visitor_id, user_id, session_index, seq, previous_session_id, storage, url, title, referrer, \
+     props, context";
 
 struct AppendRequest {
     events: Vec<StoredEvent>,
@@ -304,6 +308,8 @@ fn write_group(
                     e.user_id,
                     e.session_index,
                     e.seq,
+                    e.previous_session_id,
+                    e.storage,
                     e.url,
                     e.title,
                     e.referrer,
@@ -344,11 +350,13 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         user_id: row.get(8)?,
         session_index: row.get(9)?,
         seq: row.get(10)?,
-        url: row.get(11)?,
-        title: row.get(12)?,
-        referrer: row.get(13)?,
-        props: row.get(14)?,
-        context: row.get(15)?,
+        previous_session_id: row.get(11)?,
+        storage: row.get(12)?,
+        url: row.get(13)?,
+        title: row.get(14)?,
+        referrer: row.get(15)?,
+        props: row.get(16)?,
+        context: row.get(17)?,
     })
 }
 
@@ -380,6 +388,8 @@ mod tests {
             user_id: None,
             session_index: None,
             seq: None,
+            previous_session_id: None,
+            storage: None,
             url: format!("http://127.0.0.1/{n}"),
             title: Some("T".to_owned()),
             referrer: None,

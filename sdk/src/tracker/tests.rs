@@ -313,12 +313,51 @@ fn wire_format_of_a_page_view() {
     );
 }
 
+#[test]
+fn opt_in_splits_close_the_session_with_their_reason() {
+    let mut t = splitting_tab(&Shared::default(), 4);
+    let berlin = |ms| Now {
+        ms,
+        utc_offset_min: 60,
+    };
+    // 23:50 and 00:05 in Berlin, 15 minutes apart.
+    t.page_view(berlin(T0 + 37 * MIN), &page("/?utm_source=a"));
+    t.page_view(berlin(T0 + 52 * MIN), &page("/?utm_source=a"));
+    t.page_view(berlin(T0 + 53 * MIN), &page("/?utm_source=a"));
+    t.page_view(berlin(T0 + 54 * MIN), &page("/?gclid=x"));
+    let e = drain(&mut t);
+    let reasons: Vec<_> = e.iter().filter_map(|e| prop(e, "reason")).collect();
+    let s = |r: &str| Value::String(r.into());
+    assert_eq!(reasons, [&s("midnight"), &s("campaign")]);
+    let views: Vec<_> = e.iter().filter(|e| e.kind == EventType::PageView).collect();
+    let indices: Vec<_> = views.iter().map(|v| v.session_index).collect();
+    assert_eq!(indices, [1, 2, 2, 3]);
+    assert_eq!(
+        views[1].previous_session_id.as_deref(),
+        Some(views[0].session_id.as_str())
+    );
+    assert_eq!(
+        views[2].previous_session_id, None,
+        "only on a session's first event"
+    );
+}
+
+/// A tab whose sessions also end at local midnight and on a new campaign.
+fn splitting_tab(storage: &Shared, seed: u64) -> Tracker<Shared, SeededEntropy> {
+    let mut config = Config::new("http://127.0.0.1:8080/", "demo");
+    config.session.split_at_midnight = true;
+    config.session.split_on_campaign = true;
+    Tracker::new(config, storage.clone(), SeededEntropy(seed))
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     /// Time moves by this many ms (negative: the clock went backwards).
     Clock(i64),
+    /// An event in a tab: a custom event, or a page view with a campaign.
     Event {
         tab: usize,
+        campaign: Option<u8>,
     },
     Reload {
         tab: usize,
@@ -331,7 +370,8 @@ enum Step {
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         3 => (-10 * MIN as i64..3 * 60 * MIN as i64).prop_map(Step::Clock),
-        6 => (0..3usize).prop_map(|tab| Step::Event { tab }),
+        6 => (0..3usize, prop::option::of(0..3u8))
+            .prop_map(|(tab, campaign)| Step::Event { tab, campaign }),
         1 => (0..3usize).prop_map(|tab| Step::Reload { tab }),
         1 => (0..3usize).prop_map(|tab| Step::Reset { tab }),
     ]
@@ -346,20 +386,25 @@ proptest! {
     fn sessions_stay_consistent_across_tabs_and_clock_moves(steps in prop::collection::vec(step(), 1..120)) {
         let storage = Shared::default();
         let mut seed = 10;
-        let mut tabs: Vec<_> = (0..3).map(|i| tab(&storage, i + 1)).collect();
+        let mut tabs: Vec<_> = (0..3).map(|i| splitting_tab(&storage, i + 1)).collect();
+        // Sessions also split at midnight in Berlin and on a new campaign.
+        let at = |ms| Now { ms, utc_offset_min: 60 };
         let mut now = T0;
         let mut events = Vec::new();
         for s in steps {
             match s {
                 Step::Clock(d) => now = now.saturating_add_signed(d),
-                Step::Event { tab: i } => tabs[i].track(now, &page("/"), "e", None),
+                Step::Event { tab: i, campaign: None } => tabs[i].track(at(now), &page("/"), "e", None),
+                Step::Event { tab: i, campaign: Some(c) } => {
+                    tabs[i].page_view(at(now), &page(&format!("/?utm_source={c}")))
+                }
                 Step::Reload { tab: i } => {
                     events.extend(drain(&mut tabs[i]));
                     seed += 1;
-                    tabs[i] = tab(&storage, seed);
-                    tabs[i].page_view(now, &page("/"));
+                    tabs[i] = splitting_tab(&storage, seed);
+                    tabs[i].page_view(at(now), &page("/"));
                 }
-                Step::Reset { tab: i } => tabs[i].reset(now),
+                Step::Reset { tab: i } => tabs[i].reset(at(now)),
             }
             for t in &mut tabs {
                 events.extend(drain(t));
