@@ -111,6 +111,9 @@ pub struct Row {
     pub session_id: String,
     pub visitor_id: String,
     pub user_id: Option<String>,
+    pub session_index: Option<i64>,
+    pub previous_session_id: Option<String>,
+    pub storage: Option<String>,
     pub url: String,
     pub title: Option<String>,
     pub props: Option<serde_json::Value>,
@@ -126,8 +129,9 @@ fn read_events(db: &Path) -> Vec<Row> {
             .expect("open store");
     let mut stmt = conn
         .prepare(
-            "SELECT event_id, site, type, name, ts, session_id, visitor_id, user_id, url, title, props, context \
-             FROM events ORDER BY ts, rowid",
+            "SELECT event_id, site, type, name, ts, session_id, visitor_id, user_id, session_index, previous_session_id, storage, url, \
+             title, props, context \
+             FROM events ORDER BY ts, seq, rowid",
         )
         .expect("query");
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
@@ -141,10 +145,13 @@ fn read_events(db: &Path) -> Vec<Row> {
             session_id: r.get(5)?,
             visitor_id: r.get(6)?,
             user_id: r.get(7)?,
-            url: r.get(8)?,
-            title: r.get(9)?,
-            props: json(r.get(10)?),
-            context: json(r.get(11)?),
+            session_index: r.get(8)?,
+            previous_session_id: r.get(9)?,
+            storage: r.get(10)?,
+            url: r.get(11)?,
+            title: r.get(12)?,
+            props: json(r.get(13)?),
+            context: json(r.get(14)?),
         })
     })
     .expect("rows")

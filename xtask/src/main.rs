@@ -146,53 +146,117 @@ fn test() -> Result {
     setup::build_tools()?;
     setup::test_tools()?;
     build_sdk()?;
-    let tiers: [(&str, fn() -> Result); 3] = [
-        ("tier 1: native unit, property and collector tests", || {
-            run(cargo().args([
+    let tiers = [
+        (
+            "tier 1: native unit, property and collector tests",
+            cargo(),
+            &[
                 "test",
                 "--workspace",
                 "--exclude",
                 "waymark-e2e",
                 "--exclude",
                 "xtask",
-            ]))
-        }),
+            ][..],
+        ),
         (
             "tier 2: SDK shell in headless Chromium (wasm-pack test)",
-            || {
-                run(Command::new("wasm-pack")
-                    .args(["test", "--headless", "--chrome", "sdk", "--test", "browser"])
-                    .env("CHROMEDRIVER", setup::CHROMEDRIVER))
-            },
+            Command::new("wasm-pack"),
+            &["test", "--headless", "--chrome", "sdk", "--test", "browser"],
         ),
         (
             "tier 3: end to end, real Chromium, real collector, real SQLite",
-            || {
-                run(cargo()
-                    .args(["test", "-p", "waymark-e2e"])
-                    .env("CHROMEDRIVER", setup::CHROMEDRIVER))
-            },
+            cargo(),
+            &["test", "-p", "waymark-e2e", "--test", "browser"],
         ),
     ];
-    let mut failed = Vec::new();
-    let mut passed = 0;
-    for (name, tier) in tiers {
+    let mut totals = TestCount::default();
+    let mut failed_tiers = Vec::new();
+    for (name, mut command, args) in tiers {
         eprintln!("\nxtask: ===== {name} =====");
-        match tier() {
-            Ok(()) => passed += 1,
-            Err(e) => {
+        command.args(args).env("CHROMEDRIVER", setup::CHROMEDRIVER);
+        match run_tests(&mut command) {
+            Ok(count) => totals.add(count),
+            Err((count, e)) => {
+                totals.add(count);
                 eprintln!("xtask: {name}: {e}");
-                failed.push(name);
+                failed_tiers.push(name);
             }
         }
     }
-    println!(
-        "\nxtask: test tiers: {passed} passed, {} failed",
-        failed.len()
-    );
-    if failed.is_empty() {
+    println!("\nxtask: {} of 3 test tiers passed", 3 - failed_tiers.len());
+    println!("tests: {} passed, {} failed", totals.passed, totals.failed);
+    if failed_tiers.is_empty() {
         Ok(())
     } else {
-        Err(format!("failed: {}", failed.join("; ")))
+        Err(format!("failed: {}", failed_tiers.join("; ")))
+    }
+}
+
+/// Tests counted from the `test result:` lines of cargo's test harness and
+/// of wasm-bindgen-test-runner.
+#[derive(Debug, Default, Clone, Copy)]
+struct TestCount {
+    passed: u64,
+    failed: u64,
+}
+
+impl TestCount {
+    fn add(&mut self, other: TestCount) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+
+    /// Reads `test result: ok. 5 passed; 0 failed; …`.
+    fn parse(line: &str) -> Option<TestCount> {
+        let rest = line.trim().strip_prefix("test result: ")?;
+        let number_before = |word: &str| {
+            rest.split(';')
+                .find_map(|part| {
+                    part.trim()
+                        .trim_start_matches("ok. ")
+                        .trim_start_matches("FAILED. ")
+                        .strip_suffix(word)
+                })
+                .and_then(|n| n.trim().parse().ok())
+        };
+        Some(TestCount {
+            passed: number_before(" passed")?,
+            failed: number_before(" failed")?,
+        })
+    }
+}
+
+/// Runs a test command, echoing its output and counting its tests.
+fn run_tests(cmd: &mut Command) -> std::result::Result<TestCount, (TestCount, String)> {
+    use std::io::{BufRead, BufReader};
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("xtask: $ {shown}");
+    let mut child = cmd
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            (
+                TestCount::default(),
+                format!("could not start {shown}: {e}"),
+            )
+        })?;
+    let mut count = TestCount::default();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out)
+            .lines()
+            .map_while(std::result::Result::ok)
+        {
+            println!("{line}");
+            if let Some(c) = TestCount::parse(&line) {
+                count.add(c);
+            }
+        }
+    }
+    match child.wait() {
+        Ok(status) if status.success() => Ok(count),
+        Ok(status) => Err((count, format!("{shown} failed ({status})"))),
+        Err(e) => Err((count, e.to_string())),
     }
 }
