@@ -1,5 +1,6 @@
 //! What the page configures.
 
+use crate::hygiene::default_sensitive_params;
 use crate::session::SessionRules;
 
 /// Tracker configuration, already validated by the shell.
@@ -10,8 +11,18 @@ pub struct Config {
     /// Site id the events belong to.
     pub site: String,
     pub session: SessionRules,
-    /// Send a `page_view` when the tracker starts.
+    /// Record page views: on load, on in-app navigation, from the back/forward cache.
     pub autocapture: bool,
+    /// Record clicks on links, buttons and `data-waymark-event` elements.
+    pub clicks: bool,
+    /// Words that mark a query parameter as sensitive (see [`crate::redact_url`]).
+    pub sensitive_params: Vec<String>,
+    /// Store and send nothing until `consent(true)`.
+    pub require_consent: bool,
+    /// Honour Do Not Track and Global Privacy Control.
+    pub respect_dnt: bool,
+    /// The browser sends Do Not Track or Global Privacy Control (read by the shell).
+    pub do_not_track: bool,
 }
 
 impl Config {
@@ -21,6 +32,11 @@ impl Config {
             site: site.to_owned(),
             session: SessionRules::default(),
             autocapture: true,
+            clicks: true,
+            sensitive_params: default_sensitive_params(),
+            require_consent: false,
+            respect_dnt: false,
+            do_not_track: false,
         }
     }
 

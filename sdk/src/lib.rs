@@ -17,9 +17,12 @@
 //! assert_eq!(batch.events.len(), 1);
 //! ```
 
+mod click;
 mod config;
 mod event;
+mod hygiene;
 mod ids;
+mod page;
 mod session;
 mod storage;
 mod tracker;
@@ -30,10 +33,13 @@ mod browser;
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{init, BrowserTracker};
+pub use click::{ClickTarget, Node};
 pub use config::Config;
 pub use event::{Batch, Event, EventType, Page};
+pub use hygiene::{redact_url, DEFAULT_SENSITIVE_PARAMS};
 pub use ids::{Entropy, SeededEntropy};
+pub use page::{Leave, PageVisit};
 pub use session::{campaign_of, EndReason, Now, Session, SessionRules};
 pub use storage::{MemoryStorage, Storage, StorageError};
-pub use tracker::{Tracker, MAX_BATCH_EVENTS, MAX_PENDING_EVENTS};
+pub use tracker::{Consent, Tracker, MAX_BATCH_EVENTS, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
 pub use value::Value;

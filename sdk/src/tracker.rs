@@ -4,9 +4,12 @@
 //! call. Session state is re-read from storage before every decision, so a
 //! tab that slept, a reload or another tab's rotation is always seen.
 
+use crate::click::ClickTarget;
 use crate::config::Config;
 use crate::event::{Batch, Event, EventType, Page};
+use crate::hygiene::redact_url;
 use crate::ids::{self, Entropy};
+use crate::page::PageVisit;
 use crate::session::{campaign_of, EndReason, Now, Session};
 use crate::storage::Storage;
 use crate::value::Value;
@@ -15,9 +18,25 @@ use crate::value::Value;
 pub const MAX_BATCH_EVENTS: usize = 50;
 /// Most events held while waiting to be sent; the oldest go first past it.
 pub const MAX_PENDING_EVENTS: usize = 1_000;
+/// Most calls held while consent is pending; later ones are dropped.
+pub const MAX_HELD_CALLS: usize = 100;
+
+/// Whether the visitor agreed to be tracked (only asked when
+/// [`Config::require_consent`] is set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Not asked, or granted: track.
+    Granted,
+    /// Waiting for an answer: calls are held in memory, nothing stored or sent.
+    Pending,
+    /// Refused: nothing is recorded.
+    Denied,
+}
+
+/// A call held until consent is given, replayed with its original time.
+type Held<S, E> = Box<dyn FnOnce(&mut Tracker<S, E>)>;
 
 /// The tracker core, generic over where it keeps state and how it draws ids.
-#[derive(Debug)]
 pub struct Tracker<S, E> {
     config: Config,
     storage: S,
@@ -26,13 +45,35 @@ pub struct Tracker<S, E> {
     memory: Option<Session>,
     storage_failed: bool,
     opted_out: bool,
+    consent: Consent,
+    held: Vec<Held<S, E>>,
     context: Option<Value>,
+    /// Whether this page load's context went out already.
+    context_sent: bool,
+    page: Option<PageVisit>,
     pending: Vec<Event>,
 }
 
-impl<S: Storage, E: Entropy> Tracker<S, E> {
+impl<S, E> std::fmt::Debug for Tracker<S, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("config", &self.config)
+            .field("consent", &self.consent)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
     pub fn new(config: Config, storage: S, entropy: E) -> Self {
-        let opted_out = storage.get(&key(&config, "optout")).is_some();
+        let consent = if config.require_consent {
+            Consent::Pending
+        } else {
+            Consent::Granted
+        };
+        // Under pending consent the opt-out flag is not even read.
+        let opted_out =
+            consent == Consent::Granted && storage.get(&key(&config, "optout")).is_some();
         Tracker {
             config,
             storage,
@@ -40,36 +81,168 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             memory: None,
             storage_failed: false,
             opted_out,
+            consent,
+            held: Vec::new(),
             context: None,
+            context_sent: false,
+            page: None,
             pending: Vec::new(),
         }
+    }
+
+    /// Records the visitor's answer: granting replays the held calls, refusing drops them.
+    pub fn consent(&mut self, granted: bool) {
+        if !granted {
+            self.consent = Consent::Denied;
+            self.held.clear();
+            self.pending.clear();
+            return;
+        }
+        if self.consent == Consent::Granted {
+            return;
+        }
+        self.consent = Consent::Granted;
+        self.opted_out = self.storage.get(&key(&self.config, "optout")).is_some();
+        for call in std::mem::take(&mut self.held) {
+            call(self);
+        }
+    }
+
+    pub fn consent_state(&self) -> Consent {
+        self.consent
+    }
+
+    /// Nothing may be recorded: opted out, Do Not Track honoured, or consent refused.
+    pub fn is_blocked(&self) -> bool {
+        self.opted_out
+            || self.consent == Consent::Denied
+            || (self.config.respect_dnt && self.config.do_not_track)
+    }
+
+    /// Runs `call` now, holds it until consent, or drops it when blocked.
+    fn when_allowed(&mut self, call: impl FnOnce(&mut Self) + 'static) {
+        if self.is_blocked() {
+            return;
+        }
+        if self.consent == Consent::Pending {
+            if self.held.len() < MAX_HELD_CALLS {
+                self.held.push(Box::new(call));
+            }
+            return;
+        }
+        call(self);
     }
 
     pub fn config(&self) -> &Config {
         &self.config
     }
 
-    /// Device and browser facts sent with each page view.
+    /// Device and browser facts of this page load: sent with its first event
+    /// and with the first event of every session.
     pub fn set_context(&mut self, context: Value) {
         self.context = Some(context);
+        self.context_sent = false;
     }
 
+    /// A page view that always counts: a page load, or a page restored from
+    /// the back/forward cache.
     pub fn page_view(&mut self, now: impl Into<Now>, page: &Page) {
-        let context = self.context.clone();
-        self.record(now.into(), page, EventType::PageView, None, None, context);
+        let (now, page) = (now.into(), page.clone());
+        self.when_allowed(move |t| t.view(now, page));
+    }
+
+    /// An in-app navigation (history API, `popstate`, `hashchange`): a page
+    /// view unless the URL did not change, after a page leave for the
+    /// previous page, whose URL becomes the referrer.
+    pub fn navigate(&mut self, now: impl Into<Now>, page: &Page) {
+        let (now, mut page) = (now.into(), page.clone());
+        self.when_allowed(move |t| {
+            let url = redact_url(&page.url, &t.config.sensitive_params);
+            let Some(previous) = t.page.as_ref().map(|p| p.url.clone()) else {
+                return t.view(now, page);
+            };
+            if previous == url {
+                return;
+            }
+            t.leave_page(now);
+            page.referrer = Some(previous);
+            t.view(now, page);
+        });
+    }
+
+    /// The page is being left (`pagehide`, tab hidden): its page leave, once
+    /// per stretch of engagement.
+    pub fn leave(&mut self, now: impl Into<Now>) {
+        let now = now.into();
+        self.when_allowed(move |t| t.leave_page(now));
+    }
+
+    /// The page became visible and focused, or stopped being so.
+    pub fn set_active(&mut self, now: u64, active: bool) {
+        if let Some(page) = &mut self.page {
+            page.set_active(now, active);
+        }
+    }
+
+    /// The deepest scroll so far on this page, in percent.
+    pub fn scrolled(&mut self, pct: u8) {
+        if let Some(page) = &mut self.page {
+            page.scrolled(pct);
+        }
+    }
+
+    /// A click on an interactive element.
+    pub fn click(&mut self, now: impl Into<Now>, page: &Page, target: &ClickTarget) {
+        let (now, page, target) = (now.into(), page.clone(), target.clone());
+        self.when_allowed(move |t| {
+            let host = crate::click::host_of(&page.url)
+                .unwrap_or_default()
+                .to_owned();
+            let props = target.props(&host, &t.config.sensitive_params);
+            let name = target.event_name().map(str::to_owned);
+            t.record(now, &page, EventType::Click, name, Some(props));
+        });
+    }
+
+    fn view(&mut self, now: Now, page: Page) {
+        if let Some(event_id) = self.record(now, &page, EventType::PageView, None, None) {
+            let url = redact_url(&page.url, &self.config.sensitive_params);
+            self.page = Some(PageVisit::new(now.ms, url, event_id, true));
+        }
+    }
+
+    fn leave_page(&mut self, now: Now) {
+        let Some(visit) = &mut self.page else { return };
+        let Some(leave) = visit.leave(now.ms) else {
+            return;
+        };
+        let page = Page {
+            url: visit.url.clone(),
+            title: None,
+            referrer: None,
+        };
+        let props = Value::Object(vec![
+            ("page_view_id".into(), Value::String(visit.view_id.clone())),
+            ("engaged_ms".into(), Value::Number(leave.engaged_ms as f64)),
+            (
+                "scroll_pct".into(),
+                Value::Number(f64::from(leave.scroll_pct)),
+            ),
+            (
+                "duration_ms".into(),
+                Value::Number(leave.duration_ms as f64),
+            ),
+        ]);
+        self.record(now, &page, EventType::PageLeave, None, Some(props));
     }
 
     /// A custom event; `props` must be an object when given.
     pub fn track(&mut self, now: impl Into<Now>, page: &Page, name: &str, props: Option<Value>) {
+        let (now, page, name) = (now.into(), page.clone(), name.to_owned());
         let props = props.filter(Value::is_object);
-        self.record(
-            now.into(),
-            page,
-            EventType::Custom,
-            Some(name.to_owned()),
-            props,
-            None,
-        );
+        self.when_allowed(move |t| {
+            t.record(now, &page, EventType::Custom, Some(name), props);
+        });
     }
 
     /// Links the visitor to a user; the session goes on.
@@ -80,24 +253,26 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         user_id: &str,
         traits: Option<Value>,
     ) {
-        if self.opted_out {
-            return;
-        }
-        let now = now.into();
-        let mut session = self.current(now, "");
-        session.user_id = Some(user_id.to_owned());
-        self.save(&session);
+        let (now, page, user_id) = (now.into(), page.clone(), user_id.to_owned());
         let traits = traits.filter(Value::is_object);
-        self.record(now, page, EventType::Identify, None, traits, None);
+        self.when_allowed(move |t| {
+            let mut session = t.current(now, "");
+            session.user_id = Some(user_id);
+            t.save(&session);
+            t.record(now, &page, EventType::Identify, None, traits);
+        });
     }
 
     /// Logout: ends the session, forgets the user and starts a new visitor.
     pub fn reset(&mut self, now: impl Into<Now>) {
-        if let Some(session) = self.load() {
-            self.end(&session, EndReason::Reset);
-        }
-        let fresh = Session::first(now.into(), &mut self.entropy);
-        self.save(&fresh);
+        let now = now.into();
+        self.when_allowed(move |t| {
+            if let Some(session) = t.load() {
+                t.end(&session, EndReason::Reset);
+            }
+            let fresh = Session::first(now, &mut t.entropy);
+            t.save(&fresh);
+        });
     }
 
     /// Stops recording and sending, persistently, and drops what is queued.
@@ -118,11 +293,22 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
 
     /// The current session id, as stored (another tab may have rotated it).
     pub fn session_id(&self) -> Option<String> {
-        self.load().map(|s| s.session_id)
+        self.readable()
+            .then(|| self.load())
+            .flatten()
+            .map(|s| s.session_id)
     }
 
     pub fn visitor_id(&self) -> Option<String> {
-        self.load().map(|s| s.visitor_id)
+        self.readable()
+            .then(|| self.load())
+            .flatten()
+            .map(|s| s.visitor_id)
+    }
+
+    /// Storage may be read: consent is not pending or refused.
+    fn readable(&self) -> bool {
+        self.consent == Consent::Granted
     }
 
     /// Which storage holds the session: `local`, `cookie` or `memory`.
@@ -152,6 +338,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         })
     }
 
+    /// Records one event in the current session; its id, unless blocked.
     fn record(
         &mut self,
         now: Now,
@@ -159,13 +346,15 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         kind: EventType,
         name: Option<String>,
         props: Option<Value>,
-        context: Option<Value>,
-    ) {
-        if self.opted_out {
-            return;
+    ) -> Option<String> {
+        if self.is_blocked() || !self.readable() {
+            return None;
         }
+        let sensitive = &self.config.sensitive_params;
+        let url = redact_url(&page.url, sensitive);
+        let referrer = page.referrer.as_deref().map(|r| redact_url(r, sensitive));
         let campaign = match kind {
-            EventType::PageView => campaign_of(&page.url),
+            EventType::PageView => campaign_of(&url),
             _ => String::new(),
         };
         let mut session = self.current(now, &campaign);
@@ -175,10 +364,15 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             ..now
         };
         let event_id = ids::time_ordered_id(now.ms, &mut self.entropy);
-        session.touch(now, &page.url, &event_id);
+        session.touch(now, &url, &event_id);
         self.save(&session);
+        let context = match (&self.context, self.context_sent && session.seq > 1) {
+            (Some(context), false) => Some(context.clone()),
+            _ => None,
+        };
+        self.context_sent |= context.is_some();
         let event = Event {
-            event_id,
+            event_id: event_id.clone(),
             kind,
             name,
             ts: now.ms,
@@ -187,15 +381,16 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             user_id: session.user_id.clone(),
             session_index: session.index,
             seq: session.seq,
-            url: page.url.clone(),
+            url,
             title: page.title.clone(),
-            referrer: page.referrer.clone(),
+            referrer,
             previous_session_id: session.previous_session_id.filter(|_| session.seq == 1),
             storage: self.storage_kind(),
             props,
             context,
         };
         self.push(event);
+        Some(event_id)
     }
 
     /// The session an event at `now` belongs to, rotating (and closing the

@@ -61,7 +61,7 @@ fn page(path: &str) -> Page {
     }
 }
 
-fn drain<S: Storage, E: Entropy>(t: &mut Tracker<S, E>) -> Vec<Event> {
+fn drain<S: Storage + 'static, E: Entropy + 'static>(t: &mut Tracker<S, E>) -> Vec<Event> {
     let mut out = Vec::new();
     while let Some(batch) = t.take_batch(T0) {
         out.extend(batch.events);
@@ -497,4 +497,181 @@ fn golden_batch_matches_the_fixture() {
         json, expected,
         "the SDK's wire format changed: update {fixture} (WAYMARK_BLESS=1) and the collector"
     );
+}
+
+fn kinds(events: &[Event]) -> Vec<EventType> {
+    events.iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn in_app_navigation_leaves_the_old_page_and_skips_repeats() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.scrolled(60);
+    t.navigate(T0 + 5_000, &page("/"));
+    t.navigate(T0 + 5_000, &page("/products"));
+    t.navigate(T0 + 6_000, &page("/products"));
+    t.navigate(T0 + 9_000, &page("/products#reviews"));
+    let e = drain(&mut t);
+    use EventType::{PageLeave, PageView};
+    assert_eq!(
+        kinds(&e),
+        [PageView, PageLeave, PageView, PageLeave, PageView]
+    );
+    assert_eq!(e[1].url, "http://127.0.0.1:8080/");
+    assert_eq!(
+        prop(&e[1], "page_view_id"),
+        Some(&Value::String(e[0].event_id.clone()))
+    );
+    assert_eq!(prop(&e[1], "engaged_ms"), Some(&Value::Number(5_000.0)));
+    assert_eq!(prop(&e[1], "scroll_pct"), Some(&Value::Number(60.0)));
+    assert_eq!(
+        e[2].referrer.as_deref(),
+        Some("http://127.0.0.1:8080/"),
+        "the previous in-app URL"
+    );
+    assert_eq!(
+        e[4].referrer.as_deref(),
+        Some("http://127.0.0.1:8080/products")
+    );
+}
+
+#[test]
+fn leaving_twice_without_engagement_sends_one_page_leave() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.page_view(T0, &page("/"));
+    t.set_active(T0 + 2_000, false);
+    t.leave(T0 + 2_000); // hidden
+    t.leave(T0 + 9_000); // then closed
+    t.set_active(T0 + 20_000, true);
+    t.leave(T0 + 21_000); // back, then hidden again
+    let leaves: Vec<_> = drain(&mut t)
+        .into_iter()
+        .filter(|e| e.kind == EventType::PageLeave)
+        .collect();
+    assert_eq!(leaves.len(), 2);
+    assert_eq!(
+        prop(&leaves[1], "engaged_ms"),
+        Some(&Value::Number(3_000.0)),
+        "cumulative"
+    );
+}
+
+#[test]
+fn secrets_in_urls_and_referrers_never_leave() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    let login = Page {
+        url: "http://127.0.0.1:8080/reset?token=abc&step=2".into(),
+        title: None,
+        referrer: Some("https://mail.example/?email=jane%40example.com".into()),
+    };
+    t.page_view(T0, &login);
+    t.navigate(T0 + 1, &page("/done?password=hunter2"));
+    let e = drain(&mut t);
+    let text = serde_json::to_string(&e).unwrap();
+    assert!(
+        !text.contains("abc") && !text.contains("hunter2") && !text.contains("jane"),
+        "{text}"
+    );
+    assert_eq!(e[0].url, "http://127.0.0.1:8080/reset?step=2");
+    assert_eq!(e[0].referrer.as_deref(), Some("https://mail.example/"));
+    let session = Session::decode(&storage.get("waymark.demo.session").unwrap()).unwrap();
+    assert_eq!(session.last_url, "http://127.0.0.1:8080/done");
+}
+
+#[test]
+fn context_goes_once_per_page_load_and_once_per_session() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.set_context(Value::Object(vec![(
+        "language".into(),
+        Value::String("de".into()),
+    )]));
+    t.page_view(T0, &page("/"));
+    t.track(T0 + 1, &page("/"), "a", None);
+    t.navigate(T0 + 2, &page("/b"));
+    t.track(T0 + 40 * MIN, &page("/b"), "after_idle", None);
+    let e = drain(&mut t);
+    let with: Vec<_> = e
+        .iter()
+        .filter(|e| e.context.is_some())
+        .map(|e| (e.kind, e.seq))
+        .collect();
+    assert_eq!(with, [(EventType::PageView, 1), (EventType::Custom, 1)]);
+}
+
+#[test]
+fn clicks_become_click_events_named_by_data_attribute() {
+    use crate::click::{ClickTarget, Node};
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    let button = ClickTarget {
+        node: Node {
+            tag: "button".into(),
+            id: Some("buy".into()),
+            classes: vec![],
+        },
+        text: "Buy now".into(),
+        data: vec![("event".into(), "purchase".into())],
+        ..ClickTarget::default()
+    };
+    t.click(T0, &page("/cart"), &button);
+    let e = drain(&mut t);
+    assert_eq!(
+        (e[0].kind, e[0].name.as_deref()),
+        (EventType::Click, Some("purchase"))
+    );
+    assert_eq!(prop(&e[0], "text"), Some(&Value::String("Buy now".into())));
+}
+
+#[test]
+fn consent_mode_holds_everything_until_granted() {
+    let storage = Shared::default();
+    let mut config = Config::new("http://x", "demo");
+    config.require_consent = true;
+    let mut t = Tracker::new(config.clone(), storage.clone(), SeededEntropy(1));
+    t.page_view(T0, &page("/"));
+    t.track(T0 + 5, &page("/"), "early", None);
+    assert_eq!(t.consent_state(), Consent::Pending);
+    assert_eq!((t.pending_len(), t.session_id()), (0, None));
+    assert!(
+        storage.0.borrow().get("waymark.demo.session").is_none(),
+        "nothing stored"
+    );
+    t.consent(true);
+    let e = drain(&mut t);
+    assert_eq!(kinds(&e), [EventType::PageView, EventType::Custom]);
+    assert_eq!(
+        (e[0].ts, e[1].ts),
+        (T0, T0 + 5),
+        "held calls keep their time"
+    );
+    assert!(t.session_id().is_some());
+
+    let mut refused = Tracker::new(config, Shared::default(), SeededEntropy(2));
+    refused.page_view(T0, &page("/"));
+    refused.consent(false);
+    refused.track(T0 + 1, &page("/"), "x", None);
+    refused.consent(true);
+    assert_eq!(refused.pending_len(), 0, "a refusal drops what was held");
+}
+
+#[test]
+fn do_not_track_is_honoured_only_when_asked() {
+    let mut config = Config::new("http://x", "demo");
+    config.do_not_track = true;
+    let mut ignoring = Tracker::new(config.clone(), Shared::default(), SeededEntropy(1));
+    ignoring.page_view(T0, &page("/"));
+    assert_eq!(ignoring.pending_len(), 1);
+    config.respect_dnt = true;
+    let storage = Shared::default();
+    let mut honouring = Tracker::new(config, storage.clone(), SeededEntropy(1));
+    honouring.page_view(T0, &page("/"));
+    honouring.identify(T0, &page("/"), "u", None);
+    assert!(honouring.is_blocked());
+    assert_eq!(honouring.pending_len(), 0);
+    assert!(storage.0.borrow().get("waymark.demo.session").is_none());
 }

@@ -1,0 +1,261 @@
+//! What a click records: pure rules over what the shell read off the DOM.
+//!
+//! The shell finds the clicked element's nearest interactive ancestor and
+//! describes it; these rules decide what of it may leave the page. Input
+//! values are never read by the shell, and no text at all is kept for
+//! password, e-mail and telephone fields.
+
+use crate::hygiene::redact_url;
+use crate::value::Value;
+
+/// Longest text kept from a clicked element.
+pub const MAX_CLICK_TEXT: usize = 100;
+/// Ancestors named in the selector path, at most.
+pub const MAX_SELECTOR_DEPTH: usize = 4;
+
+/// One element as the shell saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Node {
+    /// Lowercase tag name.
+    pub tag: String,
+    pub id: Option<String>,
+    pub classes: Vec<String>,
+}
+
+/// The clicked (interactive) element and its context.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClickTarget {
+    pub node: Node,
+    /// Ancestors from the parent upwards (the shell stops at `body`).
+    pub ancestors: Vec<Node>,
+    /// The element's visible text (`innerText`), untrimmed. Empty for inputs.
+    pub text: String,
+    /// Absolute URL of a link.
+    pub href: Option<String>,
+    /// `type` of an `input` or `button`.
+    pub input_type: Option<String>,
+    /// `data-waymark-*` attributes, without the prefix (`data-waymark-plan` → `plan`).
+    pub data: Vec<(String, String)>,
+}
+
+/// Input types whose text is personal data: nothing of them is recorded.
+const PRIVATE_INPUT_TYPES: [&str; 3] = ["password", "email", "tel"];
+
+impl ClickTarget {
+    /// The custom name given with `data-waymark-event`, if any.
+    pub fn event_name(&self) -> Option<&str> {
+        self.data
+            .iter()
+            .find(|(k, _)| k == "event")
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The click's props. `page_host` decides the `outbound` flag.
+    pub fn props(&self, page_host: &str, sensitive: &[String]) -> Value {
+        let mut props = vec![("tag".to_owned(), Value::String(self.node.tag.clone()))];
+        if let Some(id) = &self.node.id {
+            props.push(("id".into(), Value::String(id.clone())));
+        }
+        if !self.node.classes.is_empty() {
+            props.push(("classes".into(), Value::String(self.node.classes.join(" "))));
+        }
+        props.push(("selector".into(), Value::String(self.selector())));
+        let private = self
+            .input_type
+            .as_deref()
+            .is_some_and(|t| PRIVATE_INPUT_TYPES.contains(&t.to_ascii_lowercase().as_str()));
+        let text = trimmed_text(&self.text);
+        if !private && self.node.tag != "input" && !text.is_empty() {
+            props.push(("text".into(), Value::String(text)));
+        }
+        if let Some(href) = &self.href {
+            let href = redact_url(href, sensitive);
+            let outbound = host_of(&href).is_some_and(|h| !h.eq_ignore_ascii_case(page_host));
+            props.push(("href".into(), Value::String(href)));
+            props.push(("outbound".into(), Value::Bool(outbound)));
+        }
+        for (key, value) in &self.data {
+            if key != "event" && key != "ignore" {
+                props.push((key.clone(), Value::String(value.clone())));
+            }
+        }
+        Value::Object(props)
+    }
+
+    /// A short CSS path: up to [`MAX_SELECTOR_DEPTH`] levels, stopping at the
+    /// first element with an id (`div#nav > ul.menu > a.item`).
+    pub fn selector(&self) -> String {
+        let mut parts = vec![simple_selector(&self.node)];
+        if self.node.id.is_none() {
+            for node in self.ancestors.iter().take(MAX_SELECTOR_DEPTH - 1) {
+                if node.tag == "body" || node.tag == "html" {
+                    break;
+                }
+                parts.push(simple_selector(node));
+                if node.id.is_some() {
+                    break;
+                }
+            }
+        }
+        parts.reverse();
+        parts.join(" > ")
+    }
+}
+
+fn simple_selector(node: &Node) -> String {
+    let mut s = node.tag.clone();
+    if let Some(id) = &node.id {
+        s.push('#');
+        s.push_str(id);
+    } else {
+        for class in node.classes.iter().take(2) {
+            s.push('.');
+            s.push_str(class);
+        }
+    }
+    s
+}
+
+/// Whitespace collapsed, at most [`MAX_CLICK_TEXT`] characters.
+fn trimmed_text(text: &str) -> String {
+    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match collapsed.char_indices().nth(MAX_CLICK_TEXT) {
+        Some((cut, _)) => collapsed[..cut].to_owned(),
+        None => collapsed,
+    }
+}
+
+/// The host of an absolute `http(s)` URL; `None` for others (`mailto:`, `#top`).
+pub fn host_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    Some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hygiene::default_sensitive_params;
+
+    fn node(tag: &str, id: Option<&str>, classes: &[&str]) -> Node {
+        Node {
+            tag: tag.into(),
+            id: id.map(Into::into),
+            classes: classes.iter().map(|c| (*c).into()).collect(),
+        }
+    }
+
+    fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+        match v {
+            Value::Object(e) => e.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn s(text: &str) -> Value {
+        Value::String(text.into())
+    }
+
+    #[test]
+    fn a_link_records_tag_text_href_and_outbound() {
+        let link = ClickTarget {
+            node: node("a", None, &["cta", "big", "blue"]),
+            ancestors: vec![
+                node("li", None, &[]),
+                node("ul", None, &["menu"]),
+                node("nav", Some("top"), &[]),
+                node("body", None, &[]),
+            ],
+            text: "  Read \n the   docs  ".into(),
+            href: Some("https://docs.example/start?token=secret&lang=en".into()),
+            data: vec![
+                ("plan".into(), "pro".into()),
+                ("event".into(), "docs".into()),
+            ],
+            ..ClickTarget::default()
+        };
+        let p = link.props("shop.example", &default_sensitive_params());
+        assert_eq!(get(&p, "tag"), Some(&s("a")));
+        assert_eq!(get(&p, "classes"), Some(&s("cta big blue")));
+        assert_eq!(
+            get(&p, "selector"),
+            Some(&s("nav#top > ul.menu > li > a.cta.big"))
+        );
+        assert_eq!(get(&p, "text"), Some(&s("Read the docs")));
+        assert_eq!(
+            get(&p, "href"),
+            Some(&s("https://docs.example/start?lang=en"))
+        );
+        assert_eq!(get(&p, "outbound"), Some(&Value::Bool(true)));
+        assert_eq!(get(&p, "plan"), Some(&s("pro")));
+        assert_eq!(get(&p, "event"), None);
+        assert_eq!(link.event_name(), Some("docs"));
+    }
+
+    #[test]
+    fn same_host_links_are_not_outbound() {
+        let link = ClickTarget {
+            node: node("a", None, &[]),
+            href: Some("http://shop.example:8080/cart".into()),
+            ..ClickTarget::default()
+        };
+        let p = link.props("shop.example:8080", &[]);
+        assert_eq!(get(&p, "outbound"), Some(&Value::Bool(false)));
+        let mail = ClickTarget {
+            href: Some("mailto:a@b.co".into()),
+            ..link
+        };
+        assert_eq!(
+            get(&mail.props("shop.example", &[]), "outbound"),
+            Some(&Value::Bool(false))
+        );
+    }
+
+    #[test]
+    fn private_fields_and_inputs_never_give_text() {
+        for ty in ["password", "EMAIL", "tel"] {
+            let field = ClickTarget {
+                node: node("button", None, &[]),
+                text: "jane@example.com".into(),
+                input_type: Some(ty.into()),
+                ..ClickTarget::default()
+            };
+            assert_eq!(get(&field.props("x", &[]), "text"), None, "{ty}");
+        }
+        let submit = ClickTarget {
+            node: node("input", Some("go"), &[]),
+            text: "secret value".into(),
+            input_type: Some("submit".into()),
+            ..ClickTarget::default()
+        };
+        let p = submit.props("x", &[]);
+        assert_eq!(get(&p, "text"), None);
+        assert_eq!(get(&p, "selector"), Some(&s("input#go")));
+    }
+
+    #[test]
+    fn text_is_cut_at_a_character_boundary() {
+        let long = ClickTarget {
+            node: node("button", None, &[]),
+            text: "é".repeat(150),
+            ..ClickTarget::default()
+        };
+        assert_eq!(
+            get(&long.props("x", &[]), "text"),
+            Some(&s(&"é".repeat(MAX_CLICK_TEXT)))
+        );
+    }
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(
+            host_of("https://user:pw@a.example:8443/x?y#z"),
+            Some("a.example:8443")
+        );
+        assert_eq!(host_of("http://b.example"), Some("b.example"));
+        assert_eq!(host_of("/relative"), None);
+    }
+}
