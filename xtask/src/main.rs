@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod setup;
+mod wasm_names;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
@@ -65,8 +66,12 @@ fn cargo() -> Command {
     Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// esbuild, which minifies `sdk.js`; kept in its own npm prefix so that
+/// installing it and binaryen never prunes the other.
+const ESBUILD_VERSION: &str = "0.28.2";
+
 /// Builds the script-tag SDK into `www/pkg/`: `sdk.wasm` and `sdk.js` (the
-/// wasm-bindgen glue and the loader in one function scope).
+/// wasm-bindgen glue and the loader in one function scope, minified).
 fn build_sdk() -> Result {
     let root = root();
     run(cargo().args([
@@ -99,23 +104,58 @@ fn build_sdk() -> Result {
     let pkg = root.join("www/pkg");
     fs::create_dir_all(&pkg).map_err(|e| format!("creating {}: {e}", pkg.display()))?;
     let wasm = pkg.join("sdk.wasm");
-    run(Command::new(setup::wasm_opt())
-        .arg(staging.join("sdk_bg.wasm"))
+    // After -Oz, every import, export and module name is shortened:
+    // wasm-bindgen's hashed import names are a large part of both files.
+    // wasm-opt prints the renames, which the glue then gets too.
+    let mut opt = Command::new(setup::wasm_opt());
+    opt.arg(staging.join("sdk_bg.wasm"))
         .args([
             "-Oz",
+            "--converge",
             "--enable-reference-types",
             "--enable-bulk-memory",
             "--enable-nontrapping-float-to-int",
             "--enable-sign-ext",
             "--enable-mutable-globals",
             "--enable-multivalue",
+            "--minify-imports-and-exports-and-modules",
+            "--strip-producers",
+            "--strip-target-features",
             "-o",
         ])
-        .arg(&wasm))?;
+        .arg(&wasm);
+    let renames = String::from_utf8(output_of(&mut opt)?).map_err(|e| e.to_string())?;
+    let optimized = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
     let glue = fs::read_to_string(staging.join("sdk.js")).map_err(|e| e.to_string())?;
+    let glue = wasm_names::apply(&glue, &renames, &optimized)?;
     let loader = fs::read_to_string(root.join("sdk/js/loader.js")).map_err(|e| e.to_string())?;
     let script = format!("(function(){{\n{glue}\n{loader}\n}})();\n");
-    fs::write(pkg.join("sdk.js"), script).map_err(|e| e.to_string())?;
+    let unminified = staging.join("sdk.full.js");
+    fs::write(&unminified, script).map_err(|e| e.to_string())?;
+
+    let esbuild_prefix = target.join("tools/esbuild");
+    let esbuild = esbuild_prefix.join("node_modules/.bin/esbuild");
+    let installed = Command::new(&esbuild)
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == ESBUILD_VERSION);
+    if !installed {
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&esbuild_prefix)
+            .arg(format!("esbuild@{ESBUILD_VERSION}")))?;
+    }
+    run(Command::new(&esbuild)
+        .arg(&unminified)
+        .args(["--minify", "--log-level=warning"])
+        .arg(format!("--outfile={}", pkg.join("sdk.js").display())))?;
+
     let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "xtask: built www/pkg/sdk.wasm ({} bytes) and www/pkg/sdk.js ({} bytes)",
@@ -123,6 +163,22 @@ fn build_sdk() -> Result {
         size(&pkg.join("sdk.js"))
     );
     Ok(())
+}
+
+/// Runs a command in the workspace root and returns what it printed on stdout.
+fn output_of(cmd: &mut Command) -> Result<Vec<u8>> {
+    let shown = format!("{cmd:?}").replace('"', "");
+    eprintln!("xtask: $ {shown}");
+    let out = cmd
+        .current_dir(root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("could not start {shown}: {e}"))?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(format!("{shown} failed ({})", out.status))
+    }
 }
 
 fn demo(extra: &[String]) -> Result {
@@ -162,7 +218,7 @@ fn test() -> Result {
         (
             "tier 2: SDK shell in headless Chromium (wasm-pack test)",
             Command::new("wasm-pack"),
-            &["test", "--headless", "--chrome", "sdk", "--test", "browser"],
+            &["test", "--headless", "--chrome", "sdk", "--lib", "--test", "browser"],
         ),
         (
             "tier 3: end to end, real Chromium, real collector, real SQLite",

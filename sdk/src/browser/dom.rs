@@ -17,38 +17,53 @@ fn document() -> Option<web_sys::Document> {
     window()?.document()
 }
 
+/// `target[key]`. Plain readings go through this one binding rather than a
+/// web-sys getter each: every binding adds glue to both shipped files.
+fn prop(target: &JsValue, key: &str) -> Option<JsValue> {
+    js_sys::Reflect::get(target, &JsValue::from_str(key)).ok()
+}
+
+fn text(target: &JsValue, key: &str) -> Option<String> {
+    prop(target, key)?.as_string()
+}
+
+fn number(target: &JsValue, key: &str) -> Option<u32> {
+    prop(target, key)?.as_f64().map(|n| n as u32)
+}
+
+fn location(key: &str) -> Option<String> {
+    let w = window()?;
+    text(&prop(&w, "location")?, key)
+}
+
 /// The page as it is now; the referrer only for page views.
 pub fn page(with_referrer: bool) -> Page {
-    let url = window()
-        .and_then(|w| w.location().href().ok())
-        .unwrap_or_default();
     let doc = document();
-    let title = doc.as_ref().map(|d| d.title()).filter(|t| !t.is_empty());
-    let referrer = doc
-        .filter(|_| with_referrer)
-        .map(|d| d.referrer())
-        .filter(|r| !r.is_empty());
+    let read = |key| {
+        doc.as_ref()
+            .and_then(|d| text(d, key))
+            .filter(|t| !t.is_empty())
+    };
     Page {
-        url,
-        title,
-        referrer,
+        url: location("href").unwrap_or_default(),
+        title: read("title"),
+        referrer: with_referrer.then(|| read("referrer")).flatten(),
     }
 }
 
 pub fn origin() -> String {
-    window()
-        .and_then(|w| w.location().origin().ok())
-        .unwrap_or_default()
+    location("origin").unwrap_or_default()
 }
 
 pub fn hostname() -> String {
-    window()
-        .and_then(|w| w.location().hostname().ok())
-        .unwrap_or_default()
+    location("hostname").unwrap_or_default()
 }
 
 pub fn is_hidden() -> bool {
-    document().is_some_and(|d| d.visibility_state() == web_sys::VisibilityState::Hidden)
+    document()
+        .and_then(|d| text(&d, "visibilityState"))
+        .as_deref()
+        == Some("hidden")
 }
 
 /// Device and browser facts that hold for the whole page load.
@@ -56,23 +71,24 @@ pub fn context() -> Value {
     let mut entries = Vec::new();
     let mut put = |k: &str, v: Value| entries.push((k.to_owned(), v));
     if let Some(w) = window() {
-        let nav = w.navigator();
-        if let Ok(ua) = nav.user_agent() {
-            put("user_agent", Value::String(ua));
-        }
-        if let Some(lang) = nav.language() {
-            put("language", Value::String(lang));
-        }
-        if js_sys::Reflect::get(&nav, &"webdriver".into()).is_ok_and(|v| v.is_truthy()) {
-            put("webdriver", Value::Bool(true));
-        }
-        if let Ok(screen) = w.screen() {
-            if let (Ok(sw), Ok(sh)) = (screen.width(), screen.height()) {
-                put("screen", Value::String(format!("{sw}x{sh}")));
+        if let Some(nav) = prop(&w, "navigator") {
+            if let Some(ua) = text(&nav, "userAgent") {
+                put("user_agent", Value::String(ua));
+            }
+            if let Some(lang) = text(&nav, "language") {
+                put("language", Value::String(lang));
+            }
+            if prop(&nav, "webdriver").is_some_and(|v| v.is_truthy()) {
+                put("webdriver", Value::Bool(true));
             }
         }
-        if let (Some(vw), Some(vh)) = (number(w.inner_width()), number(w.inner_height())) {
-            put("viewport", Value::String(format!("{vw}x{vh}")));
+        if let Some(screen) = prop(&w, "screen") {
+            if let (Some(sw), Some(sh)) = (number(&screen, "width"), number(&screen, "height")) {
+                put("screen", Value::String(dimensions(sw, sh)));
+            }
+        }
+        if let (Some(vw), Some(vh)) = (number(&w, "innerWidth"), number(&w, "innerHeight")) {
+            put("viewport", Value::String(dimensions(vw, vh)));
         }
         put(
             "tz_offset_min",
@@ -80,17 +96,18 @@ pub fn context() -> Value {
         );
     }
     let options = js_sys::Intl::DateTimeFormat::default().resolved_options();
-    if let Some(tz) = js_sys::Reflect::get(&options, &"timeZone".into())
-        .ok()
-        .and_then(|v| v.as_string())
-    {
+    if let Some(tz) = text(&options, "timeZone") {
         put("time_zone", Value::String(tz));
     }
     Value::Object(entries)
 }
 
-fn number(v: Result<JsValue, JsValue>) -> Option<u32> {
-    v.ok()?.as_f64().map(|n| n as u32)
+/// `WIDTHxHEIGHT`.
+fn dimensions(width: u32, height: u32) -> String {
+    let mut text = width.to_string();
+    text.push('x');
+    text.push_str(&height.to_string());
+    text
 }
 
 /// A DOM event listener, removed when dropped.
@@ -133,6 +150,38 @@ pub fn on_document(kind: &'static str, f: impl Fn() + 'static) -> Option<Listene
     listen(document().map(Into::into), kind, f)
 }
 
+/// A `setTimeout`, cleared when dropped.
+#[must_use]
+pub struct Timeout {
+    id: i32,
+    _callback: Closure<dyn FnMut()>,
+}
+
+impl Timeout {
+    /// Calls `f` once after `ms` milliseconds; `None` without a window.
+    pub fn new(ms: i32, f: impl FnMut() + 'static) -> Option<Timeout> {
+        let callback = Closure::<dyn FnMut()>::new(f);
+        let id = window()?
+            .set_timeout_with_callback_and_timeout_and_arguments_0(
+                callback.as_ref().unchecked_ref(),
+                ms,
+            )
+            .ok()?;
+        Some(Timeout {
+            id,
+            _callback: callback,
+        })
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        if let Some(w) = window() {
+            w.clear_timeout_with_handle(self.id);
+        }
+    }
+}
+
 /// Kinds of problem worth telling the page's developer about, once each.
 #[derive(Clone, Copy)]
 pub enum Warn {
@@ -149,7 +198,7 @@ impl Warnings {
     pub fn warn(&mut self, kind: Warn, message: &str) {
         if self.0 & kind as u8 == 0 {
             self.0 |= kind as u8;
-            web_sys::console::warn_1(&format!("waymark: {message}").into());
+            web_sys::console::warn_1(&["waymark: ", message].concat().into());
         }
     }
 }

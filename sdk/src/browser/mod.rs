@@ -3,30 +3,61 @@
 //! failures become one console warning per kind.
 
 mod dom;
+mod plain_data;
 mod storage;
 mod transport;
 
 use crate::{Config, SessionRules, Tracker as Core, Value};
-use gloo_timers::callback::Timeout;
-use serde::Deserialize;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use storage::{BrowserStorage, CryptoEntropy};
 use wasm_bindgen::prelude::*;
 
+/// A free-list allocator a seventh the size of std's dlmalloc. The SDK's heap
+/// is small (a session, a queue of events), so its linear search costs nothing.
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
+
 /// How long events wait so that a burst (a page view and the calls queued
 /// before the SDK loaded) leaves as one request.
-const FLUSH_DELAY_MS: u32 = 1_000;
+const FLUSH_DELAY_MS: i32 = 1_000;
 
 /// Configuration as the page passes it (`init(config)` or the script tag's data attributes).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
+#[derive(Default)]
 struct JsConfig {
     endpoint: Option<String>,
     site: Option<String>,
     session_timeout_minutes: Option<f64>,
     max_session_hours: Option<f64>,
     autocapture: Option<bool>,
+}
+
+impl JsConfig {
+    /// Reads the config object; `None` if it is not an object or a field has
+    /// the wrong type.
+    fn read(config: &JsValue) -> Option<JsConfig> {
+        if !config.is_object() {
+            return None;
+        }
+        Some(JsConfig {
+            endpoint: field(config, "endpoint", JsValue::as_string)?,
+            site: field(config, "site", JsValue::as_string)?,
+            session_timeout_minutes: field(config, "sessionTimeoutMinutes", JsValue::as_f64)?,
+            max_session_hours: field(config, "maxSessionHours", JsValue::as_f64)?,
+            autocapture: field(config, "autocapture", JsValue::as_bool)?,
+        })
+    }
+}
+
+/// One config field: `Some(None)` when it is missing, `null` or `undefined`,
+/// `None` when it has the wrong type (or its getter throws).
+fn field<T>(config: &JsValue, name: &str, cast: fn(&JsValue) -> Option<T>) -> Option<Option<T>> {
+    let value = js_sys::Reflect::get(config, &JsValue::from_str(name)).ok()?;
+    if value.loose_eq(&JsValue::NULL) {
+        return Some(None);
+    }
+    cast(&value).map(Some)
 }
 
 /// A running tracker. Created by `init(config)`.
@@ -38,7 +69,7 @@ pub struct BrowserTracker {
 
 struct Shell {
     core: Core<BrowserStorage, CryptoEntropy>,
-    flush_timer: Option<Timeout>,
+    flush_timer: Option<dom::Timeout>,
     _listeners: Vec<dom::Listener>,
     warned: dom::Warnings,
 }
@@ -48,7 +79,7 @@ struct Shell {
 #[wasm_bindgen]
 pub fn init(config: JsValue) -> BrowserTracker {
     let mut warned = dom::Warnings::default();
-    let js: JsConfig = serde_wasm_bindgen::from_value(config).unwrap_or_else(|_| {
+    let js = JsConfig::read(&config).unwrap_or_else(|| {
         warned.warn(
             dom::Warn::Config,
             "config must be an object like {endpoint, site}; using defaults",
@@ -112,6 +143,7 @@ fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
             Some(h) if h.is_finite() && h <= 0.0 => None,
             other => minutes(other, 3_600_000.0).or(defaults.max_length_ms),
         },
+        ..defaults
     };
     config.autocapture = js.autocapture.unwrap_or(true);
     config
@@ -215,8 +247,8 @@ impl BrowserTracker {
         if value.is_undefined() || value.is_null() {
             return None;
         }
-        match serde_wasm_bindgen::from_value::<Value>(value) {
-            Ok(v) if v.is_object() => Some(v),
+        match plain_data::from_js(&value) {
+            Some(v) if v.is_object() => Some(v),
             _ => {
                 self.warn(
                     dom::Warn::Props,
@@ -241,6 +273,6 @@ impl BrowserTracker {
             return;
         }
         let weak = Rc::downgrade(&self.inner);
-        shell.flush_timer = Some(Timeout::new(FLUSH_DELAY_MS, move || flush(&weak)));
+        shell.flush_timer = dom::Timeout::new(FLUSH_DELAY_MS, move || flush(&weak));
     }
 }

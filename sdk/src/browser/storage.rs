@@ -1,52 +1,41 @@
 //! localStorage and crypto randomness behind the core's traits.
 
-use crate::{Entropy, MemoryStorage, Storage, StorageError};
+use crate::{Entropy, Storage, StorageError};
 
-/// localStorage when the browser grants it, else memory for this page.
-pub enum BrowserStorage {
-    Local(web_sys::Storage),
-    Memory(MemoryStorage),
-}
+/// localStorage when the browser grants it. Without it, reads find nothing
+/// and writes fail, so the core keeps the session in memory for this page.
+pub struct BrowserStorage(Option<web_sys::Storage>);
 
 impl BrowserStorage {
     /// Opening throws in some privacy modes and sandboxed frames; probe once.
     pub fn open() -> BrowserStorage {
         let local = web_sys::window().and_then(|w| w.local_storage().ok().flatten());
-        match local {
-            Some(s) if s.set_item("waymark.probe", "1").is_ok() => {
-                let _ = s.remove_item("waymark.probe");
-                BrowserStorage::Local(s)
-            }
-            _ => BrowserStorage::Memory(MemoryStorage::default()),
-        }
+        BrowserStorage(local.filter(|s| {
+            let writable = s.set_item("waymark.probe", "1").is_ok();
+            let _ = s.remove_item("waymark.probe");
+            writable
+        }))
     }
 }
 
 impl Storage for BrowserStorage {
     fn get(&self, key: &str) -> Option<String> {
-        match self {
-            BrowserStorage::Local(s) => s.get_item(key).ok().flatten(),
-            BrowserStorage::Memory(m) => m.get(key),
-        }
+        self.0.as_ref()?.get_item(key).ok().flatten()
     }
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        match self {
-            BrowserStorage::Local(s) => s.set_item(key, value).map_err(|_| StorageError),
-            BrowserStorage::Memory(m) => m.set(key, value),
-        }
+        let local = self.0.as_ref().ok_or(StorageError)?;
+        local.set_item(key, value).map_err(|_| StorageError)
     }
     fn remove(&mut self, key: &str) {
-        match self {
-            BrowserStorage::Local(s) => {
-                let _ = s.remove_item(key);
-            }
-            BrowserStorage::Memory(m) => m.remove(key),
+        if let Some(local) = &self.0 {
+            let _ = local.remove_item(key);
         }
     }
     fn kind(&self) -> &'static str {
-        match self {
-            BrowserStorage::Local(_) => "local",
-            BrowserStorage::Memory(_) => "memory",
+        if self.0.is_some() {
+            "local"
+        } else {
+            "memory"
         }
     }
 }
