@@ -98,7 +98,20 @@ async fn demo_page_view_lands_in_the_store_with_the_ids_the_page_holds() {
     assert_eq!(second.url, collector.url("/pricing.html"));
     assert_eq!(second.session_id, session.session_id);
     assert_eq!(second.visitor_id, session.visitor_id);
-    assert_eq!(stored_session(&browser, "demo").await.seq, 3);
+    let link = rows
+        .iter()
+        .find(|r| r.kind == "click")
+        .expect("the link click");
+    assert_eq!(
+        link.props.as_ref().map(|p| p["text"].clone()),
+        Some("Pricing".into())
+    );
+    assert_eq!(
+        link.props.as_ref().map(|p| p["href"].clone()),
+        Some(collector.url("/pricing.html").into())
+    );
+    // page view, replayed call, click, page leave, page view
+    assert_eq!(stored_session(&browser, "demo").await.seq, 5);
 
     browser.close().await;
     collector.stop().await;
@@ -153,8 +166,14 @@ async fn skew_clock(browser: &Browser, minutes: u64) {
 }
 
 async fn open_demo(collector: &Collector, browser: &Browser, path: &str) {
-    browser.client.goto(&collector.url(path)).await.expect("open the demo");
-    browser.wait_until("return window.waymark && window.waymark.tracker").await;
+    browser
+        .client
+        .goto(&collector.url(path))
+        .await
+        .expect("open the demo");
+    browser
+        .wait_until("return window.waymark && window.waymark.tracker")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -162,12 +181,18 @@ async fn thirty_one_idle_minutes_start_a_new_session_and_close_the_first() {
     let collector = Collector::start().await;
     let browser = Browser::start().await;
     open_demo(&collector, &browser, "/").await;
-    let first = collector.wait_for("the first visit", |rows| rows.len() >= 2).await;
+    let first = collector
+        .wait_for("the first visit", |rows| rows.len() >= 2)
+        .await;
     let first_session = first[0].session_id.clone();
 
     skew_clock(&browser, 31).await;
-    browser.eval("waymark('track', 'back_after_lunch'); waymark('flush');").await;
-    let rows = collector.wait_for("the second session", |rows| rows.len() >= 4).await;
+    browser
+        .eval("waymark('track', 'back_after_lunch'); waymark('flush');")
+        .await;
+    let rows = collector
+        .wait_for("the second session", |rows| rows.len() >= 4)
+        .await;
 
     let ended = of_kind(&rows, "visit_ended");
     assert_eq!(ended.len(), 1, "{rows:#?}");
@@ -182,11 +207,20 @@ async fn thirty_one_idle_minutes_start_a_new_session_and_close_the_first() {
     assert_eq!(props["event_count"], 2);
     assert_eq!(ended.ts, last, "a session ends at its last activity");
 
-    let back = rows.iter().find(|r| r.name.as_deref() == Some("back_after_lunch")).expect("the new event");
+    let back = rows
+        .iter()
+        .find(|r| r.name.as_deref() == Some("back_after_lunch"))
+        .expect("the new event");
     assert_ne!(back.session_id, first_session);
-    assert_eq!(back.visitor_id, first[0].visitor_id, "one visitor, two sessions");
+    assert_eq!(
+        back.visitor_id, first[0].visitor_id,
+        "one visitor, two sessions"
+    );
     assert_eq!(back.session_index, Some(2));
-    assert_eq!(back.previous_session_id.as_deref(), Some(first_session.as_str()));
+    assert_eq!(
+        back.previous_session_id.as_deref(),
+        Some(first_session.as_str())
+    );
     assert!(back.ts >= last + 31 * 60_000);
     let sessions: std::collections::BTreeSet<_> = rows.iter().map(|r| &r.session_id).collect();
     assert_eq!(sessions.len(), 2);
@@ -206,26 +240,47 @@ async fn identify_links_the_user_and_reset_starts_a_new_visitor() {
              waymark('reset'); waymark('track', 'after_logout'); waymark('flush');",
         )
         .await;
-    let rows = collector.wait_for("identify and reset", |rows| rows.iter().any(|r| r.name.as_deref() == Some("after_logout"))).await;
-    let named = |n: &str| rows.iter().find(|r| r.name.as_deref() == Some(n)).unwrap_or_else(|| panic!("no {n} in {rows:#?}"));
+    let rows = collector
+        .wait_for("identify and reset", |rows| {
+            rows.iter()
+                .any(|r| r.name.as_deref() == Some("after_logout"))
+        })
+        .await;
+    let named = |n: &str| {
+        rows.iter()
+            .find(|r| r.name.as_deref() == Some(n))
+            .unwrap_or_else(|| panic!("no {n} in {rows:#?}"))
+    };
     let view = &of_kind(&rows, "page_view")[0];
     let identify = of_kind(&rows, "identify")[0];
     assert_eq!(identify.user_id.as_deref(), Some("u-7"));
     assert_eq!(identify.props, Some(serde_json::json!({"plan": "pro"})));
-    assert_eq!(identify.session_id, view.session_id, "identify does not split the session");
+    assert_eq!(
+        identify.session_id, view.session_id,
+        "identify does not split the session"
+    );
     assert_eq!(named("after_login").user_id.as_deref(), Some("u-7"));
 
     let ended = of_kind(&rows, "visit_ended");
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].session_id, view.session_id);
-    assert_eq!(ended[0].props.as_ref().map(|p| p["reason"].clone()), Some("reset".into()));
+    assert_eq!(
+        ended[0].props.as_ref().map(|p| p["reason"].clone()),
+        Some("reset".into())
+    );
 
     let after = named("after_logout");
     assert_eq!(after.user_id, None, "reset forgets the user");
-    assert_ne!(after.visitor_id, view.visitor_id, "reset starts a new visitor");
+    assert_ne!(
+        after.visitor_id, view.visitor_id,
+        "reset starts a new visitor"
+    );
     assert_ne!(after.session_id, view.session_id);
     assert_eq!(after.session_index, Some(1));
-    assert_eq!(browser.eval("return waymark.visitorId()").await, after.visitor_id.as_str());
+    assert_eq!(
+        browser.eval("return waymark.visitorId()").await,
+        after.visitor_id.as_str()
+    );
 
     browser.close().await;
     collector.stop().await;
@@ -237,31 +292,227 @@ async fn two_windows_share_one_session_and_close_it_once() {
     let browser = Browser::start().await;
     open_demo(&collector, &browser, "/").await;
     let first = browser.client.window().await.expect("window handle");
-    let second = browser.client.new_window(false).await.expect("a second window").handle;
-    browser.client.switch_to_window(second.clone()).await.expect("switch");
+    let second = browser
+        .client
+        .new_window(false)
+        .await
+        .expect("a second window")
+        .handle;
+    browser
+        .client
+        .switch_to_window(second.clone())
+        .await
+        .expect("switch");
     open_demo(&collector, &browser, "/pricing.html").await;
-    let rows = collector.wait_for("both page views", |rows| of_kind(rows, "page_view").len() >= 2).await;
+    let rows = collector
+        .wait_for("both page views", |rows| {
+            of_kind(rows, "page_view").len() >= 2
+        })
+        .await;
     let views = of_kind(&rows, "page_view");
-    assert_eq!(views[0].session_id, views[1].session_id, "a second window joins the session");
+    assert_eq!(
+        views[0].session_id, views[1].session_id,
+        "a second window joins the session"
+    );
     let session = views[0].session_id.clone();
 
     // Both windows come back after 40 idle minutes.
     for window in [&first, &second] {
-        browser.client.switch_to_window(window.clone()).await.expect("switch");
+        browser
+            .client
+            .switch_to_window(window.clone())
+            .await
+            .expect("switch");
         skew_clock(&browser, 40).await;
-        browser.eval("waymark('track', 'came_back'); waymark('flush');").await;
+        browser
+            .eval("waymark('track', 'came_back'); waymark('flush');")
+            .await;
     }
     let rows = collector
-        .wait_for("both windows' new events", |rows| rows.iter().filter(|r| r.name.as_deref() == Some("came_back")).count() == 2)
+        .wait_for("both windows' new events", |rows| {
+            rows.iter()
+                .filter(|r| r.name.as_deref() == Some("came_back"))
+                .count()
+                == 2
+        })
         .await;
     let ended = of_kind(&rows, "visit_ended");
-    assert_eq!(ended.len(), 1, "one visit_ended for one closed session: {rows:#?}");
+    assert_eq!(
+        ended.len(),
+        1,
+        "one visit_ended for one closed session: {rows:#?}"
+    );
     assert_eq!(ended[0].session_id, session);
-    let back: Vec<_> = rows.iter().filter(|r| r.name.as_deref() == Some("came_back")).collect();
-    assert_eq!(back[0].session_id, back[1].session_id, "both windows continue in one new session");
+    let back: Vec<_> = rows
+        .iter()
+        .filter(|r| r.name.as_deref() == Some("came_back"))
+        .collect();
+    assert_eq!(
+        back[0].session_id, back[1].session_id,
+        "both windows continue in one new session"
+    );
     assert_ne!(back[0].session_id, session);
     let ids = browser.eval("return waymark.sessionId()").await;
     assert_eq!(ids, back[0].session_id.as_str());
+
+    browser.close().await;
+    collector.stop().await;
+}
+
+/// Everything stored, as one string: for checks that something never got in.
+fn everything(rows: &[Row]) -> String {
+    format!("{rows:?}")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_single_page_app_is_captured_without_code_and_without_secrets() {
+    use fantoccini::Locator::Css;
+    let collector = Collector::start().await;
+    let browser = Browser::start().await;
+    open_demo(&collector, &browser, "/app/").await;
+    let c = &browser.client;
+    let click = |css: &'static str| async move {
+        c.find(Css(css)).await.expect(css).click().await.expect(css)
+    };
+
+    collector
+        .wait_for("the first page view", |rows| !rows.is_empty())
+        .await;
+    click("#nav-products").await; // pushState
+    click("#add").await; // data-waymark-event
+    click("#wishlist b").await; // inside a [role=button]
+    click("#secret-button").await; // inside data-waymark-ignore: nothing
+    click("#nav-account").await;
+    c.find(Css("#email"))
+        .await
+        .expect("email")
+        .send_keys("jane@example.com")
+        .await
+        .expect("type");
+    c.find(Css("#password"))
+        .await
+        .expect("password")
+        .send_keys("hunter2-secret")
+        .await
+        .expect("type");
+    click("#sign-in").await;
+    click("#nav-account").await; // same URL: no page view
+    click("#nav-help").await; // hash route
+    click("#outbound").await;
+    browser.eval("history.back()").await; // popstate
+    browser.eval("waymark('flush')").await;
+
+    let rows = collector
+        .wait_for("the whole visit", |rows| {
+            rows.iter().filter(|r| r.kind == "page_view").count() >= 5
+                && rows.iter().any(|r| r.kind == "identify")
+        })
+        .await;
+    let trail: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let path = r.url.trim_start_matches(&collector.url(""));
+            match r.kind.as_str() {
+                "click" => format!(
+                    "click {}",
+                    r.props
+                        .as_ref()
+                        .map(|p| p["selector"].as_str().unwrap_or("").to_owned())
+                        .unwrap_or_default()
+                ),
+                kind => format!("{kind} {path}"),
+            }
+        })
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "page_view /app/",
+            "click a#nav-products",
+            "page_leave /app/",
+            "page_view /app/products",
+            "click button#add",
+            "click span#wishlist",
+            "click a#nav-account",
+            "page_leave /app/products",
+            "page_view /app/account",
+            "click button#sign-in",
+            "identify /app/account",
+            "click a#nav-account",
+            "click a#nav-help",
+            "page_leave /app/account",
+            "page_view /app/account#/help",
+            "click a#outbound",
+            "page_leave /app/account#/help",
+            "page_view /app/account",
+        ],
+        "{rows:#?}"
+    );
+    let named = |n: &str| {
+        rows.iter()
+            .find(|r| r.name.as_deref() == Some(n))
+            .unwrap_or_else(|| panic!("no {n}"))
+    };
+    let add = named("add_to_cart");
+    let props = add.props.as_ref().expect("click props");
+    assert_eq!(
+        (
+            props["tag"].as_str(),
+            props["text"].as_str(),
+            props["sku"].as_str()
+        ),
+        (Some("button"), Some("Add to cart"), Some("42"))
+    );
+    assert_eq!(props["classes"], "btn primary");
+    let outbound = rows
+        .iter()
+        .find(|r| {
+            r.props
+                .as_ref()
+                .is_some_and(|p| p["selector"] == "a#outbound")
+        })
+        .expect("outbound click");
+    let props = outbound.props.as_ref().expect("props");
+    assert_eq!(props["outbound"], true);
+    assert_eq!(
+        props["href"], "https://docs.example.invalid/guide",
+        "the token is stripped from the href"
+    );
+
+    let views: Vec<_> = of_kind(&rows, "page_view");
+    assert_eq!(
+        views[1].title.as_deref(),
+        Some("Waymark demo app — Products"),
+        "title read after the route renders"
+    );
+    assert_eq!(views[1].previous_session_id, None);
+    assert_eq!(
+        views[1].referrer.as_deref(),
+        Some(collector.url("/app/").as_str()),
+        "in-app referrer"
+    );
+    let leave = of_kind(&rows, "page_leave")[0];
+    assert_eq!(
+        leave.props.as_ref().map(|p| p["page_view_id"].clone()),
+        Some(views[0].event_id.clone().into())
+    );
+
+    let stored = everything(&rows);
+    for secret in [
+        "hunter2-secret",
+        "jane@example.com",
+        "never-sent",
+        "Internal tool",
+    ] {
+        assert!(!stored.contains(secret), "{secret} reached the store");
+    }
+    let local = browser
+        .eval("return JSON.stringify(localStorage) + document.cookie")
+        .await;
+    assert!(
+        !local.as_str().unwrap_or_default().contains("hunter2"),
+        "nor the browser's storage"
+    );
 
     browser.close().await;
     collector.stop().await;

@@ -116,6 +116,7 @@ pub struct Row {
     pub storage: Option<String>,
     pub url: String,
     pub title: Option<String>,
+    pub referrer: Option<String>,
     pub props: Option<serde_json::Value>,
     pub context: Option<serde_json::Value>,
 }
@@ -130,7 +131,7 @@ fn read_events(db: &Path) -> Vec<Row> {
     let mut stmt = conn
         .prepare(
             "SELECT event_id, site, type, name, ts, session_id, visitor_id, user_id, session_index, previous_session_id, storage, url, \
-             title, props, context \
+             title, referrer, props, context \
              FROM events ORDER BY ts, seq, rowid",
         )
         .expect("query");
@@ -150,8 +151,9 @@ fn read_events(db: &Path) -> Vec<Row> {
             storage: r.get(10)?,
             url: r.get(11)?,
             title: r.get(12)?,
-            props: json(r.get(13)?),
-            context: json(r.get(14)?),
+            referrer: r.get(13)?,
+            props: json(r.get(14)?),
+            context: json(r.get(15)?),
         })
     })
     .expect("rows")

@@ -6,7 +6,7 @@
 // starts the tracker and replays, in order, the calls the page queued with the
 // snippet `waymark(...)` before the SDK arrived.
 var w = window, s = document.currentScript, stub = w.waymark;
-var COMMANDS = { track: 1, identify: 1, reset: 1, flush: 1, optOut: 1, optIn: 1 };
+var COMMANDS = { track: 1, identify: 1, reset: 1, flush: 1, optOut: 1, optIn: 1, consent: 1, page: 1 };
 if (s && !(stub && stub.tracker)) {
   var a = s.dataset;
   var num = function (v) { return v == null || v === '' ? undefined : Number(v); };
@@ -16,8 +16,14 @@ if (s && !(stub && stub.tracker)) {
     site: a.site,
     sessionTimeoutMinutes: num(a.sessionTimeoutMinutes),
     maxSessionHours: num(a.maxSessionHours),
+    splitAtMidnight: bool(a.splitAtMidnight),
+    splitOnCampaign: bool(a.splitOnCampaign),
     autocapture: bool(a.autocapture),
-    respectDnt: bool(a.respectDnt)
+    capturePageViews: bool(a.capturePageViews),
+    captureClicks: bool(a.captureClicks),
+    respectDnt: bool(a.respectDnt),
+    requireConsent: bool(a.requireConsent),
+    sensitiveParams: a.sensitiveParams
   };
   wasm_bindgen({ module_or_path: new URL('sdk.wasm', s.src) }).then(function () {
     var t = wasm_bindgen.init(config);

@@ -94,25 +94,39 @@ const CAMPAIGN_PARAMS: [&str; 8] = [
     "msclkid",
 ];
 
-/// The campaign a URL carries: its campaign parameters as `key=value` in a
-/// fixed order, joined by `&`; empty when it carries none.
-pub fn campaign_of(url: &str) -> String {
+/// The campaign parameters a URL's query carries, in a fixed order; empty
+/// values are ignored.
+pub fn campaign_params(url: &str) -> Vec<(&'static str, &str)> {
     let without_fragment = url.split('#').next().unwrap_or_default();
     let query = without_fragment
         .split_once('?')
         .map(|(_, q)| q)
         .unwrap_or_default();
-    let mut found = Vec::new();
-    for key in CAMPAIGN_PARAMS {
-        let value = query.split('&').find_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == key && !v.is_empty()).then_some(v)
-        });
-        if let Some(v) = value {
-            found.push(format!("{key}={v}"));
+    CAMPAIGN_PARAMS
+        .into_iter()
+        .filter_map(|key| {
+            let value = query.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (k == key && !v.is_empty()).then_some(v)
+            })?;
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// The campaign a URL carries as one comparable string (`utm_source=a&gclid=b`);
+/// empty when it carries none.
+pub fn campaign_of(url: &str) -> String {
+    let mut out = String::new();
+    for (key, value) in campaign_params(url) {
+        if !out.is_empty() {
+            out.push('&');
         }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
     }
-    found.join("&")
+    out
 }
 
 /// One visit of one visitor, as kept in browser storage.

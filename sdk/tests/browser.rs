@@ -40,13 +40,19 @@ fn recorded(name: &str) -> Vec<(String, serde_json::Value)> {
         .map(|entry| {
             let entry: Array = entry.unchecked_into();
             let body = entry.get(1).as_string().unwrap();
-            (entry.get(0).as_string().unwrap(), serde_json::from_str(&body).unwrap())
+            (
+                entry.get(0).as_string().unwrap(),
+                serde_json::from_str(&body).unwrap(),
+            )
         })
         .collect()
 }
 
 fn stored_session(site: &str) -> Option<Session> {
-    let record = js(&format!("return localStorage.getItem('waymark.{site}.session')")).as_string()?;
+    let record = js(&format!(
+        "return localStorage.getItem('waymark.{site}.session')"
+    ))
+    .as_string()?;
     Session::decode(&record)
 }
 
@@ -70,7 +76,10 @@ fn init_keeps_the_session_in_local_storage_and_beacons_a_page_view() {
     assert_eq!(view["type"], "page_view");
     assert_eq!(view["session_id"], session.session_id.as_str());
     assert_eq!(view["visitor_id"], session.visitor_id.as_str());
-    assert_eq!(view["url"].as_str(), js("return location.href").as_string().as_deref());
+    assert_eq!(
+        view["url"].as_str(),
+        js("return location.href").as_string().as_deref()
+    );
     assert!(view["context"]["user_agent"].as_str().is_some());
     uuid_v7(view["event_id"].as_str().unwrap());
 
@@ -84,22 +93,68 @@ fn uuid_v7(id: &str) {
     assert_eq!(&id[14..15], "7", "{id}");
 }
 
-#[wasm_bindgen_test]
-fn a_storage_that_throws_degrades_to_memory_without_throwing() {
-    record_beacons(true);
+/// Makes `localStorage.setItem` throw (a full quota) while `f` runs.
+fn with_throwing_local_storage(f: impl FnOnce()) {
     js("window.__setItem = Storage.prototype.setItem;
         Storage.prototype.setItem = function () { throw new DOMException('full', 'QuotaExceededError'); };");
-    let tracker = init(config("t-throws"));
-    tracker.track("after_failure".into(), JsValue::UNDEFINED);
+    f();
     js("Storage.prototype.setItem = window.__setItem;");
+}
+
+#[wasm_bindgen_test]
+fn a_storage_that_throws_falls_back_to_a_cookie_without_throwing() {
+    record_beacons(true);
+    let mut tracker = None;
+    with_throwing_local_storage(|| {
+        let t = init(config("t-throws"));
+        t.track("after_failure".into(), JsValue::UNDEFINED);
+        tracker = Some(t);
+    });
+    let tracker = tracker.unwrap();
+    assert_eq!(tracker.storage_kind(), "cookie");
+    let session = tracker.session_id().expect("a session in the cookie");
+    let cookie = js("return document.cookie").as_string().unwrap();
+    assert!(
+        cookie.contains(&format!("waymark.t-throws.session=1%7C")),
+        "{cookie}"
+    );
+    assert!(cookie.contains(&session));
+    tracker.flush();
+    let events = recorded("__beacons")[0].1["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(events.len(), 2);
+    assert!(events
+        .iter()
+        .all(|e| e["session_id"] == session.as_str() && e["storage"] == "cookie"));
+    assert_eq!(stored_session("t-throws"), None, "nothing in localStorage");
+    // A reload finds the session in the cookie.
+    let mut again = None;
+    with_throwing_local_storage(|| again = Some(init(config("t-throws"))));
+    assert_eq!(again.unwrap().session_id(), Some(session));
+    js("document.cookie = 'waymark.t-throws.session=; Path=/; Max-Age=0'");
+}
+
+#[wasm_bindgen_test]
+fn without_local_storage_or_cookies_the_session_lives_in_memory() {
+    record_beacons(true);
+    js("Object.defineProperty(document, 'cookie', {get: function () { return ''; }, set: function () {}, configurable: true});");
+    let mut tracker = None;
+    with_throwing_local_storage(|| tracker = Some(init(config("t-memory"))));
+    js("delete document.cookie;");
+    let tracker = tracker.unwrap();
     assert_eq!(tracker.storage_kind(), "memory");
     let session = tracker.session_id().expect("a session in memory");
+    tracker.track("still_counted".into(), JsValue::UNDEFINED);
     tracker.flush();
-    let beacons = recorded("__beacons");
-    let events = beacons[0].1["events"].as_array().unwrap().clone();
-    assert_eq!(events.len(), 2);
-    assert!(events.iter().all(|e| e["session_id"] == session.as_str()));
-    assert_eq!(stored_session("t-throws"), None);
+    let events = recorded("__beacons")[0].1["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(events
+        .iter()
+        .all(|e| e["session_id"] == session.as_str() && e["storage"] == "memory"));
 }
 
 #[wasm_bindgen_test]
@@ -110,7 +165,10 @@ fn a_refused_beacon_falls_back_to_fetch_with_keepalive() {
     let fetches: Array = js("return window.__fetches").unchecked_into();
     assert_eq!(fetches.length(), 1);
     let call: Array = fetches.get(0).unchecked_into();
-    assert_eq!(call.get(0).as_string().as_deref(), Some("http://127.0.0.1:9/v1/batch"));
+    assert_eq!(
+        call.get(0).as_string().as_deref(),
+        Some("http://127.0.0.1:9/v1/batch")
+    );
     assert_eq!(call.get(2), JsValue::TRUE, "keepalive");
     assert_eq!(call.get(3).as_string().as_deref(), Some("POST"));
     let batch: serde_json::Value = serde_json::from_str(&call.get(1).as_string().unwrap()).unwrap();
@@ -128,11 +186,20 @@ fn bad_arguments_and_props_never_throw_into_the_page() {
     tracker.identify(JsValue::NULL, JsValue::NULL);
     tracker.track("ok".into(), js("return {plan: 'pro', n: 2}"));
     tracker.flush();
-    let events = recorded("__beacons")[0].1["events"].as_array().unwrap().clone();
-    let names: Vec<_> = events.iter().map(|e| e["name"].as_str().unwrap_or(e["type"].as_str().unwrap())).collect();
+    let events = recorded("__beacons")[0].1["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<_> = events
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or(e["type"].as_str().unwrap()))
+        .collect();
     assert_eq!(names, ["page_view", "with_cycle", "with_function", "ok"]);
     assert_eq!(events[1].get("props"), None, "cyclic props are dropped");
-    assert_eq!(events[3]["props"], serde_json::json!({"plan": "pro", "n": 2}));
+    assert_eq!(
+        events[3]["props"],
+        serde_json::json!({"plan": "pro", "n": 2})
+    );
 }
 
 #[wasm_bindgen_test]
@@ -145,7 +212,10 @@ fn opt_out_sends_nothing_and_is_remembered() {
     assert!(recorded("__beacons").is_empty());
     let later = init(config("t-optout"));
     later.flush();
-    assert!(recorded("__beacons").is_empty(), "the opt-out survives a reload");
+    assert!(
+        recorded("__beacons").is_empty(),
+        "the opt-out survives a reload"
+    );
     later.opt_in();
     later.track("visible".into(), JsValue::UNDEFINED);
     later.flush();

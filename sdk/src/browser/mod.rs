@@ -2,6 +2,8 @@
 //! the pure [`crate::Tracker`] core. Nothing here throws into the host page:
 //! failures become one console warning per kind.
 
+mod capture;
+mod cookie;
 mod dom;
 mod plain_data;
 mod storage;
@@ -30,7 +32,14 @@ struct JsConfig {
     site: Option<String>,
     session_timeout_minutes: Option<f64>,
     max_session_hours: Option<f64>,
+    split_at_midnight: Option<bool>,
+    split_on_campaign: Option<bool>,
     autocapture: Option<bool>,
+    capture_page_views: Option<bool>,
+    capture_clicks: Option<bool>,
+    respect_dnt: Option<bool>,
+    require_consent: Option<bool>,
+    sensitive_params: Option<Vec<String>>,
 }
 
 impl JsConfig {
@@ -45,9 +54,36 @@ impl JsConfig {
             site: field(config, "site", JsValue::as_string)?,
             session_timeout_minutes: field(config, "sessionTimeoutMinutes", JsValue::as_f64)?,
             max_session_hours: field(config, "maxSessionHours", JsValue::as_f64)?,
+            split_at_midnight: field(config, "splitAtMidnight", JsValue::as_bool)?,
+            split_on_campaign: field(config, "splitOnCampaign", JsValue::as_bool)?,
             autocapture: field(config, "autocapture", JsValue::as_bool)?,
+            capture_page_views: field(config, "capturePageViews", JsValue::as_bool)?,
+            capture_clicks: field(config, "captureClicks", JsValue::as_bool)?,
+            respect_dnt: field(config, "respectDnt", JsValue::as_bool)?,
+            require_consent: field(config, "requireConsent", JsValue::as_bool)?,
+            sensitive_params: field(config, "sensitiveParams", words)?,
         })
     }
+}
+
+/// A list of words: an array of strings, or one comma-separated string.
+fn words(value: &JsValue) -> Option<Vec<String>> {
+    let list: Vec<String> = match value.as_string() {
+        Some(text) => text
+            .split(',')
+            .map(|w| w.trim().to_ascii_lowercase())
+            .collect(),
+        None if js_sys::Array::is_array(value) => {
+            let array = js_sys::Array::from(value);
+            let items: Option<Vec<String>> = array.iter().map(|w| w.as_string()).collect();
+            items?
+                .into_iter()
+                .map(|w| w.trim().to_ascii_lowercase())
+                .collect()
+        }
+        None => return None,
+    };
+    Some(list.into_iter().filter(|w| !w.is_empty()).collect())
 }
 
 /// One config field: `Some(None)` when it is missing, `null` or `undefined`,
@@ -70,12 +106,15 @@ pub struct BrowserTracker {
 struct Shell {
     core: Core<BrowserStorage, CryptoEntropy>,
     flush_timer: Option<dom::Timeout>,
-    _listeners: Vec<dom::Listener>,
+    /// An in-app navigation whose page view waits for the app to render
+    /// (its time and URL as of the navigation).
+    unsettled: Option<(crate::Now, String)>,
+    _capture: Vec<dom::Listener>,
     warned: dom::Warnings,
 }
 
 /// Starts tracking: restores or creates the session and, unless
-/// `autocapture` is false, records a page view.
+/// auto-capture is off, records a page view and starts listening.
 #[wasm_bindgen]
 pub fn init(config: JsValue) -> BrowserTracker {
     let mut warned = dom::Warnings::default();
@@ -87,34 +126,28 @@ pub fn init(config: JsValue) -> BrowserTracker {
         JsConfig::default()
     });
     let config = resolve(js, &mut warned);
-    let autocapture = config.autocapture;
+    let capture = capture::Capture {
+        page_views: config.autocapture,
+        clicks: config.clicks,
+    };
     let inner = Rc::new(RefCell::new(Shell {
         core: Core::new(config, BrowserStorage::open(), CryptoEntropy),
         flush_timer: None,
-        _listeners: Vec::new(),
+        unsettled: None,
+        _capture: Vec::new(),
         warned,
     }));
-    let listeners = vec![
-        dom::on_window("pagehide", flush_now(&inner)),
-        dom::on_document("visibilitychange", {
-            let flush = flush_now(&inner);
-            move || {
-                if dom::is_hidden() {
-                    flush();
-                }
-            }
-        }),
-    ];
+    let listeners = capture::install(&inner, capture);
     if let Ok(mut shell) = inner.try_borrow_mut() {
-        shell._listeners = listeners.into_iter().flatten().collect();
+        shell._capture = listeners;
         shell.core.set_context(dom::context());
-        if autocapture {
-            shell.core.page_view(dom::now(), &dom::page(true));
+        if capture.page_views {
+            shell.core.page_view(dom::now_local(), &dom::page(true));
+            shell.core.set_active(dom::now(), dom::is_active());
         }
     }
-    let tracker = BrowserTracker { inner };
-    tracker.schedule_flush();
-    tracker
+    schedule_flush(&inner);
+    BrowserTracker { inner }
 }
 
 fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
@@ -143,16 +176,62 @@ fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
             Some(h) if h.is_finite() && h <= 0.0 => None,
             other => minutes(other, 3_600_000.0).or(defaults.max_length_ms),
         },
-        ..defaults
+        split_at_midnight: js.split_at_midnight.unwrap_or(false),
+        split_on_campaign: js.split_on_campaign.unwrap_or(false),
     };
-    config.autocapture = js.autocapture.unwrap_or(true);
+    let autocapture = js.autocapture.unwrap_or(true);
+    config.autocapture = autocapture && js.capture_page_views.unwrap_or(true);
+    config.clicks = autocapture && js.capture_clicks.unwrap_or(true);
+    config.respect_dnt = js.respect_dnt.unwrap_or(false);
+    config.do_not_track = dom::do_not_track();
+    config.require_consent = js.require_consent.unwrap_or(false);
+    if let Some(words) = js.sensitive_params {
+        config.sensitive_params = words;
+    }
     config
 }
 
-/// A callback that sends everything queued right away (page exit).
-fn flush_now(inner: &Rc<RefCell<Shell>>) -> impl Fn() + 'static {
+/// Runs `f` on the core (unless the tracker is gone or busy) and makes sure
+/// a flush is scheduled for what it queued.
+///
+/// A navigation still settling is recorded first, so events keep their order.
+fn record(weak: &Weak<RefCell<Shell>>, f: impl FnOnce(&mut Core<BrowserStorage, CryptoEntropy>)) {
+    let Some(inner) = weak.upgrade() else { return };
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        if let Some((now, url)) = shell.unsettled.take() {
+            let page = crate::Page {
+                url,
+                ..dom::page(false)
+            };
+            shell.core.navigate(now, &page);
+        }
+        f(&mut shell.core);
+    }
+    schedule_flush(&inner);
+}
+
+/// Notes an in-app navigation; its page view is taken when the app has
+/// rendered (after `settle_ms`) or before the next event, whichever is first.
+fn navigated(weak: &Weak<RefCell<Shell>>, now: crate::Now, url: String, settle_ms: i32) {
+    record(weak, |_| {});
+    let Some(inner) = weak.upgrade() else { return };
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        shell.unsettled = Some((now, url));
+    }
+    let weak = weak.clone();
+    dom::after(settle_ms, move || record(&weak, |_| {}));
+}
+
+/// Arms the one flush timer when events wait and none is armed.
+fn schedule_flush(inner: &Rc<RefCell<Shell>>) {
+    let Ok(mut shell) = inner.try_borrow_mut() else {
+        return;
+    };
+    if shell.flush_timer.is_some() || shell.core.pending_len() == 0 {
+        return;
+    }
     let weak = Rc::downgrade(inner);
-    move || flush(&weak)
+    shell.flush_timer = dom::Timeout::new(FLUSH_DELAY_MS, move || flush(&weak));
 }
 
 fn flush(weak: &Weak<RefCell<Shell>>) {
@@ -180,7 +259,7 @@ impl BrowserTracker {
             );
         };
         let props = self.plain_data(props);
-        self.with(|core| core.track(dom::now(), &dom::page(false), &name, props));
+        self.with(|core| core.track(dom::now_local(), &dom::page(false), &name, props));
     }
 
     /// Links this visitor to `userId`; later events carry it.
@@ -192,12 +271,27 @@ impl BrowserTracker {
             );
         };
         let traits = self.plain_data(traits);
-        self.with(|core| core.identify(dom::now(), &dom::page(false), &user_id, traits));
+        self.with(|core| core.identify(dom::now_local(), &dom::page(false), &user_id, traits));
     }
 
     /// Logout: ends the session, forgets the user, starts a new visitor.
     pub fn reset(&self) {
-        self.with(|core| core.reset(dom::now()));
+        self.with(|core| core.reset(dom::now_local()));
+    }
+
+    /// A page view of the current URL, for apps that turned auto-capture off
+    /// or navigate in ways the SDK cannot see. Repeats of the same URL count once.
+    pub fn page(&self) {
+        self.with(|core| core.navigate(dom::now_local(), &dom::page(true)));
+    }
+
+    /// The visitor's answer when `requireConsent` is set: `true` stores and
+    /// sends what was held, `false` drops it and records nothing more.
+    pub fn consent(&self, granted: JsValue) {
+        let Some(granted) = granted.as_bool() else {
+            return self.warn(dom::Warn::Arguments, "consent(granted) needs true or false");
+        };
+        self.with(|core| core.consent(granted));
     }
 
     /// Sends whatever is queued now.
@@ -226,7 +320,7 @@ impl BrowserTracker {
         self.inner.try_borrow().ok()?.core.visitor_id()
     }
 
-    /// Where the session is kept: `local` or `memory`.
+    /// Where the session is kept: `local`, `cookie` or `memory`.
     #[wasm_bindgen(js_name = storageKind)]
     pub fn storage_kind(&self) -> String {
         self.inner
@@ -237,10 +331,7 @@ impl BrowserTracker {
     }
 
     fn with(&self, f: impl FnOnce(&mut Core<BrowserStorage, CryptoEntropy>)) {
-        if let Ok(mut shell) = self.inner.try_borrow_mut() {
-            f(&mut shell.core);
-        }
-        self.schedule_flush();
+        record(&Rc::downgrade(&self.inner), f);
     }
 
     fn plain_data(&self, value: JsValue) -> Option<Value> {
@@ -263,16 +354,5 @@ impl BrowserTracker {
         if let Ok(mut shell) = self.inner.try_borrow_mut() {
             shell.warned.warn(kind, message);
         }
-    }
-
-    fn schedule_flush(&self) {
-        let Ok(mut shell) = self.inner.try_borrow_mut() else {
-            return;
-        };
-        if shell.flush_timer.is_some() || shell.core.pending_len() == 0 {
-            return;
-        }
-        let weak = Rc::downgrade(&self.inner);
-        shell.flush_timer = dom::Timeout::new(FLUSH_DELAY_MS, move || flush(&weak));
     }
 }
