@@ -221,3 +221,248 @@ fn opt_out_sends_nothing_and_is_remembered() {
     later.flush();
     assert_eq!(recorded("__beacons").len(), 1);
 }
+
+fn config_with(site: &str, extra: &[(&str, JsValue)]) -> JsValue {
+    let c = config(site);
+    for (k, v) in extra {
+        Reflect::set(&c, &(*k).into(), v).unwrap();
+    }
+    c
+}
+
+/// Every event beaconed so far, flattened.
+fn sent_events() -> Vec<serde_json::Value> {
+    recorded("__beacons")
+        .into_iter()
+        .flat_map(|(_, b)| b["events"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+fn summary(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let path = e["url"]
+                .as_str()
+                .unwrap_or("")
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            format!("{} {}", e["type"].as_str().unwrap_or(""), path)
+        })
+        .collect()
+}
+
+/// Appends HTML to the test page and returns the element with `id`.
+fn mount(html: &str, id: &str) -> web_sys::HtmlElement {
+    let doc = web_sys::window().unwrap().document().unwrap();
+    let host = doc.create_element("div").unwrap();
+    host.set_inner_html(html);
+    doc.body().unwrap().append_child(&host).unwrap();
+    doc.get_element_by_id(id).unwrap().unchecked_into()
+}
+
+#[wasm_bindgen_test]
+fn history_navigations_are_page_views_once_per_url() {
+    record_beacons(true);
+    let start = js("return location.pathname + location.search")
+        .as_string()
+        .unwrap();
+    let tracker = init(config("t-spa"));
+    js("history.pushState({}, '', 'route-a');");
+    js("history.replaceState({}, '', 'route-a');"); // same URL: nothing
+    js("history.replaceState({}, '', 'route-b');");
+    js("location.hash = 'section';");
+    tracker.flush();
+    js(&format!("history.replaceState({{}}, '', '{start}');"));
+    let events = sent_events();
+    let names = summary(&events);
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("page_view")).count(),
+        4,
+        "load, route-a, route-b, #section: {names:?}"
+    );
+    assert!(
+        names.contains(&"page_view route-a".to_owned())
+            && names.contains(&"page_view route-b".to_owned()),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("page_leave")).count(),
+        3,
+        "{names:?}"
+    );
+    let b = events
+        .iter()
+        .find(|e| e["type"] == "page_view" && e["url"].as_str().unwrap().ends_with("route-b"))
+        .unwrap();
+    assert!(
+        b["referrer"].as_str().unwrap().ends_with("route-a"),
+        "the previous in-app URL is the referrer"
+    );
+}
+
+#[wasm_bindgen_test]
+fn clicks_are_described_without_values_and_ignored_where_asked() {
+    record_beacons(true);
+    let tracker = init(config("t-clicks"));
+    mount(
+        r#"<a id="t-out" href="https://elsewhere.example/x?token=s" onclick="event.preventDefault()"><span id="t-inner">Leave</span></a>
+           <button id="t-buy" class="btn" data-waymark-event="buy" data-waymark-plan="pro">Buy  now</button>
+           <input id="t-pw" type="password" value="hunter2">
+           <input id="t-submit" type="submit" value="Send hunter2">
+           <div data-waymark-ignore><button id="t-hidden">Hidden</button></div>
+           <p id="t-text">plain text</p>"#,
+        "t-out",
+    );
+    let doc = web_sys::window().unwrap().document().unwrap();
+    for id in ["t-inner", "t-buy", "t-pw", "t-submit", "t-hidden", "t-text"] {
+        doc.get_element_by_id(id)
+            .unwrap()
+            .unchecked_into::<web_sys::HtmlElement>()
+            .click();
+    }
+    tracker.flush();
+    let clicks: Vec<_> = sent_events()
+        .into_iter()
+        .filter(|e| e["type"] == "click")
+        .collect();
+    let selectors: Vec<_> = clicks
+        .iter()
+        .map(|c| c["props"]["selector"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        clicks.len(),
+        3,
+        "link (via its child), button, submit input: {selectors:?}"
+    );
+    assert_eq!(clicks[0]["props"]["tag"], "a");
+    assert_eq!(clicks[0]["props"]["text"], "Leave");
+    assert_eq!(clicks[0]["props"]["outbound"], true);
+    assert_eq!(clicks[0]["props"]["href"], "https://elsewhere.example/x");
+    assert_eq!(clicks[1]["name"], "buy");
+    assert_eq!(clicks[1]["props"]["plan"], "pro");
+    assert_eq!(clicks[1]["props"]["text"], "Buy now");
+    assert_eq!(
+        clicks[2]["props"]["selector"]
+            .as_str()
+            .map(|s| s.ends_with("input#t-submit")),
+        Some(true)
+    );
+    let all = serde_json::to_string(&sent_events()).unwrap();
+    assert!(
+        !all.contains("hunter2") && !all.contains("Hidden") && !all.contains("token=s"),
+        "{all}"
+    );
+}
+
+#[wasm_bindgen_test]
+fn autocapture_off_records_only_what_the_page_asks_for() {
+    record_beacons(true);
+    let tracker = init(config_with("t-manual", &[("autocapture", JsValue::FALSE)]));
+    mount(
+        r#"<button id="t-manual-btn">Press</button>"#,
+        "t-manual-btn",
+    )
+    .click();
+    tracker.track("by_hand".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    assert_eq!(
+        summary(&sent_events())
+            .iter()
+            .map(|s| s.split(' ').next().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        ["custom"]
+    );
+
+    record_beacons(true);
+    let clicks_only = init(config_with(
+        "t-noviews",
+        &[("capturePageViews", JsValue::FALSE)],
+    ));
+    mount(
+        r#"<button id="t-noviews-btn">Press</button>"#,
+        "t-noviews-btn",
+    )
+    .click();
+    clicks_only.flush();
+    let kinds: Vec<_> = sent_events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, ["click"]);
+}
+
+#[wasm_bindgen_test]
+fn do_not_track_is_honoured_when_asked() {
+    record_beacons(true);
+    js("Object.defineProperty(navigator, 'doNotTrack', {get: function () { return '1'; }, configurable: true});");
+    let honouring = init(config_with("t-dnt", &[("respectDnt", JsValue::TRUE)]));
+    honouring.track("x".into(), JsValue::UNDEFINED);
+    honouring.flush();
+    let ignoring = init(config("t-dnt-ignored"));
+    ignoring.flush();
+    js("delete navigator.doNotTrack;");
+    assert_eq!(honouring.session_id(), None);
+    assert_eq!(stored_session("t-dnt"), None, "nothing stored");
+    let sites: Vec<_> = recorded("__beacons")
+        .iter()
+        .map(|(_, b)| b["site"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        sites,
+        ["t-dnt-ignored"],
+        "only the tracker that does not respect DNT sends"
+    );
+}
+
+#[wasm_bindgen_test]
+fn consent_mode_stores_and_sends_nothing_until_granted() {
+    record_beacons(true);
+    let tracker = init(config_with(
+        "t-consent",
+        &[("requireConsent", JsValue::TRUE)],
+    ));
+    tracker.track("before_consent".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    assert!(recorded("__beacons").is_empty());
+    assert_eq!(stored_session("t-consent"), None);
+    assert!(!js("return document.cookie")
+        .as_string()
+        .unwrap()
+        .contains("t-consent"));
+    tracker.consent(JsValue::TRUE);
+    tracker.flush();
+    let names = summary(&sent_events());
+    assert_eq!(names.len(), 2, "the held page view and event: {names:?}");
+    assert!(stored_session("t-consent").is_some());
+
+    record_beacons(true);
+    let refused = init(config_with(
+        "t-refused",
+        &[("requireConsent", JsValue::TRUE)],
+    ));
+    refused.consent(JsValue::FALSE);
+    refused.track("after_refusal".into(), JsValue::UNDEFINED);
+    refused.flush();
+    assert!(recorded("__beacons").is_empty());
+    assert_eq!(stored_session("t-refused"), None);
+}
+
+#[wasm_bindgen_test]
+fn sensitive_parameters_are_configurable() {
+    record_beacons(true);
+    js("history.replaceState({}, '', location.pathname + '?plan=pro&token=t&keep=1');");
+    let tracker = init(config_with(
+        "t-params",
+        &[("sensitiveParams", "plan, keepnothing".into())],
+    ));
+    tracker.flush();
+    js("history.replaceState({}, '', location.pathname);");
+    let url = sent_events()[0]["url"].as_str().unwrap().to_owned();
+    assert!(
+        url.ends_with("?token=t&keep=1"),
+        "only the configured words are removed: {url}"
+    );
+}

@@ -218,7 +218,15 @@ fn test() -> Result {
         (
             "tier 2: SDK shell in headless Chromium (wasm-pack test)",
             Command::new("wasm-pack"),
-            &["test", "--headless", "--chrome", "sdk", "--lib", "--test", "browser"],
+            &[
+                "test",
+                "--headless",
+                "--chrome",
+                "sdk",
+                "--lib",
+                "--test",
+                "browser",
+            ],
         ),
         (
             "tier 3: end to end, real Chromium, real collector, real SQLite",

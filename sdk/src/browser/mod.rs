@@ -294,9 +294,11 @@ impl BrowserTracker {
         self.with(|core| core.consent(granted));
     }
 
-    /// Sends whatever is queued now.
+    /// Sends whatever is queued now (a navigation still settling included).
     pub fn flush(&self) {
-        flush(&Rc::downgrade(&self.inner));
+        let weak = Rc::downgrade(&self.inner);
+        record(&weak, |_| {});
+        flush(&weak);
     }
 
     /// Stops all tracking on this browser until `optIn()`; remembered across visits.
