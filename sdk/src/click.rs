@@ -6,6 +6,7 @@
 //! password, e-mail and telephone fields.
 
 use crate::hygiene::redact_url;
+use crate::text;
 use crate::value::Value;
 
 /// Longest text kept from a clicked element.
@@ -57,13 +58,14 @@ impl ClickTarget {
             props.push(("id".into(), Value::String(id.clone())));
         }
         if !self.node.classes.is_empty() {
-            props.push(("classes".into(), Value::String(self.node.classes.join(" "))));
+            let classes = text::join(self.node.classes.iter().map(String::as_str), " ");
+            props.push(("classes".into(), Value::String(classes)));
         }
         props.push(("selector".into(), Value::String(self.selector())));
         let private = self
             .input_type
             .as_deref()
-            .is_some_and(|t| PRIVATE_INPUT_TYPES.contains(&t.to_ascii_lowercase().as_str()));
+            .is_some_and(|t| PRIVATE_INPUT_TYPES.iter().any(|p| t.eq_ignore_ascii_case(p)));
         let text = trimmed_text(&self.text);
         if !private && self.node.tag != "input" && !text.is_empty() {
             props.push(("text".into(), Value::String(text)));
@@ -97,8 +99,7 @@ impl ClickTarget {
                 }
             }
         }
-        parts.reverse();
-        parts.join(" > ")
+        text::join(parts.iter().rev().map(String::as_str), " > ")
     }
 }
 
@@ -117,12 +118,9 @@ fn simple_selector(node: &Node) -> String {
 }
 
 /// Whitespace collapsed, at most [`MAX_CLICK_TEXT`] characters.
-fn trimmed_text(text: &str) -> String {
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match collapsed.char_indices().nth(MAX_CLICK_TEXT) {
-        Some((cut, _)) => collapsed[..cut].to_owned(),
-        None => collapsed,
-    }
+fn trimmed_text(raw: &str) -> String {
+    let collapsed = text::join(raw.split_whitespace(), " ");
+    collapsed.chars().take(MAX_CLICK_TEXT).collect()
 }
 
 /// The host of an absolute `http(s)` URL; `None` for others (`mailto:`, `#top`).

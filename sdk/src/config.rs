@@ -42,6 +42,6 @@ impl Config {
 
     /// The URL batches are posted to.
     pub fn batch_url(&self) -> String {
-        format!("{}/v1/batch", self.endpoint)
+        [&self.endpoint, "/v1/batch"].concat()
     }
 }

@@ -5,6 +5,8 @@
 //! (case-insensitive), or when its value looks like an e-mail address. The
 //! rest of the URL is kept byte for byte.
 
+use crate::text;
+
 /// Words that mark a query parameter as sensitive, by default.
 pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
     "token",
@@ -34,10 +36,12 @@ pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
 /// `url` without its sensitive query parameters, in the query and in a
 /// hash router's fragment (`#/reset?token=…`) alike.
 pub fn redact_url(url: &str, sensitive: &[String]) -> String {
-    match url.find('#') {
-        Some(i) => {
-            let (page, fragment) = url.split_at(i);
-            redact_query(page, sensitive) + &redact_query(fragment, sensitive)
+    match url.split_once('#') {
+        Some((page, fragment)) => {
+            let mut out = redact_query(page, sensitive);
+            out.push('#');
+            out.push_str(&redact_query(fragment, sensitive));
+            out
         }
         None => redact_query(url, sensitive),
     }
@@ -52,31 +56,33 @@ fn redact_query(part: &str, sensitive: &[String]) -> String {
     if !pairs.clone().any(|pair| is_sensitive(pair, sensitive)) {
         return part.to_owned();
     }
-    let kept: Vec<&str> = pairs
-        .filter(|p| !p.is_empty() && !is_sensitive(p, sensitive))
-        .collect();
+    let kept = text::join(
+        pairs.filter(|p| !p.is_empty() && !is_sensitive(p, sensitive)),
+        "&",
+    );
     if kept.is_empty() {
         head.to_owned()
     } else {
-        format!("{head}?{}", kept.join("&"))
+        [head, "?", &kept].concat()
     }
 }
 
 fn is_sensitive(pair: &str, sensitive: &[String]) -> bool {
     let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
     let name = name.to_ascii_lowercase();
-    sensitive.iter().any(|word| name.contains(word.as_str())) || looks_like_email(value)
+    sensitive.iter().any(|word| text::contains(&name, word)) || looks_like_email(value)
 }
 
 /// `local@domain.tld`, also percent-encoded (`%40`).
 fn looks_like_email(value: &str) -> bool {
-    let value = value.replace("%40", "@");
-    match value.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
-        }
-        None => false,
-    }
+    // Split at the first `@`, whichever way it is written.
+    let split = match (value.split_once('@'), text::split_once(value, "%40")) {
+        (Some(plain), Some(encoded)) if encoded.0.len() < plain.0.len() => Some(encoded),
+        (plain, encoded) => plain.or(encoded),
+    };
+    split.is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+    })
 }
 
 /// The default list as owned strings (for [`crate::Config`]).
@@ -148,6 +154,18 @@ mod tests {
             "not a url",
         ] {
             assert_eq!(redact(url), url);
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn email_detection_agrees_with_decoding_first(value in "[%40@.a]{0,10}") {
+            let decoded = value.replace("%40", "@");
+            let expected = decoded.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+            });
+            proptest::prop_assert_eq!(looks_like_email(&value), expected);
         }
     }
 

@@ -26,6 +26,7 @@ mod page;
 mod queue;
 mod session;
 mod storage;
+mod text;
 mod tracker;
 mod value;
 

@@ -5,6 +5,7 @@
 //! in and the configuration: nothing in this module reads a clock.
 
 use crate::ids::{self, Entropy};
+use crate::text;
 
 /// Why a session was closed; sent as `reason` of its `visit_ended` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,22 +250,28 @@ impl Session {
 
     /// The storage form: `|`-separated fields, free text escaped.
     pub fn encode(&self) -> String {
-        let fields = [
-            RECORD_VERSION,
-            &self.visitor_id,
-            &self.session_id,
-            &self.started_at.to_string(),
-            &self.last_seen_at.to_string(),
-            &self.index.to_string(),
-            &self.seq.to_string(),
-            &self.last_day.to_string(),
+        let mut out = String::from(RECORD_VERSION);
+        for id in [&self.visitor_id, &self.session_id] {
+            out.push('|');
+            out.push_str(id);
+        }
+        for n in [self.started_at, self.last_seen_at, self.index.into(), self.seq.into()] {
+            out.push('|');
+            text::push_u64(&mut out, n);
+        }
+        out.push('|');
+        text::push_i64(&mut out, self.last_day);
+        for field in [
             self.previous_session_id.as_deref().unwrap_or_default(),
             self.first_event_id.as_deref().unwrap_or_default(),
             &escape(&self.campaign),
             &escape(&self.last_url),
             &self.user_id.as_deref().map(escape).unwrap_or_default(),
-        ];
-        fields.join("|")
+        ] {
+            out.push('|');
+            out.push_str(field);
+        }
+        out
     }
 
     /// Reads a stored record; anything malformed or foreign reads as `None`.
@@ -276,11 +283,11 @@ impl Session {
         let session = Session {
             visitor_id: non_empty(f.next()?)?,
             session_id: non_empty(f.next()?)?,
-            started_at: f.next()?.parse().ok()?,
-            last_seen_at: f.next()?.parse().ok()?,
-            index: f.next()?.parse().ok()?,
-            seq: f.next()?.parse().ok()?,
-            last_day: f.next()?.parse().ok()?,
+            started_at: text::parse_u64(f.next()?)?,
+            last_seen_at: text::parse_u64(f.next()?)?,
+            index: text::parse_u32(f.next()?)?,
+            seq: text::parse_u32(f.next()?)?,
+            last_day: text::parse_i64(f.next()?)?,
             previous_session_id: non_empty(f.next()?),
             first_event_id: non_empty(f.next()?),
             campaign: unescape(f.next()?),
@@ -295,12 +302,36 @@ fn non_empty(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_owned())
 }
 
+/// `%` as `%25` and `|` as `%7C`, so free text cannot split the record.
 fn escape(s: &str) -> String {
-    s.replace('%', "%25").replace('|', "%7C")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '|' => out.push_str("%7C"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
+/// Undoes [`escape`]; any other `%` is kept as it is.
 fn unescape(s: &str) -> String {
-    s.replace("%7C", "|").replace("%25", "%")
+    let mut parts = s.split('%');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for part in parts {
+        if let Some(rest) = part.strip_prefix("7C") {
+            out.push('|');
+            out.push_str(rest);
+        } else if let Some(rest) = part.strip_prefix("25") {
+            out.push('%');
+            out.push_str(rest);
+        } else {
+            out.push('%');
+            out.push_str(part);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -493,6 +524,16 @@ mod tests {
         assert_eq!(Session::decode(&s.encode()), Some(s.clone()));
         s.user_id = None;
         assert_eq!(Session::decode(&s.encode()), Some(s));
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    proptest::proptest! {
+        #[test]
+        fn escaping_agrees_with_str_replace(text in "[%|27C5a]{0,16}") {
+            proptest::prop_assert_eq!(escape(&text), text.replace('%', "%25").replace('|', "%7C"));
+            proptest::prop_assert_eq!(unescape(&text), text.replace("%7C", "|").replace("%25", "%"));
+            proptest::prop_assert_eq!(unescape(&escape(&text)), text);
+        }
     }
 
     #[test]

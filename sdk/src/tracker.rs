@@ -486,8 +486,9 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
     }
 }
 
+/// The storage key of one of this site's records: `waymark.{site}.{name}`.
 fn key(config: &Config, name: &str) -> String {
-    format!("waymark.{}.{}", config.site, name)
+    ["waymark.", &config.site, ".", name].concat()
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

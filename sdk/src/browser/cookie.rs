@@ -1,11 +1,12 @@
 //! A first-party cookie as the fallback store when localStorage is missing
 //! or refuses (some privacy modes, sandboxed frames, a full quota).
 
+use crate::text::push_u64;
 use crate::{Storage, StorageError};
 use wasm_bindgen::JsValue;
 
 /// Cookies live a year; the session record inside decides what is current.
-const MAX_AGE_SECONDS: u32 = 365 * 24 * 3600;
+const MAX_AGE_SECONDS: u64 = 365 * 24 * 3600;
 
 /// `document.cookie`, one cookie per key.
 pub struct CookieStorage {
@@ -42,17 +43,21 @@ impl CookieStorage {
 impl Storage for CookieStorage {
     fn get(&self, key: &str) -> Option<String> {
         let jar = self.jar();
+        // `a=1; b=2`, split by character: a string pattern ships a searcher.
         let value = jar
-            .split("; ")
-            .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))?;
+            .split(';')
+            .find_map(|pair| pair.trim_start_matches(' ').strip_prefix(key)?.strip_prefix('='))?;
         js_sys::decode_uri_component(value).ok()?.as_string()
     }
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
         let encoded: String = js_sys::encode_uri_component(value).into();
-        let secure = if self.secure { "; Secure" } else { "" };
-        let cookie =
-            format!("{key}={encoded}; Path=/; Max-Age={MAX_AGE_SECONDS}; SameSite=Lax{secure}");
+        let mut cookie = [key, "=", &encoded, "; Path=/; Max-Age="].concat();
+        push_u64(&mut cookie, MAX_AGE_SECONDS);
+        cookie.push_str("; SameSite=Lax");
+        if self.secure {
+            cookie.push_str("; Secure");
+        }
         // A refused cookie fails silently: read it back to know.
         if self.write(&cookie) && self.get(key).as_deref() == Some(value) {
             Ok(())
@@ -62,7 +67,7 @@ impl Storage for CookieStorage {
     }
 
     fn remove(&mut self, key: &str) {
-        self.write(&format!("{key}=; Path=/; Max-Age=0"));
+        self.write(&[key, "=; Path=/; Max-Age=0"].concat());
     }
 
     fn kind(&self) -> &'static str {

@@ -1,6 +1,7 @@
 //! Small readings of the page and browser, and listeners that remove
 //! themselves when dropped. Every reading tolerates a missing API.
 
+use crate::text::push_u64;
 use crate::{Now, Page, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -209,10 +210,11 @@ pub fn context() -> Value {
 
 /// `WIDTHxHEIGHT`.
 fn dimensions(width: u32, height: u32) -> String {
-    let mut text = width.to_string();
-    text.push('x');
-    text.push_str(&height.to_string());
-    text
+    let mut out = String::new();
+    push_u64(&mut out, width.into());
+    out.push('x');
+    push_u64(&mut out, height.into());
+    out
 }
 
 /// A DOM event listener, or a wrapped method, undone when dropped.
