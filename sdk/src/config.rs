@@ -2,6 +2,7 @@
 
 use crate::hygiene::default_sensitive_params;
 use crate::session::SessionRules;
+use crate::text;
 
 /// Tracker configuration, already validated by the shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +43,6 @@ impl Config {
 
     /// The URL batches are posted to.
     pub fn batch_url(&self) -> String {
-        [&self.endpoint, "/v1/batch"].concat()
+        text::concat(&[&self.endpoint, "/v1/batch"])
     }
 }

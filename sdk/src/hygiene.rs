@@ -63,7 +63,7 @@ fn redact_query(part: &str, sensitive: &[String]) -> String {
     if kept.is_empty() {
         head.to_owned()
     } else {
-        [head, "?", &kept].concat()
+        text::concat(&[head, "?", &kept])
     }
 }
 

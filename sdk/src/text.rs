@@ -66,6 +66,11 @@ pub fn join<'a>(parts: impl IntoIterator<Item = &'a str>, separator: &str) -> St
     out
 }
 
+/// The parts one after another, like `[&str]::concat`.
+pub fn concat(parts: &[&str]) -> String {
+    join(parts.iter().copied(), "")
+}
+
 /// Byte offset of the first `needle` in `haystack`, like `str::find` with a
 /// string pattern.
 pub fn find(haystack: &str, needle: &str) -> Option<usize> {
@@ -129,6 +134,7 @@ mod tests {
     fn joins_finds_and_splits_like_std() {
         assert_eq!(join(["a", "b", "c"], " > "), "a > b > c");
         assert_eq!(join(Vec::new(), "&"), "");
+        assert_eq!(concat(&["waymark.", "demo", ".session"]), "waymark.demo.session");
         assert_eq!(find("a%40b%40", "%40"), Some(1));
         assert_eq!(find("é%40", "%40"), Some(2));
         assert_eq!(find("ab", ""), Some(0));

@@ -12,6 +12,7 @@ use crate::ids::{self, Entropy};
 use crate::page::PageVisit;
 use crate::session::{campaign_of, EndReason, Now, Session};
 use crate::storage::Storage;
+use crate::text;
 use crate::value::Value;
 
 /// Most events sent in one request.
@@ -488,7 +489,7 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
 
 /// The storage key of one of this site's records: `waymark.{site}.{name}`.
 fn key(config: &Config, name: &str) -> String {
-    ["waymark.", &config.site, ".", name].concat()
+    text::concat(&["waymark.", &config.site, ".", name])
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]

@@ -1,7 +1,7 @@
 //! A first-party cookie as the fallback store when localStorage is missing
 //! or refuses (some privacy modes, sandboxed frames, a full quota).
 
-use crate::text::push_u64;
+use crate::text::{concat, push_u64};
 use crate::{Storage, StorageError};
 use wasm_bindgen::JsValue;
 
@@ -52,7 +52,7 @@ impl Storage for CookieStorage {
 
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
         let encoded: String = js_sys::encode_uri_component(value).into();
-        let mut cookie = [key, "=", &encoded, "; Path=/; Max-Age="].concat();
+        let mut cookie = concat(&[key, "=", &encoded, "; Path=/; Max-Age="]);
         push_u64(&mut cookie, MAX_AGE_SECONDS);
         cookie.push_str("; SameSite=Lax");
         if self.secure {
@@ -67,7 +67,7 @@ impl Storage for CookieStorage {
     }
 
     fn remove(&mut self, key: &str) {
-        self.write(&[key, "=; Path=/; Max-Age=0"].concat());
+        self.write(&concat(&[key, "=; Path=/; Max-Age=0"]));
     }
 
     fn kind(&self) -> &'static str {

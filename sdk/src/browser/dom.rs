@@ -1,7 +1,7 @@
 //! Small readings of the page and browser, and listeners that remove
 //! themselves when dropped. Every reading tolerates a missing API.
 
-use crate::text::push_u64;
+use crate::text::{concat, push_u64};
 use crate::{Now, Page, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -276,14 +276,15 @@ pub enum Mode {
     Passive,
 }
 
+/// Not generic over the callback, so that it exists once in the wasm.
 fn listen(
     target: Option<web_sys::EventTarget>,
     kind: &'static str,
     mode: Mode,
-    f: impl Fn(web_sys::Event) + 'static,
+    f: Box<dyn FnMut(web_sys::Event)>,
 ) -> Option<Listener> {
     let target = target?;
-    let callback = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+    let callback = Closure::wrap(f);
     let function = callback.as_ref().unchecked_ref();
     match mode {
         Mode::Passive => {
@@ -311,7 +312,7 @@ pub fn on_window(
     mode: Mode,
     f: impl Fn(web_sys::Event) + 'static,
 ) -> Option<Listener> {
-    listen(window().map(Into::into), kind, mode, f)
+    listen(window().map(Into::into), kind, mode, Box::new(f))
 }
 
 pub fn on_document(
@@ -319,7 +320,7 @@ pub fn on_document(
     mode: Mode,
     f: impl Fn(web_sys::Event) + 'static,
 ) -> Option<Listener> {
-    listen(document().map(Into::into), kind, mode, f)
+    listen(document().map(Into::into), kind, mode, Box::new(f))
 }
 
 /// Calls `f` once after `ms` milliseconds; the callback frees itself.
@@ -379,7 +380,7 @@ impl Warnings {
     pub fn warn(&mut self, kind: Warn, message: &str) {
         if self.0 & kind as u8 == 0 {
             self.0 |= kind as u8;
-            web_sys::console::warn_1(&["waymark: ", message].concat().into());
+            web_sys::console::warn_1(&concat(&["waymark: ", message]).into());
         }
     }
 }

@@ -10,7 +10,7 @@ mod storage;
 mod transport;
 
 use crate::{Config, SessionRules, Tracker as Core, Value};
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::rc::{Rc, Weak};
 use storage::{BrowserStorage, CryptoEntropy};
 use wasm_bindgen::prelude::*;
@@ -197,17 +197,26 @@ fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
 /// A navigation still settling is recorded first, so events keep their order.
 fn record(weak: &Weak<RefCell<Shell>>, f: impl FnOnce(&mut Core<BrowserStorage, CryptoEntropy>)) {
     let Some(inner) = weak.upgrade() else { return };
-    if let Ok(mut shell) = inner.try_borrow_mut() {
-        if let Some((now, url)) = shell.unsettled.take() {
-            let page = crate::Page {
-                url,
-                ..dom::page(false)
-            };
-            shell.core.navigate(now, &page);
-        }
+    if let Some(mut shell) = settled(&inner) {
         f(&mut shell.core);
     }
     schedule_flush(&inner);
+}
+
+/// The shell (unless busy), with a navigation still settling recorded.
+///
+/// Kept apart from the generic [`record`] so that its body exists once in
+/// the wasm rather than once per caller.
+fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
+    let mut shell = inner.try_borrow_mut().ok()?;
+    if let Some((now, url)) = shell.unsettled.take() {
+        let page = crate::Page {
+            url,
+            ..dom::page(false)
+        };
+        shell.core.navigate(now, &page);
+    }
+    Some(shell)
 }
 
 /// Notes an in-app navigation; its page view is taken when the app has
