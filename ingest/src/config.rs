@@ -5,8 +5,18 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use crate::sites::Sites;
+
 /// The default limit on a `POST /v1/batch` body: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default per-IP rate limit on `POST /v1/batch`: sustained batches per second…
+pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
+/// …and the burst allowed on top.
+pub const DEFAULT_RATE_LIMIT_BURST: u32 = 100;
+/// Default idle time after which the sweeper closes a session.
+pub const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
+/// Default time between sweeps.
+pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 60;
 
 /// Everything [`serve`](crate::serve) and [`app`](crate::app) need to know.
 ///
@@ -33,6 +43,33 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Which store backs the collector.
     pub store: StoreKind,
+    /// MaxMind-format databases for IP → country, region, city, tried in
+    /// order (e.g. an IPv4 and an IPv6 file). Empty: no geo.
+    pub geoip: Vec<PathBuf>,
+    /// Sites and their allowed origins; [`Sites::any`] is demo mode.
+    pub sites: Sites,
+    /// The read API's bearer token. `None` in [`serve`](crate::serve): a
+    /// random one is made and logged; `None` in [`app`](crate::app): the
+    /// read API refuses everyone.
+    pub admin_token: Option<String>,
+    /// Reverse proxies in front of the collector whose `X-Forwarded-For`
+    /// entries are trusted: 0 uses the socket's peer address; n takes the
+    /// n-th address from the right of `X-Forwarded-For`.
+    pub trust_proxy: usize,
+    /// Batches per second per client IP (0 turns the limit off).
+    pub rate_limit_per_second: u32,
+    /// Batches a client IP may send at once above the rate.
+    pub rate_limit_burst: u32,
+    /// Idle minutes after which the sweeper closes a session.
+    pub session_timeout_minutes: u64,
+    /// Seconds between sweeps.
+    pub sweep_interval_seconds: u64,
+}
+
+impl Config {
+    pub fn session_timeout_ms(&self) -> u64 {
+        self.session_timeout_minutes.saturating_mul(60_000)
+    }
 }
 
 impl Default for Config {
@@ -44,6 +81,14 @@ impl Default for Config {
             sdk_dir: PathBuf::from("./www/pkg"),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             store: StoreKind::Sqlite,
+            geoip: Vec::new(),
+            sites: Sites::any(),
+            admin_token: None,
+            trust_proxy: 0,
+            rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
+            rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
+            session_timeout_minutes: DEFAULT_SESSION_TIMEOUT_MINUTES,
+            sweep_interval_seconds: DEFAULT_SWEEP_INTERVAL_SECONDS,
         }
     }
 }

@@ -34,6 +34,27 @@ pub enum Error {
     /// The request's `Content-Type` is neither `text/plain` nor `application/json`.
     #[error("unsupported content type {0:?}")]
     UnsupportedMediaType(String),
+    /// The request's `Content-Encoding` is neither `gzip` nor `identity`.
+    #[error("unsupported content encoding {0:?}")]
+    UnsupportedEncoding(String),
+    /// `WAYMARK_SITES` does not list the batch's site.
+    #[error("unknown site {0:?}")]
+    UnknownSite(String),
+    /// The site does not allow the page's origin.
+    #[error("origin {origin:?} is not allowed for site {site:?}")]
+    OriginNotAllowed { site: String, origin: String },
+    /// Too many batches from one IP address.
+    #[error("rate limited; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// The read API's bearer token is missing or wrong.
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
+    /// A read API query parameter is wrong.
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// No session with that id.
+    #[error("no such session")]
+    SessionNotFound,
     /// `sdk.js` or `sdk.wasm` has not been built into the SDK directory.
     #[error("{0} has not been built")]
     SdkNotBuilt(&'static str),
@@ -63,7 +84,15 @@ impl Error {
             Error::AllEventsRejected(_) => "all_events_rejected",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::UnsupportedEncoding(_) => "unsupported_encoding",
+            Error::UnknownSite(_) => "unknown_site",
+            Error::OriginNotAllowed { .. } => "origin_not_allowed",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::InvalidQuery(_) => "invalid_query",
+            Error::SessionNotFound => "not_found",
             Error::SdkNotBuilt(_) => "sdk_not_built",
+            Error::Store(StoreError::Unsupported(_)) => "not_implemented",
             Error::Store(_) => "store_unavailable",
             Error::Io(_) => "internal_error",
         }
@@ -74,7 +103,14 @@ impl Error {
             Error::InvalidJson(_)
             | Error::InvalidBatch(_)
             | Error::EmptyBatch
-            | Error::AllEventsRejected(_) => StatusCode::BAD_REQUEST,
+            | Error::AllEventsRejected(_)
+            | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::UnknownSite(_) | Error::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
+            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::SessionNotFound => StatusCode::NOT_FOUND,
+            Error::Store(StoreError::Unsupported(_)) => StatusCode::NOT_IMPLEMENTED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::SdkNotBuilt(_) => StatusCode::NOT_FOUND,
@@ -98,10 +134,30 @@ impl Error {
             Error::UnsupportedMediaType(_) => {
                 "send the batch as `text/plain` or `application/json`".to_owned()
             }
+            Error::UnsupportedEncoding(_) => {
+                "send the body uncompressed or with `Content-Encoding: gzip`".to_owned()
+            }
+            Error::UnknownSite(site) => format!(
+                "site {site:?} is not one this collector takes events for (WAYMARK_SITES)"
+            ),
+            Error::OriginNotAllowed { site, origin } => format!(
+                "pages on {origin} may not send events for site {site:?}; add the origin to WAYMARK_SITES"
+            ),
+            Error::RateLimited { retry_after_secs } => format!(
+                "too many batches from this address; retry after {retry_after_secs} s"
+            ),
+            Error::Unauthorized(why) => format!(
+                "{why}; send `Authorization: Bearer <token>` with the WAYMARK_ADMIN_TOKEN"
+            ),
+            Error::InvalidQuery(detail) => detail.clone(),
+            Error::SessionNotFound => "no session has that id".to_owned(),
+            Error::Store(StoreError::Unsupported(what)) => {
+                format!("{what} is not available with this store")
+            }
             Error::SdkNotBuilt(file) => {
                 format!("{file} has not been built; run `cargo xtask build-sdk`")
             }
-            Error::Store(_) => "events cannot be stored right now; retry later".to_owned(),
+            Error::Store(_) => "the store is unavailable right now; retry later".to_owned(),
             Error::Io(_) => "internal error".to_owned(),
         }
     }
@@ -124,6 +180,19 @@ impl IntoResponse for Error {
             message: self.client_message(),
             rejected,
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Error::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        if let Error::Unauthorized(_) = self {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

@@ -1,11 +1,13 @@
 //! The HTTP surface: routes, handlers and the layers around them.
 
+use std::convert::Infallible;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -13,34 +15,57 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{Any, CorsLayer};
+use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::api;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::enrich::{enrich, GeoIp, RequestFacts};
 use crate::error::Error;
+use crate::limit::RateLimit;
+use crate::metrics::{reason_label, Metrics};
+use crate::sites::SiteRefusal;
 use crate::store::Store;
-use crate::wire::{decode_batch, Rejection};
+use crate::wire::{Envelope, Rejection};
 
-/// What every handler shares: the configuration, the store and the clock.
+/// What every handler shares: the configuration, the store, the clock, the
+/// GeoIP databases, the rate limiter and the metrics.
 #[derive(Debug, Clone)]
 pub struct AppState {
     config: Arc<Config>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    geo: Arc<GeoIp>,
+    rate_limit: Option<Arc<RateLimit>>,
+    metrics: Arc<Metrics>,
 }
 
 impl AppState {
     /// Tests pass a [`MemoryStore`](crate::MemoryStore) and a
     /// [`FixedClock`](crate::FixedClock); [`serve`](crate::serve) passes the
-    /// SQLite store and the system clock.
+    /// SQLite store and the system clock. No GeoIP database: see
+    /// [`with_geoip`](Self::with_geoip).
     pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let rate_limit =
+            RateLimit::new(config.rate_limit_per_second, config.rate_limit_burst).map(Arc::new);
+        let metrics = Arc::new(Metrics::new(store.metrics()));
         AppState {
             config: Arc::new(config),
             store,
             clock,
+            geo: Arc::new(GeoIp::none()),
+            rate_limit,
+            metrics,
         }
+    }
+
+    /// Looks client IPs up in `geo`.
+    pub fn with_geoip(mut self, geo: GeoIp) -> Self {
+        self.geo = Arc::new(geo);
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -49,6 +74,22 @@ impl AppState {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Forgets rate-limit state of addresses that have been quiet, so the
+    /// limiter's memory stays bounded; the sweeper calls it.
+    pub fn forget_quiet_clients(&self) {
+        if let Some(limit) = &self.rate_limit {
+            limit.forget_quiet();
+        }
     }
 }
 
@@ -70,27 +111,55 @@ pub struct BatchAccepted {
 /// client cannot hold up graceful shutdown for ever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The collector's router, with CORS, tracing, a request timeout and the
-/// batch body limit.
+/// The collector's router: the batch endpoint (rate limit, gzip, body
+/// limit), the read API and `/metrics` behind the admin token, the SDK and
+/// the static site; CORS, request metrics, tracing and a timeout around all.
 pub fn app(state: AppState) -> Router {
     // Any page may send events: sendBeacon's `text/plain` needs no
-    // preflight, `fetch` with `application/json` does.
+    // preflight, `fetch` with `application/json` does. Sites and origins are
+    // checked per batch (WAYMARK_SITES), where the site is known; the read
+    // API is authorised by a bearer token, never by cookies.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
-        .allow_headers([header::CONTENT_TYPE])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            header::AUTHORIZATION,
+        ])
         .max_age(Duration::from_secs(24 * 60 * 60));
     let static_files = Router::new()
         .fallback_service(ServeDir::new(&state.config.www_dir))
         .layer(middleware::from_fn(name_this_collector_in_demo_pages));
+    // Applies to the body as the handler reads it, after decompression: a
+    // gzip bomb is cut off at the limit.
     let body_limit = DefaultBodyLimit::max(state.config.max_body_bytes);
 
+    let batch = post(post_batch)
+        .layer::<_, Infallible>(body_limit)
+        .layer::<_, Infallible>(RequestDecompressionLayer::new().gzip(true))
+        .layer::<_, Infallible>(middleware::from_fn_with_state(state.clone(), batch_gate));
+    let admin = Router::new()
+        .route("/v1/sessions", get(api::list_sessions))
+        .route("/v1/sessions/{id}", get(api::get_session))
+        .route("/v1/stats", get(api::get_stats))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            api::require_admin,
+        ));
+
     Router::new()
-        .route("/v1/batch", post(post_batch).layer(body_limit))
+        .route("/v1/batch", batch)
         .route("/sdk.js", get(sdk_js))
         .route("/sdk.wasm", get(sdk_wasm))
         .route("/healthz", get(healthz))
+        .merge(admin)
         .fallback_service(static_files)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -100,12 +169,125 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
 }
 
-async fn post_batch(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Json<BatchAccepted>, Error> {
+/// The client's address: the socket peer, or with `trust_proxy = n` the
+/// n-th address from the right of `X-Forwarded-For` (each trusted proxy
+/// appends the address it got the request from). Used for the rate limit
+/// and the geo lookup only; never stored.
+pub fn client_ip(request: &Request, trust_proxy: usize) -> Option<IpAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    if trust_proxy == 0 {
+        return peer;
+    }
+    let forwarded: Vec<&str> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    forwarded
+        .len()
+        .checked_sub(trust_proxy)
+        .and_then(|i| forwarded.get(i))
+        .and_then(|ip| ip.parse().ok())
+        .or(peer)
+}
+
+/// Before a batch is read: the per-IP rate limit and the content encoding.
+async fn batch_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let (Some(limit), Some(ip)) = (
+        &state.rate_limit,
+        client_ip(&request, state.config.trust_proxy),
+    ) {
+        if let Err(retry_after_secs) = limit.check(ip) {
+            state.metrics.rate_limited.inc();
+            return Error::RateLimited { retry_after_secs }.into_response();
+        }
+    }
+    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or_default().trim();
+        if !(encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("identity")) {
+            return Error::UnsupportedEncoding(encoding.to_owned()).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Counts every request by route (the matched pattern, so ids do not make
+/// new series) and status.
+async fn count_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("static", |p| p.as_str())
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    metrics
+        .request_duration
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn post_batch(State(state): State<AppState>, request: Request) -> Response {
+    match receive_batch(&state, request).await {
+        Ok(accepted) => Json(accepted).into_response(),
+        Err(err) => {
+            let metrics = &state.metrics;
+            match &err {
+                Error::AllEventsRejected(rejected) => {
+                    for r in rejected {
+                        metrics
+                            .events_rejected
+                            .with_label_values(&[reason_label(&r.reason)])
+                            .inc();
+                    }
+                }
+                other => metrics
+                    .events_rejected
+                    .with_label_values(&[other.code()])
+                    .inc(),
+            }
+            err.into_response()
+        }
+    }
+}
+
+async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccepted, Error> {
     // The media type first, so a wrong one is not read at all.
     check_content_type(request.headers())?;
+    let ip = client_ip(&request, state.config.trust_proxy);
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|o| o.to_str().ok())
+        .map(str::to_owned);
     let body = Bytes::from_request(request, &())
         .await
         .map_err(|rejection| {
@@ -114,17 +296,49 @@ async fn post_batch(
                     limit: state.config.max_body_bytes,
                 }
             } else {
-                Error::InvalidJson("the body could not be read completely".to_owned())
+                Error::InvalidJson(
+                    "the body could not be read completely (or is not valid gzip)".to_owned(),
+                )
             }
         })?;
 
-    let batch = decode_batch(&body, state.clock.now_ms())?;
+    let envelope = Envelope::parse(&body)?;
+    state
+        .config
+        .sites
+        .check(&envelope.site, origin.as_deref())
+        .map_err(|refusal| match refusal {
+            SiteRefusal::UnknownSite => Error::UnknownSite(envelope.site.clone()),
+            SiteRefusal::OriginNotAllowed => Error::OriginNotAllowed {
+                site: envelope.site.clone(),
+                origin: origin.clone().unwrap_or_default(),
+            },
+        })?;
+    let mut batch = envelope.validate(state.clock.now_ms())?;
+    enrich(
+        &state.geo,
+        RequestFacts {
+            ip,
+            user_agent: user_agent.as_deref(),
+        },
+        &mut batch.events,
+    );
     let outcome = state.store.append(batch.events).await?;
-    Ok(Json(BatchAccepted {
+
+    let metrics = &state.metrics;
+    metrics.events_accepted.inc_by(outcome.inserted as u64);
+    metrics.events_duplicate.inc_by(outcome.duplicates as u64);
+    for r in &batch.rejected {
+        metrics
+            .events_rejected
+            .with_label_values(&[reason_label(&r.reason)])
+            .inc();
+    }
+    Ok(BatchAccepted {
         accepted: outcome.inserted,
         duplicates: outcome.duplicates,
         rejected: batch.rejected,
-    }))
+    })
 }
 
 /// `text/plain` (what `sendBeacon` sends for a string) and `application/json`

@@ -37,22 +37,42 @@
 //! # }
 //! ```
 
-pub use crate::clock::{Clock, FixedClock, SystemClock};
-pub use crate::config::{Config, StoreKind, DEFAULT_MAX_BODY_BYTES};
-pub use crate::error::Error;
-pub use crate::event::{EventType, StoredEvent};
-pub use crate::http::{app, AppState, BatchAccepted};
-pub use crate::server::serve;
-pub use crate::store::{
-    AppendOutcome, BoxFuture, MemoryStore, SqliteStore, Store, StoreError, DB_FILE_NAME,
+pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
+pub use crate::config::{
+    Config, StoreKind, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
-pub use crate::wire::{decode_batch, DecodedBatch, Rejection, MAX_EVENTS_PER_BATCH, WIRE_VERSION};
+pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
+pub use crate::error::Error;
+pub use crate::event::{Enrichment, EventType, StoredEvent};
+pub use crate::http::{app, client_ip, AppState, BatchAccepted};
+pub use crate::metrics::{Metrics, StoreMetrics};
+pub use crate::server::serve;
+pub use crate::session::{collector_end_id, source_of, Session, SessionState};
+pub use crate::sites::Sites;
+pub use crate::store::{
+    AppendOutcome, BoxFuture, Bucket, Cursor, Interval, KeyCount, MemoryStore, SessionPage,
+    SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError,
+    DB_FILE_NAME,
+};
+pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
+pub use crate::wire::{
+    decode_batch, DecodedBatch, Envelope, Rejection, MAX_EVENTS_PER_BATCH, MAX_UNCORRECTED_SKEW_MS,
+    WIRE_VERSION,
+};
 
+mod api;
 mod clock;
 mod config;
+mod enrich;
 mod error;
 mod event;
 mod http;
+mod limit;
+mod metrics;
 mod server;
+mod session;
+mod sites;
 mod store;
+mod sweeper;
 mod wire;

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use waymark_ingest::{Config, StoreKind, DEFAULT_MAX_BODY_BYTES};
+use waymark_ingest::{
+    Config, Sites, StoreKind, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+};
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
 /// the SDK and the site.
@@ -32,6 +35,34 @@ struct Args {
     /// Largest accepted batch body, in bytes.
     #[arg(long, env = "WAYMARK_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// MaxMind-format city or country database(s) (.mmdb) for IP → country,
+    /// region, city; several separated by commas (e.g. IPv4 and IPv6 files).
+    #[arg(long, env = "WAYMARK_GEOIP", value_delimiter = ',')]
+    geoip: Vec<PathBuf>,
+    /// Sites and their allowed origins: `site=origin,origin;site2=*`. Unset:
+    /// demo mode, any site from any origin.
+    #[arg(long, env = "WAYMARK_SITES")]
+    sites: Option<Sites>,
+    /// Bearer token of the read API and /metrics. Unset: a random token is
+    /// made and logged at start.
+    #[arg(long, env = "WAYMARK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Reverse proxies in front of the collector whose X-Forwarded-For is
+    /// trusted for the client address (0: use the connection's address).
+    #[arg(long, env = "WAYMARK_TRUST_PROXY", default_value_t = 0)]
+    trust_proxy: usize,
+    /// Batches per second per client IP address (0: no limit).
+    #[arg(long, env = "WAYMARK_RATE_LIMIT", default_value_t = DEFAULT_RATE_LIMIT_PER_SECOND)]
+    rate_limit: u32,
+    /// Batches a client IP address may send at once above the rate.
+    #[arg(long, env = "WAYMARK_RATE_LIMIT_BURST", default_value_t = DEFAULT_RATE_LIMIT_BURST)]
+    rate_limit_burst: u32,
+    /// Idle minutes after which the sweeper closes a session.
+    #[arg(long, env = "WAYMARK_SESSION_TIMEOUT_MINUTES", default_value_t = DEFAULT_SESSION_TIMEOUT_MINUTES)]
+    session_timeout_minutes: u64,
+    /// Seconds between sweeps for idle sessions.
+    #[arg(long, env = "WAYMARK_SWEEP_INTERVAL_SECONDS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECONDS)]
+    sweep_interval_seconds: u64,
 }
 
 impl From<Args> for Config {
@@ -43,6 +74,14 @@ impl From<Args> for Config {
             sdk_dir: args.sdk_dir,
             max_body_bytes: args.max_body_bytes,
             store: args.store,
+            geoip: args.geoip,
+            sites: args.sites.unwrap_or_else(Sites::any),
+            admin_token: args.admin_token.filter(|t| !t.is_empty()),
+            trust_proxy: args.trust_proxy,
+            rate_limit_per_second: args.rate_limit,
+            rate_limit_burst: args.rate_limit_burst,
+            session_timeout_minutes: args.session_timeout_minutes.max(1),
+            sweep_interval_seconds: args.sweep_interval_seconds.max(1),
         }
     }
 }

@@ -1,24 +1,31 @@
-//! Running the collector: store, router, listener, graceful shutdown.
+//! Running the collector: store, GeoIP, router, sweeper, listener, graceful
+//! shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::clock::SystemClock;
 use crate::config::{Config, StoreKind};
+use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::{app, AppState};
 use crate::store::{SqliteStore, StoreError};
+use crate::sweeper::run_sweeper;
 
 /// Serves the collector on `listener` until `shutdown` resolves.
 ///
-/// Opens the store in [`Config::data_dir`] (creating the directory), serves
-/// [`app`], and on shutdown stops accepting connections, lets the requests
-/// in flight finish, then waits for the store to commit everything queued.
-/// When it returns `Ok`, every acknowledged event is on disk.
+/// Opens the store in [`Config::data_dir`] (creating the directory) and the
+/// GeoIP databases, serves [`app`] and runs the sweeper. Without an admin
+/// token it makes a random one and logs it. On shutdown it stops accepting
+/// connections, lets the requests in flight finish, stops the sweeper, then
+/// waits for the store to commit everything queued. When it returns `Ok`,
+/// every acknowledged event is on disk.
 pub async fn serve(
-    config: Config,
+    mut config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -33,12 +40,52 @@ pub async fn serve(
     };
     tracing::info!(path = %store.path().display(), "opened the sqlite store");
 
-    let state = AppState::new(config, store.clone(), Arc::new(SystemClock));
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let paths = config.geoip.clone();
+    let geo = tokio::task::spawn_blocking(move || GeoIp::open(&paths))
+        .await
+        .map_err(|err| Error::Io(std::io::Error::other(err)))?
+        .map_err(|err| Error::Io(std::io::Error::other(err)))?;
+    if geo.is_empty() {
+        tracing::info!(
+            "no GeoIP database (WAYMARK_GEOIP): sessions get no country, region or city"
+        );
+    } else {
+        tracing::info!(databases = ?config.geoip, "GeoIP databases loaded");
+    }
+    if config.sites.is_demo_mode() {
+        tracing::warn!(
+            "WAYMARK_SITES is not set: demo mode, events for any site from any origin are accepted"
+        );
+    } else {
+        tracing::info!(sites = %config.sites, "accepting events for the configured sites");
+    }
+    if config.admin_token.as_deref().is_none_or(str::is_empty) {
+        let token = random_token();
+        tracing::warn!(
+            "WAYMARK_ADMIN_TOKEN is not set; the read API and /metrics take this token for this run: {token}"
+        );
+        config.admin_token = Some(token);
+    }
+
+    let state = AppState::new(config, store.clone(), Arc::new(SystemClock)).with_geoip(geo);
+    let (stop_sweeper, stopped) = watch::channel(false);
+    let sweeper = tokio::spawn(run_sweeper(state.clone(), async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+    }));
+
+    let served = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
 
     // Every connection is closed, so no request is waiting on the store.
+    let _ = stop_sweeper.send(true);
+    if let Err(err) = sweeper.await {
+        tracing::error!(error = %err, "the sweeper task failed");
+    }
     let closing = Arc::clone(&store);
     tokio::task::spawn_blocking(move || closing.close())
         .await
@@ -46,4 +93,13 @@ pub async fn serve(
     tracing::info!("the store is closed");
     served?;
     Ok(())
+}
+
+/// 244 random bits from the OS, as 64 hex digits.
+fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }

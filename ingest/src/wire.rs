@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::event::{EventType, StoredEvent};
+use crate::event::{Enrichment, EventType, StoredEvent};
 
 /// The only wire format version there is so far.
 pub const WIRE_VERSION: u64 = 1;
@@ -50,66 +50,108 @@ pub struct DecodedBatch {
     pub rejected: Vec<Rejection>,
 }
 
-#[derive(Deserialize)]
-struct WireBatch {
+/// A batch whose envelope (`v`, `site`, `sent_at`, the number of events)
+/// is valid; its events are not checked yet. The collector checks the site
+/// and the origin between [`Envelope::parse`] and [`Envelope::validate`].
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Envelope {
     #[serde(default)]
     v: Option<u64>,
-    site: String,
+    pub site: String,
+    /// When the SDK sent the batch, by the browser's clock (epoch ms).
     #[serde(default)]
-    sent_at: Option<u64>,
+    pub sent_at: Option<u64>,
     events: Vec<Value>,
 }
 
+/// Event times are corrected by the batch's clock skew (`received_at -
+/// sent_at`) only when it is larger than this, one minute: smaller gaps are
+/// mostly network and queueing delay, and correcting those would only add
+/// noise (and could reorder events across batches of one session).
+pub const MAX_UNCORRECTED_SKEW_MS: u64 = 60_000;
+
 /// Decodes and validates a batch body, stamping every event with
-/// `received_at`.
+/// `received_at`: [`Envelope::parse`] then [`Envelope::validate`].
 ///
 /// Fails for a body that is not JSON ([`Error::InvalidJson`]), a batch of the
 /// wrong shape ([`Error::InvalidBatch`]), no events ([`Error::EmptyBatch`]) or
 /// no valid event ([`Error::AllEventsRejected`]). Otherwise the result holds
 /// at least one event.
 pub fn decode_batch(body: &[u8], received_at: u64) -> Result<DecodedBatch, Error> {
-    let batch: WireBatch = serde_json::from_slice(body).map_err(|err| {
-        use serde_json::error::Category;
-        match err.classify() {
-            Category::Data => Error::InvalidBatch(err.to_string()),
-            Category::Syntax | Category::Eof | Category::Io => Error::InvalidJson(err.to_string()),
-        }
-    })?;
+    Envelope::parse(body)?.validate(received_at)
+}
 
-    let version = batch.v.unwrap_or(WIRE_VERSION);
-    if version != WIRE_VERSION {
-        return Err(Error::InvalidBatch(format!(
-            "v: unsupported version {version}; this collector speaks version {WIRE_VERSION}"
-        )));
-    }
-    validate_site(&batch.site).map_err(Error::InvalidBatch)?;
-    if batch.events.is_empty() {
-        return Err(Error::EmptyBatch);
-    }
-    if batch.events.len() > MAX_EVENTS_PER_BATCH {
-        return Err(Error::InvalidBatch(format!(
-            "events: {} events, at most {MAX_EVENTS_PER_BATCH} per batch",
-            batch.events.len()
-        )));
+impl Envelope {
+    /// Checks everything but the events themselves.
+    pub fn parse(body: &[u8]) -> Result<Envelope, Error> {
+        let batch: Envelope = serde_json::from_slice(body).map_err(|err| {
+            use serde_json::error::Category;
+            match err.classify() {
+                Category::Data => Error::InvalidBatch(err.to_string()),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    Error::InvalidJson(err.to_string())
+                }
+            }
+        })?;
+
+        let version = batch.v.unwrap_or(WIRE_VERSION);
+        if version != WIRE_VERSION {
+            return Err(Error::InvalidBatch(format!(
+                "v: unsupported version {version}; this collector speaks version {WIRE_VERSION}"
+            )));
+        }
+        validate_site(&batch.site).map_err(Error::InvalidBatch)?;
+        if batch.events.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        if batch.events.len() > MAX_EVENTS_PER_BATCH {
+            return Err(Error::InvalidBatch(format!(
+                "events: {} events, at most {MAX_EVENTS_PER_BATCH} per batch",
+                batch.events.len()
+            )));
+        }
+        Ok(batch)
     }
 
-    let mut events = Vec::with_capacity(batch.events.len());
-    let mut rejected = Vec::new();
-    for (index, value) in batch.events.iter().enumerate() {
-        match decode_event(value, &batch.site, received_at) {
-            Ok(event) => events.push(event),
-            Err(reason) => rejected.push(Rejection { index, reason }),
+    /// The device clock's error: how far `received_at` is ahead of `sent_at`
+    /// (negative when the device runs ahead), when it is large enough to
+    /// correct.
+    pub fn skew_ms(&self, received_at: u64) -> Option<i64> {
+        let sent_at = i64::try_from(self.sent_at?).ok()?;
+        let received_at = i64::try_from(received_at).ok()?;
+        let skew = received_at.checked_sub(sent_at)?;
+        (skew.unsigned_abs() > MAX_UNCORRECTED_SKEW_MS).then_some(skew)
+    }
+
+    /// Validates each event on its own: the valid ones, with their times
+    /// corrected by the clock skew, and a [`Rejection`] for each other.
+    pub fn validate(self, received_at: u64) -> Result<DecodedBatch, Error> {
+        let skew = self.skew_ms(received_at);
+        let mut events = Vec::with_capacity(self.events.len());
+        let mut rejected = Vec::new();
+        for (index, value) in self.events.iter().enumerate() {
+            match decode_event(value, &self.site, received_at, skew) {
+                Ok(event) => events.push(event),
+                Err(reason) => rejected.push(Rejection { index, reason }),
+            }
         }
+        if events.is_empty() {
+            return Err(Error::AllEventsRejected(rejected));
+        }
+        Ok(DecodedBatch {
+            site: self.site,
+            sent_at: self.sent_at,
+            events,
+            rejected,
+        })
     }
-    if events.is_empty() {
-        return Err(Error::AllEventsRejected(rejected));
-    }
-    Ok(DecodedBatch {
-        site: batch.site,
-        sent_at: batch.sent_at,
-        events,
-        rejected,
-    })
+}
+
+/// `ts` moved by `skew`, kept within `1..=MAX_TS`.
+fn corrected(ts: u64, skew: Option<i64>) -> u64 {
+    let Some(skew) = skew else { return ts };
+    let moved = i128::from(ts) + i128::from(skew);
+    u64::try_from(moved.clamp(1, i128::from(MAX_TS))).unwrap_or(ts)
 }
 
 fn validate_site(site: &str) -> Result<(), String> {
@@ -129,7 +171,12 @@ fn validate_site(site: &str) -> Result<(), String> {
 }
 
 /// Validates one event; the error is the rejection reason.
-fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEvent, String> {
+fn decode_event(
+    value: &Value,
+    site: &str,
+    received_at: u64,
+    skew: Option<i64>,
+) -> Result<StoredEvent, String> {
     let Value::Object(obj) = value else {
         return Err("not a JSON object".to_owned());
     };
@@ -164,7 +211,8 @@ fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEve
         site: site.to_owned(),
         event_type,
         name,
-        ts,
+        ts: corrected(ts, skew),
+        client_ts: ts,
         received_at,
         session_id: required_str(obj, "session_id", MAX_ID_CHARS)?,
         visitor_id: required_str(obj, "visitor_id", MAX_ID_CHARS)?,
@@ -178,6 +226,7 @@ fn decode_event(value: &Value, site: &str, received_at: u64) -> Result<StoredEve
         referrer: optional_str(obj, "referrer", MAX_URL_CHARS)?,
         props: optional_object(obj, "props")?,
         context: optional_object(obj, "context")?,
+        enrichment: Enrichment::default(),
     })
 }
 
@@ -288,6 +337,7 @@ mod tests {
                 event_type: EventType::PageView,
                 name: None,
                 ts: 1_732_350_000_000,
+                client_ts: 1_732_350_000_000,
                 received_at: 7,
                 session_id: "s-1".to_owned(),
                 visitor_id: "v-1".to_owned(),
@@ -301,6 +351,7 @@ mod tests {
                 referrer: Some("http://127.0.0.1:8080/".to_owned()),
                 props: Some(r#"{"plan":"pro"}"#.to_owned()),
                 context: Some(r#"{"language":"en-US"}"#.to_owned()),
+                enrichment: Enrichment::default(),
             }]
         );
     }

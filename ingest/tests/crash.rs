@@ -47,6 +47,8 @@ impl Collector {
             .arg(root.join("www"))
             .arg("--sdk-dir")
             .arg(root.join("pkg"))
+            // One client streaming as fast as it can: no per-IP limit.
+            .args(["--rate-limit", "0"])
             .env_remove("RUST_LOG")
             .env_remove("WAYMARK_STORE")
             .stdin(Stdio::null())

@@ -1,13 +1,21 @@
 //! Where events go: the [`Store`] trait and its implementations.
 //!
-//! [`SqliteStore`] is the default, one file on one machine. [`MemoryStore`]
-//! is for tests. A ClickHouse store will implement the same trait.
+//! [`SqliteStore`] is the default, one file on one machine: events, the
+//! sessions kept current from them, the sweeper's writes and the read API.
+//! [`MemoryStore`] is for tests of the HTTP surface: it keeps events only and
+//! answers the session and stats methods with [`StoreError::Unsupported`]
+//! (the read API's tests run on SQLite in a temporary directory). A
+//! ClickHouse store will implement the same trait.
 
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
+use serde::{Deserialize, Serialize};
+
 use crate::event::StoredEvent;
+use crate::metrics::StoreMetrics;
+use crate::session::Session;
 
 pub use self::memory::MemoryStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
@@ -44,6 +52,135 @@ pub enum StoreError {
     /// The database was written by a newer Waymark.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// This store does not implement the operation (the memory store and
+    /// the read API).
+    #[error("{0} is not supported by this store")]
+    Unsupported(&'static str),
+}
+
+/// The filters of `GET /v1/sessions`. Times are epoch milliseconds; a
+/// session is in `[from, to)` by its `started_at`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionQuery {
+    pub site: Option<String>,
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub visitor_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `Some(false)`: humans only; `Some(true)`: bots only; `None`: both.
+    pub is_bot: Option<bool>,
+    /// At most this many sessions (1–500).
+    pub limit: usize,
+    /// Continue after this session (from the previous page's `next_cursor`).
+    pub cursor: Option<Cursor>,
+}
+
+/// A position in the newest-first order of sessions: `started_at`, then
+/// `session_id`, both descending. As text, `<started_at>.<session_id>`;
+/// clients should treat it as opaque.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub started_at: u64,
+    pub session_id: String,
+}
+
+impl Cursor {
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.started_at, self.session_id)
+    }
+
+    pub fn decode(text: &str) -> Option<Cursor> {
+        let (started_at, session_id) = text.split_once('.')?;
+        Some(Cursor {
+            started_at: started_at.parse().ok()?,
+            session_id: session_id.to_owned(),
+        })
+        .filter(|c| !c.session_id.is_empty())
+    }
+}
+
+/// One page of `GET /v1/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionPage {
+    pub sessions: Vec<Session>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The size of the time buckets of [`Stats::visits_over_time`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Hour,
+    Day,
+}
+
+impl Interval {
+    pub fn millis(self) -> u64 {
+        match self {
+            Interval::Hour => 3_600_000,
+            Interval::Day => 86_400_000,
+        }
+    }
+}
+
+/// The filters of `GET /v1/stats`: sessions started in `[from, to)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsQuery {
+    pub site: Option<String>,
+    pub from: u64,
+    pub to: u64,
+    pub include_bots: bool,
+    pub interval: Interval,
+}
+
+/// A key and how often it occurred, in the top-10 lists of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCount {
+    pub key: String,
+    pub count: u64,
+}
+
+/// Visits started in one bucket of [`Stats::visits_over_time`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Start of the bucket (epoch ms, UTC hour or day).
+    pub start: u64,
+    pub visits: u64,
+}
+
+/// The answer of `GET /v1/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub site: Option<String>,
+    pub from: u64,
+    pub to: u64,
+    /// Sessions started in the range.
+    pub visits: u64,
+    /// Distinct visitors among them.
+    pub visitors: u64,
+    pub page_views: u64,
+    /// Share of visits with at most one page view, 0–1.
+    pub bounce_rate: f64,
+    pub avg_duration_ms: u64,
+    /// Page views by URL without query string and fragment.
+    pub top_pages: Vec<KeyCount>,
+    /// Visits by source.
+    pub sources: Vec<KeyCount>,
+    /// Visits by country code (visits without one are not listed).
+    pub countries: Vec<KeyCount>,
+    pub interval: Interval,
+    /// Every bucket from the one holding `from` to the one holding `to - 1`,
+    /// zeros included.
+    pub visits_over_time: Vec<Bucket>,
+}
+
+/// A session with its events in order, for `GET /v1/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionWithEvents {
+    #[serde(flatten)]
+    pub session: Session,
+    pub events: Vec<StoredEvent>,
 }
 
 /// Durable storage for events, shared by all requests as `Arc<dyn Store>`.
@@ -66,4 +203,43 @@ pub trait Store: Send + Sync + Debug {
         site: Option<&'a str>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// Closes the sessions with no activity before `idle_before` (epoch ms):
+    /// writes each one's `visit_ended` (reason `idle`, at its last activity,
+    /// received at `now`) unless it already has one. At most `limit` per
+    /// call; the number closed. Idempotent: the event id is derived from the
+    /// session id.
+    fn sweep(
+        &self,
+        _now: u64,
+        _idle_before: u64,
+        _limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Unsupported(
+            "the sweeper",
+        ))))
+    }
+
+    /// One session, if it is known.
+    fn session<'a>(
+        &'a self,
+        _session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Unsupported("sessions"))))
+    }
+
+    /// Sessions newest first (by `started_at`, then `session_id`).
+    fn sessions(&self, _query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Unsupported("sessions"))))
+    }
+
+    /// Aggregates over the sessions started in a range.
+    fn stats(&self, _query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Unsupported("stats"))))
+    }
+
+    /// The store's own metrics, to be served at `/metrics`.
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        None
+    }
 }

@@ -4,26 +4,38 @@
 //! the write connection. The writer blocks for the first request, then takes
 //! whatever else is already queued (up to [`MAX_GROUP_EVENTS`]) and writes it
 //! all in one transaction: one `fsync` for many concurrent requests. Each
-//! request is answered only after that transaction has committed. Reads use a
-//! separate connection, which WAL mode lets run beside the writer.
+//! request is answered only after that transaction has committed. The
+//! `sessions` table is kept current in the same transaction as the events
+//! (see [`crate::session`] for the rules), and the sweeper's writes go
+//! through the same writer. Reads use a separate connection, which WAL mode
+//! lets run beside the writer.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, Row, TransactionBehavior};
+use rusqlite::types::ToSql;
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{AppendOutcome, BoxFuture, Store, StoreError};
-use crate::event::StoredEvent;
+use super::{
+    AppendOutcome, BoxFuture, Bucket, Cursor, KeyCount, SessionPage, SessionQuery, Stats,
+    StatsQuery, Store, StoreError,
+};
+use crate::event::{Enrichment, EventType, StoredEvent};
+use crate::metrics::StoreMetrics;
+use crate::session::{
+    collector_visit_ended, EndDecision, EventKey, MergeKeys, Session, SessionState,
+};
 
 /// The file the store keeps in the data directory.
 pub const DB_FILE_NAME: &str = "waymark.db";
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Events taken into one transaction, at most (one request more may push a
 /// group past it; a request is never split).
 const MAX_GROUP_EVENTS: usize = 10_000;
@@ -32,7 +44,8 @@ const QUEUE_CAPACITY: usize = 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Migrations by the `user_version` they lead to; index 0 leads to 1.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE events (
         event_id    TEXT PRIMARY KEY NOT NULL,
         site        TEXT NOT NULL,
@@ -55,40 +68,139 @@ const MIGRATIONS: &[&str] = &[r"
     );
     CREATE INDEX events_site_session_ts ON events (site, session_id, ts);
     CREATE INDEX events_session_ts ON events (session_id, ts);
-"];
+",
+    r"
+    ALTER TABLE events ADD COLUMN client_ts INTEGER;
+    ALTER TABLE events ADD COLUMN country TEXT;
+    ALTER TABLE events ADD COLUMN region TEXT;
+    ALTER TABLE events ADD COLUMN city TEXT;
+    ALTER TABLE events ADD COLUMN browser TEXT;
+    ALTER TABLE events ADD COLUMN os TEXT;
+    ALTER TABLE events ADD COLUMN device_type TEXT;
+    ALTER TABLE events ADD COLUMN is_bot INTEGER NOT NULL DEFAULT 0;
+    UPDATE events SET client_ts = ts;
+    CREATE TABLE sessions (
+        session_id    TEXT PRIMARY KEY NOT NULL,
+        site          TEXT NOT NULL,
+        visitor_id    TEXT NOT NULL,
+        user_id       TEXT,
+        session_index INTEGER,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        duration_ms   INTEGER NOT NULL,
+        landing_page  TEXT,
+        exit_page     TEXT,
+        source        TEXT NOT NULL,
+        country       TEXT,
+        region        TEXT,
+        city          TEXT,
+        browser       TEXT,
+        os            TEXT,
+        device_type   TEXT,
+        event_count   INTEGER NOT NULL,
+        page_views    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL,
+        -- Which event decided each merged field (see session.rs).
+        first_key     TEXT,
+        last_key      TEXT,
+        landing_key   TEXT,
+        exit_key      TEXT,
+        user_key      TEXT,
+        geo_key       TEXT,
+        agent_key     TEXT,
+        end_key       TEXT,
+        end_event_id  TEXT
+    );
+    CREATE INDEX sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX sessions_user ON sessions (user_id, started_at);
+",
+];
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
      received_at, session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
-     title, referrer, props, context) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+     title, referrer, props, context, client_ts, country, region, city, browser, os, device_type, is_bot) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 
 const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
      visitor_id, user_id, session_index, seq, previous_session_id, storage, url, title, referrer, \
-     props, context";
+     props, context, client_ts, country, region, city, browser, os, device_type, is_bot";
 
-struct AppendRequest {
-    events: Vec<StoredEvent>,
-    reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+const SESSION_COLUMNS: &str = "session_id, site, visitor_id, user_id, session_index, started_at, \
+     last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
+     region, city, browser, os, device_type, event_count, page_views, is_bot";
+
+const KEY_COLUMNS: &str = "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
+     agent_key, end_key, end_event_id";
+
+/// What the writer thread is asked to do.
+enum Command {
+    Append {
+        events: Vec<StoredEvent>,
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    Sweep {
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
 }
 
-/// Events in `<data_dir>/waymark.db`.
+impl Command {
+    fn events(&self) -> usize {
+        match self {
+            Command::Append { events, .. } => events.len(),
+            Command::Sweep { limit, .. } => *limit,
+        }
+    }
+
+    fn fail(self, err: &StoreError) {
+        let err = StoreError::Commit(err.to_string());
+        match self {
+            Command::Append { reply, .. } => drop(reply.send(Err(err))),
+            Command::Sweep { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+/// What a command did, sent once the transaction has committed.
+enum Done {
+    Appended(AppendOutcome),
+    Swept(usize),
+}
+
+/// Events and sessions in `<data_dir>/waymark.db`.
 ///
 /// Dropping the store (or calling [`close`](SqliteStore::close)) lets the
 /// writer finish what is queued and waits for it.
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    sender: Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    sender: Mutex<Option<mpsc::Sender<Command>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     reader: Arc<Mutex<Connection>>,
     commits: Arc<AtomicU64>,
+    metrics: StoreMetrics,
 }
 
-impl std::fmt::Debug for AppendRequest {
+impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppendRequest")
-            .field("events", &self.events.len())
-            .finish_non_exhaustive()
+        match self {
+            Command::Append { events, .. } => f
+                .debug_struct("Append")
+                .field("events", &events.len())
+                .finish_non_exhaustive(),
+            Command::Sweep { idle_before, .. } => f
+                .debug_struct("Sweep")
+                .field("idle_before", idle_before)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -114,10 +226,12 @@ impl SqliteStore {
 
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let commits = Arc::new(AtomicU64::new(0));
+        let metrics = StoreMetrics::new();
         let writer_commits = Arc::clone(&commits);
+        let writer_metrics = metrics.clone();
         let handle = std::thread::Builder::new()
             .name("waymark-sqlite-writer".to_owned())
-            .spawn(move || run_writer(writer, receiver, &writer_commits))?;
+            .spawn(move || run_writer(writer, receiver, &writer_commits, &writer_metrics))?;
 
         Ok(SqliteStore {
             path,
@@ -125,6 +239,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(handle)),
             reader: Arc::new(Mutex::new(reader)),
             commits,
+            metrics,
         })
     }
 
@@ -164,6 +279,27 @@ impl SqliteStore {
                 .map_err(|err| StoreError::Io(std::io::Error::other(err)))?
         })
     }
+
+    /// Sends a command to the writer and waits for its committed result.
+    fn command<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        let sender = lock(&self.sender).clone();
+        let depth = self.metrics.queue_depth.clone();
+        Box::pin(async move {
+            let sender = sender.ok_or(StoreError::Closed)?;
+            let (reply, answer) = oneshot::channel();
+            depth.inc();
+            if sender.send(make(reply)).await.is_err() {
+                depth.dec();
+                return Err(StoreError::Closed);
+            }
+            drop(sender);
+            // The writer drops the reply only if it died mid-group.
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
 }
 
 impl Drop for SqliteStore {
@@ -174,20 +310,23 @@ impl Drop for SqliteStore {
 
 impl Store for SqliteStore {
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
-        let sender = lock(&self.sender).clone();
-        Box::pin(async move {
-            if events.is_empty() {
-                return Ok(AppendOutcome::default());
-            }
-            let sender = sender.ok_or(StoreError::Closed)?;
-            let (reply, answer) = oneshot::channel();
-            sender
-                .send(AppendRequest { events, reply })
-                .await
-                .map_err(|_| StoreError::Closed)?;
-            drop(sender);
-            // The writer drops the reply only if it died mid-group.
-            answer.await.map_err(|_| StoreError::Closed)?
+        if events.is_empty() {
+            return Box::pin(std::future::ready(Ok(AppendOutcome::default())));
+        }
+        self.command(move |reply| Command::Append { events, reply })
+    }
+
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.command(move |reply| Command::Sweep {
+            now,
+            idle_before,
+            limit,
+            reply,
         })
     }
 
@@ -223,6 +362,32 @@ impl Store for SqliteStore {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+
+    fn session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(stmt
+                .query_row(params![session_id], session_from_row)
+                .optional()?)
+        })
+    }
+
+    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        self.read(move |conn| list_sessions(conn, &query))
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        self.read(move |conn| stats(conn, &query))
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
+    }
 }
 
 /// Brings the schema to [`SCHEMA_VERSION`], one transaction per step.
@@ -237,6 +402,9 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, sql) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if version == 2 {
+            rebuild_sessions(&tx)?;
+        }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "migrated the sqlite schema");
@@ -244,39 +412,85 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Derives the sessions of events stored before sessions were kept.
+fn rebuild_sessions(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY session_id, ts, seq, rowid");
+    let mut stmt = tx.prepare(&sql)?;
+    let events = stmt.query_map([], event_from_row)?;
+    let mut current: Option<SessionState> = None;
+    for event in events {
+        let event = event?;
+        match &mut current {
+            Some(state) if state.session.session_id == event.session_id => {}
+            _ => {
+                if let Some(done) = current.take() {
+                    write_session(tx, &done)?;
+                }
+                current = Some(SessionState::new(&event));
+            }
+        }
+        if let Some(state) = &mut current {
+            if event.is_activity() || state.offer_end(&event) == EndDecision::Keep {
+                state.absorb(&event);
+            }
+        }
+    }
+    if let Some(done) = current {
+        write_session(tx, &done)?;
+    }
+    Ok(())
+}
+
 /// The writer thread: group commit until every sender is gone.
 fn run_writer(
     mut conn: Connection,
-    mut receiver: mpsc::Receiver<AppendRequest>,
+    mut receiver: mpsc::Receiver<Command>,
     commits: &AtomicU64,
+    metrics: &StoreMetrics,
 ) {
     while let Some(first) = receiver.blocking_recv() {
-        let mut queued = first.events.len();
+        let mut queued = first.events();
         let mut group = vec![first];
         while queued < MAX_GROUP_EVENTS {
             match receiver.try_recv() {
-                Ok(request) => {
-                    queued += request.events.len();
-                    group.push(request);
+                Ok(command) => {
+                    queued += command.events();
+                    group.push(command);
                 }
                 Err(_) => break,
             }
         }
+        metrics
+            .queue_depth
+            .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
 
+        let started = Instant::now();
         match write_group(&mut conn, &group) {
-            Ok(outcomes) => {
+            Ok(results) => {
+                metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.commits.inc();
                 commits.fetch_add(1, Ordering::Relaxed);
-                for (request, outcome) in group.into_iter().zip(outcomes) {
+                for (command, done) in group.into_iter().zip(results) {
                     // The requester may have gone away; the events are stored
                     // all the same.
-                    let _ = request.reply.send(Ok(outcome));
+                    match (command, done) {
+                        (Command::Append { reply, .. }, Done::Appended(outcome)) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        (Command::Sweep { reply, .. }, Done::Swept(closed)) => {
+                            let _ = reply.send(Ok(closed));
+                        }
+                        (command, _) => command.fail(&StoreError::Commit("mismatch".to_owned())),
+                    }
                 }
             }
             Err(err) => {
                 tracing::error!(error = %err, requests = group.len(), "sqlite commit failed");
-                let message = err.to_string();
-                for request in group {
-                    let _ = request.reply.send(Err(StoreError::Commit(message.clone())));
+                let err = StoreError::Sqlite(err);
+                for command in group {
+                    command.fail(&err);
                 }
             }
         }
@@ -284,49 +498,233 @@ fn run_writer(
     tracing::debug!("sqlite writer stopped");
 }
 
-/// Writes a group in one transaction; the outcomes are in request order.
-fn write_group(
-    conn: &mut Connection,
-    group: &[AppendRequest],
-) -> Result<Vec<AppendOutcome>, rusqlite::Error> {
+/// Writes a group in one transaction; the results are in command order.
+fn write_group(conn: &mut Connection, group: &[Command]) -> Result<Vec<Done>, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut outcomes = Vec::with_capacity(group.len());
+    let mut results = Vec::with_capacity(group.len());
     {
-        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
-        for request in group {
-            let mut outcome = AppendOutcome::default();
-            for e in &request.events {
-                let changed = insert.execute(params![
-                    e.event_id,
-                    e.site,
-                    e.event_type.as_str(),
-                    e.name,
-                    e.ts,
-                    e.received_at,
-                    e.session_id,
-                    e.visitor_id,
-                    e.user_id,
-                    e.session_index,
-                    e.seq,
-                    e.previous_session_id,
-                    e.storage,
-                    e.url,
-                    e.title,
-                    e.referrer,
-                    e.props,
-                    e.context,
-                ])?;
-                if changed == 0 {
-                    outcome.duplicates += 1;
-                } else {
-                    outcome.inserted += 1;
+        let mut writer = GroupWriter::new(&tx);
+        for command in group {
+            results.push(match command {
+                Command::Append { events, .. } => {
+                    let mut outcome = AppendOutcome::default();
+                    for event in events {
+                        if writer.apply(event)? {
+                            outcome.inserted += 1;
+                        } else {
+                            outcome.duplicates += 1;
+                        }
+                    }
+                    Done::Appended(outcome)
                 }
-            }
-            outcomes.push(outcome);
+                Command::Sweep {
+                    now,
+                    idle_before,
+                    limit,
+                    ..
+                } => Done::Swept(writer.sweep(*now, *idle_before, *limit)?),
+            });
         }
+        writer.flush()?;
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok(results)
+}
+
+/// Applies events to `events` and `sessions` within one transaction, with
+/// the group's sessions cached in memory until [`flush`](Self::flush).
+struct GroupWriter<'t> {
+    tx: &'t Transaction<'t>,
+    sessions: HashMap<String, Option<SessionState>>,
+    dirty: HashSet<String>,
+}
+
+impl<'t> GroupWriter<'t> {
+    fn new(tx: &'t Transaction<'t>) -> Self {
+        GroupWriter {
+            tx,
+            sessions: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    fn load(&mut self, session_id: &str) -> rusqlite::Result<Option<&mut SessionState>> {
+        if !self.sessions.contains_key(session_id) {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS} FROM sessions WHERE session_id = ?1"
+            );
+            let state = self
+                .tx
+                .prepare_cached(&sql)?
+                .query_row(params![session_id], state_from_row)
+                .optional()?;
+            self.sessions.insert(session_id.to_owned(), state);
+        }
+        Ok(self.sessions.get_mut(session_id).and_then(Option::as_mut))
+    }
+
+    /// Stores one event and folds it into its session; false when it was
+    /// not stored (already there, or a `visit_ended` the session does not
+    /// keep).
+    fn apply(&mut self, event: &StoredEvent) -> rusqlite::Result<bool> {
+        if event.event_type == EventType::VisitEnded {
+            let exists = self
+                .tx
+                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
+                .exists(params![event.event_id])?;
+            if exists {
+                return Ok(false);
+            }
+            let decision = match self.load(&event.session_id)? {
+                Some(state) => state.offer_end(event),
+                None => EndDecision::Keep,
+            };
+            match decision {
+                EndDecision::Drop => return Ok(false),
+                EndDecision::Replace(old) => {
+                    self.tx
+                        .prepare_cached("DELETE FROM events WHERE event_id = ?1")?
+                        .execute(params![old])?;
+                }
+                EndDecision::Keep => {}
+            }
+        }
+        if !insert_event(self.tx, event)? {
+            return Ok(false);
+        }
+        self.load(&event.session_id)?;
+        let slot = self.sessions.entry(event.session_id.clone()).or_default();
+        slot.get_or_insert_with(|| SessionState::new(event))
+            .absorb(event);
+        self.dirty.insert(event.session_id.clone());
+        Ok(true)
+    }
+
+    fn sweep(&mut self, now: u64, idle_before: u64, limit: usize) -> rusqlite::Result<usize> {
+        let ids: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT session_id FROM sessions WHERE ended_at IS NULL AND last_seen_at < ?1 \
+                 ORDER BY last_seen_at LIMIT ?2",
+            )?
+            .query_map(
+                params![idle_before, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut closed = 0;
+        for id in ids {
+            // This group may have brought news of the session already.
+            let Some(state) = self.load(&id)? else {
+                continue;
+            };
+            if !state.is_idle(idle_before) {
+                continue;
+            }
+            let end = collector_visit_ended(state, now);
+            if self.apply(&end)? {
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Writes every changed session back.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        for id in self.dirty.drain() {
+            if let Some(Some(state)) = self.sessions.get(&id) {
+                write_session(self.tx, state)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool> {
+    let en = &e.enrichment;
+    let changed = tx.prepare_cached(INSERT_EVENT)?.execute(params![
+        e.event_id,
+        e.site,
+        e.event_type.as_str(),
+        e.name,
+        e.ts,
+        e.received_at,
+        e.session_id,
+        e.visitor_id,
+        e.user_id,
+        e.session_index,
+        e.seq,
+        e.previous_session_id,
+        e.storage,
+        e.url,
+        e.title,
+        e.referrer,
+        e.props,
+        e.context,
+        e.client_ts,
+        en.country,
+        en.region,
+        en.city,
+        en.browser,
+        en.os,
+        en.device_type,
+        en.is_bot,
+    ])?;
+    Ok(changed > 0)
+}
+
+fn write_session(tx: &Transaction<'_>, state: &SessionState) -> rusqlite::Result<()> {
+    let s = &state.session;
+    let k = &state.keys;
+    let key = |k: &Option<EventKey>| k.as_ref().map(|k| k.0.clone());
+    let sql = format!(
+        "INSERT OR REPLACE INTO sessions ({SESSION_COLUMNS}, {KEY_COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)"
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        s.session_id,
+        s.site,
+        s.visitor_id,
+        s.user_id,
+        s.session_index,
+        s.started_at,
+        s.last_seen_at,
+        s.ended_at,
+        s.end_reason,
+        s.duration_ms,
+        s.landing_page,
+        s.exit_page,
+        s.source,
+        s.country,
+        s.region,
+        s.city,
+        s.browser,
+        s.os,
+        s.device_type,
+        s.event_count,
+        s.page_views,
+        s.is_bot,
+        key(&k.first),
+        key(&k.last),
+        key(&k.landing),
+        key(&k.exit),
+        key(&k.user),
+        key(&k.geo),
+        key(&k.agent),
+        key(&k.end),
+        k.end_event_id,
+    ])?;
+    if state.ended_by_collector() {
+        // The sweeper's visit_ended follows late activity.
+        if let (Some(ended_at), Some(id)) = (s.ended_at, &k.end_event_id) {
+            tx.prepare_cached(
+                "UPDATE events SET ts = ?1, client_ts = ?1 WHERE event_id = ?2 AND ts <> ?1",
+            )?
+            .execute(params![ended_at, id])?;
+        }
+    }
+    Ok(())
 }
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
@@ -338,12 +736,13 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
             format!("unknown event type {type_text:?}").into(),
         )
     })?;
+    let ts: u64 = row.get(4)?;
     Ok(StoredEvent {
         event_id: row.get(0)?,
         site: row.get(1)?,
         event_type,
         name: row.get(3)?,
-        ts: row.get(4)?,
+        ts,
         received_at: row.get(5)?,
         session_id: row.get(6)?,
         visitor_id: row.get(7)?,
@@ -357,7 +756,283 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
         referrer: row.get(15)?,
         props: row.get(16)?,
         context: row.get(17)?,
+        client_ts: row.get::<_, Option<u64>>(18)?.unwrap_or(ts),
+        enrichment: Enrichment {
+            country: row.get(19)?,
+            region: row.get(20)?,
+            city: row.get(21)?,
+            browser: row.get(22)?,
+            os: row.get(23)?,
+            device_type: row.get(24)?,
+            is_bot: row.get(25)?,
+        },
     })
+}
+
+fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        session_id: row.get(0)?,
+        site: row.get(1)?,
+        visitor_id: row.get(2)?,
+        user_id: row.get(3)?,
+        session_index: row.get(4)?,
+        started_at: row.get(5)?,
+        last_seen_at: row.get(6)?,
+        ended_at: row.get(7)?,
+        end_reason: row.get(8)?,
+        duration_ms: row.get(9)?,
+        landing_page: row.get(10)?,
+        exit_page: row.get(11)?,
+        source: row.get(12)?,
+        country: row.get(13)?,
+        region: row.get(14)?,
+        city: row.get(15)?,
+        browser: row.get(16)?,
+        os: row.get(17)?,
+        device_type: row.get(18)?,
+        event_count: row.get(19)?,
+        page_views: row.get(20)?,
+        is_bot: row.get(21)?,
+    })
+}
+
+fn state_from_row(row: &Row<'_>) -> rusqlite::Result<SessionState> {
+    let key = |i: usize| -> rusqlite::Result<Option<EventKey>> {
+        Ok(row.get::<_, Option<String>>(i)?.map(EventKey))
+    };
+    Ok(SessionState {
+        session: session_from_row(row)?,
+        keys: MergeKeys {
+            first: key(22)?,
+            last: key(23)?,
+            landing: key(24)?,
+            exit: key(25)?,
+            user: key(26)?,
+            geo: key(27)?,
+            agent: key(28)?,
+            end: key(29)?,
+            end_event_id: row.get(30)?,
+        },
+    })
+}
+
+/// SQL conditions and their parameters, built up filter by filter.
+#[derive(Default)]
+struct Filter {
+    clauses: Vec<String>,
+    params: Vec<Box<dyn ToSql>>,
+}
+
+impl Filter {
+    fn add(&mut self, clause: &str, values: Vec<Box<dyn ToSql>>) {
+        let mut clause = clause.to_owned();
+        for value in values {
+            self.params.push(value);
+            clause = clause.replacen('?', &format!("?{}", self.params.len()), 1);
+        }
+        self.clauses.push(clause);
+    }
+
+    fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "1".to_owned()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+
+    fn params(&self) -> Vec<&dyn ToSql> {
+        self.params
+            .iter()
+            .map(|p| p.as_ref() as &dyn ToSql)
+            .collect()
+    }
+}
+
+fn list_sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionPage, StoreError> {
+    let mut f = Filter::default();
+    if let Some(site) = &q.site {
+        f.add("site = ?", vec![Box::new(site.clone())]);
+    }
+    if let Some(from) = q.from {
+        f.add("started_at >= ?", vec![Box::new(from)]);
+    }
+    if let Some(to) = q.to {
+        f.add("started_at < ?", vec![Box::new(to)]);
+    }
+    if let Some(visitor) = &q.visitor_id {
+        f.add("visitor_id = ?", vec![Box::new(visitor.clone())]);
+    }
+    if let Some(user) = &q.user_id {
+        f.add("user_id = ?", vec![Box::new(user.clone())]);
+    }
+    if let Some(is_bot) = q.is_bot {
+        f.add("is_bot = ?", vec![Box::new(is_bot)]);
+    }
+    if let Some(Cursor {
+        started_at,
+        session_id,
+    }) = &q.cursor
+    {
+        f.add(
+            "(started_at < ? OR (started_at = ? AND session_id < ?))",
+            vec![
+                Box::new(*started_at),
+                Box::new(*started_at),
+                Box::new(session_id.clone()),
+            ],
+        );
+    }
+    let limit = q.limit.clamp(1, 500);
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} \
+         ORDER BY started_at DESC, session_id DESC LIMIT {}",
+        f.sql(),
+        limit + 1
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut sessions = stmt
+        .query_map(f.params().as_slice(), session_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = if sessions.len() > limit {
+        sessions.truncate(limit);
+        sessions.last().map(|s| {
+            Cursor {
+                started_at: s.started_at,
+                session_id: s.session_id.clone(),
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+    Ok(SessionPage {
+        sessions,
+        next_cursor,
+    })
+}
+
+/// The top-10 lists hold this many keys.
+const TOP: usize = 10;
+
+fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
+    let mut f = Filter::default();
+    f.add("s.started_at >= ?", vec![Box::new(q.from)]);
+    f.add("s.started_at < ?", vec![Box::new(q.to)]);
+    if let Some(site) = &q.site {
+        f.add("s.site = ?", vec![Box::new(site.clone())]);
+    }
+    if !q.include_bots {
+        f.add("s.is_bot = 0", vec![]);
+    }
+    let filter = f.sql();
+    let params = f.params();
+
+    let (visits, visitors, page_views, bounces, avg_duration): (u64, u64, u64, u64, f64) = conn
+        .query_row(
+            &format!(
+                "SELECT COUNT(*), COUNT(DISTINCT s.visitor_id), COALESCE(SUM(s.page_views), 0), \
+                 COALESCE(SUM(s.page_views <= 1), 0), COALESCE(AVG(s.duration_ms), 0) \
+                 FROM sessions s WHERE {filter}"
+            ),
+            params.as_slice(),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?;
+
+    let top = |column: &str| -> Result<Vec<KeyCount>, StoreError> {
+        let sql = format!(
+            "SELECT {column}, COUNT(*) AS n FROM sessions s WHERE {filter} AND {column} IS NOT NULL \
+             GROUP BY {column} ORDER BY n DESC, {column} LIMIT {TOP}"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok(KeyCount {
+                key: r.get(0)?,
+                count: r.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let sources = top("s.source")?;
+    let countries = top("s.country")?;
+
+    let mut pages: HashMap<String, u64> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT e.url, COUNT(*) FROM events e JOIN sessions s ON s.session_id = e.session_id \
+             WHERE {filter} AND e.type = 'page_view' GROUP BY e.url"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        for row in rows {
+            let (url, n) = row?;
+            *pages.entry(page_key(&url).to_owned()).or_default() += n;
+        }
+    }
+    let mut top_pages: Vec<KeyCount> = pages
+        .into_iter()
+        .map(|(key, count)| KeyCount { key, count })
+        .collect();
+    top_pages.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    top_pages.truncate(TOP);
+
+    let width = q.interval.millis();
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT (s.started_at / {width}) * {width} AS b, COUNT(*) FROM sessions s \
+             WHERE {filter} GROUP BY b"
+        );
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params.as_slice(), |r| {
+            Ok((r.get::<_, u64>(0)?, r.get::<_, u64>(1)?))
+        })?;
+        for row in rows {
+            let (bucket, n) = row?;
+            counts.insert(bucket, n);
+        }
+    }
+    let first = q.from / width * width;
+    let visits_over_time = (0..)
+        .map(|i| first + i * width)
+        .take_while(|start| *start < q.to)
+        .map(|start| Bucket {
+            start,
+            visits: counts.get(&start).copied().unwrap_or(0),
+        })
+        .collect();
+
+    #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
+    let bounce_rate = if visits == 0 {
+        0.0
+    } else {
+        bounces as f64 / visits as f64
+    };
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // An average of u64s.
+    let avg_duration_ms = avg_duration.round() as u64;
+    Ok(Stats {
+        site: q.site.clone(),
+        from: q.from,
+        to: q.to,
+        visits,
+        visitors,
+        page_views,
+        bounce_rate,
+        avg_duration_ms,
+        top_pages,
+        sources,
+        countries,
+        interval: q.interval,
+        visits_over_time,
+    })
+}
+
+/// A page as `top_pages` counts it: the URL without query and fragment.
+fn page_key(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked
@@ -382,6 +1057,7 @@ mod tests {
             event_type: EventType::PageView,
             name: None,
             ts,
+            client_ts: ts,
             received_at: 99,
             session_id: session.to_owned(),
             visitor_id: "v".to_owned(),
@@ -395,6 +1071,7 @@ mod tests {
             referrer: None,
             props: Some(r#"{"plan":"pro"}"#.to_owned()),
             context: None,
+            enrichment: Enrichment::default(),
         }
     }
 

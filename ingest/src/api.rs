@@ -1,0 +1,214 @@
+//! The read API: sessions, one session's timeline, stats — behind the admin
+//! token. Every time is epoch milliseconds.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use subtle::ConstantTimeEq;
+
+use crate::error::Error;
+use crate::http::AppState;
+use crate::store::{
+    Cursor, Interval, SessionPage, SessionQuery, SessionWithEvents, Stats, StatsQuery,
+};
+
+/// Sessions per page when `limit` is not given, and the most allowed.
+pub const DEFAULT_PAGE: usize = 50;
+pub const MAX_PAGE: usize = 500;
+/// `/v1/stats` without `from` covers this much before `to`.
+const DEFAULT_STATS_RANGE_MS: u64 = 7 * 86_400_000;
+/// Ranges up to this long are bucketed by hour, longer ones by day.
+const HOURLY_UP_TO_MS: u64 = 2 * 86_400_000;
+/// The longest `/v1/stats` range: about three years of daily buckets.
+const MAX_STATS_RANGE_MS: u64 = 1100 * 86_400_000;
+
+/// Lets a request through only with `Authorization: Bearer <admin token>`,
+/// compared in constant time.
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(expected) = state
+        .config()
+        .admin_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        return Error::Unauthorized("no admin token is configured").into_response();
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
+        });
+    match given {
+        None => Error::Unauthorized("the bearer token is missing").into_response(),
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
+            next.run(request).await
+        }
+        Some(_) => Error::Unauthorized("the bearer token is wrong").into_response(),
+    }
+}
+
+/// Query parameters, each given at most once.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(raw: Option<&str>, known: &[&str]) -> Result<Params, Error> {
+        let mut map = HashMap::new();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            if !known.contains(&key.as_ref()) {
+                return Err(Error::InvalidQuery(format!(
+                    "unknown parameter {key:?}; known: {}",
+                    known.join(", ")
+                )));
+            }
+            if map.insert(key.to_string(), value.into_owned()).is_some() {
+                return Err(Error::InvalidQuery(format!("{key} is given twice")));
+            }
+        }
+        Ok(Params(map))
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.0.get(key).filter(|v| !v.is_empty()).cloned()
+    }
+
+    fn number(&self, key: &str) -> Result<Option<u64>, Error> {
+        self.text(key)
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    Error::InvalidQuery(format!("{key} must be a non-negative integer, got {v:?}"))
+                })
+            })
+            .transpose()
+    }
+
+    fn flag(&self, key: &str) -> Result<Option<bool>, Error> {
+        match self.text(key).as_deref() {
+            None => Ok(None),
+            Some("true" | "1") => Ok(Some(true)),
+            Some("false" | "0") => Ok(Some(false)),
+            Some(v) => Err(Error::InvalidQuery(format!(
+                "{key} must be true or false, got {v:?}"
+            ))),
+        }
+    }
+}
+
+fn check_range(from: Option<u64>, to: Option<u64>) -> Result<(), Error> {
+    match (from, to) {
+        (Some(from), Some(to)) if from >= to => Err(Error::InvalidQuery(
+            "from must be before to (epoch milliseconds, to exclusive)".to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// `GET /v1/sessions?site=&from=&to=&visitor_id=&user_id=&is_bot=&limit=&cursor=`
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<SessionPage>, Error> {
+    let p = Params::parse(
+        raw.as_deref(),
+        &[
+            "site",
+            "from",
+            "to",
+            "visitor_id",
+            "user_id",
+            "is_bot",
+            "limit",
+            "cursor",
+        ],
+    )?;
+    let (from, to) = (p.number("from")?, p.number("to")?);
+    check_range(from, to)?;
+    let limit = match p.number("limit")? {
+        None => DEFAULT_PAGE,
+        Some(n) if (1..=MAX_PAGE as u64).contains(&n) => usize::try_from(n).unwrap_or(MAX_PAGE),
+        Some(_) => {
+            return Err(Error::InvalidQuery(format!(
+                "limit must be 1 to {MAX_PAGE}"
+            )));
+        }
+    };
+    let cursor = p
+        .text("cursor")
+        .map(|c| {
+            Cursor::decode(&c).ok_or_else(|| {
+                Error::InvalidQuery("cursor: pass back a next_cursor unchanged".to_owned())
+            })
+        })
+        .transpose()?;
+    let query = SessionQuery {
+        site: p.text("site"),
+        from,
+        to,
+        visitor_id: p.text("visitor_id"),
+        user_id: p.text("user_id"),
+        is_bot: p.flag("is_bot")?,
+        limit,
+        cursor,
+    };
+    Ok(Json(state.store().sessions(query).await?))
+}
+
+/// `GET /v1/sessions/{id}`: the session and its events by time, then `seq`.
+pub async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionWithEvents>, Error> {
+    let session = state
+        .store()
+        .session(&id)
+        .await?
+        .ok_or(Error::SessionNotFound)?;
+    let events = state.store().events_for_session(&id).await?;
+    Ok(Json(SessionWithEvents { session, events }))
+}
+
+/// `GET /v1/stats?site=&from=&to=&include_bots=`
+pub async fn get_stats(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Stats>, Error> {
+    let p = Params::parse(raw.as_deref(), &["site", "from", "to", "include_bots"])?;
+    let to = match p.number("to")? {
+        Some(to) => to,
+        None => state.clock().now_ms(),
+    };
+    let from = match p.number("from")? {
+        Some(from) => from,
+        None => to.saturating_sub(DEFAULT_STATS_RANGE_MS),
+    };
+    check_range(Some(from), Some(to))?;
+    if to - from > MAX_STATS_RANGE_MS {
+        return Err(Error::InvalidQuery(
+            "the range may span at most 1100 days".to_owned(),
+        ));
+    }
+    let interval = if to - from <= HOURLY_UP_TO_MS {
+        Interval::Hour
+    } else {
+        Interval::Day
+    };
+    let query = StatsQuery {
+        site: p.text("site"),
+        from,
+        to,
+        include_bots: p.flag("include_bots")?.unwrap_or(false),
+        interval,
+    };
+    Ok(Json(state.store().stats(query).await?))
+}

@@ -1,0 +1,178 @@
+//! Prometheus metrics, one registry per [`AppState`](crate::AppState) (so
+//! tests each see their own counts), served as text at `GET /metrics`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Everything the collector counts.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `waymark_http_requests_total{route, status}`.
+    pub requests: IntCounterVec,
+    /// `waymark_http_request_duration_seconds{route}`.
+    pub request_duration: HistogramVec,
+    /// `waymark_events_accepted_total`: valid events stored for the first time.
+    pub events_accepted: IntCounter,
+    /// `waymark_events_duplicate_total`: valid events already stored.
+    pub events_duplicate: IntCounter,
+    /// `waymark_events_rejected_total{reason}`: by the field at fault, or by
+    /// the batch's error code when the whole batch was refused.
+    pub events_rejected: IntCounterVec,
+    /// `waymark_sessions_swept_total`: sessions the sweeper closed.
+    pub sessions_swept: IntCounter,
+    /// `waymark_rate_limited_total`.
+    pub rate_limited: IntCounter,
+}
+
+/// Metrics a store keeps about itself; registered beside [`Metrics`].
+#[derive(Debug, Clone)]
+pub struct StoreMetrics {
+    /// `waymark_store_commit_seconds`: one observation per transaction.
+    pub commit_seconds: Histogram,
+    /// `waymark_store_queue_depth`: append requests waiting for the writer.
+    pub queue_depth: IntGauge,
+    /// `waymark_store_commits_total`.
+    pub commits: IntCounter,
+}
+
+impl StoreMetrics {
+    #[allow(clippy::expect_used)] // Constant, valid options: cannot fail.
+    pub fn new() -> StoreMetrics {
+        StoreMetrics {
+            commit_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "waymark_store_commit_seconds",
+                    "Store transaction commit latency",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            )
+            .expect("valid histogram"),
+            queue_depth: IntGauge::new(
+                "waymark_store_queue_depth",
+                "Append requests waiting for the store's writer",
+            )
+            .expect("valid gauge"),
+            commits: IntCounter::new(
+                "waymark_store_commits_total",
+                "Store transactions committed",
+            )
+            .expect("valid counter"),
+        }
+    }
+
+    fn register(&self, registry: &Registry) {
+        for collector in [
+            Box::new(self.commit_seconds.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(self.queue_depth.clone()),
+            Box::new(self.commits.clone()),
+        ] {
+            if let Err(err) = registry.register(collector) {
+                tracing::warn!(error = %err, "store metric not registered");
+            }
+        }
+    }
+}
+
+impl Default for StoreMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    #[allow(clippy::expect_used)] // Constant, valid, distinct names: cannot fail.
+    pub fn new(store: Option<&StoreMetrics>) -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "waymark_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "waymark_http_request_duration_seconds",
+                "HTTP request latency",
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        let events_accepted = IntCounter::new(
+            "waymark_events_accepted_total",
+            "Events stored for the first time",
+        )
+        .expect("valid metric");
+        let events_duplicate = IntCounter::new(
+            "waymark_events_duplicate_total",
+            "Valid events that were already stored",
+        )
+        .expect("valid metric");
+        let events_rejected = IntCounterVec::new(
+            Opts::new(
+                "waymark_events_rejected_total",
+                "Events not stored, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let sessions_swept = IntCounter::new(
+            "waymark_sessions_swept_total",
+            "Idle sessions the sweeper closed with a visit_ended",
+        )
+        .expect("valid metric");
+        let rate_limited = IntCounter::new(
+            "waymark_rate_limited_total",
+            "Batches refused by the per-IP rate limit",
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(events_accepted.clone()),
+            Box::new(events_duplicate.clone()),
+            Box::new(events_rejected.clone()),
+            Box::new(sessions_swept.clone()),
+            Box::new(rate_limited.clone()),
+        ] {
+            registry.register(collector).expect("distinct metric names");
+        }
+        if let Some(store) = store {
+            store.register(&registry);
+        }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            events_accepted,
+            events_duplicate,
+            events_rejected,
+            sessions_swept,
+            rate_limited,
+        }
+    }
+
+    /// Everything, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+            tracing::warn!(error = %err, "metrics could not be encoded");
+        }
+        String::from_utf8_lossy(&buffer).into_owned()
+    }
+}
+
+/// The metric label for a rejection reason: the field at fault
+/// (`event_id: not a UUID` → `event_id`), or `not_an_object`.
+pub fn reason_label(reason: &str) -> &str {
+    match reason.split_once(':') {
+        Some((field, _)) if field.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => field,
+        _ => "not_an_object",
+    }
+}
