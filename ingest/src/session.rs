@@ -64,6 +64,14 @@ pub struct Session {
 pub struct EventKey(pub String);
 
 impl EventKey {
+    /// The `seq` the key was made with (0 for none).
+    pub fn seq(&self) -> u32 {
+        self.0
+            .get(16..24)
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .unwrap_or(0)
+    }
+
     pub fn of(event: &StoredEvent) -> EventKey {
         EventKey(format!(
             "{:016x}{:08x}{}",
@@ -314,7 +322,7 @@ pub fn collector_end_id(session_id: &str) -> String {
 }
 
 /// The `visit_ended` the sweeper writes for an idle session, timed at its
-/// last activity, with the same `props` as the SDK's.
+/// last activity and numbered after it, with the same `props` as the SDK's.
 pub fn collector_visit_ended(state: &SessionState, now: u64) -> StoredEvent {
     let s = &state.session;
     let props = serde_json::json!({
@@ -337,7 +345,12 @@ pub fn collector_visit_ended(state: &SessionState, now: u64) -> StoredEvent {
         visitor_id: s.visitor_id.clone(),
         user_id: s.user_id.clone(),
         session_index: s.session_index,
-        seq: None,
+        seq: state
+            .keys
+            .last
+            .as_ref()
+            .map(|k| k.seq().saturating_add(1))
+            .filter(|seq| *seq > 1),
         previous_session_id: None,
         storage: None,
         url: s

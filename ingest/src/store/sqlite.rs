@@ -824,13 +824,15 @@ struct Filter {
 }
 
 impl Filter {
+    /// `clause` with one `?` per value; each becomes a numbered parameter.
     fn add(&mut self, clause: &str, values: Vec<Box<dyn ToSql>>) {
-        let mut clause = clause.to_owned();
-        for value in values {
+        let mut pieces = clause.split('?');
+        let mut numbered = pieces.next().unwrap_or_default().to_owned();
+        for (value, piece) in values.into_iter().zip(pieces) {
             self.params.push(value);
-            clause = clause.replacen('?', &format!("?{}", self.params.len()), 1);
+            numbered.push_str(&format!("?{}{piece}", self.params.len()));
         }
-        self.clauses.push(clause);
+        self.clauses.push(numbered);
     }
 
     fn sql(&self) -> String {

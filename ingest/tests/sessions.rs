@@ -1,0 +1,814 @@
+//! Sessions kept current from events, the sweeper and the read API, on the
+//! real SQLite store in a temporary directory (the memory store keeps events
+//! only), driven through `app()` with a clock the test moves.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use proptest::prelude::*;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use waymark_ingest::{
+    app, collector_end_id, decode_batch, sweep_idle_sessions, AppState, Config, ManualClock,
+    Session, SqliteStore, Store,
+};
+
+const T0: u64 = 1_700_000_000_000;
+const MIN: u64 = 60_000;
+const TOKEN: &str = "s3cret-admin-token";
+const CHROME_MAC: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
+    (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+const SAFARI_IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) \
+    AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+
+struct TestApp {
+    router: Router,
+    state: AppState,
+    store: Arc<SqliteStore>,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    fn new() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let clock = Arc::new(ManualClock::new(T0));
+        let config = Config {
+            admin_token: Some(TOKEN.to_owned()),
+            ..Config::default()
+        };
+        let state = AppState::new(config, store.clone(), clock.clone());
+        TestApp {
+            router: app(state.clone()),
+            state,
+            store,
+            clock,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Posts `events` as one batch sent now (no clock skew) by `user_agent`.
+    async fn post(&self, user_agent: &str, events: Vec<Value>) -> Value {
+        let now = self.clock.now_ms();
+        self.post_sent_at(user_agent, now, events).await
+    }
+
+    async fn post_sent_at(&self, user_agent: &str, sent_at: u64, events: Vec<Value>) -> Value {
+        let body = json!({"v": 1, "site": "shop", "sent_at": sent_at, "events": events});
+        let request = Request::post("/v1/batch")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .header(header::USER_AGENT, user_agent)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let (status, body) = self.send(request).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let request = Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .body(Body::empty())
+            .unwrap();
+        self.send(request).await
+    }
+
+    async fn session(&self, id: &str) -> Session {
+        self.store.session(id).await.unwrap().unwrap()
+    }
+}
+
+use waymark_ingest::Clock;
+
+fn uuid(n: u128) -> String {
+    uuid::Uuid::from_u128(n).hyphenated().to_string()
+}
+
+fn page_view(n: u128, session: &str, ts: u64, url: &str, referrer: Option<&str>) -> Value {
+    json!({
+        "event_id": uuid(n), "type": "page_view", "ts": ts, "seq": n as u64,
+        "session_id": session, "visitor_id": "v-1", "session_index": 1,
+        "url": url, "referrer": referrer,
+    })
+}
+
+fn event(n: u128, kind: &str, session: &str, ts: u64) -> Value {
+    json!({
+        "event_id": uuid(n), "type": kind, "name": "signup", "ts": ts, "seq": n as u64,
+        "session_id": session, "visitor_id": "v-1", "session_index": 1,
+        "url": "https://shop.example/pricing",
+    })
+}
+
+fn sdk_visit_ended(n: u128, session: &str, ended_at: u64, reason: &str) -> Value {
+    json!({
+        "event_id": uuid(n), "type": "visit_ended", "ts": ended_at, "seq": n as u64,
+        "session_id": session, "visitor_id": "v-1", "session_index": 1,
+        "url": "https://shop.example/pricing",
+        "props": {"reason": reason, "started_at": T0, "ended_at": ended_at,
+                  "duration_ms": ended_at - T0, "event_count": 3},
+    })
+}
+
+fn visit_ended_ids(events: &[waymark_ingest::StoredEvent]) -> Vec<String> {
+    events
+        .iter()
+        .filter(|e| e.event_type == waymark_ingest::EventType::VisitEnded)
+        .map(|e| e.event_id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_session_has_landing_exit_source_duration_counts_and_device() {
+    let app = TestApp::new();
+    let mut first = page_view(
+        1,
+        "s-1",
+        T0,
+        "https://shop.example/?utm_source=newsletter&utm_medium=email",
+        Some("https://mail.example/"),
+    );
+    first["context"] = json!({"user_agent": CHROME_MAC, "language": "en-GB"});
+    first["user_id"] = Value::Null;
+    let mut identify = event(3, "identify", "s-1", T0 + 2 * MIN);
+    identify["user_id"] = json!("u-42");
+    app.post(
+        SAFARI_IPHONE, // The context's user agent wins over the request's.
+        vec![
+            first,
+            event(2, "custom", "s-1", T0 + MIN),
+            identify,
+            page_view(
+                4,
+                "s-1",
+                T0 + 5 * MIN,
+                "https://shop.example/checkout?step=2",
+                None,
+            ),
+            event(5, "page_leave", "s-1", T0 + 6 * MIN),
+        ],
+    )
+    .await;
+
+    let s = app.session("s-1").await;
+    assert_eq!(s.site, "shop");
+    assert_eq!(s.visitor_id, "v-1");
+    assert_eq!(s.user_id.as_deref(), Some("u-42"));
+    assert_eq!(s.session_index, Some(1));
+    assert_eq!(
+        s.landing_page.as_deref(),
+        Some("https://shop.example/?utm_source=newsletter&utm_medium=email")
+    );
+    assert_eq!(
+        s.exit_page.as_deref(),
+        Some("https://shop.example/checkout?step=2")
+    );
+    assert_eq!(s.source, "newsletter");
+    assert_eq!((s.started_at, s.last_seen_at), (T0, T0 + 6 * MIN));
+    assert_eq!(s.duration_ms, 6 * MIN);
+    assert_eq!((s.event_count, s.page_views), (5, 2));
+    assert_eq!((s.ended_at, s.end_reason.as_deref()), (None, None));
+    assert_eq!(s.browser.as_deref(), Some("Chrome"));
+    assert_eq!(s.os.as_deref(), Some("Mac OSX"));
+    assert_eq!(s.device_type.as_deref(), Some("desktop"));
+    assert!(!s.is_bot);
+    assert_eq!(s.country, None, "no GeoIP database, no geo, no error");
+}
+
+#[tokio::test]
+async fn source_is_the_referrer_domain_else_direct_and_the_request_agent_is_used_without_context() {
+    let app = TestApp::new();
+    app.post(
+        SAFARI_IPHONE,
+        vec![page_view(
+            1,
+            "s-ref",
+            T0,
+            "https://shop.example/a",
+            Some("https://www.google.com/search?q=x"),
+        )],
+    )
+    .await;
+    app.post(
+        SAFARI_IPHONE,
+        vec![page_view(
+            2,
+            "s-self",
+            T0,
+            "https://shop.example/b",
+            Some("https://shop.example/a"),
+        )],
+    )
+    .await;
+    let s = app.session("s-ref").await;
+    assert_eq!(s.source, "google.com");
+    assert_eq!(
+        (
+            s.browser.as_deref(),
+            s.os.as_deref(),
+            s.device_type.as_deref()
+        ),
+        (Some("Safari"), Some("iPhone"), Some("mobile"))
+    );
+    assert_eq!(app.session("s-self").await.source, "direct");
+}
+
+#[tokio::test]
+async fn webdriver_and_crawler_sessions_are_flagged_as_bots() {
+    let app = TestApp::new();
+    let mut driven = page_view(1, "s-driven", T0, "https://shop.example/", None);
+    driven["context"] = json!({"user_agent": CHROME_MAC, "webdriver": true});
+    app.post(CHROME_MAC, vec![driven]).await;
+    app.post(
+        "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+        vec![page_view(2, "s-crawler", T0, "https://shop.example/", None)],
+    )
+    .await;
+    for id in ["s-driven", "s-crawler"] {
+        let s = app.session(id).await;
+        assert!(s.is_bot, "{id}");
+        assert_eq!(s.device_type.as_deref(), Some("bot"), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn a_device_clock_off_by_more_than_a_minute_is_corrected_and_the_original_kept() {
+    let app = TestApp::new();
+    // The device is two hours behind: it sent at T0 - 2h, we got it at T0.
+    let sent_at = T0 - 120 * MIN;
+    app.post_sent_at(
+        CHROME_MAC,
+        sent_at,
+        vec![page_view(
+            1,
+            "s-skew",
+            sent_at - 30_000,
+            "https://shop.example/",
+            None,
+        )],
+    )
+    .await;
+    let events = app.store.events_for_session("s-skew").await.unwrap();
+    assert_eq!(events[0].ts, T0 - 30_000);
+    assert_eq!(events[0].client_ts, sent_at - 30_000);
+    assert_eq!(app.session("s-skew").await.started_at, T0 - 30_000);
+
+    // Within a minute: left alone (network delay, not skew).
+    app.post_sent_at(
+        CHROME_MAC,
+        T0 - 50_000,
+        vec![page_view(
+            2,
+            "s-close",
+            T0 - 55_000,
+            "https://shop.example/",
+            None,
+        )],
+    )
+    .await;
+    let events = app.store.events_for_session("s-close").await.unwrap();
+    assert_eq!(
+        (events[0].ts, events[0].client_ts),
+        (T0 - 55_000, T0 - 55_000)
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_closes_an_idle_session_once() {
+    let app = TestApp::new();
+    app.post(
+        CHROME_MAC,
+        vec![
+            page_view(1, "s-idle", T0, "https://shop.example/", None),
+            page_view(2, "s-idle", T0 + 4 * MIN, "https://shop.example/b", None),
+        ],
+    )
+    .await;
+    app.post(
+        CHROME_MAC,
+        vec![page_view(
+            3,
+            "s-busy",
+            T0 + 20 * MIN,
+            "https://shop.example/",
+            None,
+        )],
+    )
+    .await;
+
+    // 30 minutes after the last activity is not yet past the timeout.
+    app.clock.set(T0 + 34 * MIN);
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
+    app.clock.set(T0 + 34 * MIN + 1);
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 1);
+    // Again, and later: nothing more.
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
+    app.clock.set(T0 + 51 * MIN);
+    assert_eq!(
+        sweep_idle_sessions(&app.state).await.unwrap(),
+        1,
+        "s-busy now"
+    );
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
+
+    let s = app.session("s-idle").await;
+    assert_eq!(s.ended_at, Some(T0 + 4 * MIN), "ended at the last activity");
+    assert_eq!(s.end_reason.as_deref(), Some("idle"));
+    assert_eq!(s.event_count, 2, "visit_ended is not counted as activity");
+    let events = app.store.events_for_session("s-idle").await.unwrap();
+    assert_eq!(visit_ended_ids(&events), vec![collector_end_id("s-idle")]);
+    let ended = events.last().unwrap();
+    assert_eq!(
+        (ended.ts, ended.received_at),
+        (T0 + 4 * MIN, T0 + 34 * MIN + 1)
+    );
+    let props: Value = serde_json::from_str(ended.props.as_deref().unwrap()).unwrap();
+    assert_eq!(props["reason"], "idle");
+    assert_eq!(props["duration_ms"], 4 * MIN);
+    assert_eq!(app.state.metrics().sessions_swept.get(), 2);
+}
+
+#[tokio::test]
+async fn the_sweeper_writes_nothing_when_the_sdk_already_ended_the_session() {
+    let app = TestApp::new();
+    app.post(
+        CHROME_MAC,
+        vec![
+            page_view(1, "s-1", T0, "https://shop.example/", None),
+            sdk_visit_ended(2, "s-1", T0, "reset"),
+        ],
+    )
+    .await;
+    app.clock.set(T0 + 120 * MIN);
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
+    let events = app.store.events_for_session("s-1").await.unwrap();
+    assert_eq!(visit_ended_ids(&events), vec![uuid(2)]);
+    let s = app.session("s-1").await;
+    assert_eq!(
+        (s.ended_at, s.end_reason.as_deref()),
+        (Some(T0), Some("reset"))
+    );
+}
+
+#[tokio::test]
+async fn a_late_sdk_visit_ended_replaces_the_sweepers_and_a_second_one_is_a_duplicate() {
+    let app = TestApp::new();
+    app.post(
+        CHROME_MAC,
+        vec![page_view(1, "s-1", T0, "https://shop.example/", None)],
+    )
+    .await;
+    app.clock.set(T0 + 31 * MIN);
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 1);
+
+    // The tab wakes up an hour later, notices the rotation, sends its own.
+    app.clock.set(T0 + 90 * MIN);
+    let answer = app
+        .post(CHROME_MAC, vec![sdk_visit_ended(9, "s-1", T0, "idle")])
+        .await;
+    assert_eq!(answer["accepted"], 1);
+    let events = app.store.events_for_session("s-1").await.unwrap();
+    assert_eq!(
+        visit_ended_ids(&events),
+        vec![uuid(9)],
+        "exactly one, the SDK's"
+    );
+
+    // Another tab's (later) visit_ended for the same session: still one.
+    let answer = app
+        .post(CHROME_MAC, vec![sdk_visit_ended(10, "s-1", T0 + 1, "idle")])
+        .await;
+    assert_eq!(
+        (answer["accepted"].clone(), answer["duplicates"].clone()),
+        (json!(0), json!(1))
+    );
+    assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
+    let events = app.store.events_for_session("s-1").await.unwrap();
+    assert_eq!(visit_ended_ids(&events), vec![uuid(9)]);
+}
+
+#[tokio::test]
+async fn late_activity_moves_the_sweepers_end() {
+    let app = TestApp::new();
+    app.post(
+        CHROME_MAC,
+        vec![page_view(1, "s-1", T0, "https://shop.example/", None)],
+    )
+    .await;
+    app.clock.set(T0 + 31 * MIN);
+    sweep_idle_sessions(&app.state).await.unwrap();
+    // A batch the device held back arrives late.
+    app.post_sent_at(
+        CHROME_MAC,
+        T0 + 31 * MIN,
+        vec![page_view(
+            2,
+            "s-1",
+            T0 + 3 * MIN,
+            "https://shop.example/late",
+            None,
+        )],
+    )
+    .await;
+    let s = app.session("s-1").await;
+    assert_eq!(
+        (s.last_seen_at, s.ended_at),
+        (T0 + 3 * MIN, Some(T0 + 3 * MIN))
+    );
+    let events = app.store.events_for_session("s-1").await.unwrap();
+    assert_eq!(events.last().unwrap().ts, T0 + 3 * MIN);
+    assert_eq!(visit_ended_ids(&events).len(), 1);
+}
+
+#[tokio::test]
+async fn the_read_api_needs_the_admin_token() {
+    let app = TestApp::new();
+    for path in ["/v1/sessions", "/v1/sessions/x", "/v1/stats", "/metrics"] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic czNjcmV0"),
+            Some(TOKEN),
+        ] {
+            let mut request = Request::get(path);
+            if let Some(auth) = auth {
+                request = request.header(header::AUTHORIZATION, auth);
+            }
+            let response = app
+                .router
+                .clone()
+                .oneshot(request.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{path} {auth:?}"
+            );
+            assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+            let body: Value = serde_json::from_slice(
+                &axum::body::to_bytes(response.into_body(), usize::MAX)
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            assert_eq!(body["error"], "unauthorized");
+        }
+    }
+    // No token configured: nobody gets in, not even with an empty one.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let open = app_without_token(store);
+    let response = open
+        .oneshot(
+            Request::get("/v1/sessions")
+                .header(header::AUTHORIZATION, "Bearer ")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+fn app_without_token(store: Arc<SqliteStore>) -> Router {
+    app(AppState::new(
+        Config::default(),
+        store,
+        Arc::new(ManualClock::new(T0)),
+    ))
+}
+
+#[tokio::test]
+async fn sessions_are_listed_newest_first_filtered_and_paginated() {
+    let app = TestApp::new();
+    for i in 0..7u128 {
+        let mut pv = page_view(
+            i + 1,
+            &format!("s-{i}"),
+            T0 + i as u64 * MIN,
+            "https://shop.example/",
+            None,
+        );
+        pv["visitor_id"] = json!(if i % 2 == 0 { "v-even" } else { "v-odd" });
+        if i == 3 {
+            pv["user_id"] = json!("u-3");
+        }
+        app.post(CHROME_MAC, vec![pv]).await;
+    }
+
+    let (status, page) = app.get("/v1/sessions?site=shop&limit=3").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let ids = |page: &Value| -> Vec<String> {
+        page["sessions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{page}"))
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&page), ["s-6", "s-5", "s-4"]);
+    let first = &page["sessions"][0];
+    for field in [
+        "session_id",
+        "site",
+        "visitor_id",
+        "user_id",
+        "started_at",
+        "last_seen_at",
+        "ended_at",
+        "end_reason",
+        "duration_ms",
+        "landing_page",
+        "exit_page",
+        "source",
+        "country",
+        "region",
+        "city",
+        "browser",
+        "os",
+        "device_type",
+        "event_count",
+        "page_views",
+        "is_bot",
+        "session_index",
+    ] {
+        assert!(first.get(field).is_some(), "{field} missing in {first}");
+    }
+    let mut seen = ids(&page);
+    let mut cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    loop {
+        let (_, next) = app
+            .get(&format!("/v1/sessions?site=shop&limit=3&cursor={cursor}"))
+            .await;
+        seen.extend(ids(&next));
+        match next["next_cursor"].as_str() {
+            Some(c) => cursor = c.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["s-6", "s-5", "s-4", "s-3", "s-2", "s-1", "s-0"]);
+
+    let (_, page) = app.get("/v1/sessions?visitor_id=v-odd").await;
+    assert_eq!(ids(&page), ["s-5", "s-3", "s-1"]);
+    assert_eq!(page["next_cursor"], Value::Null);
+    let (_, page) = app.get("/v1/sessions?user_id=u-3").await;
+    assert_eq!(ids(&page), ["s-3"]);
+    let (_, page) = app
+        .get(&format!(
+            "/v1/sessions?from={}&to={}",
+            T0 + MIN,
+            T0 + 3 * MIN
+        ))
+        .await;
+    assert_eq!(ids(&page), ["s-2", "s-1"]);
+    let (_, page) = app.get("/v1/sessions?site=other").await;
+    assert_eq!(ids(&page), Vec::<String>::new());
+
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "from=x",
+        "from=5&to=5",
+        "cursor=nope",
+        "colour=red",
+        "site=a&site=b",
+    ] {
+        let (status, body) = app.get(&format!("/v1/sessions?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"], "invalid_query", "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn one_session_comes_with_its_events_in_order() {
+    let app = TestApp::new();
+    app.post(
+        CHROME_MAC,
+        vec![
+            event(3, "click", "s-1", T0 + 2000),
+            page_view(1, "s-1", T0, "https://shop.example/", None),
+            event(2, "custom", "s-1", T0 + 1000),
+        ],
+    )
+    .await;
+    let (status, body) = app.get("/v1/sessions/s-1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["session_id"], "s-1");
+    assert_eq!(body["landing_page"], "https://shop.example/");
+    let events = body["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["page_view", "custom", "click"]);
+    for field in [
+        "event_id",
+        "type",
+        "name",
+        "ts",
+        "session_id",
+        "visitor_id",
+        "url",
+        "props",
+        "context",
+    ] {
+        assert!(events[0].get(field).is_some(), "{field}");
+    }
+    let (status, body) = app.get("/v1/sessions/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn stats_count_visits_visitors_pages_bounces_sources_and_buckets_without_bots() {
+    let app = TestApp::new();
+    // s-a: two page views over 4 minutes (no bounce), from google.
+    app.post(
+        CHROME_MAC,
+        vec![
+            page_view(
+                1,
+                "s-a",
+                T0,
+                "https://shop.example/?utm_source=google",
+                None,
+            ),
+            page_view(
+                2,
+                "s-a",
+                T0 + 4 * MIN,
+                "https://shop.example/pricing#plans",
+                None,
+            ),
+        ],
+    )
+    .await;
+    // s-b: one page view (a bounce), direct, another visitor, an hour later.
+    let mut b = page_view(
+        3,
+        "s-b",
+        T0 + 60 * MIN,
+        "https://shop.example/pricing?x=1",
+        None,
+    );
+    b["visitor_id"] = json!("v-2");
+    app.post(CHROME_MAC, vec![b]).await;
+    // A bot: not counted.
+    app.post(
+        "curl/8.4.0",
+        vec![page_view(
+            4,
+            "s-bot",
+            T0 + 10 * MIN,
+            "https://shop.example/",
+            None,
+        )],
+    )
+    .await;
+
+    let (status, stats) = app
+        .get(&format!(
+            "/v1/stats?site=shop&from={T0}&to={}",
+            T0 + 3 * 60 * MIN
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["visits"], 2);
+    assert_eq!(stats["visitors"], 2);
+    assert_eq!(stats["page_views"], 3);
+    assert_eq!(stats["bounce_rate"], 0.5);
+    assert_eq!(stats["avg_duration_ms"], 2 * MIN);
+    assert_eq!(
+        stats["top_pages"],
+        json!([{"key": "https://shop.example/pricing", "count": 2}, {"key": "https://shop.example/", "count": 1}])
+    );
+    assert_eq!(
+        stats["sources"],
+        json!([{"key": "direct", "count": 1}, {"key": "google", "count": 1}])
+    );
+    assert_eq!(stats["countries"], json!([]));
+    assert_eq!(stats["interval"], "hour");
+    let buckets: Vec<u64> = stats["visits_over_time"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["visits"].as_u64().unwrap())
+        .collect();
+    let first_start = stats["visits_over_time"][0]["start"].as_u64().unwrap();
+    assert_eq!(first_start, T0 / 3_600_000 * 3_600_000);
+    assert_eq!(buckets.iter().sum::<u64>(), 2);
+    assert!(buckets.len() == 3 || buckets.len() == 4, "{buckets:?}");
+
+    let (_, with_bots) = app
+        .get(&format!(
+            "/v1/stats?site=shop&from={T0}&to={}&include_bots=true",
+            T0 + 3 * 60 * MIN
+        ))
+        .await;
+    assert_eq!(with_bots["visits"], 3);
+
+    // Without a range: the last seven days, in days.
+    app.clock.set(T0 + 24 * 60 * MIN);
+    let (_, week) = app.get("/v1/stats").await;
+    assert_eq!(week["interval"], "day");
+    assert_eq!(week["visits"], 2);
+    assert_eq!(week["visits_over_time"].as_array().unwrap().len(), 8);
+}
+
+/// What one session looks like after `batches` arrive in the given order.
+fn session_after(batches: &[Vec<Value>], now: u64) -> Session {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for batch in batches {
+            let body = json!({"site": "shop", "sent_at": now, "events": batch}).to_string();
+            let decoded = decode_batch(body.as_bytes(), now).unwrap();
+            store.append(decoded.events).await.unwrap();
+        }
+        store.session("s-p").await.unwrap().unwrap()
+    })
+}
+
+fn arbitrary_session() -> impl Strategy<Value = Vec<Value>> {
+    let one = (0..6u8, 0..3_600_000u64, 0..4u8, prop::option::of(0..3u8));
+    prop::collection::vec(one, 1..14).prop_map(|specs| {
+        specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, (kind, offset, page, user))| {
+                let kind = ["page_view", "page_view", "click", "custom", "identify", "page_leave"][kind as usize];
+                let mut e = json!({
+                    "event_id": uuid(1000 + i as u128), "type": kind, "name": "n",
+                    "ts": T0 + offset, "seq": i as u64 + 1,
+                    "session_id": "s-p", "visitor_id": "v-p", "session_index": 2,
+                    "url": format!("https://shop.example/p{page}?utm_source=src{page}"),
+                    "referrer": format!("https://ref{page}.example/"),
+                    "context": {"user_agent": if page % 2 == 0 { CHROME_MAC } else { SAFARI_IPHONE }},
+                });
+                if let Some(user) = user {
+                    e["user_id"] = json!(format!("u-{user}"));
+                }
+                e
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Events split over batches, in any order, with retries and a late
+    /// visit_ended, give the same session as one batch in order.
+    #[test]
+    fn arrival_order_does_not_change_the_session(
+        events in arbitrary_session(),
+        with_end in any::<bool>(),
+        cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        order in any::<prop::sample::Index>(),
+        retries in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+    ) {
+        let mut events = events;
+        if with_end {
+            let mut end = sdk_visit_ended(2000, "s-p", T0 + 3_600_000, "max_length");
+            end["visitor_id"] = json!("v-p");
+            end["session_index"] = json!(2);
+            events.push(end);
+        }
+        let now = T0 + 7_200_000;
+        let in_order = session_after(&[events.clone()], now);
+
+        let mut shuffled = events.clone();
+        let n = shuffled.len();
+        shuffled.rotate_left(order.index(n));
+        shuffled.reverse();
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(n + 1)).collect();
+        bounds.extend([0, n]);
+        bounds.sort_unstable();
+        bounds.dedup();
+        let mut batches: Vec<Vec<Value>> =
+            bounds.windows(2).map(|w| shuffled[w[0]..w[1]].to_vec()).collect();
+        for retry in &retries {
+            let again = batches[retry.index(batches.len())].clone();
+            batches.push(again);
+        }
+        let out_of_order = session_after(&batches, now);
+        prop_assert_eq!(in_order, out_of_order);
+    }
+}
