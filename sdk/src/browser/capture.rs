@@ -151,42 +151,38 @@ fn describe_click(event: &web_sys::Event) -> Option<ClickTarget> {
     if element.closest("[data-waymark-ignore]").ok()?.is_some() {
         return None;
     }
-    let tag = element.local_name();
+    let node = node_of(&element);
     let input_type = element.get_attribute("type");
     // Inputs give no text at all: their value is what the visitor typed.
-    let text = if tag == "input" {
+    let text = if node.tag == "input" {
         String::new()
     } else {
-        element.text_content().unwrap_or_default()
+        dom::text(&element, "textContent").unwrap_or_default()
     };
-    let href = (tag == "a")
-        .then(|| {
-            js_sys::Reflect::get(&element, &"href".into())
-                .ok()?
-                .as_string()
-        })
+    let href = (node.tag == "a")
+        .then(|| dom::text(&element, "href"))
         .flatten()
         .filter(|h| !h.is_empty());
     let mut data = Vec::new();
-    let attributes = element.attributes();
-    for i in 0..attributes.length() {
-        if let Some(attr) = attributes.item(i) {
-            if let Some(key) = attr.name().strip_prefix("data-waymark-") {
-                data.push((key.to_owned(), attr.value()));
-            }
+    for attr in list(&element, "attributes").iter() {
+        let (Some(name), Some(value)) = (dom::text(&attr, "name"), dom::text(&attr, "value")) else {
+            continue;
+        };
+        if let Some(key) = name.strip_prefix("data-waymark-") {
+            data.push((key.to_owned(), value));
         }
     }
     let mut ancestors = Vec::new();
-    let mut parent = element.parent_element();
+    let mut parent = parent_of(&element);
     while let Some(p) = parent {
         if ancestors.len() == ANCESTORS {
             break;
         }
-        ancestors.push(node(&p));
-        parent = p.parent_element();
+        ancestors.push(node_of(&p));
+        parent = parent_of(&p);
     }
     Some(ClickTarget {
-        node: node(&element),
+        node,
         ancestors,
         text,
         href,
@@ -195,15 +191,28 @@ fn describe_click(event: &web_sys::Event) -> Option<ClickTarget> {
     })
 }
 
-fn node(element: &web_sys::Element) -> Node {
-    let id = Some(element.id()).filter(|id| !id.is_empty());
-    let class_list = element.class_list();
-    let classes = (0..class_list.length())
-        .filter_map(|i| class_list.item(i))
-        .collect();
+/// The element's tag, id and classes. DOM properties are read through one
+/// `Reflect.get` binding (see `dom::prop`) rather than a getter binding each.
+fn node_of(element: &JsValue) -> Node {
     Node {
-        tag: element.local_name(),
-        id,
-        classes,
+        tag: dom::text(element, "localName").unwrap_or_default(),
+        id: dom::text(element, "id").filter(|id| !id.is_empty()),
+        classes: list(element, "classList")
+            .iter()
+            .filter_map(|c| c.as_string())
+            .collect(),
+    }
+}
+
+/// The parent element, if there is one.
+fn parent_of(element: &JsValue) -> Option<JsValue> {
+    dom::prop(element, "parentElement").filter(|p| p.is_object())
+}
+
+/// A list-like DOM property (`classList`, `attributes`) as an array.
+fn list(target: &JsValue, key: &str) -> js_sys::Array {
+    match dom::prop(target, key) {
+        Some(items) if items.is_object() => js_sys::Array::from(&items),
+        _ => js_sys::Array::new(),
     }
 }

@@ -30,11 +30,11 @@ fn document() -> Option<web_sys::Document> {
 
 /// `target[key]`. Plain readings go through this one binding rather than a
 /// web-sys getter each: every binding adds glue to both shipped files.
-fn prop(target: &JsValue, key: &str) -> Option<JsValue> {
+pub fn prop(target: &JsValue, key: &str) -> Option<JsValue> {
     js_sys::Reflect::get(target, &JsValue::from_str(key)).ok()
 }
 
-fn text(target: &JsValue, key: &str) -> Option<String> {
+pub fn text(target: &JsValue, key: &str) -> Option<String> {
     prop(target, key)?.as_string()
 }
 
