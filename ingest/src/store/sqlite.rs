@@ -1215,6 +1215,45 @@ mod tests {
         assert!(store.events_for_session("s").await.unwrap().is_empty());
     }
 
+    #[tokio::test]
+    async fn a_version_1_file_gets_its_sessions_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            for (id, kind, ts, url) in [
+                (1, "page_view", 1_000, "https://a.example/?utm_source=x"),
+                (2, "page_view", 5_000, "https://a.example/b"),
+                (3, "visit_ended", 5_000, "https://a.example/b"),
+            ] {
+                conn.execute(
+                    "INSERT INTO events (event_id, site, type, ts, received_at, session_id, \
+                     visitor_id, url, props) VALUES (?1, 'demo', ?2, ?3, 9, 's', 'v', ?4, ?5)",
+                    params![
+                        uuid::Uuid::from_u128(id).to_string(),
+                        kind,
+                        ts,
+                        url,
+                        (kind == "visit_ended").then_some(r#"{"reason":"reset"}"#)
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let session = store.session("s").await.unwrap().unwrap();
+        assert_eq!(
+            session.landing_page.as_deref(),
+            Some("https://a.example/?utm_source=x")
+        );
+        assert_eq!(session.exit_page.as_deref(), Some("https://a.example/b"));
+        assert_eq!((session.source.as_str(), session.duration_ms), ("x", 4_000));
+        assert_eq!(session.end_reason.as_deref(), Some("reset"));
+        let events = store.events_for_session("s").await.unwrap();
+        assert_eq!(events[0].client_ts, 1_000, "client_ts filled from ts");
+    }
+
     #[test]
     fn a_database_from_a_newer_build_is_refused() {
         let dir = tempfile::tempdir().unwrap();
