@@ -107,7 +107,10 @@ pub struct Row {
     pub site: String,
     pub kind: String,
     pub name: Option<String>,
+    /// Event time, corrected by the collector for the device's clock skew.
     pub ts: i64,
+    /// Event time by the device's clock, as sent.
+    pub client_ts: i64,
     pub session_id: String,
     pub visitor_id: String,
     pub user_id: Option<String>,
@@ -130,7 +133,7 @@ fn read_events(db: &Path) -> Vec<Row> {
             .expect("open store");
     let mut stmt = conn
         .prepare(
-            "SELECT event_id, site, type, name, ts, session_id, visitor_id, user_id, session_index, previous_session_id, storage, url, \
+            "SELECT event_id, site, type, name, ts, COALESCE(client_ts, ts), session_id, visitor_id, user_id, session_index, previous_session_id, storage, url, \
              title, referrer, props, context \
              FROM events ORDER BY ts, seq, rowid",
         )
@@ -143,17 +146,18 @@ fn read_events(db: &Path) -> Vec<Row> {
             kind: r.get(2)?,
             name: r.get(3)?,
             ts: r.get(4)?,
-            session_id: r.get(5)?,
-            visitor_id: r.get(6)?,
-            user_id: r.get(7)?,
-            session_index: r.get(8)?,
-            previous_session_id: r.get(9)?,
-            storage: r.get(10)?,
-            url: r.get(11)?,
-            title: r.get(12)?,
-            referrer: r.get(13)?,
-            props: json(r.get(14)?),
-            context: json(r.get(15)?),
+            client_ts: r.get(5)?,
+            session_id: r.get(6)?,
+            visitor_id: r.get(7)?,
+            user_id: r.get(8)?,
+            session_index: r.get(9)?,
+            previous_session_id: r.get(10)?,
+            storage: r.get(11)?,
+            url: r.get(12)?,
+            title: r.get(13)?,
+            referrer: r.get(14)?,
+            props: json(r.get(15)?),
+            context: json(r.get(16)?),
         })
     })
     .expect("rows")

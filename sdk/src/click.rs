@@ -62,10 +62,11 @@ impl ClickTarget {
             props.push(("classes".into(), Value::String(classes)));
         }
         props.push(("selector".into(), Value::String(self.selector())));
-        let private = self
-            .input_type
-            .as_deref()
-            .is_some_and(|t| PRIVATE_INPUT_TYPES.iter().any(|p| t.eq_ignore_ascii_case(p)));
+        let private = self.input_type.as_deref().is_some_and(|t| {
+            PRIVATE_INPUT_TYPES
+                .iter()
+                .any(|p| t.eq_ignore_ascii_case(p))
+        });
         let text = trimmed_text(&self.text);
         if !private && self.node.tag != "input" && !text.is_empty() {
             props.push(("text".into(), Value::String(text)));

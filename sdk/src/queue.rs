@@ -60,6 +60,20 @@ pub enum Outcome {
     Rejected,
 }
 
+/// How urgently to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// What the batching rules say is due.
+    Due,
+    /// Everything waiting, now (`flush()`), after the request in flight.
+    Now,
+    /// Everything, now: the page is being hidden or unloaded and this may be
+    /// the last chance. A request still in flight is given up and its events
+    /// go again (a stalled request must not take them down with the page;
+    /// the collector deduplicates).
+    Leaving,
+}
+
 /// One request to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -120,6 +134,11 @@ impl SendQueue {
         self.events.is_empty()
     }
 
+    /// Forgets everything (opt-out).
+    pub fn clear(&mut self) {
+        *self = SendQueue::new(self.limits);
+    }
+
     /// Events dropped for space and not yet reported.
     pub fn dropped(&self) -> u64 {
         self.dropped
@@ -134,7 +153,8 @@ impl SendQueue {
             self.waiting_since = Some(now);
         }
         let protected = self.in_flight.map_or(0, |(_, n)| n);
-        while (self.events.len() > self.limits.stored_events || self.bytes > self.limits.stored_bytes)
+        while (self.events.len() > self.limits.stored_events
+            || self.bytes > self.limits.stored_bytes)
             && self.events.len() > protected + 1
         {
             if let Some(old) = self.events.remove(protected) {
@@ -155,20 +175,25 @@ impl SendQueue {
         }
     }
 
-    /// The request to make now, if one is due. `leaving` (the page is being
-    /// hidden or unloaded) sends whatever waits, ignoring the batching delay
-    /// and any backoff: it may be the last chance.
-    pub fn poll_transmit(&mut self, now: u64, site: &str, leaving: bool) -> Option<Transmit> {
+    /// The request to make now, if one is due: see [`Urgency`]. One request
+    /// is in flight at a time (except when leaving); `Now` and `Leaving`
+    /// ignore the batching delay and any backoff.
+    pub fn poll_transmit(&mut self, now: u64, site: &str, urgency: Urgency) -> Option<Transmit> {
+        if urgency == Urgency::Leaving {
+            self.in_flight = None;
+        }
         if self.in_flight.is_some() || self.events.is_empty() || self.offline {
             return None;
         }
-        if !leaving && !self.due(now) {
+        if urgency == Urgency::Due && !self.due(now) {
             return None;
         }
         let mut count = 0;
         let mut size = 0;
         for event in &self.events {
-            if count == self.limits.batch_events || (count > 0 && size + event.len() + 1 > self.body_budget(site)) {
+            if count == self.limits.batch_events
+                || (count > 0 && size + event.len() + 1 > self.body_budget(site))
+            {
                 break;
             }
             count += 1;
@@ -178,7 +203,11 @@ impl SendQueue {
         self.next_id += 1;
         self.in_flight = Some((id, count));
         self.dropped_in_flight = self.dropped;
-        Some(Transmit { id, body: self.body(site, now, count), events: count })
+        Some(Transmit {
+            id,
+            body: self.body(site, now, count),
+            events: count,
+        })
     }
 
     fn due(&self, now: u64) -> bool {
@@ -187,22 +216,31 @@ impl SendQueue {
             None => {
                 self.events.len() >= self.limits.batch_events
                     || self.bytes >= self.limits.batch_bytes
-                    || self.waiting_since.is_some_and(|t| now >= t.saturating_add(self.limits.max_wait_ms))
+                    || self
+                        .waiting_since
+                        .is_some_and(|t| now >= t.saturating_add(self.limits.max_wait_ms))
             }
         }
     }
 
     /// Bytes left for events once the envelope is written.
     fn body_budget(&self, site: &str) -> usize {
-        self.limits.batch_bytes.saturating_sub(ENVELOPE_BYTES + site.len())
+        self.limits
+            .batch_bytes
+            .saturating_sub(ENVELOPE_BYTES + site.len())
     }
 
     fn body(&self, site: &str, now: u64, count: usize) -> String {
-        let mut body = String::with_capacity(ENVELOPE_BYTES + site.len() + self.bytes.min(self.limits.batch_bytes));
+        let mut body = String::with_capacity(
+            ENVELOPE_BYTES + site.len() + self.bytes.min(self.limits.batch_bytes),
+        );
         body.push_str("{\"v\":1,\"site\":\"");
         // Site ids are plain (`A-Z a-z 0-9 _ . -`); anything else is the
         // collector's to refuse, but it must not break the JSON.
-        body.extend(site.chars().filter(|c| *c != '"' && *c != '\\' && !c.is_control()));
+        body.extend(
+            site.chars()
+                .filter(|c| *c != '"' && *c != '\\' && !c.is_control()),
+        );
         body.push_str("\",\"sent_at\":");
         push_u64(&mut body, now);
         if self.dropped > 0 {
@@ -224,7 +262,9 @@ impl SendQueue {
     /// of many visitors after an outage. Returns the events dropped because
     /// the collector refused them for good.
     pub fn on_result(&mut self, id: u64, outcome: Outcome, now: u64, jitter: f64) -> usize {
-        let Some((in_flight, count)) = self.in_flight else { return 0 };
+        let Some((in_flight, count)) = self.in_flight else {
+            return 0;
+        };
         if in_flight != id {
             return 0;
         }
@@ -248,7 +288,10 @@ impl SendQueue {
                 let attempts = self.retry.map_or(1, |r| r.attempts.saturating_add(1));
                 let backoff = self.backoff_ms(attempts, jitter);
                 let delay = retry_after_ms.map_or(backoff, |after| after.max(backoff / 2));
-                self.retry = Some(Retry { at: now.saturating_add(delay), attempts });
+                self.retry = Some(Retry {
+                    at: now.saturating_add(delay),
+                    attempts,
+                });
                 0
             }
         }
@@ -256,7 +299,10 @@ impl SendQueue {
 
     /// Exponential backoff with "equal jitter": half fixed, half random.
     fn backoff_ms(&self, attempts: u32, jitter: f64) -> u64 {
-        let exp = self.limits.backoff_min_ms.saturating_mul(1 << attempts.saturating_sub(1).min(20));
+        let exp = self
+            .limits
+            .backoff_min_ms
+            .saturating_mul(1 << attempts.saturating_sub(1).min(20));
         let capped = exp.min(self.limits.backoff_max_ms);
         let half = capped / 2;
         half + (half as f64 * jitter.clamp(0.0, 1.0)) as u64
@@ -270,7 +316,9 @@ impl SendQueue {
         }
         match self.retry {
             Some(retry) => Some(retry.at),
-            None => self.waiting_since.map(|t| t.saturating_add(self.limits.max_wait_ms)),
+            None => self
+                .waiting_since
+                .map(|t| t.saturating_add(self.limits.max_wait_ms)),
         }
     }
 
@@ -297,7 +345,10 @@ impl SendQueue {
     pub fn restore(&mut self, persisted: &str, now: u64) {
         let mut lines = persisted.split('\n');
         let Some(header) = lines.next() else { return };
-        let Some(dropped) = header.strip_prefix("1|").and_then(|d| d.parse::<u64>().ok()) else {
+        let Some(dropped) = header
+            .strip_prefix("1|")
+            .and_then(|d| d.parse::<u64>().ok())
+        else {
             return;
         };
         self.dropped += dropped;
@@ -343,7 +394,12 @@ mod tests {
 
     fn ids(t: &Transmit) -> Vec<String> {
         let v: serde_json::Value = serde_json::from_str(&t.body).unwrap();
-        v["events"].as_array().unwrap().iter().map(|e| e["event_id"].as_str().unwrap().to_owned()).collect()
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap().to_owned())
+            .collect()
     }
 
     #[test]
@@ -352,12 +408,23 @@ mod tests {
         q.push(event(1), T0);
         q.push(event(2), T0 + 1_000);
         assert_eq!(q.poll_timeout(), Some(T0 + 5_000));
-        assert_eq!(q.poll_transmit(T0 + 4_999, "demo", false), None);
-        let t = q.poll_transmit(T0 + 5_000, "demo", false).unwrap();
+        assert_eq!(q.poll_transmit(T0 + 4_999, "demo", Urgency::Due), None);
+        let t = q.poll_transmit(T0 + 5_000, "demo", Urgency::Due).unwrap();
         assert_eq!(ids(&t), ["e1", "e2"]);
         let body: serde_json::Value = serde_json::from_str(&t.body).unwrap();
-        assert_eq!((body["v"].as_u64(), body["site"].as_str(), body["sent_at"].as_u64()), (Some(1), Some("demo"), Some(T0 + 5_000)));
-        assert_eq!(q.poll_timeout(), None, "nothing is timed while a request is in flight");
+        assert_eq!(
+            (
+                body["v"].as_u64(),
+                body["site"].as_str(),
+                body["sent_at"].as_u64()
+            ),
+            (Some(1), Some("demo"), Some(T0 + 5_000))
+        );
+        assert_eq!(
+            q.poll_timeout(),
+            None,
+            "nothing is timed while a request is in flight"
+        );
         assert_eq!(q.on_result(t.id, Outcome::Delivered, T0 + 5_100, 0.5), 0);
         assert!(q.is_empty());
     }
@@ -368,9 +435,9 @@ mod tests {
         for i in 0..19 {
             q.push(event(i), T0);
         }
-        assert_eq!(q.poll_transmit(T0, "demo", false), None);
+        assert_eq!(q.poll_transmit(T0, "demo", Urgency::Due), None);
         q.push(event(19), T0);
-        let t = q.poll_transmit(T0, "demo", false).unwrap();
+        let t = q.poll_transmit(T0, "demo", Urgency::Due).unwrap();
         assert_eq!(t.events, 20);
     }
 
@@ -381,7 +448,7 @@ mod tests {
         for _ in 0..12 {
             q.push(big.clone(), T0);
         }
-        let t = q.poll_transmit(T0, "demo", false).unwrap();
+        let t = q.poll_transmit(T0, "demo", Urgency::Due).unwrap();
         assert!(t.body.len() < 60 * 1024, "{}", t.body.len());
         assert_eq!(t.events, 6);
         q.on_result(t.id, Outcome::Delivered, T0, 0.0);
@@ -392,10 +459,34 @@ mod tests {
     fn leaving_sends_now_even_while_backing_off() {
         let mut q = queue();
         q.push(event(1), T0);
-        let t = q.poll_transmit(T0, "demo", true).unwrap();
-        q.on_result(t.id, Outcome::Retry { retry_after_ms: None }, T0, 0.0);
-        assert_eq!(q.poll_transmit(T0 + 10, "demo", false), None);
-        assert!(q.poll_transmit(T0 + 10, "demo", true).is_some());
+        let t = q.poll_transmit(T0, "demo", Urgency::Leaving).unwrap();
+        q.on_result(
+            t.id,
+            Outcome::Retry {
+                retry_after_ms: None,
+            },
+            T0,
+            0.0,
+        );
+        assert_eq!(q.poll_transmit(T0 + 10, "demo", Urgency::Due), None);
+        assert!(q.poll_transmit(T0 + 10, "demo", Urgency::Leaving).is_some());
+    }
+
+    #[test]
+    fn leaving_takes_over_a_stalled_request() {
+        let mut q = queue();
+        q.push(event(1), T0);
+        let stalled = q.poll_transmit(T0, "demo", Urgency::Leaving).unwrap();
+        q.push(event(2), T0 + 1);
+        let last = q.poll_transmit(T0 + 2, "demo", Urgency::Leaving).unwrap();
+        assert_eq!(ids(&last), ["e1", "e2"]);
+        q.on_result(last.id, Outcome::Delivered, T0 + 3, 0.0);
+        assert_eq!(
+            q.on_result(stalled.id, Outcome::Delivered, T0 + 4, 0.0),
+            0,
+            "a late answer changes nothing"
+        );
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -405,21 +496,45 @@ mod tests {
         let mut now = T0 + 5_000;
         let mut delays = Vec::new();
         for _ in 0..5 {
-            let t = q.poll_transmit(now, "demo", false).expect("due");
-            q.on_result(t.id, Outcome::Retry { retry_after_ms: None }, now, 1.0);
+            let t = q.poll_transmit(now, "demo", Urgency::Due).expect("due");
+            q.on_result(
+                t.id,
+                Outcome::Retry {
+                    retry_after_ms: None,
+                },
+                now,
+                1.0,
+            );
             let next = q.poll_timeout().unwrap();
             delays.push(next - now);
-            assert_eq!(q.poll_transmit(next - 1, "demo", false), None);
+            assert_eq!(q.poll_transmit(next - 1, "demo", Urgency::Due), None);
             now = next;
         }
         assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000]);
-        let t = q.poll_transmit(now, "demo", false).unwrap();
-        q.on_result(t.id, Outcome::Retry { retry_after_ms: Some(120_000) }, now, 0.0);
-        assert_eq!(q.poll_timeout(), Some(now + 120_000), "Retry-After wins over a shorter backoff");
-        let t = q.poll_transmit(now + 120_000, "demo", false).unwrap();
+        let t = q.poll_transmit(now, "demo", Urgency::Due).unwrap();
+        q.on_result(
+            t.id,
+            Outcome::Retry {
+                retry_after_ms: Some(120_000),
+            },
+            now,
+            0.0,
+        );
+        assert_eq!(
+            q.poll_timeout(),
+            Some(now + 120_000),
+            "Retry-After wins over a shorter backoff"
+        );
+        let t = q
+            .poll_transmit(now + 120_000, "demo", Urgency::Due)
+            .unwrap();
         q.on_result(t.id, Outcome::Delivered, now + 120_000, 0.0);
         q.push(event(2), now + 130_000);
-        assert_eq!(q.poll_timeout(), Some(now + 135_000), "a success resets the backoff");
+        assert_eq!(
+            q.poll_timeout(),
+            Some(now + 135_000),
+            "a success resets the backoff"
+        );
     }
 
     #[test]
@@ -435,7 +550,7 @@ mod tests {
         let mut q = queue();
         q.push(event(1), T0);
         q.push(event(2), T0);
-        let t = q.poll_transmit(T0 + 5_000, "demo", false).unwrap();
+        let t = q.poll_transmit(T0 + 5_000, "demo", Urgency::Due).unwrap();
         assert_eq!(q.on_result(t.id, Outcome::Rejected, T0 + 5_000, 0.0), 2);
         assert!(q.is_empty());
         assert_eq!(q.poll_timeout(), None);
@@ -445,47 +560,70 @@ mod tests {
     fn offline_pauses_and_online_resumes_at_once() {
         let mut q = queue();
         q.push(event(1), T0);
-        let t = q.poll_transmit(T0 + 5_000, "demo", false).unwrap();
-        q.on_result(t.id, Outcome::Retry { retry_after_ms: None }, T0 + 5_000, 0.0);
+        let t = q.poll_transmit(T0 + 5_000, "demo", Urgency::Due).unwrap();
+        q.on_result(
+            t.id,
+            Outcome::Retry {
+                retry_after_ms: None,
+            },
+            T0 + 5_000,
+            0.0,
+        );
         q.set_online(false, T0 + 5_001);
         assert_eq!(q.poll_timeout(), None);
-        assert_eq!(q.poll_transmit(T0 + 60_000, "demo", true), None);
+        assert_eq!(q.poll_transmit(T0 + 60_000, "demo", Urgency::Leaving), None);
         q.set_online(true, T0 + 60_000);
-        assert!(q.poll_timeout().is_some_and(|t| t <= T0 + 60_000), "due at once");
-        assert!(q.poll_transmit(T0 + 60_000, "demo", false).is_some());
+        assert!(
+            q.poll_timeout().is_some_and(|t| t <= T0 + 60_000),
+            "due at once"
+        );
+        assert!(q.poll_transmit(T0 + 60_000, "demo", Urgency::Due).is_some());
     }
 
     #[test]
     fn when_full_the_oldest_go_and_the_drop_count_travels_once() {
-        let limits = QueueLimits { stored_events: 3, ..QueueLimits::default() };
+        let limits = QueueLimits {
+            stored_events: 3,
+            ..QueueLimits::default()
+        };
         let mut q = SendQueue::new(limits);
         for i in 0..5 {
             q.push(event(i), T0);
         }
         assert_eq!((q.len(), q.dropped()), (3, 2));
-        let t = q.poll_transmit(T0 + 5_000, "demo", false).unwrap();
+        let t = q.poll_transmit(T0 + 5_000, "demo", Urgency::Due).unwrap();
         assert_eq!(ids(&t), ["e2", "e3", "e4"]);
         let body: serde_json::Value = serde_json::from_str(&t.body).unwrap();
         assert_eq!(body["dropped"], 2);
         q.push(event(5), T0 + 5_001); // arrives while in flight
         q.on_result(t.id, Outcome::Delivered, T0 + 5_100, 0.0);
         assert_eq!(q.dropped(), 0);
-        let t = q.poll_transmit(T0 + 20_000, "demo", false).unwrap();
+        let t = q.poll_transmit(T0 + 20_000, "demo", Urgency::Due).unwrap();
         assert!(!t.body.contains("dropped"));
         assert_eq!(ids(&t), ["e5"]);
     }
 
     #[test]
     fn events_in_flight_are_never_dropped_for_space() {
-        let limits = QueueLimits { stored_events: 2, ..QueueLimits::default() };
+        let limits = QueueLimits {
+            stored_events: 2,
+            ..QueueLimits::default()
+        };
         let mut q = SendQueue::new(limits);
         q.push(event(1), T0);
         q.push(event(2), T0);
-        let t = q.poll_transmit(T0, "demo", true).unwrap();
+        let t = q.poll_transmit(T0, "demo", Urgency::Leaving).unwrap();
         q.push(event(3), T0);
         q.push(event(4), T0);
-        q.on_result(t.id, Outcome::Retry { retry_after_ms: None }, T0, 0.0);
-        let t = q.poll_transmit(T0 + 10_000, "demo", false).unwrap();
+        q.on_result(
+            t.id,
+            Outcome::Retry {
+                retry_after_ms: None,
+            },
+            T0,
+            0.0,
+        );
+        let t = q.poll_transmit(T0 + 10_000, "demo", Urgency::Due).unwrap();
         assert_eq!(ids(&t), ["e1", "e2", "e4"]);
         assert_eq!(q.dropped(), 1);
     }
@@ -496,13 +634,15 @@ mod tests {
         for i in 0..3 {
             q.push(event(i), T0);
         }
-        let t = q.poll_transmit(T0, "demo", true).unwrap();
+        let t = q.poll_transmit(T0, "demo", Urgency::Leaving).unwrap();
         // The page dies with the request unanswered: everything is still there.
         let persisted = q.encode();
         let mut reloaded = queue();
         reloaded.restore(&persisted, T0 + 60_000);
         reloaded.push(event(9), T0 + 60_000);
-        let again = reloaded.poll_transmit(T0 + 65_000, "demo", false).unwrap();
+        let again = reloaded
+            .poll_transmit(T0 + 65_000, "demo", Urgency::Due)
+            .unwrap();
         assert_eq!(ids(&again), ["e0", "e1", "e2", "e9"]);
         assert_eq!(t.events, 3);
         for bad in ["", "garbage", "2|0\n{}", "1|x\n{}"] {

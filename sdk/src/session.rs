@@ -255,7 +255,12 @@ impl Session {
             out.push('|');
             out.push_str(id);
         }
-        for n in [self.started_at, self.last_seen_at, self.index.into(), self.seq.into()] {
+        for n in [
+            self.started_at,
+            self.last_seen_at,
+            self.index.into(),
+            self.seq.into(),
+        ] {
             out.push('|');
             text::push_u64(&mut out, n);
         }

@@ -119,10 +119,25 @@ mod tests {
     #[test]
     fn parses_decimals_as_std_does() {
         for text in [
-            "", "+", "-", "0", "+0", "-0", "007", "1x", " 1", "+-1", "-+1", "٣",
-            "18446744073709551615", "18446744073709551616",
-            "9223372036854775807", "9223372036854775808",
-            "-9223372036854775808", "-9223372036854775809", "4294967296",
+            "",
+            "+",
+            "-",
+            "0",
+            "+0",
+            "-0",
+            "007",
+            "1x",
+            " 1",
+            "+-1",
+            "-+1",
+            "٣",
+            "18446744073709551615",
+            "18446744073709551616",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "4294967296",
         ] {
             assert_eq!(parse_u64(text), text.parse().ok(), "u64 {text:?}");
             assert_eq!(parse_u32(text), text.parse().ok(), "u32 {text:?}");
@@ -134,7 +149,10 @@ mod tests {
     fn joins_finds_and_splits_like_std() {
         assert_eq!(join(["a", "b", "c"], " > "), "a > b > c");
         assert_eq!(join(Vec::new(), "&"), "");
-        assert_eq!(concat(&["waymark.", "demo", ".session"]), "waymark.demo.session");
+        assert_eq!(
+            concat(&["waymark.", "demo", ".session"]),
+            "waymark.demo.session"
+        );
         assert_eq!(find("a%40b%40", "%40"), Some(1));
         assert_eq!(find("é%40", "%40"), Some(2));
         assert_eq!(find("ab", ""), Some(0));

@@ -325,6 +325,11 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
         self.pending.len()
     }
 
+    /// The events recorded since the last call, oldest first, for the send queue.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.pending)
+    }
+
     /// The next batch to send, oldest events first, stamped with `now`.
     pub fn take_batch(&mut self, now: u64) -> Option<Batch> {
         if self.pending.is_empty() {

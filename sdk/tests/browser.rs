@@ -25,13 +25,28 @@ fn config(site: &str) -> JsValue {
     c.into()
 }
 
-/// Replaces `navigator.sendBeacon` with a recorder that answers `accept`.
+/// Replaces `navigator.sendBeacon` with a recorder that answers `accept`,
+/// and `fetch` with one that answers `window.__status` (200 unless a test
+/// changes it; `0` rejects like a network error, `-1` never answers).
 fn record_beacons(accept: bool) {
     js(&format!(
-        "window.__beacons = []; window.__fetches = [];
-         navigator.sendBeacon = function (url, body) {{ __beacons.push([url, body]); return {accept}; }};
-         window.fetch = function (url, init) {{ __fetches.push([url, init.body, init.keepalive, init.method]); return Promise.reject(new TypeError('offline')); }};"
+        "window.__beacons = []; window.__fetches = []; window.__status = 200; window.__retryAfter = null;
+         navigator.sendBeacon = function (url, body) {{ if (!{accept}) return false; __beacons.push([url, body]); return true; }};
+         window.fetch = function (url, init) {{
+           __fetches.push([url, init.body, init.keepalive, init.method]);
+           if (__status === 0) return Promise.reject(new TypeError('offline'));
+           if (__status === -1) return new Promise(function () {{}});
+           var headers = __retryAfter === null ? {{}} : {{'Retry-After': String(__retryAfter)}};
+           return Promise.resolve(new Response('{{}}', {{status: __status, headers: headers}}));
+         }};"
     ));
+}
+
+/// Every request body sent, by beacon or fetch, in order of each kind.
+fn sent() -> Vec<(String, serde_json::Value)> {
+    let mut all = recorded("__beacons");
+    all.extend(recorded("__fetches"));
+    all
 }
 
 fn recorded(name: &str) -> Vec<(String, serde_json::Value)> {
@@ -66,7 +81,7 @@ fn init_keeps_the_session_in_local_storage_and_beacons_a_page_view() {
     assert_eq!(tracker.storage_kind(), "local");
 
     tracker.flush();
-    let beacons = recorded("__beacons");
+    let beacons = sent();
     assert_eq!(beacons.len(), 1);
     let (url, batch) = &beacons[0];
     assert_eq!(url, "http://127.0.0.1:9/v1/batch");
@@ -120,10 +135,7 @@ fn a_storage_that_throws_falls_back_to_a_cookie_without_throwing() {
     );
     assert!(cookie.contains(&session));
     tracker.flush();
-    let events = recorded("__beacons")[0].1["events"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let events = sent()[0].1["events"].as_array().unwrap().clone();
     assert_eq!(events.len(), 2);
     assert!(events
         .iter()
@@ -148,20 +160,31 @@ fn without_local_storage_or_cookies_the_session_lives_in_memory() {
     let session = tracker.session_id().expect("a session in memory");
     tracker.track("still_counted".into(), JsValue::UNDEFINED);
     tracker.flush();
-    let events = recorded("__beacons")[0].1["events"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let events = sent()[0].1["events"].as_array().unwrap().clone();
     assert!(events
         .iter()
         .all(|e| e["session_id"] == session.as_str() && e["storage"] == "memory"));
 }
 
 #[wasm_bindgen_test]
-fn a_refused_beacon_falls_back_to_fetch_with_keepalive() {
+fn leaving_the_page_beacons_and_a_refused_beacon_falls_back_to_fetch() {
+    record_beacons(true);
+    let tracker = init(config("t-leave"));
+    js("window.dispatchEvent(new Event('pagehide'));");
+    let beacons = recorded("__beacons");
+    assert_eq!(beacons.len(), 1, "pagehide sends at once, by beacon");
+    let kinds: Vec<_> = beacons[0].1["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].clone())
+        .collect();
+    assert_eq!(kinds, ["page_view", "page_leave"]);
+    drop(tracker);
+
     record_beacons(false);
     let tracker = init(config("t-fetch"));
-    tracker.flush();
+    js("window.dispatchEvent(new Event('pagehide'));");
     let fetches: Array = js("return window.__fetches").unchecked_into();
     assert_eq!(fetches.length(), 1);
     let call: Array = fetches.get(0).unchecked_into();
@@ -173,6 +196,7 @@ fn a_refused_beacon_falls_back_to_fetch_with_keepalive() {
     assert_eq!(call.get(3).as_string().as_deref(), Some("POST"));
     let batch: serde_json::Value = serde_json::from_str(&call.get(1).as_string().unwrap()).unwrap();
     assert_eq!(batch["events"][0]["type"], "page_view");
+    drop(tracker);
 }
 
 #[wasm_bindgen_test]
@@ -186,10 +210,7 @@ fn bad_arguments_and_props_never_throw_into_the_page() {
     tracker.identify(JsValue::NULL, JsValue::NULL);
     tracker.track("ok".into(), js("return {plan: 'pro', n: 2}"));
     tracker.flush();
-    let events = recorded("__beacons")[0].1["events"]
-        .as_array()
-        .unwrap()
-        .clone();
+    let events = sent()[0].1["events"].as_array().unwrap().clone();
     let names: Vec<_> = events
         .iter()
         .map(|e| e["name"].as_str().unwrap_or(e["type"].as_str().unwrap()))
@@ -209,17 +230,14 @@ fn opt_out_sends_nothing_and_is_remembered() {
     tracker.opt_out();
     tracker.track("hidden".into(), JsValue::UNDEFINED);
     tracker.flush();
-    assert!(recorded("__beacons").is_empty());
+    assert!(sent().is_empty());
     let later = init(config("t-optout"));
     later.flush();
-    assert!(
-        recorded("__beacons").is_empty(),
-        "the opt-out survives a reload"
-    );
+    assert!(sent().is_empty(), "the opt-out survives a reload");
     later.opt_in();
     later.track("visible".into(), JsValue::UNDEFINED);
     later.flush();
-    assert_eq!(recorded("__beacons").len(), 1);
+    assert_eq!(sent().len(), 1);
 }
 
 fn config_with(site: &str, extra: &[(&str, JsValue)]) -> JsValue {
@@ -232,7 +250,7 @@ fn config_with(site: &str, extra: &[(&str, JsValue)]) -> JsValue {
 
 /// Every event beaconed so far, flattened.
 fn sent_events() -> Vec<serde_json::Value> {
-    recorded("__beacons")
+    sent()
         .into_iter()
         .flat_map(|(_, b)| b["events"].as_array().cloned().unwrap_or_default())
         .collect()
@@ -406,7 +424,7 @@ fn do_not_track_is_honoured_when_asked() {
     js("delete navigator.doNotTrack;");
     assert_eq!(honouring.session_id(), None);
     assert_eq!(stored_session("t-dnt"), None, "nothing stored");
-    let sites: Vec<_> = recorded("__beacons")
+    let sites: Vec<_> = sent()
         .iter()
         .map(|(_, b)| b["site"].as_str().unwrap().to_owned())
         .collect();
@@ -426,7 +444,7 @@ fn consent_mode_stores_and_sends_nothing_until_granted() {
     ));
     tracker.track("before_consent".into(), JsValue::UNDEFINED);
     tracker.flush();
-    assert!(recorded("__beacons").is_empty());
+    assert!(sent().is_empty());
     assert_eq!(stored_session("t-consent"), None);
     assert!(!js("return document.cookie")
         .as_string()
@@ -446,7 +464,7 @@ fn consent_mode_stores_and_sends_nothing_until_granted() {
     refused.consent(JsValue::FALSE);
     refused.track("after_refusal".into(), JsValue::UNDEFINED);
     refused.flush();
-    assert!(recorded("__beacons").is_empty());
+    assert!(sent().is_empty());
     assert_eq!(stored_session("t-refused"), None);
 }
 
@@ -465,4 +483,169 @@ fn sensitive_parameters_are_configurable() {
         url.ends_with("?token=t&keep=1"),
         "only the configured words are removed: {url}"
     );
+}
+
+/// Waits `ms` milliseconds of real time, letting timers and promises run.
+async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms)
+            .unwrap();
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+}
+
+fn fetched_event_ids() -> Vec<Vec<String>> {
+    recorded("__fetches")
+        .iter()
+        .map(|(_, b)| {
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn server_errors_are_retried_with_backoff_and_retry_after() {
+    record_beacons(true);
+    js("window.__status = 503; window.__retryAfter = 1;");
+    let tracker = init(config("t-retry"));
+    tracker.flush();
+    sleep(50).await;
+    assert_eq!(fetched_event_ids().len(), 1);
+    sleep(700).await;
+    assert_eq!(fetched_event_ids().len(), 1, "not before Retry-After (1 s)");
+    js("window.__status = 200; window.__retryAfter = null;");
+    sleep(1_000).await;
+    let attempts = fetched_event_ids();
+    assert_eq!(attempts.len(), 2, "retried once the wait was over");
+    assert_eq!(attempts[0], attempts[1], "the same events, same ids");
+    sleep(100).await;
+    assert_eq!(
+        js("return localStorage.length")
+            .as_f64()
+            .map(|n| n as u32)
+            .is_some(),
+        true
+    );
+    let leftovers = js("return Object.keys(localStorage).filter(function (k) { return k.indexOf('waymark.t-retry.queue.') === 0; }).length");
+    assert_eq!(
+        leftovers.as_f64(),
+        Some(0.0),
+        "acknowledged events leave storage"
+    );
+    drop(tracker);
+}
+
+#[wasm_bindgen_test]
+async fn a_refusal_drops_the_batch_for_good() {
+    record_beacons(true);
+    js("window.__status = 400;");
+    let tracker = init(config("t-refused-batch"));
+    tracker.flush();
+    sleep(1_500).await;
+    assert_eq!(fetched_event_ids().len(), 1, "a 4xx is never retried");
+    js("window.__status = 200;");
+    tracker.track("later".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    sleep(50).await;
+    let attempts = fetched_event_ids();
+    assert_eq!(attempts.len(), 2);
+    assert_eq!(attempts[1].len(), 1, "only the new event");
+    drop(tracker);
+}
+
+#[wasm_bindgen_test]
+async fn events_survive_a_failed_send_and_a_reload() {
+    record_beacons(true);
+    js("window.__status = 0;"); // network down
+    let first = init(config("t-persist"));
+    first.track("while_down".into(), JsValue::UNDEFINED);
+    first.flush();
+    sleep(50).await;
+    let lost_ids = fetched_event_ids().remove(0);
+    drop(first); // the page goes away with the events unsent
+    js("window.__status = 200; window.__fetches = [];");
+    let reloaded = init(config("t-persist"));
+    reloaded.flush();
+    sleep(50).await;
+    let ids = fetched_event_ids().remove(0);
+    assert_eq!(
+        &ids[..lost_ids.len()],
+        &lost_ids[..],
+        "the earlier events go first: {ids:?}"
+    );
+    assert_eq!(ids.len(), lost_ids.len() + 1, "then the new page view");
+    drop(reloaded);
+}
+
+#[wasm_bindgen_test]
+async fn a_stalled_request_does_not_lose_events_when_the_page_is_left() {
+    record_beacons(true);
+    js("window.__status = -1;"); // never answers
+    let tracker = init(config("t-stall"));
+    tracker.flush();
+    tracker.track("during_stall".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    assert_eq!(fetched_event_ids().len(), 1, "one request at a time");
+    js("window.dispatchEvent(new Event('pagehide'));");
+    let beaconed: Vec<String> = recorded("__beacons")
+        .iter()
+        .flat_map(|(_, b)| {
+            b["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["type"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        beaconed,
+        ["page_view", "custom", "page_leave"],
+        "the stalled events go again, by beacon"
+    );
+    drop(tracker);
+}
+
+#[wasm_bindgen_test]
+async fn offline_pauses_sending_and_online_resumes_it() {
+    record_beacons(true);
+    let tracker = init(config("t-offline"));
+    js("window.dispatchEvent(new Event('offline'));");
+    tracker.flush();
+    sleep(50).await;
+    assert!(fetched_event_ids().is_empty());
+    js("window.dispatchEvent(new Event('online'));");
+    sleep(50).await;
+    assert_eq!(fetched_event_ids().len(), 1);
+    drop(tracker);
+}
+
+#[wasm_bindgen_test]
+fn another_live_tabs_queue_is_left_alone_and_an_abandoned_one_adopted() {
+    record_beacons(true);
+    let now = js_sys::Date::now() as u64;
+    let event = |id: &str| format!("{{\\\"event_id\\\":\\\"{id}\\\",\\\"type\\\":\\\"custom\\\"}}");
+    js(&format!(
+        "localStorage.setItem('waymark.t-tabs.queue.live', '{now}\\n1|0\\n{}');
+         localStorage.setItem('waymark.t-tabs.queue.gone', '{}\\n1|0\\n{}');",
+        event("from-live-tab"),
+        now - 10 * 60_000,
+        event("from-closed-tab")
+    ));
+    let tracker = init(config("t-tabs"));
+    js("window.dispatchEvent(new Event('pagehide'));");
+    let all = serde_json::to_string(&sent()).unwrap();
+    assert!(all.contains("from-closed-tab"), "{all}");
+    assert!(!all.contains("from-live-tab"), "{all}");
+    assert!(js("return localStorage.getItem('waymark.t-tabs.queue.gone')").is_null());
+    assert!(!js("return localStorage.getItem('waymark.t-tabs.queue.live')").is_null());
+    js("localStorage.removeItem('waymark.t-tabs.queue.live');");
+    drop(tracker);
 }

@@ -41,7 +41,7 @@ pub fn install(inner: &Rc<RefCell<Shell>>, capture: Capture) -> Vec<Listener> {
         let weak = weak.clone();
         move |_| {
             record(&weak, |core| core.leave(dom::now_local()));
-            super::flush(&weak);
+            super::flush(&weak, super::delivery::Send::Leaving);
         }
     }));
     guards.push(dom::on_document("visibilitychange", Mode::Bubble, {
@@ -51,10 +51,17 @@ pub fn install(inner: &Rc<RefCell<Shell>>, capture: Capture) -> Vec<Listener> {
             record(&weak, |core| core.set_active(now, dom::is_active()));
             if dom::is_hidden() {
                 record(&weak, |core| core.leave(dom::now_local()));
-                super::flush(&weak);
+                super::flush(&weak, super::delivery::Send::Leaving);
             }
         }
     }));
+    // Offline pauses delivery; back online it resumes at once.
+    for (kind, online) in [("online", true), ("offline", false)] {
+        guards.push(dom::on_window(kind, Mode::Bubble, {
+            let weak = weak.clone();
+            move |_| super::set_online(&weak, online)
+        }));
+    }
     for kind in ["focus", "blur"] {
         guards.push(dom::on_window(kind, Mode::Bubble, {
             let weak = weak.clone();
@@ -165,7 +172,8 @@ fn describe_click(event: &web_sys::Event) -> Option<ClickTarget> {
         .filter(|h| !h.is_empty());
     let mut data = Vec::new();
     for attr in list(&element, "attributes").iter() {
-        let (Some(name), Some(value)) = (dom::text(&attr, "name"), dom::text(&attr, "value")) else {
+        let (Some(name), Some(value)) = (dom::text(&attr, "name"), dom::text(&attr, "value"))
+        else {
             continue;
         };
         if let Some(key) = name.strip_prefix("data-waymark-") {

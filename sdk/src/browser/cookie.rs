@@ -44,9 +44,11 @@ impl Storage for CookieStorage {
     fn get(&self, key: &str) -> Option<String> {
         let jar = self.jar();
         // `a=1; b=2`, split by character: a string pattern ships a searcher.
-        let value = jar
-            .split(';')
-            .find_map(|pair| pair.trim_start_matches(' ').strip_prefix(key)?.strip_prefix('='))?;
+        let value = jar.split(';').find_map(|pair| {
+            pair.trim_start_matches(' ')
+                .strip_prefix(key)?
+                .strip_prefix('=')
+        })?;
         js_sys::decode_uri_component(value).ok()?.as_string()
     }
 

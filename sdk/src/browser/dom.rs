@@ -94,6 +94,15 @@ pub fn scroll_pct() -> u8 {
     (seen / height * 100.0).clamp(0.0, 100.0) as u8
 }
 
+/// `navigator.onLine` (true when unknown).
+pub fn is_online() -> bool {
+    window()
+        .and_then(|w| prop(&w, "navigator"))
+        .and_then(|nav| prop(&nav, "onLine"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(true)
+}
+
 /// Do Not Track or Global Privacy Control is on.
 pub fn do_not_track() -> bool {
     let Some(w) = window() else { return false };

@@ -4,6 +4,7 @@
 
 mod capture;
 mod cookie;
+mod delivery;
 mod dom;
 mod plain_data;
 mod storage;
@@ -20,10 +21,6 @@ use wasm_bindgen::prelude::*;
 #[global_allocator]
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
-
-/// How long events wait so that a burst (a page view and the calls queued
-/// before the SDK loaded) leaves as one request.
-const FLUSH_DELAY_MS: i32 = 1_000;
 
 /// Configuration as the page passes it (`init(config)` or the script tag's data attributes).
 #[derive(Default)]
@@ -105,7 +102,7 @@ pub struct BrowserTracker {
 
 struct Shell {
     core: Core<BrowserStorage, CryptoEntropy>,
-    flush_timer: Option<dom::Timeout>,
+    delivery: delivery::Delivery,
     /// An in-app navigation whose page view waits for the app to render
     /// (its time and URL as of the navigation).
     unsettled: Option<(crate::Now, String)>,
@@ -130,14 +127,19 @@ pub fn init(config: JsValue) -> BrowserTracker {
         page_views: config.autocapture,
         clicks: config.clicks,
     };
+    let tab = delivery::tab_id(|| crate::ids::random_id(&mut CryptoEntropy));
+    let delivery = delivery::Delivery::open(config.batch_url(), &config.site, dom::now(), &tab);
     let inner = Rc::new(RefCell::new(Shell {
         core: Core::new(config, BrowserStorage::open(), CryptoEntropy),
-        flush_timer: None,
+        delivery,
         unsettled: None,
         _capture: Vec::new(),
         warned,
     }));
     let listeners = capture::install(&inner, capture);
+    if !dom::is_online() {
+        set_online(&Rc::downgrade(&inner), false);
+    }
     if let Ok(mut shell) = inner.try_borrow_mut() {
         shell._capture = listeners;
         shell.core.set_context(dom::context());
@@ -231,29 +233,42 @@ fn navigated(weak: &Weak<RefCell<Shell>>, now: crate::Now, url: String, settle_m
     dom::after(settle_ms, move || record(&weak, |_| {}));
 }
 
-/// Arms the one flush timer when events wait and none is armed.
+/// Moves what the core recorded into the send queue (persisted), then
+/// sends what is due: everything now, by beacon, when the page is `leaving`.
 fn schedule_flush(inner: &Rc<RefCell<Shell>>) {
-    let Ok(mut shell) = inner.try_borrow_mut() else {
-        return;
-    };
-    if shell.flush_timer.is_some() || shell.core.pending_len() == 0 {
-        return;
-    }
-    let weak = Rc::downgrade(inner);
-    shell.flush_timer = dom::Timeout::new(FLUSH_DELAY_MS, move || flush(&weak));
+    deliver(inner, delivery::Send::Due);
 }
 
-fn flush(weak: &Weak<RefCell<Shell>>) {
-    let Some(inner) = weak.upgrade() else { return };
-    let Ok(mut shell) = inner.try_borrow_mut() else {
-        return;
-    };
-    shell.flush_timer = None;
-    let url = shell.core.config().batch_url();
-    while let Some(batch) = shell.core.take_batch(dom::now()) {
-        if let Err(warning) = transport::send(&url, &batch) {
-            shell.warned.warn(dom::Warn::Send, warning);
+fn deliver(inner: &Rc<RefCell<Shell>>, send: delivery::Send) {
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        let now = dom::now();
+        let events = shell.core.take_events();
+        if !events.is_empty() {
+            for event in &events {
+                if let Some(json) = transport::encode_event(event) {
+                    shell.delivery.push(json, now);
+                }
+            }
+            shell.delivery.persist(now);
         }
+    }
+    delivery::pump(&Rc::downgrade(inner), send);
+}
+
+/// `navigator.onLine` changed.
+fn set_online(weak: &Weak<RefCell<Shell>>, online: bool) {
+    let Some(inner) = weak.upgrade() else { return };
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        shell.delivery.set_online(online, dom::now());
+    }
+    // Back online: whatever waited goes now.
+    delivery::pump(weak, delivery::Send::Now);
+}
+
+/// Sends everything queued now (page exit: by beacon).
+fn flush(weak: &Weak<RefCell<Shell>>, send: delivery::Send) {
+    if let Some(inner) = weak.upgrade() {
+        deliver(&inner, send);
     }
 }
 
@@ -307,13 +322,16 @@ impl BrowserTracker {
     pub fn flush(&self) {
         let weak = Rc::downgrade(&self.inner);
         record(&weak, |_| {});
-        flush(&weak);
+        flush(&weak, delivery::Send::Now);
     }
 
     /// Stops all tracking on this browser until `optIn()`; remembered across visits.
     #[wasm_bindgen(js_name = optOut)]
     pub fn opt_out(&self) {
         self.with(|core| core.opt_out());
+        if let Ok(mut shell) = self.inner.try_borrow_mut() {
+            shell.delivery.clear(dom::now());
+        }
     }
 
     #[wasm_bindgen(js_name = optIn)]

@@ -1,57 +1,18 @@
 //! Getting a batch to the collector: `sendBeacon`, else `fetch` with keepalive.
 
 use super::plain_data::{set, to_js};
-use crate::{Batch, Event};
-use js_sys::{Array, Object};
+use crate::Event;
+use js_sys::Object;
 use wasm_bindgen::prelude::*;
-use web_sys::RequestInit;
 
-/// Sends one batch as `text/plain` JSON (no CORS preflight). The error is a
-/// console-ready explanation.
-pub fn send(url: &str, batch: &Batch) -> Result<(), &'static str> {
-    let body = encode(batch).ok_or("could not encode a batch")?;
-    let window = web_sys::window().ok_or("no window to send from")?;
-    if window
-        .navigator()
-        .send_beacon_with_opt_str(url, Some(&body))
-        .unwrap_or(false)
-    {
-        return Ok(());
-    }
-    let init = RequestInit::new();
-    init.set_method("POST");
-    init.set_body(&JsValue::from_str(&body));
-    // `keepalive` lets the request outlive the page; set by name because
-    // web-sys marks the setter unstable.
-    let _ = js_sys::Reflect::set(&init, &"keepalive".into(), &JsValue::TRUE);
-    let pending = window.fetch_with_str_and_init(url, &init);
-    IGNORE.with(|ignore| {
-        let _ = pending.catch(ignore);
-    });
-    Ok(())
-}
-
-/// JSON text built by the browser's own `JSON.stringify`: no JSON encoder in
-/// the wasm. The objects mirror `Batch`'s and `Event`'s `Serialize` (field
+/// One event's JSON text, built by the browser's own `JSON.stringify`: no
+/// JSON encoder in the wasm. The object mirrors `Event`'s `Serialize` (field
 /// order, skipped `None`s), which the native tests and the collector's golden
-/// fixtures pin down.
-fn encode(batch: &Batch) -> Option<String> {
-    let Batch {
-        v,
-        site,
-        sent_at,
-        events,
-    } = batch;
-    let object = Object::new();
-    set(&object, "v", &JsValue::from(*v));
-    set(&object, "site", &JsValue::from_str(site));
-    set(&object, "sent_at", &number(*sent_at)?);
-    let list = Array::new();
-    for event in events {
-        list.push(&event_to_js(event)?);
-    }
-    set(&object, "events", &list);
-    js_sys::JSON::stringify(&object).ok()?.as_string()
+/// fixtures pin down; the send queue joins these into a batch.
+pub fn encode_event(event: &Event) -> Option<String> {
+    js_sys::JSON::stringify(&event_to_js(event)?)
+        .ok()?
+        .as_string()
 }
 
 fn event_to_js(event: &Event) -> Option<JsValue> {
@@ -109,22 +70,18 @@ fn number(n: u64) -> Option<JsValue> {
     (n <= MAX_SAFE_INTEGER).then(|| JsValue::from_f64(n as f64))
 }
 
-thread_local! {
-    /// One shared rejection handler, so a failed fetch never shows up as an
-    /// unhandled rejection in the host page.
-    static IGNORE: Closure<dyn FnMut(JsValue)> = Closure::new(|_| {});
-}
-
 #[cfg(test)]
 mod tests {
-    use super::encode;
-    use crate::{Config, MemoryStorage, Page, SeededEntropy, Tracker, Value};
+    use super::encode_event;
+    use crate::{
+        Config, MemoryStorage, Page, QueueLimits, SeededEntropy, SendQueue, Tracker, Value,
+    };
     use wasm_bindgen_test::*;
 
     wasm_bindgen_test_configure!(run_in_browser);
 
-    /// The hand-built JSON is byte for byte what `Serialize` makes of the
-    /// batch (numbers chosen non-integral: serde_json writes `1.0` where
+    /// The hand-built JSON, joined by the send queue, is byte for byte what
+    /// `Serialize` makes of the batch (numbers chosen non-integral: serde_json writes `1.0` where
     /// JavaScript writes `1`).
     #[wasm_bindgen_test]
     fn encodes_batches_exactly_as_serialize_does() {
@@ -161,9 +118,17 @@ mod tests {
         tracker.track(1_700_000_000_001, &Page::default(), "buy", Some(props));
         tracker.identify(1_700_000_000_002, &page, "user-1", None);
         let batch = tracker.take_batch(1_700_000_000_003).unwrap();
-        assert_eq!(
-            encode(&batch).unwrap(),
-            serde_json::to_string(&batch).unwrap()
-        );
+        let mut queue = SendQueue::new(QueueLimits::default());
+        for event in &batch.events {
+            assert_eq!(
+                encode_event(event).unwrap(),
+                serde_json::to_string(event).unwrap()
+            );
+            queue.push(encode_event(event).unwrap(), batch.sent_at);
+        }
+        let sent = queue
+            .poll_transmit(batch.sent_at, "demo", crate::Urgency::Now)
+            .unwrap();
+        assert_eq!(sent.body, serde_json::to_string(&batch).unwrap());
     }
 }
