@@ -41,7 +41,7 @@ pub use event::{Batch, Event, EventType, Page};
 pub use hygiene::{redact_url, DEFAULT_SENSITIVE_PARAMS};
 pub use ids::{Entropy, SeededEntropy};
 pub use page::{Leave, PageVisit};
-pub use queue::{push_u64, Outcome, QueueLimits, SendQueue, Transmit, Urgency};
+pub use queue::{Outcome, QueueLimits, SendQueue, Transmit, Urgency};
 pub use session::{campaign_of, campaign_params, EndReason, Now, Session, SessionRules};
 pub use storage::{MemoryStorage, Storage, StorageError};
 pub use tracker::{Consent, Tracker, MAX_BATCH_EVENTS, MAX_HELD_CALLS, MAX_PENDING_EVENTS};

@@ -12,6 +12,7 @@
 //! its `event_id`, so a request that was stored but whose answer was lost is
 //! deduplicated by the collector when it comes again.
 
+use crate::text::{parse_u64, push_u64};
 use std::collections::VecDeque;
 
 /// When to send and how much to keep.
@@ -347,7 +348,7 @@ impl SendQueue {
         let Some(header) = lines.next() else { return };
         let Some(dropped) = header
             .strip_prefix("1|")
-            .and_then(|d| d.parse::<u64>().ok())
+            .and_then(parse_u64)
         else {
             return;
         };
@@ -360,23 +361,6 @@ impl SendQueue {
 
 /// `{"v":1,"site":"","sent_at":…,"dropped":…,"events":[]}` with room for the numbers.
 const ENVELOPE_BYTES: usize = 80;
-
-/// Appends the decimal digits of `n` (no `format!` machinery in the wasm).
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[i..] {
-        out.push(char::from(*d));
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -649,16 +633,6 @@ mod tests {
             let mut q = queue();
             q.restore(bad, T0);
             assert!(q.is_empty(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn integers_print_without_format() {
-        let mut s = String::new();
-        for n in [0, 7, 10, 1_700_000_000_000, u64::MAX] {
-            s.clear();
-            push_u64(&mut s, n);
-            assert_eq!(s, n.to_string());
         }
     }
 }

@@ -66,7 +66,7 @@ impl Delivery {
                 continue;
             };
             let (heartbeat, persisted) = value.split_once('\n').unwrap_or(("", ""));
-            let heartbeat: u64 = heartbeat.parse().unwrap_or(0);
+            let heartbeat = crate::text::parse_u64(heartbeat).unwrap_or(0);
             let own = *key == self.key;
             if own || now.saturating_sub(heartbeat) > LEASE_MS {
                 let _ = local.remove_item(key);
@@ -98,7 +98,7 @@ impl Delivery {
             return;
         }
         let mut value = String::new();
-        crate::push_u64(&mut value, now);
+        crate::text::push_u64(&mut value, now);
         value.push('\n');
         value.push_str(&self.queue.encode());
         let _ = local.set_item(&self.key, &value);
