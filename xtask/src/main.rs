@@ -133,23 +133,13 @@ fn build_sdk() -> Result {
     let unminified = staging.join("sdk.full.js");
     fs::write(&unminified, script).map_err(|e| e.to_string())?;
 
-    let esbuild_prefix = target.join("tools/esbuild");
-    let esbuild = esbuild_prefix.join("node_modules/.bin/esbuild");
+    let esbuild = setup::tools_dir().join("esbuild/node_modules/.bin/esbuild");
     let installed = Command::new(&esbuild)
         .arg("--version")
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == ESBUILD_VERSION);
     if !installed {
-        run(Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                "--prefix",
-            ])
-            .arg(&esbuild_prefix)
-            .arg(format!("esbuild@{ESBUILD_VERSION}")))?;
+        setup::npm_install("esbuild", &format!("esbuild@{ESBUILD_VERSION}"))?;
     }
     run(Command::new(&esbuild)
         .arg(&unminified)

