@@ -287,3 +287,50 @@ pub fn snippet(collector: &str, site: &str, extra: &str) -> String {
          <script async src=\"{collector}/sdk.js\" data-endpoint=\"{collector}\" data-site=\"{site}\"{extra}></script>"
     )
 }
+
+/// A web server on another origin serving the files under `dir` (e.g. an
+/// app's build output), with `index.html` for `/`.
+pub async fn serve_dir(dir: PathBuf) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let app = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// Like [`serve_page`], with extra response headers (e.g. a
+/// `Content-Security-Policy`).
+pub async fn serve_page_with_headers(
+    html: String,
+    headers: Vec<(&'static str, String)>,
+) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move {
+            let mut response =
+                axum::response::IntoResponse::into_response(axum::response::Html(html));
+            for (name, value) in headers {
+                response.headers_mut().insert(
+                    name,
+                    axum::http::HeaderValue::from_str(&value).expect("header value"),
+                );
+            }
+            response
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// The Cargo target folder (`CARGO_TARGET_DIR` or `target/`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+}

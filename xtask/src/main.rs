@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod npm;
 mod setup;
 mod wasm_names;
 
@@ -18,6 +19,7 @@ commands:
   demo        build the SDK and run the collector with the demo site on http://127.0.0.1:8080
   test        run every test: native, wasm-pack browser tests, end-to-end in Chromium
   build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
+  build-npm   build the npm package `waymark` into target/npm/waymark/ (needs wasm-pack: `cargo xtask setup`)
   setup       install what the commands above need";
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
         Some("build-sdk") => setup::build_tools().and_then(|()| build_sdk()),
+        Some("build-npm") => setup::build_tools()
+            .and_then(|()| setup::test_tools())
+            .and_then(|()| npm::build()),
         Some("setup") => setup::build_tools().and_then(|()| setup::test_tools()),
         _ => Err(USAGE.to_owned()),
     };
@@ -192,6 +197,7 @@ fn test() -> Result {
     setup::build_tools()?;
     setup::test_tools()?;
     build_sdk()?;
+    npm::build()?;
     let tiers = [
         (
             "tier 1: native unit, property and collector tests",
@@ -221,7 +227,15 @@ fn test() -> Result {
         (
             "tier 3: end to end, real Chromium, real collector, real SQLite",
             cargo(),
-            &["test", "-p", "waymark-e2e", "--test", "browser"],
+            &[
+                "test",
+                "-p",
+                "waymark-e2e",
+                "--test",
+                "browser",
+                "--test",
+                "npm",
+            ],
         ),
     ];
     let mut totals = TestCount::default();
