@@ -334,3 +334,71 @@ pub fn target_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
 }
+
+impl Collector {
+    /// A collector like [`Collector::start`] whose read API and `/metrics`
+    /// take `Authorization: Bearer <token>`.
+    pub async fn start_with_admin_token(token: &str) -> Collector {
+        let sdk_dir = root().join("www/pkg");
+        assert!(
+            sdk_dir.join("sdk.js").exists() && sdk_dir.join("sdk.wasm").exists(),
+            "the SDK is not built: run `cargo xtask build-sdk` (or `cargo xtask test`)"
+        );
+        let data = TempDir::new().expect("temp dir");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let config = waymark_ingest::Config {
+            addr,
+            data_dir: data.path().to_owned(),
+            www_dir: root().join("www"),
+            sdk_dir,
+            admin_token: Some(token.to_owned()),
+            ..Default::default()
+        };
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(waymark_ingest::serve(config, listener, async {
+            let _ = rx.await;
+        }));
+        Collector {
+            addr,
+            data,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+impl Browser {
+    /// Runs `script` in the page as an asynchronous script: it answers by
+    /// calling its last argument, `arguments[arguments.length - 1]`.
+    pub async fn eval_async(&self, script: &str) -> serde_json::Value {
+        self.client
+            .execute_async(script, vec![])
+            .await
+            .expect("async script ran")
+    }
+
+    /// The text of the first element matching the CSS `selector`.
+    pub async fn text_of(&self, selector: &str) -> String {
+        self.client
+            .find(fantoccini::Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no element {selector}: {e}"))
+            .text()
+            .await
+            .expect("element text")
+    }
+
+    /// Clicks the first element matching the CSS `selector`.
+    pub async fn click(&self, selector: &str) {
+        self.client
+            .find(fantoccini::Locator::Css(selector))
+            .await
+            .unwrap_or_else(|e| panic!("no element {selector}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("cannot click {selector}: {e}"));
+    }
+}

@@ -1,0 +1,339 @@
+//! End to end: the dashboard at `/dashboard/` in headless Chromium, reading
+//! the real read API, shows the sessions a visit to the demo and a hostile
+//! batch created — with the hostile markup as text.
+//!
+//! Screenshots go to `tests/output/dashboard-overview.png` and
+//! `tests/output/dashboard-session.png`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use waymark_e2e::{root, Browser, Collector, Row};
+
+const TOKEN: &str = "dashboard-test-token";
+/// What a visitor's page may carry as its title, and in its URL.
+const MARKUP: &str = "<img src=x onerror=alert(1)>";
+const SCRIPT_PROP: &str = "<script>alert(2)</script>";
+
+fn session_rows<'a>(rows: &'a [Row], session_id: &str) -> Vec<&'a Row> {
+    rows.iter().filter(|r| r.session_id == session_id).collect()
+}
+
+/// `GET path` on the read API from the page, with the token; the JSON answer.
+async fn read_api(browser: &Browser, path: &str) -> serde_json::Value {
+    let answer = browser
+        .eval_async(&format!(
+            "const done = arguments[arguments.length - 1];
+             fetch({path}, {{headers: {{Authorization: 'Bearer {TOKEN}'}}}})
+               .then(r => r.json()).then(done, e => done({{error: String(e)}}));",
+            path = serde_json::Value::from(path),
+        ))
+        .await;
+    assert!(answer.get("error").is_none(), "{path}: {answer}");
+    answer
+}
+
+/// Waits until the dashboard has drawn its current view.
+async fn wait_drawn(browser: &Browser) {
+    browser
+        .wait_until("return document.querySelector('#view').dataset.state === 'ready'")
+        .await;
+}
+
+/// What the page did with the markup: alerts raised, images and scripts made.
+async fn assert_no_markup_ran(browser: &Browser) {
+    let seen = browser
+        .eval(
+            "return {alerts: window.alerts, imgs: document.querySelectorAll('img').length,
+                     scripts: document.querySelectorAll('script').length}",
+        )
+        .await;
+    assert_eq!(
+        seen,
+        serde_json::json!({"alerts": [], "imgs": 0, "scripts": 1}),
+        "visitor data was run as markup"
+    );
+}
+
+const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// `POST /v1/batch` as a server would send it (no `Origin`), with `user_agent`;
+/// the response's status code.
+async fn post_batch(collector: &Collector, body: &str, user_agent: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(collector.addr)
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /v1/batch HTTP/1.1\r\nHost: {}\r\nUser-Agent: {user_agent}\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        collector.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("send");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("answer");
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
+}
+
+async fn screenshot(browser: &Browser, name: &str) {
+    let png = browser.client.screenshot().await.expect("screenshot");
+    let dir = root().join("tests/output");
+    std::fs::create_dir_all(&dir).expect("tests/output");
+    std::fs::write(dir.join(name), png).expect("write screenshot");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_shows_the_demo_sessions_and_escapes_what_visitors_sent() {
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    let browser = Browser::start().await;
+
+    // A visit to the demo: home, then pricing (ChromeDriver makes it a bot).
+    browser
+        .client
+        .goto(&collector.url("/"))
+        .await
+        .expect("open the demo");
+    browser
+        .wait_until("return window.waymark && window.waymark.sessionId && waymark.sessionId()")
+        .await;
+    let demo = browser
+        .eval("return waymark.sessionId()")
+        .await
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    browser.click("a[href='/pricing.html']").await;
+    collector
+        .wait_for("both demo page views", |rows| {
+            rows.iter().filter(|r| r.kind == "page_view").count() >= 2
+        })
+        .await;
+
+    // A hostile page: markup in its URL, its title and a prop, sent by an
+    // ordinary desktop Firefox (so no bot).
+    let hostile = "0190c0de-0000-7000-8000-00000000b0b0";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let url = collector.url(&format!("/{MARKUP}"));
+    let base = serde_json::json!({
+        "session_id": hostile, "visitor_id": "0190c0de-0000-7000-8000-00000000f00d",
+        "session_index": 1, "url": url, "title": MARKUP,
+    });
+    let event = |extra: serde_json::Value| {
+        let mut e = base.clone();
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        e
+    };
+    let batch = serde_json::json!({"v": 1, "site": "demo", "sent_at": now, "events": [
+        event(serde_json::json!({"event_id": "0190c0de-0000-7000-8000-000000000001",
+            "type": "page_view", "ts": now - 4500, "seq": 1})),
+        event(serde_json::json!({"event_id": "0190c0de-0000-7000-8000-000000000002",
+            "type": "custom", "name": "signup", "ts": now - 1500, "seq": 2,
+            "props": {"note": SCRIPT_PROP, "plan": "pro"}})),
+    ]});
+    let status = post_batch(&collector, &batch.to_string(), FIREFOX).await;
+    assert_eq!(status, 200);
+    collector
+        .wait_for("the hostile batch", |rows| {
+            session_rows(rows, hostile).len() == 2
+        })
+        .await;
+
+    // Without a trailing slash the collector redirects to the dashboard.
+    browser
+        .client
+        .goto(&collector.url("/dashboard"))
+        .await
+        .expect("open the dashboard");
+    let here = browser.client.current_url().await.expect("url");
+    assert_eq!(here.as_str(), collector.url("/dashboard/"));
+    browser
+        .eval(
+            "window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); return null",
+        )
+        .await;
+    // Leaving the pricing page sent its page leave: now the demo session is complete.
+    let rows = collector
+        .wait_for("the demo's page leaves", |rows| {
+            session_rows(rows, &demo)
+                .iter()
+                .filter(|r| r.kind == "page_leave")
+                .count()
+                >= 2
+        })
+        .await;
+    let demo_kinds: Vec<String> = session_rows(&rows, &demo)
+        .iter()
+        .map(|r| r.kind.clone())
+        .collect();
+
+    // It asks for the token; a wrong one is refused and asked for again.
+    browser
+        .wait_until("return !document.querySelector('#login').hidden")
+        .await;
+    let token_field = browser
+        .client
+        .find(fantoccini::Locator::Css("#token"))
+        .await
+        .expect("token field");
+    token_field.send_keys("not-the-token").await.expect("type");
+    browser.click("#login-form button[type=submit]").await;
+    browser
+        .wait_until("return !document.querySelector('#login-error').hidden")
+        .await;
+    assert!(browser.text_of("#login-error").await.contains("refused"));
+    token_field.send_keys(TOKEN).await.expect("type");
+    browser.click("#login-form button[type=submit]").await;
+    wait_drawn(&browser).await;
+    assert_eq!(
+        browser
+            .eval("return localStorage.getItem('waymark.dashboard.token')")
+            .await,
+        TOKEN
+    );
+
+    // The overview leaves bots out by default, like the API.
+    let stats = read_api(&browser, "/v1/stats").await;
+    assert_eq!(
+        stats["visits"], 1,
+        "only the hostile visit is no bot: {stats}"
+    );
+    assert_eq!(
+        browser.text_of("[data-metric=visits] .value").await,
+        stats["visits"].to_string()
+    );
+
+    // With bots: both visits, three page views, the markup as a page's text.
+    browser.click("label.toggle").await;
+    wait_drawn(&browser).await;
+    let stats = read_api(&browser, "/v1/stats?include_bots=true").await;
+    assert_eq!(
+        (stats["visits"].as_u64(), stats["page_views"].as_u64()),
+        (Some(2), Some(3))
+    );
+    for (metric, field) in [
+        ("visits", "visits"),
+        ("page_views", "page_views"),
+        ("visitors", "visitors"),
+    ] {
+        assert_eq!(
+            browser
+                .text_of(&format!("[data-metric={metric}] .value"))
+                .await,
+            stats[field].to_string(),
+            "{metric}"
+        );
+    }
+    let pages = browser.text_of("#list-pages").await;
+    assert!(pages.contains(&format!("/{MARKUP}")), "{pages}");
+    assert!(pages.contains("/pricing.html"), "{pages}");
+    let chart_bars = browser
+        .eval("return [...document.querySelectorAll('.chart .bar')].filter(b => +b.getAttribute('height') > 0).length")
+        .await;
+    assert_eq!(chart_bars, 1, "both visits started in the last hour's bar");
+    assert_no_markup_ran(&browser).await;
+    browser
+        .client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("window size");
+    wait_drawn(&browser).await;
+    screenshot(&browser, "dashboard-overview.png").await;
+
+    // The sessions list: both sessions, the demo's marked as a bot.
+    browser.click(".tabs a[data-tab=sessions]").await;
+    wait_drawn(&browser).await;
+    let listed = browser
+        .eval("return [...document.querySelectorAll('tr.session-row')].map(r => r.dataset.session)")
+        .await;
+    let listed: BTreeSet<&str> = listed
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(listed, BTreeSet::from([demo.as_str(), hostile]));
+    let demo_row = format!("tr[data-session='{demo}']");
+    assert_eq!(browser.text_of(&format!("{demo_row} .landing")).await, "/");
+    assert_eq!(
+        browser.text_of(&format!("{demo_row} .exit")).await,
+        "/pricing.html"
+    );
+    assert_eq!(
+        browser.text_of(&format!("{demo_row} .source")).await,
+        "direct"
+    );
+    assert_eq!(
+        browser.text_of(&format!("{demo_row} .badge.bot")).await,
+        "BOT"
+    );
+    let hostile_row = format!("tr[data-session='{hostile}']");
+    assert_eq!(
+        browser.text_of(&format!("{hostile_row} .landing")).await,
+        format!("/{MARKUP}")
+    );
+    assert_eq!(
+        browser.text_of(&format!("{hostile_row} .duration")).await,
+        "3s"
+    );
+    assert_no_markup_ran(&browser).await;
+
+    // The hostile session's timeline: its events in order, markup as text.
+    browser.click(&format!("{hostile_row} .when a")).await;
+    wait_drawn(&browser).await;
+    let timeline = browser
+        .eval("return [...document.querySelectorAll('.timeline .event')].map(e => e.dataset.type)")
+        .await;
+    assert_eq!(timeline, serde_json::json!(["page_view", "custom"]));
+    assert_eq!(browser.text_of(".timeline .event .title").await, MARKUP);
+    let props = browser.text_of(".timeline .type-custom .props").await;
+    assert!(props.contains(SCRIPT_PROP), "{props}");
+    assert_no_markup_ran(&browser).await;
+
+    // The demo session's timeline lists what the store holds, in its order.
+    browser.click("a.back").await;
+    wait_drawn(&browser).await;
+    browser.click(&format!("{demo_row} .when a")).await;
+    wait_drawn(&browser).await;
+    let timeline = browser
+        .eval("return [...document.querySelectorAll('.timeline .event')].map(e => e.dataset.type)")
+        .await;
+    assert_eq!(timeline, serde_json::json!(demo_kinds));
+    let titles = browser.text_of(".timeline").await;
+    assert!(titles.contains("Waymark demo — Home"), "{titles}");
+    assert!(titles.contains("demo_loaded"), "{titles}");
+    screenshot(&browser, "dashboard-session.png").await;
+
+    // The token is asked for once: a reload goes straight to the view.
+    browser.client.refresh().await.expect("reload");
+    wait_drawn(&browser).await;
+    assert!(
+        browser
+            .eval("return document.querySelector('#login').hidden")
+            .await
+            == true
+    );
+    browser.click("#forget").await;
+    browser
+        .wait_until("return !document.querySelector('#login').hidden")
+        .await;
+    assert_eq!(
+        browser
+            .eval("return localStorage.getItem('waymark.dashboard.token')")
+            .await,
+        serde_json::Value::Null
+    );
+
+    browser.close().await;
+    collector.stop().await;
+}
