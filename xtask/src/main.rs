@@ -235,6 +235,8 @@ fn test() -> Result {
                 "browser",
                 "--test",
                 "npm",
+                "--test",
+                "dashboard",
             ],
         ),
     ];
