@@ -81,6 +81,33 @@ async fn post_batch(collector: &Collector, body: &str, user_agent: &str) -> u16 
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
 }
 
+/// Opens `/dashboard/` with the alert recorder in place and gives it the token.
+async fn open_dashboard(browser: &Browser, collector: &Collector) {
+    browser
+        .client
+        .goto(&collector.url("/dashboard/"))
+        .await
+        .expect("open the dashboard");
+    browser
+        .eval(
+            "window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); return null",
+        )
+        .await;
+    browser
+        .wait_until("return !document.querySelector('#login').hidden")
+        .await;
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#token"))
+        .await
+        .expect("token field")
+        .send_keys(TOKEN)
+        .await
+        .expect("type");
+    browser.click("#login-form button[type=submit]").await;
+    wait_drawn(browser).await;
+}
+
 async fn screenshot(browser: &Browser, name: &str) {
     let png = browser.client.screenshot().await.expect("screenshot");
     let dir = root().join("tests/output");
@@ -333,6 +360,122 @@ async fn dashboard_shows_the_demo_sessions_and_escapes_what_visitors_sent() {
             .await,
         serde_json::Value::Null
     );
+
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    // 30 visits to "shop", one every 20 minutes, from various sources; one to "demo".
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let visit = |i: u64, source: &str| {
+        serde_json::json!({
+            "event_id": format!("0190c0de-0000-7000-8000-{:012x}", 0x1000 + i),
+            "type": "page_view", "ts": now - 60_000 - i * 20 * 60_000, "seq": 1,
+            "session_id": format!("0190c0de-0000-7000-9000-{i:012x}"),
+            "visitor_id": format!("0190c0de-0000-7000-a000-{:012x}", i % 12),
+            "session_index": 1,
+            "url": format!("https://shop.example/products/{}?utm_source={source}", i % 4),
+            "title": format!("Product {}", i % 4),
+        })
+    };
+    let sources = ["newsletter", "google", "github", "twitter"];
+    let shop: Vec<_> = (0..30)
+        .map(|i| visit(i, sources[(i % 7 % 4) as usize]))
+        .collect();
+    let batch = serde_json::json!({"v": 1, "site": "shop", "sent_at": now, "events": shop});
+    assert_eq!(
+        post_batch(&collector, &batch.to_string(), FIREFOX).await,
+        200
+    );
+    let demo = serde_json::json!({"v": 1, "site": "demo", "sent_at": now,
+        "events": [visit(99, "direct")]});
+    assert_eq!(
+        post_batch(&collector, &demo.to_string(), FIREFOX).await,
+        200
+    );
+    collector
+        .wait_for("31 visits", |rows| rows.len() == 31)
+        .await;
+
+    let browser = Browser::start().await;
+    open_dashboard(&browser, &collector).await;
+    // The last 24 hours, hour by hour, for the shop only.
+    browser.click("#range button[data-range='24h']").await;
+    wait_drawn(&browser).await;
+    let site = browser
+        .client
+        .find(fantoccini::Locator::Css("#site"))
+        .await
+        .expect("site field");
+    site.send_keys("shop\u{e007}").await.expect("type the site");
+    browser
+        .wait_until(
+            "return document.querySelector('[data-metric=visits] .value').textContent === '30'",
+        )
+        .await;
+    let stats = read_api(&browser, "/v1/stats?site=shop&include_bots=false").await;
+    assert_eq!(stats["visits"], 30);
+    assert_eq!(
+        browser.text_of("[data-metric=visitors] .value").await,
+        stats["visitors"].to_string()
+    );
+    let bars = browser
+        .eval("return document.querySelectorAll('.chart .bucket').length")
+        .await;
+    assert!(
+        bars.as_u64().is_some_and(|n| (24..=25).contains(&n)),
+        "hourly buckets: {bars}"
+    );
+    browser
+        .client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("window size");
+    wait_drawn(&browser).await;
+    screenshot(&browser, "dashboard-overview-shop.png").await;
+
+    browser.click(".tabs a[data-tab=sessions]").await;
+    wait_drawn(&browser).await;
+    let page = |n: u64| {
+        (0..30)
+            .skip(n as usize * 25)
+            .take(25)
+            .map(|i| format!("0190c0de-0000-7000-9000-{i:012x}"))
+            .collect::<Vec<_>>()
+    };
+    let rows =
+        "return [...document.querySelectorAll('tr.session-row')].map(r => r.dataset.session)";
+    assert_eq!(
+        browser.eval(rows).await,
+        serde_json::json!(page(0)),
+        "newest first"
+    );
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#newer').disabled")
+            .await,
+        true
+    );
+    screenshot(&browser, "dashboard-sessions.png").await;
+    browser.click("#older").await;
+    wait_drawn(&browser).await;
+    assert_eq!(browser.eval(rows).await, serde_json::json!(page(1)));
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#older').disabled")
+            .await,
+        true
+    );
+    browser.click("#newer").await;
+    wait_drawn(&browser).await;
+    assert_eq!(browser.eval(rows).await, serde_json::json!(page(0)));
+    assert_no_markup_ran(&browser).await;
 
     browser.close().await;
     collector.stop().await;

@@ -116,14 +116,25 @@ function country(code) {
   return name && name !== code ? `${name} (${code})` : code;
 }
 
-/** A URL as its path (and query), the way people read pages; the full URL goes in the tooltip. */
-function page(url) {
+/**
+ * A URL as its path (with its query unless `pathOnly`), the way people read
+ * pages; the full URL goes in the tooltip.
+ */
+function page(url, pathOnly) {
   if (!url) return '–';
   try {
     const u = new URL(url);
-    return decodeURI(u.pathname) + u.search + u.hash;
+    return safeDecode(u.pathname) + (pathOnly ? '' : u.search + u.hash);
   } catch {
     return url;
+  }
+}
+
+function safeDecode(text) {
+  try {
+    return decodeURI(text);
+  } catch {
+    return text;
   }
 }
 
@@ -359,7 +370,7 @@ function chart(points, interval) {
 function niceCeiling(v) {
   if (v <= 2) return 2;
   const step = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) {
+  for (const m of [1, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
     const c = m * step;
     if (c >= v && Number.isInteger(c / 2)) return c;
   }
@@ -391,8 +402,8 @@ async function renderSessions() {
     h('td', { class: 'when' },
       h('a', { href }, dateTime.format(x.started_at)),
       x.is_bot ? h('span', { class: 'badge bot', title: 'Flagged as a bot' }, 'bot') : null),
-    h('td', { class: 'url landing', title: x.landing_page }, page(x.landing_page)),
-    h('td', { class: 'url exit', title: x.exit_page }, page(x.exit_page)),
+    h('td', { class: 'url landing', title: x.landing_page }, page(x.landing_page, true)),
+    h('td', { class: 'url exit', title: x.exit_page }, page(x.exit_page, true)),
     h('td', { class: 'source' }, x.source || 'direct'),
     h('td', { class: 'num duration' }, duration(x.duration_ms)),
     h('td', { class: 'country' }, country(x.country)),
@@ -451,11 +462,14 @@ async function renderSession(id) {
     h('section', { class: 'panel' },
       h('div', { class: 'panel-head' }, h('h2', {}, 'Timeline'),
         h('span', { class: 'muted' }, `${x.events.length} events`)),
-      h('ol', { class: 'timeline' }, x.events.map((e) => timelineItem(e, x.events[0].ts)))),
+      h('ol', { class: 'timeline' }, x.events.map((e, i) =>
+        timelineItem(e, x.events[0].ts, i > 0 ? x.events[i - 1] : null)))),
   ];
 }
 
-function timelineItem(e, start) {
+/** One event; its page's title and URL only where the page changes. */
+function timelineItem(e, start, previous) {
+  const samePage = previous && e.type !== 'page_view' && previous.url === e.url;
   const props = parseJson(e.props) || {};
   const entries = Object.entries(props).slice(0, 8);
   return h('li', { class: `event type-${e.type}`, 'data-type': e.type },
@@ -467,8 +481,8 @@ function timelineItem(e, start) {
       h('div', { class: 'line1' },
         h('span', { class: 'type' }, e.type.replace('_', ' ')),
         e.name ? h('strong', { class: 'name' }, e.name) : null),
-      e.title ? h('div', { class: 'title' }, e.title) : null,
-      e.url ? h('div', { class: 'url', title: e.url }, e.url) : null,
+      e.title && !samePage ? h('div', { class: 'title' }, e.title) : null,
+      e.url && !samePage ? h('div', { class: 'url', title: e.url }, e.url) : null,
       entries.length
         ? h('div', { class: 'props' }, entries.map(([k, v]) =>
           h('span', { class: 'prop' }, h('b', {}, k), ' ',
