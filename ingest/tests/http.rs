@@ -799,3 +799,75 @@ async fn the_memory_store_answers_the_read_api_with_501() {
     .await;
     reply.assert_error(StatusCode::NOT_IMPLEMENTED, "not_implemented");
 }
+
+#[tokio::test]
+async fn the_sdk_has_a_content_etag_and_answers_304_when_it_is_unchanged() {
+    let app = TestApp::new();
+    let get = |path: &str, if_none_match: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(tag) = if_none_match {
+            request = request.header("if-none-match", tag);
+        }
+        app.send(request.body(Body::empty()).unwrap())
+    };
+    let first = get("/sdk.js", None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("cache-control"), "no-cache");
+    let etag = first.header("etag").to_owned();
+    assert!(
+        etag.len() == 18 && etag.starts_with('"') && etag.ends_with('"'),
+        "a strong ETag: {etag}"
+    );
+
+    // Revalidation of an unchanged file: 304, no body, same validators.
+    for tag in [
+        etag.clone(),
+        format!("\"other\", {etag}"),
+        format!("W/{etag}"),
+        "*".into(),
+    ] {
+        let reply = get("/sdk.js", Some(&tag)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_MODIFIED,
+            "If-None-Match: {tag}"
+        );
+        assert!(reply.body.is_empty());
+        assert_eq!(reply.header("etag"), etag);
+        assert_eq!(reply.header("cache-control"), "no-cache");
+    }
+
+    // A new build: another ETag, the new body.
+    std::fs::write(app.root().join("pkg/sdk.js"), "console.log('waymark 2')").unwrap();
+    let reply = get("/sdk.js", Some(&etag)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_ne!(reply.header("etag"), etag);
+    assert_eq!(reply.body, b"console.log('waymark 2')");
+}
+
+#[tokio::test]
+async fn the_wasm_named_by_its_hash_is_immutable_and_any_other_name_is_revalidated() {
+    let app = TestApp::new();
+    std::fs::write(app.root().join("pkg/sdk.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let get = |path: String| app.send(Request::get(path).body(Body::empty()).unwrap());
+
+    let plain = get("/sdk.wasm".into()).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.header("cache-control"), "no-cache");
+    let hash = plain.header("etag").trim_matches('"').to_owned();
+
+    let current = get(format!("/sdk.wasm?v={hash}")).await;
+    assert_eq!(current.status, StatusCode::OK);
+    assert_eq!(current.header("content-type"), "application/wasm");
+    assert_eq!(
+        current.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(current.body, b"\0asm\x01\0\0\0");
+
+    // A loader from another build asks for a hash that is not the file's:
+    // it gets the file, but nothing may keep it under that name.
+    let stale = get("/sdk.wasm?v=0123456789abcdef".into()).await;
+    assert_eq!(stale.status, StatusCode::OK);
+    assert_eq!(stale.header("cache-control"), "no-cache");
+}

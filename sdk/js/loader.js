@@ -2,7 +2,9 @@
 // wasm-bindgen's no-modules glue, in one function scope: the page sees no
 // global but `window.waymark`.
 //
-// It reads the tag's data attributes, loads `sdk.wasm` from beside `sdk.js`,
+// It reads the tag's data attributes, loads `sdk.wasm` from beside `sdk.js`
+// (build-sdk names it by content hash, `sdk.wasm?v=<hash>`, which the collector
+// serves as immutable),
 // starts the tracker and replays, in order, the calls the page queued with the
 // snippet `waymark(...)` before the SDK arrived.
 var w = window, s = document.currentScript, stub = w.waymark;

@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod integrity;
 mod npm;
 mod setup;
 mod wasm_names;
@@ -132,8 +133,10 @@ fn build_sdk() -> Result {
     let renames = String::from_utf8(output_of(&mut opt)?).map_err(|e| e.to_string())?;
     let optimized = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
     let glue = fs::read_to_string(staging.join("sdk.js")).map_err(|e| e.to_string())?;
+    let glue = wasm_names::inline_snippets(&glue, &staging)?;
     let glue = wasm_names::apply(&glue, &renames, &optimized)?;
     let loader = fs::read_to_string(root.join("sdk/js/loader.js")).map_err(|e| e.to_string())?;
+    let loader = integrity::name_wasm_by_hash(&loader, &optimized)?;
     let script = format!("(function(){{\n{glue}\n{loader}\n}})();\n");
     let unminified = staging.join("sdk.full.js");
     fs::write(&unminified, script).map_err(|e| e.to_string())?;
@@ -157,6 +160,12 @@ fn build_sdk() -> Result {
         size(&wasm),
         size(&pkg.join("sdk.js"))
     );
+    match integrity::sri(&pkg.join("sdk.js")) {
+        Ok(hash) => {
+            eprintln!("xtask: sdk.js integrity=\"{hash}\" (with crossorigin=\"anonymous\")")
+        }
+        Err(e) => eprintln!("xtask: no integrity hash: {e}"),
+    }
     Ok(())
 }
 
@@ -236,7 +245,11 @@ fn test() -> Result {
                 "--test",
                 "npm",
                 "--test",
+                "csp",
+                "--test",
                 "dashboard",
+                "--test",
+                "size",
             ],
         ),
     ];

@@ -1,0 +1,118 @@
+//! The script tag as the README prints it for strict sites: with an SRI
+//! `integrity` hash and `crossorigin="anonymous"`, on a page of another origin
+//! whose Content-Security-Policy allows the snippet's inline script by its
+//! hash, `'wasm-unsafe-eval'` and the collector's origin, and nothing else.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::process::Command;
+use std::time::Duration;
+use waymark_e2e::{root, serve_page_with_headers, Browser, Collector};
+
+/// The README's first snippet line: the inline stub the policy must allow.
+const STUB: &str = "window.waymark=window.waymark||function(){(window.waymark.q=window.waymark.q||[]).push(arguments)};";
+
+/// `openssl dgst -<alg> -binary | base64` of `input`.
+fn digest(alg: &str, input: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("openssl dgst -{alg} -binary | openssl base64 -A"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A page on its own origin with the snippet (SRI included) under `policy`.
+async fn page_under(collector: &str, site: &str, policy: String) -> String {
+    let sdk = std::fs::read(root().join("www/pkg/sdk.js"))
+        .expect("the SDK is not built: run `cargo xtask build-sdk` (or `cargo xtask test`)");
+    let integrity = format!("sha384-{}", digest("sha384", &sdk));
+    let html = format!(
+        "<!doctype html><html><head><title>Strict</title>\n\
+         <script>{STUB}</script>\n\
+         <script async src=\"{collector}/sdk.js\" integrity=\"{integrity}\" crossorigin=\"anonymous\" \
+         data-endpoint=\"{collector}\" data-site=\"{site}\"></script>\n\
+         </head><body><p>A page with a strict policy.</p></body></html>"
+    );
+    let addr = serve_page_with_headers(html, vec![("content-security-policy", policy)]).await;
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_script_tag_works_under_a_strict_csp_with_sri() {
+    let collector = Collector::start().await;
+    let origin = collector.url("");
+    let stub_hash = format!("'sha256-{}'", digest("sha256", STUB.as_bytes()));
+    let browser = Browser::start().await;
+
+    let allowed = page_under(
+        &origin,
+        "strict",
+        format!(
+            "default-src 'none'; script-src 'self' {stub_hash} 'wasm-unsafe-eval' {origin}; connect-src {origin}"
+        ),
+    )
+    .await;
+    browser
+        .client
+        .goto(&allowed)
+        .await
+        .expect("open the strict page");
+    browser
+        .wait_until("return window.waymark && window.waymark.tracker && window.waymark.sessionId()")
+        .await;
+    let session_id = browser.eval("return window.waymark.sessionId()").await;
+    // The wasm came by its content-hashed, immutable URL.
+    let wasm_urls = browser
+        .eval("return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('.wasm'))")
+        .await;
+    let wasm_urls: Vec<String> = serde_json::from_value(wasm_urls).unwrap();
+    assert!(
+        wasm_urls.len() == 1 && wasm_urls[0].starts_with(&format!("{origin}/sdk.wasm?v=")),
+        "{wasm_urls:?}"
+    );
+    browser
+        .eval("waymark('track', 'strict_ok'); waymark('flush'); return null")
+        .await;
+    let rows = collector
+        .wait_for("the strict page's events", |rows| {
+            rows.iter().any(|r| r.name.as_deref() == Some("strict_ok"))
+        })
+        .await;
+    assert!(
+        rows.iter().all(|r| r.site == "strict"
+            && r.url == allowed
+            && Some(r.session_id.as_str()) == session_id.as_str()),
+        "{rows:#?}"
+    );
+    assert_eq!(rows[0].kind, "page_view");
+
+    // The same page without 'wasm-unsafe-eval': the policy is really
+    // enforced, the SDK cannot start, and nothing is sent.
+    let refused = page_under(
+        &origin,
+        "refused",
+        format!("default-src 'none'; script-src 'self' {stub_hash} {origin}; connect-src {origin}"),
+    )
+    .await;
+    browser
+        .client
+        .goto(&refused)
+        .await
+        .expect("open the refusing page");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = browser
+        .eval("return !!(window.waymark && window.waymark.tracker)")
+        .await;
+    assert_eq!(started, false, "the SDK ran without 'wasm-unsafe-eval'");
+    assert!(collector.events().iter().all(|r| r.site != "refused"));
+
+    browser.close().await;
+    collector.stop().await;
+}
