@@ -346,10 +346,7 @@ impl SendQueue {
     pub fn restore(&mut self, persisted: &str, now: u64) {
         let mut lines = persisted.split('\n');
         let Some(header) = lines.next() else { return };
-        let Some(dropped) = header
-            .strip_prefix("1|")
-            .and_then(parse_u64)
-        else {
+        let Some(dropped) = header.strip_prefix("1|").and_then(parse_u64) else {
             return;
         };
         self.dropped += dropped;

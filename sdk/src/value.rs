@@ -27,6 +27,14 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value under `key`, if this is an object that has it.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
     /// True for an object (the only shape accepted as props or traits).
     pub fn is_object(&self) -> bool {
         matches!(self, Value::Object(_))

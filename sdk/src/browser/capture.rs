@@ -7,8 +7,8 @@
 //! event pushed onto the queue.
 
 use super::dom::{self, Listener, Mode};
-use super::{record, Shell};
-use crate::{ClickTarget, Node};
+use super::{plain_data, record, Shell};
+use crate::{ClickTarget, Node, Value};
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use wasm_bindgen::prelude::*;
@@ -19,12 +19,6 @@ use wasm_bindgen::JsCast;
 const SETTLE_MS: i32 = 100;
 /// Scroll positions are read at most this often.
 const SCROLL_EVERY_MS: u64 = 200;
-/// Elements whose clicks are recorded: the clicked element's nearest match.
-const INTERACTIVE: &str =
-    "a,button,input[type=submit],input[type=button],[role=button],[data-waymark-event]";
-/// Ancestors described for the selector path.
-const ANCESTORS: usize = 3;
-
 /// Which kinds of capture to install.
 #[derive(Debug, Clone, Copy)]
 pub struct Capture {
@@ -153,74 +147,51 @@ impl HistoryHook {
 /// What a click may record, or `None` when it is not on anything
 /// interactive or lands inside `data-waymark-ignore`.
 fn describe_click(event: &web_sys::Event) -> Option<ClickTarget> {
-    let start: web_sys::Element = event.target()?.dyn_into().ok()?;
-    let element = start.closest(INTERACTIVE).ok()??;
-    if element.closest("[data-waymark-ignore]").ok()?.is_some() {
-        return None;
-    }
-    let node = node_of(&element);
-    let input_type = element.get_attribute("type");
-    // Inputs give no text at all: their value is what the visitor typed.
-    let text = if node.tag == "input" {
-        String::new()
-    } else {
-        dom::text(&element, "textContent").unwrap_or_default()
+    let read = plain_data::from_js(&dom::read_click(event))?;
+    let data = match read.get("data") {
+        Some(Value::Array(pairs)) => pairs
+            .iter()
+            .filter_map(|pair| match pair {
+                Value::Array(kv) => match &kv[..] {
+                    [Value::String(k), Value::String(v)] => Some((k.clone(), v.clone())),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
     };
-    let href = (node.tag == "a")
-        .then(|| dom::text(&element, "href"))
-        .flatten()
-        .filter(|h| !h.is_empty());
-    let mut data = Vec::new();
-    for attr in list(&element, "attributes").iter() {
-        let (Some(name), Some(value)) = (dom::text(&attr, "name"), dom::text(&attr, "value"))
-        else {
-            continue;
-        };
-        if let Some(key) = name.strip_prefix("data-waymark-") {
-            data.push((key.to_owned(), value));
-        }
-    }
-    let mut ancestors = Vec::new();
-    let mut parent = parent_of(&element);
-    while let Some(p) = parent {
-        if ancestors.len() == ANCESTORS {
-            break;
-        }
-        ancestors.push(node_of(&p));
-        parent = parent_of(&p);
-    }
+    let ancestors = match read.get("ancestors") {
+        Some(Value::Array(nodes)) => nodes.iter().filter_map(node_of).collect(),
+        _ => Vec::new(),
+    };
     Some(ClickTarget {
-        node,
+        node: node_of(read.get("node")?)?,
         ancestors,
-        text,
-        href,
-        input_type,
+        text: string(read.get("text")).unwrap_or_default(),
+        href: string(read.get("href")),
+        input_type: string(read.get("type")),
         data,
     })
 }
 
-/// The element's tag, id and classes. DOM properties are read through one
-/// `Reflect.get` binding (see `dom::prop`) rather than a getter binding each.
-fn node_of(element: &JsValue) -> Node {
-    Node {
-        tag: dom::text(element, "localName").unwrap_or_default(),
-        id: dom::text(element, "id").filter(|id| !id.is_empty()),
-        classes: list(element, "classList")
-            .iter()
-            .filter_map(|c| c.as_string())
-            .collect(),
+/// A non-empty string.
+fn string(value: Option<&Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
     }
 }
 
-/// The parent element, if there is one.
-fn parent_of(element: &JsValue) -> Option<JsValue> {
-    dom::prop(element, "parentElement").filter(|p| p.is_object())
-}
-
-/// A list-like DOM property (`classList`, `attributes`) as an array.
-fn list(target: &JsValue, key: &str) -> js_sys::Array {
-    match dom::prop(target, key) {
-        Some(items) if items.is_object() => js_sys::Array::from(&items),
-        _ => js_sys::Array::new(),
-    }
+/// An element's tag, id and classes.
+fn node_of(value: &Value) -> Option<Node> {
+    let classes = match value.get("classes") {
+        Some(Value::Array(list)) => list.iter().filter_map(|c| string(Some(c))).collect(),
+        _ => Vec::new(),
+    };
+    Some(Node {
+        tag: string(value.get("tag"))?,
+        id: string(value.get("id")),
+        classes,
+    })
 }

@@ -1,7 +1,8 @@
 //! Small readings of the page and browser, and listeners that remove
 //! themselves when dropped. Every reading tolerates a missing API.
 
-use crate::text::{concat, push_u64};
+use super::plain_data;
+use crate::text::concat;
 use crate::{Now, Page, Value};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -36,10 +37,6 @@ pub fn prop(target: &JsValue, key: &str) -> Option<JsValue> {
 
 pub fn text(target: &JsValue, key: &str) -> Option<String> {
     prop(target, key)?.as_string()
-}
-
-fn number(target: &JsValue, key: &str) -> Option<u32> {
-    prop(target, key)?.as_f64().map(|n| n as u32)
 }
 
 fn location(key: &str) -> Option<String> {
@@ -120,110 +117,81 @@ pub fn is_hidden() -> bool {
         == Some("hidden")
 }
 
-/// Device and browser facts that hold for the whole page load.
+// Readings of the device, the browser and a click, in JS: a Rust binding per
+// property ships far more code than these few lines. Rules stay in Rust;
+// these only read, and catch whatever a getter throws. (wasm-bindgen's
+// no-modules target takes one snippet per crate, so all of them are here.)
+#[wasm_bindgen(inline_js = r#"
+export function __wbs_context() {
+  var c = {}, w = window, n = w.navigator || {}, s = w.screen || {}, h = n.userAgentData, str = function (v) { return typeof v == 'string'; }, num = function (v) { return typeof v == 'number'; };
+  try {
+    if (str(n.userAgent)) c.user_agent = n.userAgent;
+    if (str(n.language)) c.language = n.language;
+    if (n.languages) c.languages = [].filter.call(n.languages, str);
+    if (n.webdriver) c.webdriver = true;
+    var touch = c.touch = n.maxTouchPoints > 0, mobile = false;
+    if (h && typeof h == 'object') {
+      c.ua_brands = [].filter.call(h.brands || [], function (b) { return b && str(b.brand) && str(b.version); }).map(function (b) { return b.brand + ' ' + b.version; });
+      mobile = h.mobile === true;
+      if (str(h.platform)) c.ua_platform = h.platform;
+    }
+    if (n.connection && str(n.connection.effectiveType)) c.connection = n.connection.effectiveType;
+    var shortest = Math.min(s.width, s.height) || 0;
+    c.device_type = mobile || touch && shortest < 600 ? 'mobile' : touch && shortest < 1100 ? 'tablet' : 'desktop';
+    if (num(w.devicePixelRatio)) c.dpr = w.devicePixelRatio;
+    if (num(s.width) && num(s.height)) c.screen = (s.width >>> 0) + 'x' + (s.height >>> 0);
+    if (num(w.innerWidth) && num(w.innerHeight)) c.viewport = (w.innerWidth >>> 0) + 'x' + (w.innerHeight >>> 0);
+    c.tz_offset_min = -new Date().getTimezoneOffset();
+    c.time_zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  } catch (e) {}
+  return c;
+}
+
+export function __wbs_click(event) {
+  try {
+    var t = event.target, el = t instanceof Element && t.closest('a,button,input[type=submit],input[type=button],[role=button],[data-waymark-event]');
+    if (!el || el.closest('[data-waymark-ignore]')) return null;
+    var node = function (e) { return { tag: e.localName, id: e.id, classes: [].slice.call(e.classList) }; };
+    var up = [], p = el.parentElement, data = [];
+    while (p && up.length < 3) { up.push(node(p)); p = p.parentElement; }
+    [].forEach.call(el.attributes, function (a) { if (a.name.indexOf('data-waymark-') == 0) data.push([a.name.slice(13), a.value]); });
+    var tag = el.localName;
+    return { node: node(el), ancestors: up, text: tag == 'input' ? '' : el.textContent || '', href: tag == 'a' && typeof el.href == 'string' ? el.href : '', type: el.getAttribute('type'), data: data };
+  } catch (e) {
+    return null;
+  }
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = __wbs_context)]
+    fn read_context() -> JsValue;
+
+    /// The DOM reading of a click: the nearest interactive element (`a`,
+    /// `button`, `input[type=submit|button]`, `[role=button]`,
+    /// `[data-waymark-event]`), unless inside `data-waymark-ignore`, as
+    /// `{node, ancestors, text, href, type, data}` with three ancestors. The
+    /// value of an input is never read. What of it may be sent is decided in
+    /// Rust (`ClickTarget::props`).
+    #[wasm_bindgen(js_name = __wbs_click)]
+    pub fn read_click(event: &web_sys::Event) -> JsValue;
+}
+
+/// Device and browser facts that hold for the whole page load, and the
+/// campaign that brought the visitor to it.
 pub fn context() -> Value {
-    let mut entries = Vec::new();
-    let mut put = |k: &str, v: Value| entries.push((k.to_owned(), v));
-    if let Some(w) = window() {
-        if let Some(nav) = prop(&w, "navigator") {
-            if let Some(ua) = text(&nav, "userAgent") {
-                put("user_agent", Value::String(ua));
-            }
-            if let Some(lang) = text(&nav, "language") {
-                put("language", Value::String(lang));
-            }
-            if let Some(langs) = prop(&nav, "languages").filter(|l| l.is_object()) {
-                let list: Vec<Value> = js_sys::Array::from(&langs)
-                    .iter()
-                    .filter_map(|l| l.as_string())
-                    .map(Value::String)
-                    .collect();
-                put("languages", Value::Array(list));
-            }
-            if prop(&nav, "webdriver").is_some_and(|v| v.is_truthy()) {
-                put("webdriver", Value::Bool(true));
-            }
-            let touch = number(&nav, "maxTouchPoints").unwrap_or(0) > 0;
-            put("touch", Value::Bool(touch));
-            // Client hints: brands, mobile, platform (Chromium browsers).
-            let mut mobile = None;
-            if let Some(hints) = prop(&nav, "userAgentData").filter(|h| h.is_object()) {
-                let brands: Vec<Value> = prop(&hints, "brands")
-                    .filter(|b| b.is_object())
-                    .map(|b| {
-                        js_sys::Array::from(&b)
-                            .iter()
-                            .filter_map(|b| {
-                                Some(Value::String(
-                                    text(&b, "brand")? + " " + &text(&b, "version")?,
-                                ))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                put("ua_brands", Value::Array(brands));
-                mobile = prop(&hints, "mobile").and_then(|m| m.as_bool());
-                if let Some(platform) = text(&hints, "platform") {
-                    put("ua_platform", Value::String(platform));
-                }
-            }
-            if let Some(connection) = prop(&nav, "connection").filter(|c| c.is_object()) {
-                if let Some(kind) = text(&connection, "effectiveType") {
-                    put("connection", Value::String(kind));
-                }
-            }
-            let shortest = prop(&w, "screen").map_or(0, |s| {
-                number(&s, "width")
-                    .unwrap_or(0)
-                    .min(number(&s, "height").unwrap_or(0))
-            });
-            let device = match mobile {
-                Some(true) => "mobile",
-                _ if touch && shortest < 600 => "mobile",
-                _ if touch && shortest < 1100 => "tablet",
-                _ => "desktop",
-            };
-            put("device_type", Value::String(device.into()));
-        }
-        if let Some(dpr) = prop(&w, "devicePixelRatio").and_then(|v| v.as_f64()) {
-            put("dpr", Value::Number(dpr));
-        }
-        if let Some(screen) = prop(&w, "screen") {
-            if let (Some(sw), Some(sh)) = (number(&screen, "width"), number(&screen, "height")) {
-                put("screen", Value::String(dimensions(sw, sh)));
-            }
-        }
-        if let (Some(vw), Some(vh)) = (number(&w, "innerWidth"), number(&w, "innerHeight")) {
-            put("viewport", Value::String(dimensions(vw, vh)));
-        }
-        put(
-            "tz_offset_min",
-            Value::Number(-js_sys::Date::new_0().get_timezone_offset()),
-        );
-    }
-    let options = js_sys::Intl::DateTimeFormat::default().resolved_options();
-    if let Some(tz) = text(&options, "timeZone") {
-        put("time_zone", Value::String(tz));
-    }
-    // The campaign and ad click that brought the visitor to this page load.
+    let mut entries = match plain_data::from_js(&read_context()) {
+        Some(Value::Object(entries)) => entries,
+        _ => Vec::new(),
+    };
     let url = location("href").unwrap_or_default();
     let campaign = crate::campaign_params(&url);
     if !campaign.is_empty() {
         let fields = campaign
             .into_iter()
             .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())));
-        put("campaign", Value::Object(fields.collect()));
+        entries.push(("campaign".to_owned(), Value::Object(fields.collect())));
     }
     Value::Object(entries)
-}
-
-/// `WIDTHxHEIGHT`.
-fn dimensions(width: u32, height: u32) -> String {
-    let mut out = String::new();
-    push_u64(&mut out, width.into());
-    out.push('x');
-    push_u64(&mut out, height.into());
-    out
 }
 
 /// A DOM event listener, or a wrapped method, undone when dropped.

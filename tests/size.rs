@@ -1,0 +1,62 @@
+//! The script-tag SDK stays within the size budget written in the README.
+//!
+//! Reads `www/pkg/sdk.wasm` and `www/pkg/sdk.js` as `cargo xtask build-sdk`
+//! left them, compresses each with gzip at level 9 (what a server or CDN
+//! sends) and compares the sum with the README's `Budget: N KB gzipped` line
+//! (1 KB = 1000 bytes).
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn gzipped_len(path: &Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (build it with `cargo xtask build-sdk`)",
+            path.display()
+        )
+    });
+    let mut gz = GzEncoder::new(Vec::new(), Compression::best());
+    gz.write_all(&bytes).unwrap();
+    gz.finish().unwrap().len()
+}
+
+/// The budget in bytes, from the README's `Budget: N KB gzipped` line.
+fn budget() -> usize {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let line = readme
+        .lines()
+        .find_map(|l| l.strip_prefix("Budget: "))
+        .expect("README.md has a `Budget: N KB gzipped` line");
+    let kb: f64 = line
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("the budget line starts with a number of KB");
+    (kb * 1000.0) as usize
+}
+
+#[test]
+fn script_tag_sdk_fits_the_budget() {
+    let pkg = root().join("www/pkg");
+    let wasm = gzipped_len(&pkg.join("sdk.wasm"));
+    let js = gzipped_len(&pkg.join("sdk.js"));
+    let budget = budget();
+    println!(
+        "sdk.wasm {wasm} B + sdk.js {js} B gzipped = {} B; budget {budget} B",
+        wasm + js
+    );
+    assert!(
+        wasm + js <= budget,
+        "the script-tag SDK is {} bytes gzipped (sdk.wasm {wasm}, sdk.js {js}), over the README's budget of {budget}",
+        wasm + js
+    );
+}
