@@ -5,6 +5,8 @@
 //! sends) and compares the sum with the README's `Budget: N KB gzipped` line
 //! (1 KB = 1000 bytes).
 
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;

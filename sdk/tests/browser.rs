@@ -130,7 +130,7 @@ fn a_storage_that_throws_falls_back_to_a_cookie_without_throwing() {
     let session = tracker.session_id().expect("a session in the cookie");
     let cookie = js("return document.cookie").as_string().unwrap();
     assert!(
-        cookie.contains(&format!("waymark.t-throws.session=1%7C")),
+        cookie.contains("waymark.t-throws.session=1%7C"),
         "{cookie}"
     );
     assert!(cookie.contains(&session));
@@ -526,13 +526,6 @@ async fn server_errors_are_retried_with_backoff_and_retry_after() {
     assert_eq!(attempts.len(), 2, "retried once the wait was over");
     assert_eq!(attempts[0], attempts[1], "the same events, same ids");
     sleep(100).await;
-    assert_eq!(
-        js("return localStorage.length")
-            .as_f64()
-            .map(|n| n as u32)
-            .is_some(),
-        true
-    );
     let leftovers = js("return Object.keys(localStorage).filter(function (k) { return k.indexOf('waymark.t-retry.queue.') === 0; }).length");
     assert_eq!(
         leftovers.as_f64(),
