@@ -95,14 +95,17 @@ impl Default for Config {
 
 /// The kind of store events go to.
 ///
-/// Parsed from `--store` / `WAYMARK_STORE`: `sqlite` is the only one built so
-/// far; a `clickhouse://…` URL is recognised and refused with a clear message.
+/// Parsed from `--store` / `WAYMARK_STORE`: `sqlite`, or `null` (keeps
+/// nothing, for benchmarks); a `clickhouse://…` URL is recognised and refused
+/// with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StoreKind {
     /// A SQLite file, `waymark.db`, in the data directory.
     #[default]
     Sqlite,
+    /// Accepts and discards every event: the ceiling in benchmarks.
+    Null,
 }
 
 impl FromStr for StoreKind {
@@ -112,11 +115,13 @@ impl FromStr for StoreKind {
         let trimmed = s.trim();
         if trimmed.eq_ignore_ascii_case("sqlite") {
             Ok(StoreKind::Sqlite)
+        } else if trimmed.eq_ignore_ascii_case("null") {
+            Ok(StoreKind::Null)
         } else if trimmed.to_ascii_lowercase().starts_with("clickhouse") {
             Err("the ClickHouse store is not built yet; use `sqlite`".to_owned())
         } else {
             Err(format!(
-                "unknown store {trimmed:?}; the only store built so far is `sqlite`"
+                "unknown store {trimmed:?}; the stores built so far are `sqlite` and `null`"
             ))
         }
     }
@@ -126,6 +131,7 @@ impl fmt::Display for StoreKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreKind::Sqlite => f.write_str("sqlite"),
+            StoreKind::Null => f.write_str("null"),
         }
     }
 }
@@ -138,6 +144,7 @@ mod tests {
     fn store_kind_accepts_sqlite_and_refuses_clickhouse_clearly() {
         assert_eq!("sqlite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
         assert_eq!("SQLite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
+        assert_eq!("null".parse::<StoreKind>(), Ok(StoreKind::Null));
         let err = "clickhouse://localhost:9000/waymark"
             .parse::<StoreKind>()
             .err()

@@ -51,9 +51,9 @@ pub use crate::server::serve;
 pub use crate::session::{collector_end_id, source_of, Session, SessionState};
 pub use crate::sites::Sites;
 pub use crate::store::{
-    AppendOutcome, BoxFuture, Bucket, Cursor, Interval, KeyCount, MemoryStore, SessionPage,
-    SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError,
-    DB_FILE_NAME,
+    AppendOutcome, BoxFuture, Bucket, Cursor, Interval, KeyCount, MemoryStore, NullStore,
+    SessionPage, SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store,
+    StoreError, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{

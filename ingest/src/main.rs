@@ -29,7 +29,8 @@ struct Args {
     /// Directory holding the built `sdk.js` and `sdk.wasm`.
     #[arg(long = "sdk-dir", env = "WAYMARK_SDK_DIR", default_value = "./www/pkg")]
     sdk_dir: PathBuf,
-    /// Where events are stored: `sqlite` (ClickHouse is not built yet).
+    /// Where events are stored: `sqlite`, or `null` to validate and discard
+    /// (for benchmarks; ClickHouse is not built yet).
     #[arg(long, env = "WAYMARK_STORE", default_value = "sqlite")]
     store: StoreKind,
     /// Largest accepted batch body, in bytes.

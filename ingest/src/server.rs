@@ -13,7 +13,7 @@ use crate::config::{Config, StoreKind};
 use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::{app, AppState};
-use crate::store::{SqliteStore, StoreError};
+use crate::store::{NullStore, SqliteStore, Store, StoreError};
 use crate::sweeper::run_sweeper;
 
 /// Serves the collector on `listener` until `shutdown` resolves.
@@ -29,16 +29,23 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let store = match config.store {
+    // The SQLite store is kept by its type too: shutdown waits for it to
+    // commit.
+    let (store, sqlite): (Arc<dyn Store>, Option<Arc<SqliteStore>>) = match config.store {
         StoreKind::Sqlite => {
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))
                 .await
                 .map_err(|err| Error::Io(std::io::Error::other(err)))??;
-            Arc::new(store)
+            let store = Arc::new(store);
+            tracing::info!(path = %store.path().display(), "opened the sqlite store");
+            (store.clone(), Some(store))
+        }
+        StoreKind::Null => {
+            tracing::warn!("the null store keeps nothing: every event is validated and discarded");
+            (Arc::new(NullStore), None)
         }
     };
-    tracing::info!(path = %store.path().display(), "opened the sqlite store");
 
     let paths = config.geoip.clone();
     let geo = tokio::task::spawn_blocking(move || GeoIp::open(&paths))
@@ -86,11 +93,12 @@ pub async fn serve(
     if let Err(err) = sweeper.await {
         tracing::error!(error = %err, "the sweeper task failed");
     }
-    let closing = Arc::clone(&store);
-    tokio::task::spawn_blocking(move || closing.close())
-        .await
-        .map_err(|err| Error::Store(StoreError::Io(std::io::Error::other(err))))?;
-    tracing::info!("the store is closed");
+    if let Some(closing) = sqlite {
+        tokio::task::spawn_blocking(move || closing.close())
+            .await
+            .map_err(|err| Error::Store(StoreError::Io(std::io::Error::other(err))))?;
+        tracing::info!("the store is closed");
+    }
     served?;
     Ok(())
 }

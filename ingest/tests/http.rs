@@ -12,8 +12,8 @@ use axum::Router;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 use waymark_ingest::{
-    app, AppState, AppendOutcome, BoxFuture, Config, EventType, FixedClock, MemoryStore, Store,
-    StoreError, StoredEvent,
+    app, AppState, AppendOutcome, BoxFuture, Config, EventType, FixedClock, MemoryStore, NullStore,
+    Store, StoreError, StoredEvent,
 };
 
 const NOW: u64 = 1_732_350_000_999;
@@ -427,6 +427,47 @@ async fn a_failing_store_is_a_503_that_leaks_nothing() {
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"], "store_unavailable");
     assert!(!text.contains("secret") && !text.contains("disk"), "{text}");
+}
+
+#[tokio::test]
+async fn the_null_store_acknowledges_valid_events_refuses_bad_ones_and_reads_nothing() {
+    let config = Config {
+        admin_token: Some("t".into()),
+        ..Config::default()
+    };
+    let router = app(AppState::new(
+        config,
+        Arc::new(NullStore),
+        Arc::new(FixedClock(NOW)),
+    ));
+    let mut bad = event(3);
+    bad["type"] = json!("nonsense");
+    let response = router
+        .clone()
+        .oneshot(post_request(
+            Some("text/plain"),
+            batch(vec![event(1), event(2), bad]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["accepted"], 2, "{body}");
+    assert_eq!(body["rejected"].as_array().map(Vec::len), Some(1), "{body}");
+
+    let response = router
+        .oneshot(
+            Request::get("/v1/sessions")
+                .header(header::AUTHORIZATION, "Bearer t")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
 }
 
 #[tokio::test]

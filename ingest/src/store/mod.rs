@@ -4,8 +4,10 @@
 //! sessions kept current from them, the sweeper's writes and the read API.
 //! [`MemoryStore`] is for tests of the HTTP surface: it keeps events only and
 //! answers the session and stats methods with [`StoreError::Unsupported`]
-//! (the read API's tests run on SQLite in a temporary directory). A
-//! ClickHouse store will implement the same trait.
+//! (the read API's tests run on SQLite in a temporary directory).
+//! [`NullStore`] keeps nothing and answers the read API the same way: the ceiling for
+//! benchmarks (`--store null`). A ClickHouse store will implement the same
+//! trait.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -18,9 +20,11 @@ use crate::metrics::StoreMetrics;
 use crate::session::Session;
 
 pub use self::memory::MemoryStore;
+pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
 
 mod memory;
+mod null;
 mod sqlite;
 
 /// A boxed, sendable future, so [`Store`] stays object safe.
