@@ -9,6 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod integrity;
 mod npm;
 mod setup;
@@ -21,7 +22,9 @@ commands:
   test        run every test: native, wasm-pack browser tests, end-to-end in Chromium
   build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
   build-npm   build the npm package `waymark` into target/npm/waymark/ (needs wasm-pack: `cargo xtask setup`)
-  setup       install what the commands above need";
+  setup       install what the commands above need
+  bench       load-test the release collector (null store and SQLite) and compare the SDK's
+              size and cost with three peers in headless Chromium (BENCHMARKS.md)";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("build-npm") => setup::build_tools()
             .and_then(|()| setup::test_tools())
             .and_then(|()| npm::build()),
+        Some("bench") => bench::bench(),
         Some("setup") => setup::build_tools().and_then(|()| setup::test_tools()),
         _ => Err(USAGE.to_owned()),
     };

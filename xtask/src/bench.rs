@@ -1,0 +1,105 @@
+//! `cargo xtask bench`: the collector under load and the SDK next to its
+//! peers, printed as Markdown and written to `target/bench/results.md`. Not
+//! part of `cargo xtask test`; BENCHMARKS.md holds one run.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{build_sdk, cargo, output_of, root, run, setup, Result};
+
+/// The peers, pinned so that two runs measure the same code, and
+/// puppeteer-core (no browser download: it drives /usr/bin/chromium).
+const PEERS: [&str; 4] = [
+    "@snowplow/browser-tracker@4.10.1",
+    "posthog-js@1.449.2",
+    "@segment/analytics-next@1.84.3",
+    "puppeteer-core@24.43.1",
+];
+/// Entries in `bench/sdk/entries/`, bundled like an app would bundle them.
+const ENTRIES: [&str; 3] = ["snowplow", "posthog", "segment"];
+
+pub fn bench() -> Result {
+    setup::build_tools()?;
+    setup::test_tools()?;
+    build_sdk()?;
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "waymark-ingest",
+        "-p",
+        "waymark-bench",
+    ]))?;
+    let root = root();
+    let target = root.join("target");
+    let mut report = machine();
+
+    eprintln!("xtask: the collector: null store, then SQLite (about a minute)");
+    let collector = output_of(
+        Command::new(target.join("release/waymark-bench")).arg(target.join("release/waymark")),
+    )?;
+    report.push_str("\n## Collector\n\n");
+    report.push_str(&String::from_utf8_lossy(&collector));
+
+    eprintln!("xtask: the SDK and its peers in headless Chromium");
+    let sdk_dir = target.join("bench-sdk");
+    fs::create_dir_all(&sdk_dir).map_err(|e| format!("{}: {e}", sdk_dir.display()))?;
+    let manifest = sdk_dir.join("package.json");
+    if !manifest.exists() {
+        fs::write(&manifest, "{\"private\": true}\n").map_err(|e| e.to_string())?;
+    }
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&sdk_dir)
+        .args(PEERS))?;
+    let esbuild = setup::tools_dir().join("esbuild/node_modules/.bin/esbuild");
+    for entry in ENTRIES {
+        run(Command::new(&esbuild)
+            .arg(Path::new("bench/sdk/entries").join(format!("{entry}.js")))
+            .args([
+                "--bundle",
+                "--minify",
+                "--format=iife",
+                "--target=es2020",
+                "--log-level=warning",
+            ])
+            .arg(format!("--outdir={}", sdk_dir.join("dist").display()))
+            .env("NODE_PATH", sdk_dir.join("node_modules")))?;
+    }
+    let sdk = output_of(Command::new("node").arg("bench/sdk/run.mjs").arg(&root))?;
+    report.push_str("\n## SDK\n\n");
+    report.push_str(&String::from_utf8_lossy(&sdk));
+
+    let out = target.join("bench/results.md");
+    fs::create_dir_all(target.join("bench")).map_err(|e| e.to_string())?;
+    fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{report}");
+    eprintln!("xtask: written to {}", out.display());
+    Ok(())
+}
+
+/// Cores, CPU model, memory and OS, from /proc.
+fn machine() -> String {
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory_gib = read("/proc/meminfo")
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    format!(
+        "Machine: {cores} cores, {model}, {memory_gib:.0} GiB, Linux {}\n",
+        kernel.trim()
+    )
+}
