@@ -33,6 +33,11 @@ pub struct Collector {
 
 impl Collector {
     pub async fn start() -> Collector {
+        Self::launch(None).await
+    }
+
+    /// Starts the collector, with `admin_token` for the read API when given.
+    async fn launch(admin_token: Option<&str>) -> Collector {
         let sdk_dir = root().join("www/pkg");
         assert!(
             sdk_dir.join("sdk.js").exists() && sdk_dir.join("sdk.wasm").exists(),
@@ -48,6 +53,7 @@ impl Collector {
             data_dir: data.path().to_owned(),
             www_dir: root().join("www"),
             sdk_dir,
+            admin_token: admin_token.map(str::to_owned),
             ..Default::default()
         };
         let (tx, rx) = oneshot::channel();
@@ -339,34 +345,7 @@ impl Collector {
     /// A collector like [`Collector::start`] whose read API and `/metrics`
     /// take `Authorization: Bearer <token>`.
     pub async fn start_with_admin_token(token: &str) -> Collector {
-        let sdk_dir = root().join("www/pkg");
-        assert!(
-            sdk_dir.join("sdk.js").exists() && sdk_dir.join("sdk.wasm").exists(),
-            "the SDK is not built: run `cargo xtask build-sdk` (or `cargo xtask test`)"
-        );
-        let data = TempDir::new().expect("temp dir");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
-        let addr = listener.local_addr().expect("local addr");
-        let config = waymark_ingest::Config {
-            addr,
-            data_dir: data.path().to_owned(),
-            www_dir: root().join("www"),
-            sdk_dir,
-            admin_token: Some(token.to_owned()),
-            ..Default::default()
-        };
-        let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(waymark_ingest::serve(config, listener, async {
-            let _ = rx.await;
-        }));
-        Collector {
-            addr,
-            data,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Self::launch(Some(token)).await
     }
 }
 

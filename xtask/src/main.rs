@@ -119,20 +119,8 @@ fn build_sdk() -> Result {
     // wasm-opt prints the renames, which the glue then gets too.
     let mut opt = Command::new(setup::wasm_opt());
     opt.arg(staging.join("sdk_bg.wasm"))
-        .args([
-            "-Oz",
-            "--converge",
-            "--enable-reference-types",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-multivalue",
-            "--minify-imports-and-exports-and-modules",
-            "--strip-producers",
-            "--strip-target-features",
-            "-o",
-        ])
+        .args(setup::WASM_OPT_FLAGS)
+        .args(["--minify-imports-and-exports-and-modules", "-o"])
         .arg(&wasm);
     let renames = String::from_utf8(output_of(&mut opt)?).map_err(|e| e.to_string())?;
     let optimized = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;

@@ -99,19 +99,8 @@ fn copy_build(from: &Path, to: &Path) -> Result {
 fn optimize(input: &Path, output: &Path) -> Result {
     run(Command::new(setup::wasm_opt())
         .arg(input)
-        .args([
-            "-Oz",
-            "--converge",
-            "--enable-reference-types",
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-multivalue",
-            "--strip-producers",
-            "--strip-target-features",
-            "-o",
-        ])
+        .args(setup::WASM_OPT_FLAGS)
+        .arg("-o")
         .arg(output))
 }
 

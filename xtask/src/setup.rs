@@ -101,6 +101,22 @@ pub fn tools_dir() -> PathBuf {
         .join("tools")
 }
 
+/// wasm-opt's flags for the SDK, for the script tag and the npm build alike:
+/// smallest code, the wasm features current browsers and rustc's output use,
+/// no producer or feature sections.
+pub const WASM_OPT_FLAGS: [&str; 10] = [
+    "-Oz",
+    "--converge",
+    "--enable-reference-types",
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-multivalue",
+    "--strip-producers",
+    "--strip-target-features",
+];
+
 /// binaryen's wasm-opt, as installed by [`build_tools`].
 pub fn wasm_opt() -> String {
     tools_dir()
