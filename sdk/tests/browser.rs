@@ -129,10 +129,7 @@ fn a_storage_that_throws_falls_back_to_a_cookie_without_throwing() {
     assert_eq!(tracker.storage_kind(), "cookie");
     let session = tracker.session_id().expect("a session in the cookie");
     let cookie = js("return document.cookie").as_string().unwrap();
-    assert!(
-        cookie.contains("waymark.t-throws.session=1%7C"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("waymark.t-throws.session=1%7C"), "{cookie}");
     assert!(cookie.contains(&session));
     tracker.flush();
     let events = sent()[0].1["events"].as_array().unwrap().clone();
