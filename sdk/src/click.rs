@@ -5,6 +5,8 @@
 //! values are never read by the shell, and no text at all is kept for
 //! password, e-mail and telephone fields.
 
+use crate::prelude::*;
+
 use crate::hygiene::redact_url;
 use crate::text;
 use crate::value::Value;

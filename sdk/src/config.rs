@@ -1,5 +1,7 @@
 //! What the page configures.
 
+use crate::prelude::*;
+
 use crate::hygiene::default_sensitive_params;
 use crate::session::SessionRules;
 use crate::text;

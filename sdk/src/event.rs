@@ -1,5 +1,7 @@
 //! Events and batches exactly as they travel to the collector (wire format v1).
 
+use crate::prelude::*;
+
 use crate::value::Value;
 use serde::{Serialize, Serializer};
 

@@ -5,6 +5,8 @@
 //! (case-insensitive), or when its value looks like an e-mail address. The
 //! rest of the URL is kept byte for byte.
 
+use crate::prelude::*;
+
 use crate::text;
 
 /// Words that mark a query parameter as sensitive, by default.

@@ -3,6 +3,8 @@
 //! The core never reaches for an OS random source: the browser shell fills
 //! bytes from `crypto.getRandomValues`, tests from a seeded generator.
 
+use crate::prelude::*;
+
 use uuid::Builder;
 
 /// A source of random bytes.

@@ -17,6 +17,19 @@
 //! assert_eq!(batch.events.len(), 1);
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
+
+extern crate alloc;
+
+/// What std's prelude gives, for the `no_std` build (not `ToString`: it
+/// formats, and formatting is what `no_std` leaves out).
+mod prelude {
+    pub use alloc::borrow::ToOwned;
+    pub use alloc::string::String;
+    pub use alloc::vec;
+    pub use alloc::vec::Vec;
+}
+
 mod click;
 mod config;
 mod event;
@@ -32,6 +45,16 @@ mod value;
 
 #[cfg(target_arch = "wasm32")]
 mod browser;
+
+/// Without std (the browser builds) a panic only traps: no message is
+/// formatted, so none of the formatting machinery ships. The SDK's code
+/// does not panic on anything the page controls (see STYLE.md); this is
+/// for what cannot happen, like running out of memory.
+#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 #[cfg(target_arch = "wasm32")]
 pub use browser::{init, BrowserTracker};

@@ -4,6 +4,8 @@
 //! Engaged time counts only while the page is visible and focused; the
 //! shell reports each change with [`PageVisit::set_active`].
 
+use crate::prelude::*;
+
 /// One page view's lifetime on screen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageVisit {

@@ -12,8 +12,9 @@
 //! its `event_id`, so a request that was stored but whose answer was lost is
 //! deduplicated by the collector when it comes again.
 
+use crate::prelude::*;
+
 use crate::text::{parse_u64, push_u64};
-use std::collections::VecDeque;
 
 /// When to send and how much to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,9 @@ pub struct Transmit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendQueue {
     limits: QueueLimits,
-    events: VecDeque<String>,
+    /// A `Vec` rather than a `VecDeque`: at most a few hundred short
+    /// strings, and a `Vec` ships less code.
+    events: Vec<String>,
     bytes: usize,
     in_flight: Option<(u64, usize)>,
     next_id: u64,
@@ -114,7 +117,7 @@ impl SendQueue {
     pub fn new(limits: QueueLimits) -> SendQueue {
         SendQueue {
             limits,
-            events: VecDeque::new(),
+            events: Vec::new(),
             bytes: 0,
             in_flight: None,
             next_id: 1,
@@ -149,7 +152,7 @@ impl SendQueue {
     /// events not in flight go first, counted in `dropped`.
     pub fn push(&mut self, event_json: String, now: u64) {
         self.bytes += event_json.len();
-        self.events.push_back(event_json);
+        self.events.push(event_json);
         if self.waiting_since.is_none() {
             self.waiting_since = Some(now);
         }
@@ -158,10 +161,9 @@ impl SendQueue {
             || self.bytes > self.limits.stored_bytes)
             && self.events.len() > protected + 1
         {
-            if let Some(old) = self.events.remove(protected) {
-                self.bytes -= old.len();
-                self.dropped += 1;
-            }
+            let old = self.events.remove(protected);
+            self.bytes -= old.len();
+            self.dropped += 1;
         }
     }
 

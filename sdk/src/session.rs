@@ -4,6 +4,8 @@
 //! it whole. All rules here are pure functions of the record, the time passed
 //! in and the configuration: nothing in this module reads a clock.
 
+use crate::prelude::*;
+
 use crate::ids::{self, Entropy};
 use crate::text;
 

@@ -3,7 +3,9 @@
 //! The browser shell implements it over localStorage; the in-memory version
 //! serves tests and is the last fallback when the browser refuses storage.
 
-use std::collections::BTreeMap;
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
 
 /// The storage could not be written (blocked, quota full, missing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

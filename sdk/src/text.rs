@@ -6,6 +6,8 @@
 //! slicing). The SDK needs only these few operations, so it writes them
 //! out: none of them can panic.
 
+use crate::prelude::*;
+
 /// Appends `n` in decimal.
 pub fn push_u64(out: &mut String, n: u64) {
     if n >= 10 {

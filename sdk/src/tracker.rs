@@ -4,6 +4,8 @@
 //! call. Session state is re-read from storage before every decision, so a
 //! tab that slept, a reload or another tab's rotation is always seen.
 
+use crate::prelude::*;
+
 use crate::click::ClickTarget;
 use crate::config::Config;
 use crate::event::{Batch, Event, EventType, Page};
@@ -34,8 +36,18 @@ pub enum Consent {
     Denied,
 }
 
-/// A call held until consent is given, replayed with its original time.
-type Held<S, E> = Box<dyn FnOnce(&mut Tracker<S, E>)>;
+/// A recording call: run at once, or held until consent is given and then
+/// replayed with its original time. A plain enum rather than boxed
+/// closures, so the wasm holds one `match` instead of a vtable per call.
+enum Call {
+    View(Now, Page),
+    Navigate(Now, Page),
+    Leave(Now),
+    Click(Now, Page, ClickTarget),
+    Track(Now, Page, String, Option<Value>),
+    Identify(Now, Page, String, Option<Value>),
+    Reset(Now),
+}
 
 /// The tracker core, generic over where it keeps state and how it draws ids.
 pub struct Tracker<S, E> {
@@ -47,7 +59,7 @@ pub struct Tracker<S, E> {
     storage_failed: bool,
     opted_out: bool,
     consent: Consent,
-    held: Vec<Held<S, E>>,
+    held: Vec<Call>,
     context: Option<Value>,
     /// Whether this page load's context went out already.
     context_sent: bool,
@@ -55,8 +67,8 @@ pub struct Tracker<S, E> {
     pending: Vec<Event>,
 }
 
-impl<S, E> std::fmt::Debug for Tracker<S, E> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<S, E> core::fmt::Debug for Tracker<S, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Tracker")
             .field("config", &self.config)
             .field("consent", &self.consent)
@@ -65,7 +77,7 @@ impl<S, E> std::fmt::Debug for Tracker<S, E> {
     }
 }
 
-impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
+impl<S: Storage, E: Entropy> Tracker<S, E> {
     pub fn new(config: Config, storage: S, entropy: E) -> Self {
         let consent = if config.require_consent {
             Consent::Pending
@@ -104,8 +116,8 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
         }
         self.consent = Consent::Granted;
         self.opted_out = self.storage.get(&key(&self.config, "optout")).is_some();
-        for call in std::mem::take(&mut self.held) {
-            call(self);
+        for call in core::mem::take(&mut self.held) {
+            self.run(call);
         }
     }
 
@@ -121,17 +133,58 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
     }
 
     /// Runs `call` now, holds it until consent, or drops it when blocked.
-    fn when_allowed(&mut self, call: impl FnOnce(&mut Self) + 'static) {
+    fn when_allowed(&mut self, call: Call) {
         if self.is_blocked() {
             return;
         }
         if self.consent == Consent::Pending {
             if self.held.len() < MAX_HELD_CALLS {
-                self.held.push(Box::new(call));
+                self.held.push(call);
             }
             return;
         }
-        call(self);
+        self.run(call);
+    }
+
+    fn run(&mut self, call: Call) {
+        match call {
+            Call::View(now, page) => self.view(now, page),
+            Call::Navigate(now, mut page) => {
+                let url = redact_url(&page.url, &self.config.sensitive_params);
+                let Some(previous) = self.page.as_ref().map(|p| p.url.clone()) else {
+                    return self.view(now, page);
+                };
+                if previous == url {
+                    return;
+                }
+                self.leave_page(now);
+                page.referrer = Some(previous);
+                self.view(now, page);
+            }
+            Call::Leave(now) => self.leave_page(now),
+            Call::Click(now, page, target) => {
+                let host = crate::click::host_of(&page.url).unwrap_or_default();
+                let props = target.props(host, &self.config.sensitive_params);
+                let name = target.event_name().map(str::to_owned);
+                self.record(now, &page, EventType::Click, name, Some(props));
+            }
+            Call::Track(now, page, name, props) => {
+                self.record(now, &page, EventType::Custom, Some(name), props);
+            }
+            Call::Identify(now, page, user_id, traits) => {
+                let mut session = self.current(now, "");
+                session.user_id = Some(user_id);
+                self.save(&session);
+                self.record(now, &page, EventType::Identify, None, traits);
+            }
+            Call::Reset(now) => {
+                if let Some(session) = self.load() {
+                    self.end(&session, EndReason::Reset);
+                }
+                let fresh = Session::first(now, &mut self.entropy);
+                self.save(&fresh);
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -148,34 +201,20 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
     /// A page view that always counts: a page load, or a page restored from
     /// the back/forward cache.
     pub fn page_view(&mut self, now: impl Into<Now>, page: &Page) {
-        let (now, page) = (now.into(), page.clone());
-        self.when_allowed(move |t| t.view(now, page));
+        self.when_allowed(Call::View(now.into(), page.clone()));
     }
 
     /// An in-app navigation (history API, `popstate`, `hashchange`): a page
     /// view unless the URL did not change, after a page leave for the
     /// previous page, whose URL becomes the referrer.
     pub fn navigate(&mut self, now: impl Into<Now>, page: &Page) {
-        let (now, mut page) = (now.into(), page.clone());
-        self.when_allowed(move |t| {
-            let url = redact_url(&page.url, &t.config.sensitive_params);
-            let Some(previous) = t.page.as_ref().map(|p| p.url.clone()) else {
-                return t.view(now, page);
-            };
-            if previous == url {
-                return;
-            }
-            t.leave_page(now);
-            page.referrer = Some(previous);
-            t.view(now, page);
-        });
+        self.when_allowed(Call::Navigate(now.into(), page.clone()));
     }
 
     /// The page is being left (`pagehide`, tab hidden): its page leave, once
     /// per stretch of engagement.
     pub fn leave(&mut self, now: impl Into<Now>) {
-        let now = now.into();
-        self.when_allowed(move |t| t.leave_page(now));
+        self.when_allowed(Call::Leave(now.into()));
     }
 
     /// The page became visible and focused, or stopped being so.
@@ -194,15 +233,7 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
 
     /// A click on an interactive element.
     pub fn click(&mut self, now: impl Into<Now>, page: &Page, target: &ClickTarget) {
-        let (now, page, target) = (now.into(), page.clone(), target.clone());
-        self.when_allowed(move |t| {
-            let host = crate::click::host_of(&page.url)
-                .unwrap_or_default()
-                .to_owned();
-            let props = target.props(&host, &t.config.sensitive_params);
-            let name = target.event_name().map(str::to_owned);
-            t.record(now, &page, EventType::Click, name, Some(props));
-        });
+        self.when_allowed(Call::Click(now.into(), page.clone(), target.clone()));
     }
 
     fn view(&mut self, now: Now, page: Page) {
@@ -239,11 +270,13 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
 
     /// A custom event; `props` must be an object when given.
     pub fn track(&mut self, now: impl Into<Now>, page: &Page, name: &str, props: Option<Value>) {
-        let (now, page, name) = (now.into(), page.clone(), name.to_owned());
         let props = props.filter(Value::is_object);
-        self.when_allowed(move |t| {
-            t.record(now, &page, EventType::Custom, Some(name), props);
-        });
+        self.when_allowed(Call::Track(
+            now.into(),
+            page.clone(),
+            name.to_owned(),
+            props,
+        ));
     }
 
     /// Links the visitor to a user; the session goes on.
@@ -254,26 +287,14 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
         user_id: &str,
         traits: Option<Value>,
     ) {
-        let (now, page, user_id) = (now.into(), page.clone(), user_id.to_owned());
         let traits = traits.filter(Value::is_object);
-        self.when_allowed(move |t| {
-            let mut session = t.current(now, "");
-            session.user_id = Some(user_id);
-            t.save(&session);
-            t.record(now, &page, EventType::Identify, None, traits);
-        });
+        let call = Call::Identify(now.into(), page.clone(), user_id.to_owned(), traits);
+        self.when_allowed(call);
     }
 
     /// Logout: ends the session, forgets the user and starts a new visitor.
     pub fn reset(&mut self, now: impl Into<Now>) {
-        let now = now.into();
-        self.when_allowed(move |t| {
-            if let Some(session) = t.load() {
-                t.end(&session, EndReason::Reset);
-            }
-            let fresh = Session::first(now, &mut t.entropy);
-            t.save(&fresh);
-        });
+        self.when_allowed(Call::Reset(now.into()));
     }
 
     /// Stops recording and sending, persistently, and drops what is queued.
@@ -327,7 +348,7 @@ impl<S: Storage + 'static, E: Entropy + 'static> Tracker<S, E> {
 
     /// The events recorded since the last call, oldest first, for the send queue.
     pub fn take_events(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.pending)
+        core::mem::take(&mut self.pending)
     }
 
     /// The next batch to send, oldest events first, stamped with `now`.

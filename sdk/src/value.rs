@@ -5,10 +5,12 @@
 //! Decoding is depth-limited so a cyclic or absurdly nested object handed in
 //! by the page is rejected instead of overflowing the stack.
 
+use crate::prelude::*;
+
+use core::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::fmt;
 
 /// Deepest nesting accepted in props and traits.
 pub const MAX_DEPTH: usize = 8;
@@ -47,7 +49,7 @@ impl Serialize for Value {
             Value::Null => s.serialize_unit(),
             Value::Bool(b) => s.serialize_bool(*b),
             // Whole numbers print as integers (`1`, not `1.0`), as in JavaScript.
-            Value::Number(n) if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 => {
+            Value::Number(n) if n.abs() < 9_007_199_254_740_992.0 && (*n as i64) as f64 == *n => {
                 s.serialize_i64(*n as i64)
             }
             Value::Number(n) => s.serialize_f64(*n),

@@ -5,7 +5,8 @@
 //! `waymark/web` subpath) and `--target bundler` (the `waymark/bundler`
 //! subpath, for bundlers with WebAssembly ES-module integration). binaryen's
 //! `wasm-opt -Oz` from `target/tools/` then shrinks each `.wasm` (wasm-pack
-//! would download its own binaryen, so it runs with `--no-opt`).
+//! would download its own binaryen, so it runs with `--no-opt`). Both are
+//! built without the SDK's default `std` feature, like the script tag.
 
 use super::{root, run, setup, Result};
 use std::fs;
@@ -44,7 +45,9 @@ pub fn build() -> Result {
                 target,
             ])
             .args(["--no-opt", "--no-pack", "--out-dir"])
-            .arg(&out))?;
+            .arg(&out)
+            // no_std, as for the script tag (the `std` feature in sdk/Cargo.toml).
+            .args(["--", "--no-default-features"]))?;
         copy_build(&out, &package.join(target))?;
     }
     let source = root().join("sdk/npm");

@@ -186,6 +186,7 @@ pub fn inline_snippets(glue: &str, staging: &std::path::Path) -> Result<String> 
     const OBJECT: &str = "const import0 = {\n            __proto__: null,\n";
     let mut out = String::with_capacity(glue.len());
     let mut keys = String::new();
+    let mut inlined = BTreeSet::new();
     for line in glue.split_inclusive('\n') {
         let trimmed = line.trim();
         let required = trimmed
@@ -193,6 +194,10 @@ pub fn inline_snippets(glue: &str, staging: &std::path::Path) -> Result<String> 
             .and_then(|rest| rest.split_once(" = require(\"./snippets/"))
             .and_then(|(_, path)| path.strip_suffix("\");"));
         if let Some(path) = required {
+            // wasm-bindgen requires the snippet once per function used from it.
+            if !inlined.insert(path.to_owned()) {
+                continue;
+            }
             let file = staging.join("snippets").join(path);
             let code = std::fs::read_to_string(&file)
                 .map_err(|e| format!("reading {}: {e}", file.display()))?;

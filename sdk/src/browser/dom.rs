@@ -1,126 +1,21 @@
-//! Small readings of the page and browser, and listeners that remove
-//! themselves when dropped. Every reading tolerates a missing API.
+//! The page and the browser, as seen from Rust: a few lines of JS (one
+//! snippet) that read the page, keep storage, own the listeners, the timers
+//! and the requests, and catch whatever a browser API throws.
+//!
+//! A Rust binding per browser property or method ships its own glue in both
+//! the wasm and the JS; these few functions with plain arguments ship far
+//! less. They only read, write and report: every rule (sessions, what a click
+//! may record, when to send, what an answer means) stays in Rust.
+
+use crate::prelude::*;
 
 use super::plain_data;
-use crate::text::concat;
 use crate::{Now, Page, Value};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
 
-pub fn now() -> u64 {
-    js_sys::Date::now() as u64
-}
-
-/// The time with the local zone's offset, for rules about local days.
-pub fn now_local() -> Now {
-    let ms = js_sys::Date::now();
-    let offset = -js_sys::Date::new(&JsValue::from_f64(ms)).get_timezone_offset();
-    Now {
-        ms: ms as u64,
-        utc_offset_min: offset as i32,
-    }
-}
-
-fn window() -> Option<web_sys::Window> {
-    web_sys::window()
-}
-
-fn document() -> Option<web_sys::Document> {
-    window()?.document()
-}
-
-/// `target[key]`. Plain readings go through this one binding rather than a
-/// web-sys getter each: every binding adds glue to both shipped files.
-pub fn prop(target: &JsValue, key: &str) -> Option<JsValue> {
-    js_sys::Reflect::get(target, &JsValue::from_str(key)).ok()
-}
-
-pub fn text(target: &JsValue, key: &str) -> Option<String> {
-    prop(target, key)?.as_string()
-}
-
-fn location(key: &str) -> Option<String> {
-    let w = window()?;
-    text(&prop(&w, "location")?, key)
-}
-
-/// The page as it is now; the referrer only for page views.
-pub fn page(with_referrer: bool) -> Page {
-    let doc = document();
-    let read = |key| {
-        doc.as_ref()
-            .and_then(|d| text(d, key))
-            .filter(|t| !t.is_empty())
-    };
-    Page {
-        url: location("href").unwrap_or_default(),
-        title: read("title"),
-        referrer: with_referrer.then(|| read("referrer")).flatten(),
-    }
-}
-
-pub fn origin() -> String {
-    location("origin").unwrap_or_default()
-}
-
-pub fn hostname() -> String {
-    location("hostname").unwrap_or_default()
-}
-
-/// Visible and focused: the time that counts as engaged.
-pub fn is_active() -> bool {
-    !is_hidden() && document().is_some_and(|d| d.has_focus().unwrap_or(false))
-}
-
-/// How far down the page the bottom of the viewport is, in percent.
-pub fn scroll_pct() -> u8 {
-    let (Some(w), Some(d)) = (window(), document()) else {
-        return 0;
-    };
-    let Some(root) = d.document_element() else {
-        return 0;
-    };
-    let height = f64::from(root.scroll_height());
-    let seen = prop(&w, "scrollY").and_then(|v| v.as_f64()).unwrap_or(0.0)
-        + prop(&w, "innerHeight")
-            .and_then(|v| v.as_f64())
-            .unwrap_or(0.0);
-    if height <= 0.0 {
-        return 100;
-    }
-    (seen / height * 100.0).clamp(0.0, 100.0) as u8
-}
-
-/// `navigator.onLine` (true when unknown).
-pub fn is_online() -> bool {
-    window()
-        .and_then(|w| prop(&w, "navigator"))
-        .and_then(|nav| prop(&nav, "onLine"))
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true)
-}
-
-/// Do Not Track or Global Privacy Control is on.
-pub fn do_not_track() -> bool {
-    let Some(w) = window() else { return false };
-    let nav = prop(&w, "navigator").unwrap_or(JsValue::UNDEFINED);
-    let dnt = |v: Option<String>| matches!(v.as_deref(), Some("1" | "yes"));
-    dnt(text(&nav, "doNotTrack"))
-        || dnt(text(&w, "doNotTrack"))
-        || prop(&nav, "globalPrivacyControl").is_some_and(|v| v.is_truthy())
-}
-
-pub fn is_hidden() -> bool {
-    document()
-        .and_then(|d| text(&d, "visibilityState"))
-        .as_deref()
-        == Some("hidden")
-}
-
-// Readings of the device, the browser and a click, in JS: a Rust binding per
-// property ships far more code than these few lines. Rules stay in Rust;
-// these only read, and catch whatever a getter throws. (wasm-bindgen's
-// no-modules target takes one snippet per crate, so all of them are here.)
+// wasm-bindgen's no-modules target takes one snippet per crate, so all of the
+// SDK's JS is here. Exported functions are named `__wbs_…` (see
+// `xtask/src/wasm_names.rs`); the rest are helpers of this snippet.
 #[wasm_bindgen(inline_js = r#"
 export function __wbs_context() {
   var c = {}, w = window, n = w.navigator || {}, s = w.screen || {}, h = n.userAgentData, str = function (v) { return typeof v == 'string'; }, num = function (v) { return typeof v == 'number'; };
@@ -147,7 +42,7 @@ export function __wbs_context() {
   return c;
 }
 
-export function __wbs_click(event) {
+function wbs_click(event) {
   try {
     var t = event.target, el = t instanceof Element && t.closest('a,button,input[type=submit],input[type=button],[role=button],[data-waymark-event]');
     if (!el || el.closest('[data-waymark-ignore]')) return null;
@@ -161,19 +56,377 @@ export function __wbs_click(event) {
     return null;
   }
 }
+
+export function __wbs_host(cb, views, clicks) {
+  var w = window, d = document, hist = w.history, h = { t: [], off: [] }, last = 0;
+  var call = h.call = function (k, a, b, c) { if (h.off) try { cb(k, a, b, c); } catch (e) {} };
+  var on = function (t, type, k, opt, f) {
+    f = f || function () { call(k); };
+    t.addEventListener(type, f, opt);
+    h.off.push(function () { t.removeEventListener(type, f, opt); });
+  };
+  var wrap = function (name) {
+    var page = hist[name], wrapper = function () { var r = page.apply(this, arguments); call(6); return r; };
+    if (typeof page != 'function') return;
+    hist[name] = wrapper;
+    h.off.push(function () { if (hist[name] === wrapper) delete hist[name]; });
+  };
+  try {
+    on(w, 'pagehide', 0);
+    on(d, 'visibilitychange', 1);
+    on(w, 'online', 2);
+    on(w, 'offline', 3);
+    on(w, 'focus', 4);
+    on(w, 'blur', 4);
+    on(w, 'scroll', 5, { passive: true }, function () {
+      var now = Date.now(), r = d.documentElement, height = r ? r.scrollHeight : 0;
+      if (now - last < 200) return;
+      last = now;
+      call(5, height > 0 ? (w.scrollY + w.innerHeight) / height * 100 : 100);
+    });
+    if (views) {
+      on(w, 'popstate', 6);
+      on(w, 'hashchange', 6);
+      on(w, 'pageshow', 7, false, function (e) { if (e.persisted) call(7); });
+      wrap('pushState');
+      wrap('replaceState');
+    }
+    if (clicks) on(d, 'click', 8, true, function (e) { var c = wbs_click(e); if (c) call(8, 0, 0, c); });
+  } catch (e) {}
+  return h;
+}
+
+export function __wbs_stop(h) {
+  var off = h.off || [];
+  h.off = null;
+  off.forEach(function (f) { try { f(); } catch (e) {} });
+  h.t.forEach(function (t) { clearTimeout(t); });
+}
+
+export function __wbs_timer(h, k, ms) {
+  clearTimeout(h.t[k]);
+  if (ms >= 0 && h.off) h.t[k] = setTimeout(function () { h.call(k); }, ms);
+}
+
+export function __wbs_fetch(h, url, body, id) {
+  new Promise(function (ok) { ok(fetch(url, { method: 'POST', body: body, keepalive: true })); })
+    .then(function (r) { return [r.status, r.headers.get('retry-after')]; })
+    .then(function (r) { h.call(9, id, r[0], r[1]); }, function () { h.call(9, id, 0); });
+}
+
+export function __wbs_beacon(url, body) {
+  try { return !!navigator.sendBeacon(url, body); } catch (e) { return false; }
+}
+
+function wbs_area(k) {
+  return k ? sessionStorage : localStorage;
+}
+
+function wbs_cookie(key) {
+  var value;
+  document.cookie.split(';').some(function (pair) {
+    pair = pair.replace(/^ +/, '');
+    if (pair.indexOf(key + '=') == 0) return value = decodeURIComponent(pair.slice(key.length + 1)), true;
+  });
+  return value;
+}
+
+export function __wbs_get(k, key) {
+  try { return k > 1 ? wbs_cookie(key) : wbs_area(k).getItem(key); } catch (e) {}
+}
+
+export function __wbs_set(k, key, value) {
+  try {
+    if (k < 2) return wbs_area(k).setItem(key, value), true;
+    document.cookie = key + '=' + encodeURIComponent(value) + '; Path=/; Max-Age=31536000; SameSite=Lax' + (location.protocol == 'https:' ? '; Secure' : '');
+    return wbs_cookie(key) === value;
+  } catch (e) {
+    return false;
+  }
+}
+
+export function __wbs_remove(k, key) {
+  try { if (k > 1) document.cookie = key + '=; Path=/; Max-Age=0'; else wbs_area(k).removeItem(key); } catch (e) {}
+}
+
+export function __wbs_keys(prefix) {
+  try { return Object.keys(localStorage).filter(function (k) { return k.indexOf(prefix) == 0; }).join('\n'); } catch (e) { return ''; }
+}
+
+export function __wbs_text(k) {
+  try {
+    var v = (k == 1 || k == 2 ? document : location)[['href', 'title', 'referrer', 'origin', 'hostname'][k]];
+    if (typeof v == 'string' && v) return v;
+  } catch (e) {}
+}
+
+export function __wbs_state(k) {
+  try {
+    var w = window, n = w.navigator, d = document, hidden = d.visibilityState == 'hidden', yes = function (v) { return v === '1' || v === 'yes'; };
+    if (k == 0) return hidden;
+    if (k == 1) return !hidden && d.hasFocus();
+    if (k == 2) return n.onLine !== false;
+    return yes(n.doNotTrack) || yes(w.doNotTrack) || !!n.globalPrivacyControl;
+  } catch (e) {
+    return k == 2;
+  }
+}
+
+export function __wbs_offset(ms) {
+  return -new Date(ms).getTimezoneOffset();
+}
+
+export function __wbs_random() {
+  try { return crypto.getRandomValues(new Uint32Array(1))[0]; } catch (e) { return Math.random() * 4294967296 >>> 0; }
+}
+
+export function __wbs_warn(message) {
+  console.warn('waymark: ' + message);
+}
 "#)]
 extern "C" {
+    // Arguments and results are JS values and plain numbers only: the
+    // no-modules target cannot give a snippet function glue of its own (to
+    // pass a `&str`, say), so each is called directly from the wasm.
+
+    /// Device and browser facts, as a plain object.
     #[wasm_bindgen(js_name = __wbs_context)]
     fn read_context() -> JsValue;
 
-    /// The DOM reading of a click: the nearest interactive element (`a`,
-    /// `button`, `input[type=submit|button]`, `[role=button]`,
-    /// `[data-waymark-event]`), unless inside `data-waymark-ignore`, as
-    /// `{node, ancestors, text, href, type, data}` with three ancestors. The
-    /// value of an input is never read. What of it may be sent is decided in
-    /// Rust (`ClickTarget::props`).
-    #[wasm_bindgen(js_name = __wbs_click)]
-    pub fn read_click(event: &web_sys::Event) -> JsValue;
+    /// Adds the tracker's listeners, each reporting to `dispatch(kind, a, b,
+    /// c)` (see [`Kind`]); returns the handle that [`arm`], [`fetch`] and
+    /// [`stop`] take. Scrolls are reported at most every 200 ms with the
+    /// depth in percent as `a`; a click only when it lands on something
+    /// interactive and outside `data-waymark-ignore`, described as `c`:
+    /// `{node, ancestors, text, href, type, data}` with three ancestors (the
+    /// value of an input is never read; what of it may be sent is decided by
+    /// `ClickTarget::props`). `history.pushState` and `replaceState` are
+    /// wrapped (when `page_views` is not 0): the page's own call runs first
+    /// and its result or exception passes through untouched.
+    #[wasm_bindgen(js_name = __wbs_host)]
+    fn js_install(dispatch: &JsValue, page_views: i32, clicks: i32) -> JsValue;
+
+    /// Removes the listeners (and the history wrappers, unless wrapped again
+    /// since) and clears the timers; the dispatcher is not called again.
+    #[wasm_bindgen(js_name = __wbs_stop)]
+    pub fn stop(host: &JsValue);
+
+    /// (Re-)arms timer `kind` to report in `ms` milliseconds; a negative
+    /// `ms` only clears it.
+    #[wasm_bindgen(js_name = __wbs_timer)]
+    fn js_arm(host: &JsValue, kind: i32, ms: f64);
+
+    /// `fetch` of a batch as `text/plain` (no CORS preflight) with
+    /// keepalive; reported as [`Kind::Answer`] with the request `id` as `a`,
+    /// the status as `b` (0 for a network error) and `Retry-After` as `c`.
+    #[wasm_bindgen(js_name = __wbs_fetch)]
+    fn js_fetch(host: &JsValue, url: &JsValue, body: &JsValue, id: f64);
+
+    /// `navigator.sendBeacon`: whether the browser took the batch.
+    #[wasm_bindgen(js_name = __wbs_beacon)]
+    fn js_beacon(url: &JsValue, body: &JsValue) -> i32;
+
+    /// One entry of an [`Area`]: a string, or nothing when missing or unreadable.
+    #[wasm_bindgen(js_name = __wbs_get)]
+    fn js_get(area: i32, key: &JsValue) -> JsValue;
+
+    /// Writes one entry; 0 when refused (a cookie is read back to know).
+    #[wasm_bindgen(js_name = __wbs_set)]
+    fn js_set(area: i32, key: &JsValue, value: &JsValue) -> i32;
+
+    #[wasm_bindgen(js_name = __wbs_remove)]
+    fn js_remove(area: i32, key: &JsValue);
+
+    /// The localStorage keys that start with `prefix`, one per line.
+    #[wasm_bindgen(js_name = __wbs_keys)]
+    fn js_keys(prefix: &JsValue) -> JsValue;
+
+    /// A non-empty reading of the page (see [`Text`]), or nothing.
+    #[wasm_bindgen(js_name = __wbs_text)]
+    fn js_text(what: i32) -> JsValue;
+
+    /// A yes-or-no reading of the browser (see [`State`]), as 1 or 0.
+    #[wasm_bindgen(js_name = __wbs_state)]
+    fn js_state(what: i32) -> i32;
+
+    /// The local zone's offset from UTC at `ms`, in minutes.
+    #[wasm_bindgen(js_name = __wbs_offset)]
+    fn utc_offset_min(ms: f64) -> i32;
+
+    /// 32 random bits from `crypto.getRandomValues` (`Math.random` only
+    /// without crypto).
+    #[wasm_bindgen(js_name = __wbs_random)]
+    pub fn random() -> i32;
+
+    #[wasm_bindgen(js_name = __wbs_warn)]
+    fn console_warn(message: &JsValue);
+}
+
+pub fn install(dispatch: &JsValue, page_views: bool, clicks: bool) -> JsValue {
+    js_install(dispatch, page_views.into(), clicks.into())
+}
+
+pub fn arm(host: &JsValue, kind: Kind, ms: f64) {
+    js_arm(host, kind as i32, ms);
+}
+
+pub fn fetch(host: &JsValue, url: &str, body: &str, id: u64) {
+    js_fetch(host, &url.into(), &body.into(), id as f64);
+}
+
+pub fn beacon(url: &str, body: &str) -> bool {
+    js_beacon(&url.into(), &body.into()) != 0
+}
+
+pub fn store_get(area: Area, key: &str) -> Option<String> {
+    js_get(area as i32, &key.into()).as_string()
+}
+
+pub fn store_set(area: Area, key: &str, value: &str) -> bool {
+    js_set(area as i32, &key.into(), &value.into()) != 0
+}
+
+pub fn store_remove(area: Area, key: &str) {
+    js_remove(area as i32, &key.into());
+}
+
+/// The localStorage keys that start with `prefix`.
+pub fn local_keys(prefix: &str) -> Vec<String> {
+    let keys = js_keys(&prefix.into()).as_string().unwrap_or_default();
+    keys.split('\n')
+        .filter(|k| k.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What the host's dispatcher reports, by number.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    PageHide = 0,
+    VisibilityChange = 1,
+    Online = 2,
+    Offline = 3,
+    /// `focus` or `blur`.
+    Focus = 4,
+    Scroll = 5,
+    /// `popstate`, `hashchange`, `pushState`, `replaceState`.
+    Navigation = 6,
+    /// A page restored from the back/forward cache.
+    PageShow = 7,
+    Click = 8,
+    /// The answer to a `fetch`.
+    Answer = 9,
+    /// Timers: a navigation has settled; the send queue's deadline.
+    Settled = 10,
+    SendDue = 11,
+}
+
+impl Kind {
+    pub fn from_u32(n: u32) -> Option<Kind> {
+        const ALL: [Kind; 12] = [
+            Kind::PageHide,
+            Kind::VisibilityChange,
+            Kind::Online,
+            Kind::Offline,
+            Kind::Focus,
+            Kind::Scroll,
+            Kind::Navigation,
+            Kind::PageShow,
+            Kind::Click,
+            Kind::Answer,
+            Kind::Settled,
+            Kind::SendDue,
+        ];
+        ALL.get(n as usize).copied()
+    }
+}
+
+/// The storage areas of [`store_get`] and friends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Local = 0,
+    Session = 1,
+    Cookie = 2,
+}
+
+/// Readings of [`read_text`].
+#[derive(Clone, Copy)]
+enum Text {
+    Href = 0,
+    Title = 1,
+    Referrer = 2,
+    Origin = 3,
+    Hostname = 4,
+}
+
+/// Readings of [`read_state`].
+#[derive(Clone, Copy)]
+enum State {
+    Hidden = 0,
+    /// Visible and focused: the time that counts as engaged.
+    Active = 1,
+    /// `navigator.onLine` (true when unknown).
+    Online = 2,
+    /// Do Not Track or Global Privacy Control is on.
+    DoNotTrack = 3,
+}
+
+fn text(what: Text) -> Option<String> {
+    js_text(what as i32).as_string()
+}
+
+pub fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
+
+/// The time with the local zone's offset, for rules about local days.
+pub fn now_local() -> Now {
+    let ms = js_sys::Date::now();
+    Now {
+        ms: ms as u64,
+        utc_offset_min: utc_offset_min(ms),
+    }
+}
+
+/// The page as it is now; the referrer only for page views.
+pub fn page(with_referrer: bool) -> Page {
+    Page {
+        url: href(),
+        title: text(Text::Title),
+        referrer: if with_referrer {
+            text(Text::Referrer)
+        } else {
+            None
+        },
+    }
+}
+
+pub fn href() -> String {
+    text(Text::Href).unwrap_or_default()
+}
+
+pub fn origin() -> String {
+    text(Text::Origin).unwrap_or_default()
+}
+
+pub fn hostname() -> String {
+    text(Text::Hostname).unwrap_or_default()
+}
+
+pub fn is_hidden() -> bool {
+    js_state(State::Hidden as i32) != 0
+}
+
+pub fn is_active() -> bool {
+    js_state(State::Active as i32) != 0
+}
+
+pub fn is_online() -> bool {
+    js_state(State::Online as i32) != 0
+}
+
+pub fn do_not_track() -> bool {
+    js_state(State::DoNotTrack as i32) != 0
 }
 
 /// Device and browser facts that hold for the whole page load, and the
@@ -183,7 +436,7 @@ pub fn context() -> Value {
         Some(Value::Object(entries)) => entries,
         _ => Vec::new(),
     };
-    let url = location("href").unwrap_or_default();
+    let url = href();
     let campaign = crate::campaign_params(&url);
     if !campaign.is_empty() {
         let fields = campaign
@@ -192,153 +445,6 @@ pub fn context() -> Value {
         entries.push(("campaign".to_owned(), Value::Object(fields.collect())));
     }
     Value::Object(entries)
-}
-
-/// A DOM event listener, or a wrapped method, undone when dropped.
-pub enum Listener {
-    Event {
-        target: web_sys::EventTarget,
-        kind: &'static str,
-        capture: bool,
-        callback: Closure<dyn FnMut(web_sys::Event)>,
-    },
-    /// `target[name]` replaced by `wrapper`; dropping removes the override.
-    Method {
-        target: JsValue,
-        name: &'static str,
-        wrapper: JsValue,
-    },
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        match self {
-            Listener::Event {
-                target,
-                kind,
-                capture,
-                callback,
-            } => {
-                let _ = target.remove_event_listener_with_callback_and_bool(
-                    kind,
-                    callback.as_ref().unchecked_ref(),
-                    *capture,
-                );
-            }
-            Listener::Method {
-                target,
-                name,
-                wrapper,
-            } => {
-                let key = JsValue::from_str(name);
-                // Only if nobody wrapped it again since.
-                if prop(target, name).is_some_and(|current| current == *wrapper) {
-                    let _ = js_sys::Reflect::delete_property(
-                        target.unchecked_ref::<js_sys::Object>(),
-                        &key,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// How a listener is added.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Bubble,
-    /// Capture phase: runs before the page's own handlers can stop the event.
-    Capture,
-    /// Passive: can never delay scrolling.
-    Passive,
-}
-
-/// Not generic over the callback, so that it exists once in the wasm.
-fn listen(
-    target: Option<web_sys::EventTarget>,
-    kind: &'static str,
-    mode: Mode,
-    f: Box<dyn FnMut(web_sys::Event)>,
-) -> Option<Listener> {
-    let target = target?;
-    let callback = Closure::wrap(f);
-    let function = callback.as_ref().unchecked_ref();
-    match mode {
-        Mode::Passive => {
-            let options = web_sys::AddEventListenerOptions::new();
-            options.set_passive(true);
-            target.add_event_listener_with_callback_and_add_event_listener_options(
-                kind, function, &options,
-            )
-        }
-        _ => {
-            target.add_event_listener_with_callback_and_bool(kind, function, mode == Mode::Capture)
-        }
-    }
-    .ok()?;
-    Some(Listener::Event {
-        target,
-        kind,
-        capture: mode == Mode::Capture,
-        callback,
-    })
-}
-
-pub fn on_window(
-    kind: &'static str,
-    mode: Mode,
-    f: impl Fn(web_sys::Event) + 'static,
-) -> Option<Listener> {
-    listen(window().map(Into::into), kind, mode, Box::new(f))
-}
-
-pub fn on_document(
-    kind: &'static str,
-    mode: Mode,
-    f: impl Fn(web_sys::Event) + 'static,
-) -> Option<Listener> {
-    listen(document().map(Into::into), kind, mode, Box::new(f))
-}
-
-/// Calls `f` once after `ms` milliseconds; the callback frees itself.
-pub fn after(ms: i32, f: impl FnOnce() + 'static) {
-    if let Some(w) = window() {
-        let callback = Closure::once_into_js(f);
-        let _ =
-            w.set_timeout_with_callback_and_timeout_and_arguments_0(callback.unchecked_ref(), ms);
-    }
-}
-
-/// A `setTimeout`, cleared when dropped.
-#[must_use]
-pub struct Timeout {
-    id: i32,
-    _callback: Closure<dyn FnMut()>,
-}
-
-impl Timeout {
-    /// Calls `f` once after `ms` milliseconds; `None` without a window.
-    pub fn new(ms: i32, f: impl FnMut() + 'static) -> Option<Timeout> {
-        let callback = Closure::<dyn FnMut()>::new(f);
-        let id = window()?
-            .set_timeout_with_callback_and_timeout_and_arguments_0(
-                callback.as_ref().unchecked_ref(),
-                ms,
-            )
-            .ok()?;
-        Some(Timeout {
-            id,
-            _callback: callback,
-        })
-    }
-}
-
-impl Drop for Timeout {
-    fn drop(&mut self) {
-        if let Some(w) = window() {
-            w.clear_timeout_with_handle(self.id);
-        }
-    }
 }
 
 /// Kinds of problem worth telling the page's developer about, once each.
@@ -357,7 +463,7 @@ impl Warnings {
     pub fn warn(&mut self, kind: Warn, message: &str) {
         if self.0 & kind as u8 == 0 {
             self.0 |= kind as u8;
-            web_sys::console::warn_1(&concat(&["waymark: ", message]).into());
+            console_warn(&message.into());
         }
     }
 }

@@ -2,8 +2,9 @@
 //! the pure [`crate::Tracker`] core. Nothing here throws into the host page:
 //! failures become one console warning per kind.
 
+use crate::prelude::*;
+
 mod capture;
-mod cookie;
 mod delivery;
 mod dom;
 mod plain_data;
@@ -11,8 +12,8 @@ mod storage;
 mod transport;
 
 use crate::{Config, SessionRules, Tracker as Core, Value};
-use std::cell::{RefCell, RefMut};
-use std::rc::{Rc, Weak};
+use alloc::rc::{Rc, Weak};
+use core::cell::{RefCell, RefMut};
 use storage::{BrowserStorage, CryptoEntropy};
 use wasm_bindgen::prelude::*;
 
@@ -41,56 +42,89 @@ struct JsConfig {
 
 impl JsConfig {
     /// Reads the config object; `None` if it is not an object or a field has
-    /// the wrong type.
+    /// the wrong type (or its getter throws).
     fn read(config: &JsValue) -> Option<JsConfig> {
         if !config.is_object() {
             return None;
         }
-        Some(JsConfig {
-            endpoint: field(config, "endpoint", JsValue::as_string)?,
-            site: field(config, "site", JsValue::as_string)?,
-            session_timeout_minutes: field(config, "sessionTimeoutMinutes", JsValue::as_f64)?,
-            max_session_hours: field(config, "maxSessionHours", JsValue::as_f64)?,
-            split_at_midnight: field(config, "splitAtMidnight", JsValue::as_bool)?,
-            split_on_campaign: field(config, "splitOnCampaign", JsValue::as_bool)?,
-            autocapture: field(config, "autocapture", JsValue::as_bool)?,
-            capture_page_views: field(config, "capturePageViews", JsValue::as_bool)?,
-            capture_clicks: field(config, "captureClicks", JsValue::as_bool)?,
-            respect_dnt: field(config, "respectDnt", JsValue::as_bool)?,
-            require_consent: field(config, "requireConsent", JsValue::as_bool)?,
-            sensitive_params: field(config, "sensitiveParams", words)?,
-        })
+        let mut r = FieldReader { config, ok: true };
+        let js = JsConfig {
+            endpoint: r.string("endpoint"),
+            site: r.string("site"),
+            session_timeout_minutes: r.number("sessionTimeoutMinutes"),
+            max_session_hours: r.number("maxSessionHours"),
+            split_at_midnight: r.flag("splitAtMidnight"),
+            split_on_campaign: r.flag("splitOnCampaign"),
+            autocapture: r.flag("autocapture"),
+            capture_page_views: r.flag("capturePageViews"),
+            capture_clicks: r.flag("captureClicks"),
+            respect_dnt: r.flag("respectDnt"),
+            require_consent: r.flag("requireConsent"),
+            sensitive_params: r.words("sensitiveParams"),
+        };
+        r.ok.then_some(js)
     }
 }
 
-/// A list of words: an array of strings, or one comma-separated string.
-fn words(value: &JsValue) -> Option<Vec<String>> {
-    let list: Vec<String> = match value.as_string() {
-        Some(text) => text
-            .split(',')
-            .map(|w| w.trim().to_ascii_lowercase())
-            .collect(),
-        None if js_sys::Array::is_array(value) => {
-            let array = js_sys::Array::from(value);
-            let items: Option<Vec<String>> = array.iter().map(|w| w.as_string()).collect();
-            items?
-                .into_iter()
-                .map(|w| w.trim().to_ascii_lowercase())
-                .collect()
+/// Fields of the config object: a field that is missing, `null` or
+/// `undefined` is `None`; one of the wrong type (or whose getter throws)
+/// clears `ok`. Not generic over the type, so that it exists once in the wasm.
+struct FieldReader<'a> {
+    config: &'a JsValue,
+    ok: bool,
+}
+
+impl FieldReader<'_> {
+    fn field(&mut self, name: &str) -> Option<JsValue> {
+        match js_sys::Reflect::get(self.config, &JsValue::from_str(name)) {
+            Ok(value) if value.loose_eq(&JsValue::NULL) => None,
+            Ok(value) => Some(value),
+            Err(_) => {
+                self.ok = false;
+                None
+            }
         }
-        None => return None,
-    };
-    Some(list.into_iter().filter(|w| !w.is_empty()).collect())
-}
-
-/// One config field: `Some(None)` when it is missing, `null` or `undefined`,
-/// `None` when it has the wrong type (or its getter throws).
-fn field<T>(config: &JsValue, name: &str, cast: fn(&JsValue) -> Option<T>) -> Option<Option<T>> {
-    let value = js_sys::Reflect::get(config, &JsValue::from_str(name)).ok()?;
-    if value.loose_eq(&JsValue::NULL) {
-        return Some(None);
     }
-    cast(&value).map(Some)
+
+    fn checked<T>(&mut self, value: Option<T>) -> Option<T> {
+        self.ok &= value.is_some();
+        value
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        let value = self.field(name)?;
+        self.checked(value.as_string())
+    }
+
+    fn number(&mut self, name: &str) -> Option<f64> {
+        let value = self.field(name)?;
+        self.checked(value.as_f64())
+    }
+
+    fn flag(&mut self, name: &str) -> Option<bool> {
+        let value = self.field(name)?;
+        self.checked(value.as_bool())
+    }
+
+    /// A list of words: an array of strings, or one comma-separated string.
+    fn words(&mut self, name: &str) -> Option<Vec<String>> {
+        let value = self.field(name)?;
+        let items: Option<Vec<String>> = match value.as_string() {
+            Some(text) => Some(text.split(',').map(str::to_owned).collect()),
+            None if js_sys::Array::is_array(&value) => js_sys::Array::from(&value)
+                .iter()
+                .map(|w| w.as_string())
+                .collect(),
+            None => None,
+        };
+        let words = self
+            .checked(items)?
+            .iter()
+            .map(|w| w.trim().to_ascii_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
+        Some(words)
+    }
 }
 
 /// A running tracker. Created by `init(config)`.
@@ -106,8 +140,21 @@ struct Shell {
     /// An in-app navigation whose page view waits for the app to render
     /// (its time and URL as of the navigation).
     unsettled: Option<(crate::Now, String)>,
-    _capture: Vec<dom::Listener>,
+    host: Option<Host>,
     warned: dom::Warnings,
+}
+
+/// The host snippet's listeners and timers, and the one closure they
+/// report to; dropping it removes them.
+struct Host {
+    js: JsValue,
+    _dispatch: Closure<dyn FnMut(u32, f64, f64, JsValue)>,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        dom::stop(&self.js);
+    }
 }
 
 /// Starts tracking: restores or creates the session and, unless
@@ -123,27 +170,31 @@ pub fn init(config: JsValue) -> BrowserTracker {
         JsConfig::default()
     });
     let config = resolve(js, &mut warned);
-    let capture = capture::Capture {
-        page_views: config.autocapture,
-        clicks: config.clicks,
-    };
+    let (page_views, clicks) = (config.autocapture, config.clicks);
     let tab = delivery::tab_id(|| crate::ids::random_id(&mut CryptoEntropy));
     let delivery = delivery::Delivery::open(config.batch_url(), &config.site, dom::now(), &tab);
     let inner = Rc::new(RefCell::new(Shell {
         core: Core::new(config, BrowserStorage::open(), CryptoEntropy),
         delivery,
         unsettled: None,
-        _capture: Vec::new(),
+        host: None,
         warned,
     }));
-    let listeners = capture::install(&inner, capture);
+    let weak = Rc::downgrade(&inner);
+    let dispatch = Closure::<dyn FnMut(u32, f64, f64, JsValue)>::new(move |kind, a, b, c| {
+        capture::on_event(&weak, kind, a, b, c)
+    });
+    let host = Host {
+        js: dom::install(dispatch.as_ref(), page_views, clicks),
+        _dispatch: dispatch,
+    };
     if !dom::is_online() {
         set_online(&Rc::downgrade(&inner), false);
     }
     if let Ok(mut shell) = inner.try_borrow_mut() {
-        shell._capture = listeners;
+        shell.host = Some(host);
         shell.core.set_context(dom::context());
-        if capture.page_views {
+        if page_views {
             shell.core.page_view(dom::now_local(), &dom::page(true));
             shell.core.set_active(dom::now(), dom::is_active());
         }
@@ -152,18 +203,30 @@ pub fn init(config: JsValue) -> BrowserTracker {
     BrowserTracker { inner }
 }
 
+/// The configuration: the page's, with defaults for what it leaves out.
 fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
-    let endpoint = js.endpoint.filter(|e| !e.is_empty()).unwrap_or_else(|| {
+    let JsConfig {
+        endpoint,
+        site,
+        session_timeout_minutes: timeout_minutes,
+        max_session_hours: max_hours,
+        split_at_midnight,
+        split_on_campaign,
+        autocapture,
+        capture_page_views,
+        capture_clicks,
+        respect_dnt,
+        require_consent,
+        sensitive_params,
+    } = js;
+    let endpoint = endpoint.filter(|e| !e.is_empty()).unwrap_or_else(|| {
         warned.warn(
             dom::Warn::Config,
             "config.endpoint is missing; sending to this page's origin",
         );
         dom::origin()
     });
-    let site = js
-        .site
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(dom::hostname);
+    let site = site.filter(|s| !s.is_empty()).unwrap_or_else(dom::hostname);
     let mut config = Config::new(&endpoint, &site);
     let minutes = |v: Option<f64>, unit: f64| {
         v.filter(|m| m.is_finite() && *m > 0.0)
@@ -171,23 +234,22 @@ fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
     };
     let defaults = SessionRules::default();
     config.session = SessionRules {
-        idle_timeout_ms: minutes(js.session_timeout_minutes, 60_000.0)
-            .unwrap_or(defaults.idle_timeout_ms),
-        max_length_ms: match js.max_session_hours {
+        idle_timeout_ms: minutes(timeout_minutes, 60_000.0).unwrap_or(defaults.idle_timeout_ms),
+        max_length_ms: match max_hours {
             // 0 (or a negative number) switches the limit off.
             Some(h) if h.is_finite() && h <= 0.0 => None,
             other => minutes(other, 3_600_000.0).or(defaults.max_length_ms),
         },
-        split_at_midnight: js.split_at_midnight.unwrap_or(false),
-        split_on_campaign: js.split_on_campaign.unwrap_or(false),
+        split_at_midnight: split_at_midnight.unwrap_or(false),
+        split_on_campaign: split_on_campaign.unwrap_or(false),
     };
-    let autocapture = js.autocapture.unwrap_or(true);
-    config.autocapture = autocapture && js.capture_page_views.unwrap_or(true);
-    config.clicks = autocapture && js.capture_clicks.unwrap_or(true);
-    config.respect_dnt = js.respect_dnt.unwrap_or(false);
+    let autocapture = autocapture.unwrap_or(true);
+    config.autocapture = autocapture && capture_page_views.unwrap_or(true);
+    config.clicks = autocapture && capture_clicks.unwrap_or(true);
+    config.respect_dnt = respect_dnt.unwrap_or(false);
     config.do_not_track = dom::do_not_track();
-    config.require_consent = js.require_consent.unwrap_or(false);
-    if let Some(words) = js.sensitive_params {
+    config.require_consent = require_consent.unwrap_or(false);
+    if let Some(words) = sensitive_params {
         config.sensitive_params = words;
     }
     config
@@ -196,8 +258,13 @@ fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
 /// Runs `f` on the core (unless the tracker is gone or busy) and makes sure
 /// a flush is scheduled for what it queued.
 ///
-/// A navigation still settling is recorded first, so events keep their order.
-fn record(weak: &Weak<RefCell<Shell>>, f: impl FnOnce(&mut Core<BrowserStorage, CryptoEntropy>)) {
+/// A navigation still settling is recorded first, so events keep their
+/// order. `f` is a `dyn` so that this exists once in the wasm rather than
+/// once per caller.
+fn record(
+    weak: &Weak<RefCell<Shell>>,
+    f: &mut dyn FnMut(&mut Core<BrowserStorage, CryptoEntropy>),
+) {
     let Some(inner) = weak.upgrade() else { return };
     if let Some(mut shell) = settled(&inner) {
         f(&mut shell.core);
@@ -206,9 +273,6 @@ fn record(weak: &Weak<RefCell<Shell>>, f: impl FnOnce(&mut Core<BrowserStorage, 
 }
 
 /// The shell (unless busy), with a navigation still settling recorded.
-///
-/// Kept apart from the generic [`record`] so that its body exists once in
-/// the wasm rather than once per caller.
 fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
     let mut shell = inner.try_borrow_mut().ok()?;
     if let Some((now, url)) = shell.unsettled.take() {
@@ -221,20 +285,8 @@ fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
     Some(shell)
 }
 
-/// Notes an in-app navigation; its page view is taken when the app has
-/// rendered (after `settle_ms`) or before the next event, whichever is first.
-fn navigated(weak: &Weak<RefCell<Shell>>, now: crate::Now, url: String, settle_ms: i32) {
-    record(weak, |_| {});
-    let Some(inner) = weak.upgrade() else { return };
-    if let Ok(mut shell) = inner.try_borrow_mut() {
-        shell.unsettled = Some((now, url));
-    }
-    let weak = weak.clone();
-    dom::after(settle_ms, move || record(&weak, |_| {}));
-}
-
 /// Moves what the core recorded into the send queue (persisted), then
-/// sends what is due: everything now, by beacon, when the page is `leaving`.
+/// sends what is due.
 fn schedule_flush(inner: &Rc<RefCell<Shell>>) {
     deliver(inner, delivery::Send::Due);
 }
@@ -282,8 +334,8 @@ impl BrowserTracker {
                 "track(name, props) needs a non-empty string name",
             );
         };
-        let props = self.plain_data(props);
-        self.with(|core| core.track(dom::now_local(), &dom::page(false), &name, props));
+        let mut props = self.plain_data(props);
+        self.with(&mut |core| core.track(dom::now_local(), &dom::page(false), &name, props.take()));
     }
 
     /// Links this visitor to `userId`; later events carry it.
@@ -294,19 +346,21 @@ impl BrowserTracker {
                 "identify(userId, traits) needs a non-empty string userId",
             );
         };
-        let traits = self.plain_data(traits);
-        self.with(|core| core.identify(dom::now_local(), &dom::page(false), &user_id, traits));
+        let mut traits = self.plain_data(traits);
+        self.with(&mut |core| {
+            core.identify(dom::now_local(), &dom::page(false), &user_id, traits.take())
+        });
     }
 
     /// Logout: ends the session, forgets the user, starts a new visitor.
     pub fn reset(&self) {
-        self.with(|core| core.reset(dom::now_local()));
+        self.with(&mut |core| core.reset(dom::now_local()));
     }
 
     /// A page view of the current URL, for apps that turned auto-capture off
     /// or navigate in ways the SDK cannot see. Repeats of the same URL count once.
     pub fn page(&self) {
-        self.with(|core| core.navigate(dom::now_local(), &dom::page(true)));
+        self.with(&mut |core| core.navigate(dom::now_local(), &dom::page(true)));
     }
 
     /// The visitor's answer when `requireConsent` is set: `true` stores and
@@ -315,20 +369,20 @@ impl BrowserTracker {
         let Some(granted) = granted.as_bool() else {
             return self.warn(dom::Warn::Arguments, "consent(granted) needs true or false");
         };
-        self.with(|core| core.consent(granted));
+        self.with(&mut |core| core.consent(granted));
     }
 
     /// Sends whatever is queued now (a navigation still settling included).
     pub fn flush(&self) {
         let weak = Rc::downgrade(&self.inner);
-        record(&weak, |_| {});
+        record(&weak, &mut |_| {});
         flush(&weak, delivery::Send::Now);
     }
 
     /// Stops all tracking on this browser until `optIn()`; remembered across visits.
     #[wasm_bindgen(js_name = optOut)]
     pub fn opt_out(&self) {
-        self.with(|core| core.opt_out());
+        self.with(&mut |core| core.opt_out());
         if let Ok(mut shell) = self.inner.try_borrow_mut() {
             shell.delivery.clear(dom::now());
         }
@@ -336,7 +390,7 @@ impl BrowserTracker {
 
     #[wasm_bindgen(js_name = optIn)]
     pub fn opt_in(&self) {
-        self.with(|core| core.opt_in());
+        self.with(&mut |core| core.opt_in());
     }
 
     #[wasm_bindgen(js_name = sessionId)]
@@ -359,7 +413,7 @@ impl BrowserTracker {
             .into()
     }
 
-    fn with(&self, f: impl FnOnce(&mut Core<BrowserStorage, CryptoEntropy>)) {
+    fn with(&self, f: &mut dyn FnMut(&mut Core<BrowserStorage, CryptoEntropy>)) {
         record(&Rc::downgrade(&self.inner), f);
     }
 

@@ -2,6 +2,8 @@
 //! in, JSON-ready objects out. A generic (de)serializer would ship serde's
 //! machinery and its float formatting to every visitor.
 
+use crate::prelude::*;
+
 use crate::value::{Value, MAX_DEPTH, MAX_NODES};
 use js_sys::{Array, ArrayBuffer, Map, Object, Reflect, Symbol};
 use wasm_bindgen::{JsCast, JsValue};

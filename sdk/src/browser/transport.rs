@@ -1,5 +1,7 @@
 //! Getting a batch to the collector: `sendBeacon`, else `fetch` with keepalive.
 
+use crate::prelude::*;
+
 use super::plain_data::{set, to_js};
 use crate::Event;
 use js_sys::Object;
