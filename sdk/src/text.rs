@@ -8,6 +8,9 @@
 
 use crate::prelude::*;
 
+/// Lowercase hexadecimal digits by value.
+pub const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// Appends `n` in decimal.
 pub fn push_u64(out: &mut String, n: u64) {
     if n >= 10 {

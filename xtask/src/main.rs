@@ -107,6 +107,11 @@ fn build_sdk() -> Result {
             "--target",
             "no-modules",
             "--no-typescript",
+            // The loader always passes the wasm's URL, and every browser
+            // that runs this wasm (reference types) has `encodeInto`.
+            "--omit-default-module-path",
+            "--encode-into",
+            "always",
             "--out-name",
             "sdk",
             "--out-dir",

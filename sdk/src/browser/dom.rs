@@ -155,7 +155,7 @@ export function __wbs_keys(prefix) {
 
 export function __wbs_text(k) {
   try {
-    var v = (k == 1 || k == 2 ? document : location)[['href', 'title', 'referrer', 'origin', 'hostname'][k]];
+    var v = k ? document[k < 2 ? 'title' : 'referrer'] : location.href;
     if (typeof v == 'string' && v) return v;
   } catch (e) {}
 }
@@ -170,6 +170,92 @@ export function __wbs_state(k) {
   } catch (e) {
     return k == 2;
   }
+}
+
+export function __wbs_config(c) {
+  var keys = ['endpoint', 'site', 'sessionTimeoutMinutes', 'maxSessionHours', 'splitAtMidnight', 'splitOnCampaign', 'autocapture', 'capturePageViews', 'captureClicks', 'respectDnt', 'requireConsent', 'sensitiveParams'];
+  var types = 'ssnnbbbbbbbw', v = [], bad = !c || typeof c != 'object';
+  var warn = function (m) { console.warn('waymark: ' + m); };
+  try {
+    keys.forEach(function (key, i) {
+      var x = bad ? null : c[key], t = types[i];
+      if (x == null) return;
+      if (t == 'w') {
+        x = typeof x == 'string' ? x.split(',') : Array.isArray(x) ? Array.from(x) : [0];
+        bad = bad || !x.every(function (w) { return typeof w == 'string'; });
+        x = x.join('\n');
+      } else {
+        bad = bad || typeof x != { s: 'string', n: 'number', b: 'boolean' }[t];
+      }
+      v[i] = x;
+    });
+  } catch (e) {
+    bad = true;
+  }
+  if (bad) {
+    warn('config must be an object like {endpoint, site}; using defaults');
+    v = [];
+  }
+  if (!v[0]) {
+    if (!bad) warn("config.endpoint is missing; sending to this page's origin");
+    v[0] = location.origin;
+  }
+  var ms = function (x, unit) { return isFinite(x) && x > 0 ? x * unit : -1; };
+  var on = function (i, otherwise) { return v[i] == null ? otherwise : v[i]; };
+  var auto = on(6, true);
+  return [
+    v[0],
+    v[1] || location.hostname,
+    ms(v[2], 6e4),
+    isFinite(v[3]) && v[3] <= 0 ? -2 : ms(v[3], 36e5),
+    (on(4) ? 1 : 0) | (on(5) ? 2 : 0) | (auto && on(7, true) ? 4 : 0) | (auto && on(8, true) ? 8 : 0) | (on(9) ? 16 : 0) | (on(10) ? 32 : 0),
+    v[11]
+  ];
+}
+
+export function __wbs_plain(v) {
+  var types = '', tape = [], budget = 512;
+  var walk = function (v, depth) {
+    if (!budget--) throw 0;
+    var t = typeof v, list, i, array = Array.isArray(v);
+    if (v == null) types += 'n';
+    else if (t == 'boolean') types += v ? 't' : 'f';
+    else if (t == 'bigint') {
+      if (BigInt.asIntN(64, v) !== v && BigInt.asUintN(64, v) !== v) throw 0;
+      types += 'd';
+      tape.push(Number(v));
+    } else if (t == 'number') {
+      types += isFinite(v) ? 'd' : 'n';
+      if (isFinite(v)) tape.push(v);
+    } else if (t == 'string') {
+      types += 's';
+      tape.push(v);
+    } else {
+      if (array) list = v;
+      else if (t != 'object' || v instanceof ArrayBuffer || !(v instanceof Map) && Symbol.iterator in v) throw 0;
+      else list = v instanceof Map ? Array.from(v) : Object.entries(v);
+      if (depth >= 8) throw 0;
+      types += array ? 'a' : 'o';
+      tape.push(list.length);
+      for (i = 0; i < list.length; i++) {
+        if (!array) {
+          if (typeof list[i][0] != 'string') throw 0;
+          tape.push(list[i][0]);
+        }
+        walk(array ? list[i] : list[i][1], depth + 1);
+      }
+    }
+  };
+  try {
+    walk(v, 0);
+    return [types].concat(tape);
+  } catch (e) {
+    return null;
+  }
+}
+
+export function __wbs_number(n) {
+  return String(n);
 }
 
 export function __wbs_offset(ms) {
@@ -250,6 +336,20 @@ extern "C" {
     fn js_state(what: i32) -> i32;
 
     /// The local zone's offset from UTC at `ms`, in minutes.
+    /// The page's config, checked, with defaults filled in (see
+    /// `read_config`): `[endpoint, site, idle ms, max ms, flags, words]`.
+    #[wasm_bindgen(js_name = __wbs_config)]
+    pub fn read_config(config: &JsValue) -> JsValue;
+
+    /// Plain data flattened for `plain_data::from_js`, or `null` when the
+    /// value is not plain data (see there).
+    #[wasm_bindgen(js_name = __wbs_plain)]
+    pub fn plain_tape(value: &JsValue) -> JsValue;
+
+    /// `String(n)`: how `JSON.stringify` writes a number.
+    #[wasm_bindgen(js_name = __wbs_number)]
+    fn js_number(n: f64) -> JsValue;
+
     #[wasm_bindgen(js_name = __wbs_offset)]
     fn utc_offset_min(ms: f64) -> i32;
 
@@ -260,6 +360,11 @@ extern "C" {
 
     #[wasm_bindgen(js_name = __wbs_warn)]
     fn console_warn(message: &JsValue);
+}
+
+/// How JavaScript writes a number (a finite one, as `JSON.stringify` does).
+pub fn number_text(n: f64) -> String {
+    js_number(n).as_string().unwrap_or_default()
 }
 
 pub fn install(dispatch: &JsValue, page_views: bool, clicks: bool) -> JsValue {
@@ -355,8 +460,6 @@ enum Text {
     Href = 0,
     Title = 1,
     Referrer = 2,
-    Origin = 3,
-    Hostname = 4,
 }
 
 /// Readings of [`read_state`].
@@ -405,14 +508,6 @@ pub fn href() -> String {
     text(Text::Href).unwrap_or_default()
 }
 
-pub fn origin() -> String {
-    text(Text::Origin).unwrap_or_default()
-}
-
-pub fn hostname() -> String {
-    text(Text::Hostname).unwrap_or_default()
-}
-
 pub fn is_hidden() -> bool {
     js_state(State::Hidden as i32) != 0
 }
@@ -450,7 +545,6 @@ pub fn context() -> Value {
 /// Kinds of problem worth telling the page's developer about, once each.
 #[derive(Clone, Copy)]
 pub enum Warn {
-    Config = 1,
     Arguments = 2,
     Props = 4,
     Send = 8,

@@ -23,110 +23,6 @@ use wasm_bindgen::prelude::*;
 static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
     lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());
 
-/// Configuration as the page passes it (`init(config)` or the script tag's data attributes).
-#[derive(Default)]
-struct JsConfig {
-    endpoint: Option<String>,
-    site: Option<String>,
-    session_timeout_minutes: Option<f64>,
-    max_session_hours: Option<f64>,
-    split_at_midnight: Option<bool>,
-    split_on_campaign: Option<bool>,
-    autocapture: Option<bool>,
-    capture_page_views: Option<bool>,
-    capture_clicks: Option<bool>,
-    respect_dnt: Option<bool>,
-    require_consent: Option<bool>,
-    sensitive_params: Option<Vec<String>>,
-}
-
-impl JsConfig {
-    /// Reads the config object; `None` if it is not an object or a field has
-    /// the wrong type (or its getter throws).
-    fn read(config: &JsValue) -> Option<JsConfig> {
-        if !config.is_object() {
-            return None;
-        }
-        let mut r = FieldReader { config, ok: true };
-        let js = JsConfig {
-            endpoint: r.string("endpoint"),
-            site: r.string("site"),
-            session_timeout_minutes: r.number("sessionTimeoutMinutes"),
-            max_session_hours: r.number("maxSessionHours"),
-            split_at_midnight: r.flag("splitAtMidnight"),
-            split_on_campaign: r.flag("splitOnCampaign"),
-            autocapture: r.flag("autocapture"),
-            capture_page_views: r.flag("capturePageViews"),
-            capture_clicks: r.flag("captureClicks"),
-            respect_dnt: r.flag("respectDnt"),
-            require_consent: r.flag("requireConsent"),
-            sensitive_params: r.words("sensitiveParams"),
-        };
-        r.ok.then_some(js)
-    }
-}
-
-/// Fields of the config object: a field that is missing, `null` or
-/// `undefined` is `None`; one of the wrong type (or whose getter throws)
-/// clears `ok`. Not generic over the type, so that it exists once in the wasm.
-struct FieldReader<'a> {
-    config: &'a JsValue,
-    ok: bool,
-}
-
-impl FieldReader<'_> {
-    fn field(&mut self, name: &str) -> Option<JsValue> {
-        match js_sys::Reflect::get(self.config, &JsValue::from_str(name)) {
-            Ok(value) if value.loose_eq(&JsValue::NULL) => None,
-            Ok(value) => Some(value),
-            Err(_) => {
-                self.ok = false;
-                None
-            }
-        }
-    }
-
-    fn checked<T>(&mut self, value: Option<T>) -> Option<T> {
-        self.ok &= value.is_some();
-        value
-    }
-
-    fn string(&mut self, name: &str) -> Option<String> {
-        let value = self.field(name)?;
-        self.checked(value.as_string())
-    }
-
-    fn number(&mut self, name: &str) -> Option<f64> {
-        let value = self.field(name)?;
-        self.checked(value.as_f64())
-    }
-
-    fn flag(&mut self, name: &str) -> Option<bool> {
-        let value = self.field(name)?;
-        self.checked(value.as_bool())
-    }
-
-    /// A list of words: an array of strings, or one comma-separated string.
-    fn words(&mut self, name: &str) -> Option<Vec<String>> {
-        let value = self.field(name)?;
-        let items: Option<Vec<String>> = match value.as_string() {
-            Some(text) => Some(text.split(',').map(str::to_owned).collect()),
-            None if js_sys::Array::is_array(&value) => js_sys::Array::from(&value)
-                .iter()
-                .map(|w| w.as_string())
-                .collect(),
-            None => None,
-        };
-        let words = self
-            .checked(items)?
-            .iter()
-            .map(|w| w.trim().to_ascii_lowercase())
-            .filter(|w| !w.is_empty())
-            .collect();
-        Some(words)
-    }
-}
-
 /// A running tracker. Created by `init(config)`.
 #[allow(missing_debug_implementations)] // holds JS closures and timers
 #[wasm_bindgen(js_name = Tracker)]
@@ -161,15 +57,7 @@ impl Drop for Host {
 /// auto-capture is off, records a page view and starts listening.
 #[wasm_bindgen]
 pub fn init(config: JsValue) -> BrowserTracker {
-    let mut warned = dom::Warnings::default();
-    let js = JsConfig::read(&config).unwrap_or_else(|| {
-        warned.warn(
-            dom::Warn::Config,
-            "config must be an object like {endpoint, site}; using defaults",
-        );
-        JsConfig::default()
-    });
-    let config = resolve(js, &mut warned);
+    let config = read_config(&config);
     let (page_views, clicks) = (config.autocapture, config.clicks);
     let tab = delivery::tab_id(|| crate::ids::random_id(&mut CryptoEntropy));
     let delivery = delivery::Delivery::open(config.batch_url(), &config.site, dom::now(), &tab);
@@ -178,7 +66,7 @@ pub fn init(config: JsValue) -> BrowserTracker {
         delivery,
         unsettled: None,
         host: None,
-        warned,
+        warned: dom::Warnings::default(),
     }));
     let weak = Rc::downgrade(&inner);
     let dispatch = Closure::<dyn FnMut(u32, f64, f64, JsValue)>::new(move |kind, a, b, c| {
@@ -203,57 +91,63 @@ pub fn init(config: JsValue) -> BrowserTracker {
     BrowserTracker { inner }
 }
 
-/// The configuration: the page's, with defaults for what it leaves out.
-fn resolve(js: JsConfig, warned: &mut dom::Warnings) -> Config {
-    let JsConfig {
-        endpoint,
-        site,
-        session_timeout_minutes: timeout_minutes,
-        max_session_hours: max_hours,
-        split_at_midnight,
-        split_on_campaign,
-        autocapture,
-        capture_page_views,
-        capture_clicks,
-        respect_dnt,
-        require_consent,
-        sensitive_params,
-    } = js;
-    let endpoint = endpoint.filter(|e| !e.is_empty()).unwrap_or_else(|| {
-        warned.warn(
-            dom::Warn::Config,
-            "config.endpoint is missing; sending to this page's origin",
-        );
-        dom::origin()
-    });
-    let site = site.filter(|s| !s.is_empty()).unwrap_or_else(dom::hostname);
-    let mut config = Config::new(&endpoint, &site);
-    let minutes = |v: Option<f64>, unit: f64| {
-        v.filter(|m| m.is_finite() && *m > 0.0)
-            .map(|m| (m * unit) as u64)
+/// The configuration the page passes (`init(config)`, or the script tag's
+/// data attributes), as the snippet's `__wbs_config` checked it and filled
+/// in its defaults (warning on the console about what it could not use).
+fn read_config(page_config: &JsValue) -> Config {
+    let fields = match plain_data::from_js(&dom::read_config(page_config)) {
+        Some(Value::Array(fields)) => fields,
+        _ => Vec::new(),
     };
+    let text = |i: usize| match fields.get(i) {
+        Some(Value::String(s)) => s.as_str(),
+        _ => "",
+    };
+    let number = |i: usize| match fields.get(i) {
+        Some(Value::Number(n)) => *n,
+        _ => -1.0,
+    };
+    // -1: the default; -2: off (a session length of 0 or less).
+    let ms = |n: f64| (n >= 0.0).then_some(n as u64);
     let defaults = SessionRules::default();
-    config.session = SessionRules {
-        idle_timeout_ms: minutes(timeout_minutes, 60_000.0).unwrap_or(defaults.idle_timeout_ms),
-        max_length_ms: match max_hours {
-            // 0 (or a negative number) switches the limit off.
-            Some(h) if h.is_finite() && h <= 0.0 => None,
-            other => minutes(other, 3_600_000.0).or(defaults.max_length_ms),
-        },
-        split_at_midnight: split_at_midnight.unwrap_or(false),
-        split_on_campaign: split_on_campaign.unwrap_or(false),
+    let flags = match number(4) {
+        n if n >= 0.0 => n as u32,
+        _ => CAPTURE_PAGE_VIEWS | CAPTURE_CLICKS,
     };
-    let autocapture = autocapture.unwrap_or(true);
-    config.autocapture = autocapture && capture_page_views.unwrap_or(true);
-    config.clicks = autocapture && capture_clicks.unwrap_or(true);
-    config.respect_dnt = respect_dnt.unwrap_or(false);
+    let mut config = Config::new(text(0), text(1));
+    config.session = SessionRules {
+        idle_timeout_ms: ms(number(2)).unwrap_or(defaults.idle_timeout_ms),
+        max_length_ms: match number(3) {
+            -2.0 => None,
+            n => ms(n).or(defaults.max_length_ms),
+        },
+        split_at_midnight: flags & SPLIT_AT_MIDNIGHT != 0,
+        split_on_campaign: flags & SPLIT_ON_CAMPAIGN != 0,
+    };
+    config.autocapture = flags & CAPTURE_PAGE_VIEWS != 0;
+    config.clicks = flags & CAPTURE_CLICKS != 0;
+    config.respect_dnt = flags & RESPECT_DNT != 0;
+    config.require_consent = flags & REQUIRE_CONSENT != 0;
     config.do_not_track = dom::do_not_track();
-    config.require_consent = require_consent.unwrap_or(false);
-    if let Some(words) = sensitive_params {
-        config.sensitive_params = words;
+    // The words, one per line (a query parameter's name never holds a raw
+    // line break), given: the default list is replaced, even by none.
+    if let Some(Value::String(words)) = fields.get(5) {
+        config.sensitive_params = words
+            .split('\n')
+            .map(|w| w.trim().to_ascii_lowercase())
+            .filter(|w| !w.is_empty())
+            .collect();
     }
     config
 }
+
+/// Bits of `__wbs_config`'s flags.
+const SPLIT_AT_MIDNIGHT: u32 = 1;
+const SPLIT_ON_CAMPAIGN: u32 = 2;
+const CAPTURE_PAGE_VIEWS: u32 = 4;
+const CAPTURE_CLICKS: u32 = 8;
+const RESPECT_DNT: u32 = 16;
+const REQUIRE_CONSENT: u32 = 32;
 
 /// Runs `f` on the core (unless the tracker is gone or busy) and makes sure
 /// a flush is scheduled for what it queued.
@@ -297,9 +191,7 @@ fn deliver(inner: &Rc<RefCell<Shell>>, send: delivery::Send) {
         let events = shell.core.take_events();
         if !events.is_empty() {
             for event in &events {
-                if let Some(json) = transport::encode_event(event) {
-                    shell.delivery.push(json, now);
-                }
+                shell.delivery.push(transport::encode_event(event), now);
             }
             shell.delivery.persist(now);
         }
@@ -393,24 +285,22 @@ impl BrowserTracker {
         self.with(&mut |core| core.opt_in());
     }
 
-    #[wasm_bindgen(js_name = sessionId)]
-    pub fn session_id(&self) -> Option<String> {
-        self.inner.try_borrow().ok()?.core.session_id()
+    /// The current session id (another tab may have rotated it), or
+    /// `undefined` while consent is pending or refused.
+    #[wasm_bindgen(js_name = sessionId, unchecked_return_type = "string | undefined")]
+    pub fn session_id_js(&self) -> JsValue {
+        text_or_undefined(self.session_id())
     }
 
-    #[wasm_bindgen(js_name = visitorId)]
-    pub fn visitor_id(&self) -> Option<String> {
-        self.inner.try_borrow().ok()?.core.visitor_id()
+    #[wasm_bindgen(js_name = visitorId, unchecked_return_type = "string | undefined")]
+    pub fn visitor_id_js(&self) -> JsValue {
+        text_or_undefined(self.visitor_id())
     }
 
     /// Where the session is kept: `local`, `cookie` or `memory`.
-    #[wasm_bindgen(js_name = storageKind)]
-    pub fn storage_kind(&self) -> String {
-        self.inner
-            .try_borrow()
-            .map(|s| s.core.storage_kind())
-            .unwrap_or("memory")
-            .into()
+    #[wasm_bindgen(js_name = storageKind, unchecked_return_type = "string")]
+    pub fn storage_kind_js(&self) -> JsValue {
+        self.storage_kind().into()
     }
 
     fn with(&self, f: &mut dyn FnMut(&mut Core<BrowserStorage, CryptoEntropy>)) {
@@ -436,6 +326,142 @@ impl BrowserTracker {
     fn warn(&self, kind: dom::Warn, message: &str) {
         if let Ok(mut shell) = self.inner.try_borrow_mut() {
             shell.warned.warn(kind, message);
+        }
+    }
+}
+
+/// The readings, for Rust callers (the exported `sessionId`, `visitorId` and
+/// `storageKind` hand JS values over, which takes less glue than strings).
+impl BrowserTracker {
+    pub fn session_id(&self) -> Option<String> {
+        self.inner.try_borrow().ok()?.core.session_id()
+    }
+
+    pub fn visitor_id(&self) -> Option<String> {
+        self.inner.try_borrow().ok()?.core.visitor_id()
+    }
+
+    /// Where the session is kept: `local`, `cookie` or `memory`.
+    pub fn storage_kind(&self) -> &'static str {
+        self.inner
+            .try_borrow()
+            .map(|s| s.core.storage_kind())
+            .unwrap_or("memory")
+    }
+}
+
+fn text_or_undefined(text: Option<String>) -> JsValue {
+    text.map_or(JsValue::UNDEFINED, |t| JsValue::from_str(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DEFAULT_SENSITIVE_PARAMS;
+    use wasm_bindgen_test::*;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    fn js(body: &str) -> JsValue {
+        js_sys::Function::new_no_args(body)
+            .call0(&JsValue::NULL)
+            .unwrap()
+    }
+
+    /// The config read from `source` (JS), and the console warnings it caused.
+    fn read(source: &str) -> (Config, Vec<String>) {
+        js("window.__warned = []; window.__warn = console.warn;
+            console.warn = function (m) { __warned.push(String(m)); };");
+        let config = read_config(&js(source));
+        js("console.warn = window.__warn;");
+        let warned = js_sys::Array::from(&js("return __warned"))
+            .iter()
+            .filter_map(|w| w.as_string())
+            .collect();
+        (config, warned)
+    }
+
+    #[wasm_bindgen_test]
+    fn the_page_config_is_read_with_its_defaults() {
+        let (c, warned) = read(
+            "return {endpoint: 'https://c.example/', site: 's', sessionTimeoutMinutes: 1.5,
+                     maxSessionHours: 0, splitAtMidnight: true, captureClicks: false,
+                     respectDnt: true, requireConsent: true, sensitiveParams: [' Plan ', '', 'KEY']}",
+        );
+        assert!(warned.is_empty(), "{warned:?}");
+        assert_eq!(
+            (c.endpoint.as_str(), c.site.as_str()),
+            ("https://c.example", "s")
+        );
+        assert_eq!(
+            c.session,
+            SessionRules {
+                idle_timeout_ms: 90_000,
+                max_length_ms: None,
+                split_at_midnight: true,
+                split_on_campaign: false,
+            }
+        );
+        assert!(c.autocapture && !c.clicks && c.respect_dnt && c.require_consent);
+        assert_eq!(c.sensitive_params, ["plan", "key"]);
+
+        let (defaults, warned) = read("return {site: null, maxSessionHours: NaN}");
+        assert_eq!(
+            warned,
+            ["waymark: config.endpoint is missing; sending to this page's origin"]
+        );
+        let origin = js("return location.origin").as_string().unwrap();
+        let host = js("return location.hostname").as_string().unwrap();
+        assert_eq!(
+            (defaults.endpoint.as_str(), defaults.site.as_str()),
+            (origin.as_str(), host.as_str())
+        );
+        assert_eq!(defaults.session, SessionRules::default());
+        assert!(
+            defaults.autocapture
+                && defaults.clicks
+                && !defaults.respect_dnt
+                && !defaults.require_consent
+        );
+        assert_eq!(defaults.sensitive_params, DEFAULT_SENSITIVE_PARAMS);
+
+        let (c, _) = read("return {endpoint: 'e', autocapture: false, maxSessionHours: 2, sensitiveParams: 'a, B,'}");
+        assert!(!c.autocapture && !c.clicks);
+        assert_eq!(c.session.max_length_ms, Some(7_200_000));
+        assert_eq!(c.sensitive_params, ["a", "b"]);
+        let (c, _) = read("return {endpoint: 'e', sensitiveParams: ''}");
+        assert!(
+            c.sensitive_params.is_empty(),
+            "an empty list turns redaction off"
+        );
+    }
+
+    #[wasm_bindgen_test]
+    fn an_unusable_config_means_all_defaults_and_one_warning() {
+        let (defaults, _) = read("return {endpoint: 'https://c.example'}");
+        for bad in [
+            "return 'https://c.example'",
+            "return {endpoint: 'https://c.example', site: 5}",
+            "return {endpoint: 'https://c.example', sensitiveParams: ['a', 1]}",
+            "return {endpoint: 'https://c.example', sensitiveParams: ['a', , 'b']}",
+            "return {endpoint: 'https://c.example', get site() { throw new Error('no'); }}",
+        ] {
+            let (c, warned) = read(bad);
+            assert_eq!(
+                warned,
+                ["waymark: config must be an object like {endpoint, site}; using defaults"],
+                "{bad}"
+            );
+            assert_eq!(
+                c.endpoint,
+                js("return location.origin").as_string().unwrap(),
+                "{bad}"
+            );
+            assert_eq!(
+                (c.session, c.sensitive_params),
+                (defaults.session, defaults.sensitive_params.clone()),
+                "{bad}"
+            );
         }
     }
 }

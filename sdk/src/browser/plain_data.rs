@@ -1,115 +1,77 @@
-//! Plain data across the JS boundary, converted by hand: the page's objects
-//! in, JSON-ready objects out. A generic (de)serializer would ship serde's
-//! machinery and its float formatting to every visitor.
+//! Plain data from the page (props, traits, the device context, a click's
+//! description) into a [`Value`].
+//!
+//! The snippet's `__wbs_plain` walks the page's value in JS, under the same
+//! limits as [`Value`]'s `Deserialize`, and flattens it into a "tape": a
+//! string of one type letter per node, then the nodes' numbers, strings,
+//! lengths and keys in order. Reading the tape takes four cheap bindings; a
+//! walk from Rust would take a binding per JS operator.
 
 use crate::prelude::*;
 
-use crate::value::{Value, MAX_DEPTH, MAX_NODES};
-use js_sys::{Array, ArrayBuffer, Map, Object, Reflect, Symbol};
+use super::dom;
+use crate::value::Value;
+use js_sys::Array;
 use wasm_bindgen::{JsCast, JsValue};
 
-/// Reads plain data handed in by the page, under the same limits as
-/// [`Value`]'s `Deserialize`. `None` for anything else: functions, symbols,
-/// binary data, iterables other than arrays and maps, non-string map keys,
-/// too deep or too many entries (which also stops cycles).
+/// Reads plain data handed in by the page. `None` for anything else:
+/// functions, symbols, binary data, iterables other than arrays and maps,
+/// non-string map keys, BigInts beyond 64 bits, too deep or too many entries
+/// (which also stops cycles), or a getter that throws.
 pub fn from_js(value: &JsValue) -> Option<Value> {
-    Reader { budget: MAX_NODES }.read(value, 0)
-}
-
-struct Reader {
-    /// Entries still allowed in the whole value.
-    budget: usize,
-}
-
-impl Reader {
-    fn read(&mut self, value: &JsValue, depth: usize) -> Option<Value> {
-        self.budget = self.budget.checked_sub(1)?;
-        if value.loose_eq(&JsValue::NULL) {
-            return Some(Value::Null);
-        }
-        if let Some(b) = value.as_bool() {
-            return Some(Value::Bool(b));
-        }
-        if value.is_bigint() {
-            return bigint(value).map(Value::Number);
-        }
-        if let Some(n) = value.as_f64() {
-            // JSON has no NaN or infinities.
-            return Some(if n.is_finite() {
-                Value::Number(n)
-            } else {
-                Value::Null
-            });
-        }
-        if let Some(s) = value.as_string() {
-            return Some(Value::String(s));
-        }
-        if let Some(items) = value.dyn_ref::<Array>() {
-            let depth = nested(depth)?;
-            let mut out = Vec::new();
-            for item in items.iter() {
-                out.push(self.read(&item, depth)?);
-            }
-            return Some(Value::Array(out));
-        }
-        let entries = entries(value)?;
-        let depth = nested(depth)?;
-        let mut out = Vec::new();
-        for entry in entries.iter() {
-            let entry: Array = entry.unchecked_into();
-            let key = entry.get(0).as_string()?;
-            out.push((key, self.read(&entry.get(1), depth)?));
-        }
-        Some(Value::Object(out))
-    }
-}
-
-/// The depth of a container's children, if the container may nest here.
-fn nested(depth: usize) -> Option<usize> {
-    (depth < MAX_DEPTH).then_some(depth + 1)
-}
-
-/// A BigInt as a number, if it fits in `i64` or `u64`.
-fn bigint(value: &JsValue) -> Option<f64> {
-    match i64::try_from(value.clone()) {
-        Ok(n) => Some(n as f64),
-        Err(value) => u64::try_from(value).ok().map(|n| n as f64),
-    }
-}
-
-/// `[key, value]` pairs of a `Map` or of a plain (non-iterable) object.
-fn entries(value: &JsValue) -> Option<Array> {
-    if !value.is_object() || value.is_instance_of::<ArrayBuffer>() {
+    let tape = dom::plain_tape(value);
+    if !tape.is_object() {
         return None;
     }
-    if value.is_instance_of::<Map>() {
-        return Some(Array::from(value));
+    let tape: Array = tape.unchecked_into();
+    let types = tape.get(0).as_string()?;
+    Tape {
+        types: types.bytes(),
+        values: &tape,
+        next: 1,
     }
-    match Reflect::has(value, &Symbol::iterator()) {
-        Ok(false) => Some(Object::entries(value.unchecked_ref())),
-        _ => None,
-    }
+    .read()
 }
 
-/// The value as a JS value that `JSON.stringify` turns into its JSON.
-pub fn to_js(value: &Value) -> JsValue {
-    match value {
-        Value::Null => JsValue::NULL,
-        Value::Bool(b) => JsValue::from_bool(*b),
-        Value::Number(n) => JsValue::from_f64(*n),
-        Value::String(s) => JsValue::from_str(s),
-        Value::Array(items) => items.iter().map(to_js).collect::<Array>().into(),
-        Value::Object(entries) => {
-            let object = Object::new();
-            for (key, value) in entries {
-                set(&object, key, &to_js(value));
+struct Tape<'a> {
+    types: core::str::Bytes<'a>,
+    values: &'a Array,
+    next: u32,
+}
+
+impl Tape<'_> {
+    fn take(&mut self) -> JsValue {
+        self.next += 1;
+        self.values.get(self.next - 1)
+    }
+
+    /// One node: `n`ull, `t`rue, `f`alse, `d` a number, `s` a string, `a`
+    /// an array (its length, then its items), `o` an object (its length,
+    /// then key and value of each entry).
+    fn read(&mut self) -> Option<Value> {
+        Some(match self.types.next()? {
+            b'n' => Value::Null,
+            b't' => Value::Bool(true),
+            b'f' => Value::Bool(false),
+            b'd' => Value::Number(self.take().as_f64()?),
+            b's' => Value::String(self.take().as_string()?),
+            kind => {
+                let len = self.take().as_f64()? as usize;
+                if kind == b'a' {
+                    let mut items = Vec::new();
+                    for _ in 0..len {
+                        items.push(self.read()?);
+                    }
+                    Value::Array(items)
+                } else {
+                    let mut entries = Vec::new();
+                    for _ in 0..len {
+                        let key = self.take().as_string()?;
+                        entries.push((key, self.read()?));
+                    }
+                    Value::Object(entries)
+                }
             }
-            object.into()
-        }
+        })
     }
-}
-
-/// Sets a property of an object made here (so it cannot throw).
-pub fn set(object: &Object, key: &str, value: &JsValue) {
-    let _ = Reflect::set(object, &JsValue::from_str(key), value);
 }

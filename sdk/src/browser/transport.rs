@@ -1,75 +1,14 @@
-//! Getting a batch to the collector: `sendBeacon`, else `fetch` with keepalive.
+//! An event's JSON text for the send queue, which joins these into a batch.
 
 use crate::prelude::*;
 
-use super::plain_data::{set, to_js};
+use super::dom;
 use crate::Event;
-use js_sys::Object;
-use wasm_bindgen::prelude::*;
 
-/// One event's JSON text, built by the browser's own `JSON.stringify`: no
-/// JSON encoder in the wasm. The object mirrors `Event`'s `Serialize` (field
-/// order, skipped `None`s), which the native tests and the collector's golden
-/// fixtures pin down; the send queue joins these into a batch.
-pub fn encode_event(event: &Event) -> Option<String> {
-    js_sys::JSON::stringify(&event_to_js(event)?)
-        .ok()?
-        .as_string()
-}
-
-fn event_to_js(event: &Event) -> Option<JsValue> {
-    // Destructured in full so that a new field cannot be forgotten here.
-    let Event {
-        event_id,
-        kind,
-        name,
-        ts,
-        session_id,
-        visitor_id,
-        user_id,
-        session_index,
-        seq,
-        url,
-        title,
-        referrer,
-        previous_session_id,
-        storage,
-        props,
-        context,
-    } = event;
-    let object = Object::new();
-    let text = |key: &str, value: &str| set(&object, key, &JsValue::from_str(value));
-    let optional = |key: &str, value: &Option<String>| {
-        if let Some(value) = value {
-            text(key, value);
-        }
-    };
-    text("event_id", event_id);
-    text("type", kind.as_str());
-    optional("name", name);
-    set(&object, "ts", &number(*ts)?);
-    text("session_id", session_id);
-    text("visitor_id", visitor_id);
-    optional("user_id", user_id);
-    set(&object, "session_index", &JsValue::from(*session_index));
-    set(&object, "seq", &JsValue::from(*seq));
-    text("url", url);
-    optional("title", title);
-    optional("referrer", referrer);
-    optional("previous_session_id", previous_session_id);
-    text("storage", storage);
-    for (key, value) in [("props", props), ("context", context)] {
-        if let Some(value) = value {
-            set(&object, key, &to_js(value));
-        }
-    }
-    Some(object.into())
-}
-
-/// A JS number, if `n` is exactly representable as one.
-fn number(n: u64) -> Option<JsValue> {
-    const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-    (n <= MAX_SAFE_INTEGER).then(|| JsValue::from_f64(n as f64))
+/// One event's JSON text ([`Event::to_json`]), numbers that are not whole
+/// written by JavaScript's `String(n)`, as `JSON.stringify` writes them.
+pub fn encode_event(event: &Event) -> String {
+    event.to_json(&mut |n, out| out.push_str(&dom::number_text(n)))
 }
 
 #[cfg(test)]
@@ -82,9 +21,9 @@ mod tests {
 
     wasm_bindgen_test_configure!(run_in_browser);
 
-    /// The hand-built JSON, joined by the send queue, is byte for byte what
-    /// `Serialize` makes of the batch (numbers chosen non-integral: serde_json writes `1.0` where
-    /// JavaScript writes `1`).
+    /// The hand-written JSON, with JavaScript's numbers, joined by the send
+    /// queue, is byte for byte what `Serialize` makes of the batch (numbers
+    /// chosen where JavaScript and serde_json agree: not `1e21`).
     #[wasm_bindgen_test]
     fn encodes_batches_exactly_as_serialize_does() {
         let mut tracker = Tracker::new(
@@ -104,6 +43,8 @@ mod tests {
         tracker.page_view(1_700_000_000_000, &page);
         let props = Value::Object(vec![
             ("price".into(), Value::Number(9.5)),
+            ("tiny".into(), Value::Number(1e-7)),
+            ("tenth".into(), Value::Number(0.1)),
             (
                 "list".into(),
                 Value::Array(vec![
@@ -122,11 +63,8 @@ mod tests {
         let batch = tracker.take_batch(1_700_000_000_003).unwrap();
         let mut queue = SendQueue::new(QueueLimits::default());
         for event in &batch.events {
-            assert_eq!(
-                encode_event(event).unwrap(),
-                serde_json::to_string(event).unwrap()
-            );
-            queue.push(encode_event(event).unwrap(), batch.sent_at);
+            assert_eq!(encode_event(event), serde_json::to_string(event).unwrap());
+            queue.push(encode_event(event), batch.sent_at);
         }
         let sent = queue
             .poll_transmit(batch.sent_at, "demo", crate::Urgency::Now)
