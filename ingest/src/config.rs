@@ -18,6 +18,11 @@ pub const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
 /// Default time between sweeps.
 pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 60;
 
+/// Default bound of the ClickHouse store's spool: 1 GiB.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
+/// Default longest wait of an event in the spool before its insert.
+pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
+
 /// Everything [`serve`](crate::serve) and [`app`](crate::app) need to know.
 ///
 /// Build one with struct-update syntax over [`Config::default`]:
@@ -64,6 +69,12 @@ pub struct Config {
     pub session_timeout_minutes: u64,
     /// Seconds between sweeps.
     pub sweep_interval_seconds: u64,
+    /// ClickHouse store: the most bytes of events its spool holds while
+    /// ClickHouse is unreachable; beyond it batches get 503 + Retry-After.
+    pub spool_max_bytes: u64,
+    /// ClickHouse store: longest an acknowledged event waits in the spool
+    /// before it is inserted (sooner when a full insert has gathered).
+    pub flush_interval_ms: u64,
 }
 
 impl Config {
@@ -89,16 +100,18 @@ impl Default for Config {
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             session_timeout_minutes: DEFAULT_SESSION_TIMEOUT_MINUTES,
             sweep_interval_seconds: DEFAULT_SWEEP_INTERVAL_SECONDS,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         }
     }
 }
 
 /// The kind of store events go to.
 ///
-/// Parsed from `--store` / `WAYMARK_STORE`: `sqlite`, or `null` (keeps
-/// nothing, for benchmarks); a `clickhouse://…` URL is recognised and refused
-/// with a clear message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Parsed from `--store` / `WAYMARK_STORE`: `sqlite`, `null` (keeps
+/// nothing, for benchmarks) or `clickhouse://[user[:password]@]host:port/database`
+/// (the server's HTTP port).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum StoreKind {
     /// A SQLite file, `waymark.db`, in the data directory.
@@ -106,6 +119,75 @@ pub enum StoreKind {
     Sqlite,
     /// Accepts and discards every event: the ceiling in benchmarks.
     Null,
+    /// A ClickHouse server, with a durable spool in the data directory.
+    ClickHouse(ClickHouseUrl),
+}
+
+/// Where a ClickHouse server's HTTP interface is, and the database to use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouseUrl {
+    /// `http://host:port`.
+    pub http: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ClickHouseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the password.
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for ClickHouseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self.http.trim_start_matches("http://");
+        match &self.user {
+            Some(user) => write!(f, "clickhouse://{user}@{host}/{}", self.database),
+            None => write!(f, "clickhouse://{host}/{}", self.database),
+        }
+    }
+}
+
+impl FromStr for ClickHouseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = "expected clickhouse://[user[:password]@]host:port/database";
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("{e}; {usage}"))?;
+        if url.scheme() != "clickhouse" {
+            return Err(usage.to_owned());
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or(usage)?;
+        let port = url.port().unwrap_or(8123);
+        let database = url.path().trim_matches('/');
+        let valid = |name: &str| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let database = if database.is_empty() {
+            "waymark"
+        } else {
+            database
+        };
+        if !valid(database) {
+            return Err(format!(
+                "database name {database:?}: letters, digits and `_` only"
+            ));
+        }
+        let decode = |text: &str| {
+            url::form_urlencoded::parse(format!("x={text}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(ClickHouseUrl {
+            http: format!("http://{host}:{port}"),
+            database: database.to_owned(),
+            user: Some(url.username()).filter(|u| !u.is_empty()).map(decode),
+            password: url.password().map(decode),
+        })
+    }
 }
 
 impl FromStr for StoreKind {
@@ -117,11 +199,11 @@ impl FromStr for StoreKind {
             Ok(StoreKind::Sqlite)
         } else if trimmed.eq_ignore_ascii_case("null") {
             Ok(StoreKind::Null)
-        } else if trimmed.to_ascii_lowercase().starts_with("clickhouse") {
-            Err("the ClickHouse store is not built yet; use `sqlite`".to_owned())
+        } else if trimmed.to_ascii_lowercase().starts_with("clickhouse:") {
+            Ok(StoreKind::ClickHouse(trimmed.parse()?))
         } else {
             Err(format!(
-                "unknown store {trimmed:?}; the stores built so far are `sqlite` and `null`"
+                "unknown store {trimmed:?}; use `sqlite`, `null` or `clickhouse://host:port/database`"
             ))
         }
     }
@@ -132,6 +214,7 @@ impl fmt::Display for StoreKind {
         match self {
             StoreKind::Sqlite => f.write_str("sqlite"),
             StoreKind::Null => f.write_str("null"),
+            StoreKind::ClickHouse(url) => write!(f, "{url}"),
         }
     }
 }
@@ -141,18 +224,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_kind_accepts_sqlite_and_refuses_clickhouse_clearly() {
+    fn store_kind_parses_sqlite_null_and_clickhouse_urls() {
         assert_eq!("sqlite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
         assert_eq!("SQLite".parse::<StoreKind>(), Ok(StoreKind::Sqlite));
         assert_eq!("null".parse::<StoreKind>(), Ok(StoreKind::Null));
-        let err = "clickhouse://localhost:9000/waymark"
+        let Ok(StoreKind::ClickHouse(url)) =
+            "clickhouse://ingest:s%40cret@127.0.0.1:8123/analytics".parse::<StoreKind>()
+        else {
+            panic!("a clickhouse URL is a store");
+        };
+        assert_eq!(url.http, "http://127.0.0.1:8123");
+        assert_eq!(url.database, "analytics");
+        assert_eq!(url.user.as_deref(), Some("ingest"));
+        assert_eq!(url.password.as_deref(), Some("s@cret"));
+        assert_eq!(
+            format!("{url:?}"),
+            "clickhouse://ingest@127.0.0.1:8123/analytics",
+            "the password is never shown"
+        );
+        let Ok(StoreKind::ClickHouse(url)) = "clickhouse://ch".parse::<StoreKind>() else {
+            panic!("host alone is enough");
+        };
+        assert_eq!(
+            (url.http.as_str(), url.database.as_str()),
+            ("http://ch:8123", "waymark")
+        );
+        let err = "clickhouse://h:1/bad-name"
             .parse::<StoreKind>()
             .err()
             .unwrap_or_default();
-        assert!(
-            err.contains("ClickHouse") && err.contains("not built yet"),
-            "{err}"
-        );
+        assert!(err.contains("database name"), "{err}");
         let err = "postgres".parse::<StoreKind>().err().unwrap_or_default();
         assert!(err.contains("unknown store"), "{err}");
     }

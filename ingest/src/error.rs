@@ -163,6 +163,9 @@ impl Error {
     }
 }
 
+/// `Retry-After` of a 503 for a full spool.
+const STORE_RETRY_AFTER_SECS: u64 = 30;
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -181,10 +184,16 @@ impl IntoResponse for Error {
             rejected,
         };
         let mut response = (status, Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } = self {
+        let retry_after = match &self {
+            Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            // The store is down or its spool is full: come back in a while.
+            Error::Store(StoreError::Full) => Some(STORE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_secs),
+                axum::http::HeaderValue::from(secs),
             );
         }
         if let Error::Unauthorized(_) = self {

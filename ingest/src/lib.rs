@@ -39,8 +39,9 @@
 
 pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use crate::config::{
-    Config, StoreKind, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_BURST,
-    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    ClickHouseUrl, Config, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES,
+    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
 pub use crate::error::Error;
@@ -48,11 +49,11 @@ pub use crate::event::{Enrichment, EventType, StoredEvent};
 pub use crate::http::{app, client_ip, AppState, BatchAccepted};
 pub use crate::metrics::{Metrics, StoreMetrics};
 pub use crate::server::serve;
-pub use crate::session::{collector_end_id, source_of, Session, SessionState};
+pub use crate::session::{collector_end_id, fold_session, source_of, Session, SessionState};
 pub use crate::sites::Sites;
 pub use crate::store::{
-    AppendOutcome, BoxFuture, Bucket, Cursor, Interval, KeyCount, MemoryStore, NullStore,
-    SessionPage, SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store,
+    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, Interval, KeyCount, MemoryStore,
+    NullStore, SessionPage, SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store,
     StoreError, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
-    Config, Sites, StoreKind, DEFAULT_MAX_BODY_BYTES, DEFAULT_RATE_LIMIT_BURST,
-    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES,
+    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
@@ -29,8 +30,9 @@ struct Args {
     /// Directory holding the built `sdk.js` and `sdk.wasm`.
     #[arg(long = "sdk-dir", env = "WAYMARK_SDK_DIR", default_value = "./www/pkg")]
     sdk_dir: PathBuf,
-    /// Where events are stored: `sqlite`, or `null` to validate and discard
-    /// (for benchmarks; ClickHouse is not built yet).
+    /// Where events are stored: `sqlite`, `null` to validate and discard
+    /// (for benchmarks), or `clickhouse://[user[:password]@]host:port/database`
+    /// (HTTP port; acknowledged events wait in a spool under --data).
     #[arg(long, env = "WAYMARK_STORE", default_value = "sqlite")]
     store: StoreKind,
     /// Largest accepted batch body, in bytes.
@@ -64,6 +66,13 @@ struct Args {
     /// Seconds between sweeps for idle sessions.
     #[arg(long, env = "WAYMARK_SWEEP_INTERVAL_SECONDS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECONDS)]
     sweep_interval_seconds: u64,
+    /// ClickHouse store: bytes the spool may hold while ClickHouse is down
+    /// (then batches get 503 with Retry-After).
+    #[arg(long, env = "WAYMARK_SPOOL_MAX_BYTES", default_value_t = DEFAULT_SPOOL_MAX_BYTES)]
+    spool_max_bytes: u64,
+    /// ClickHouse store: most milliseconds an event waits before its insert.
+    #[arg(long, env = "WAYMARK_FLUSH_INTERVAL_MS", default_value_t = DEFAULT_FLUSH_INTERVAL_MS)]
+    flush_interval_ms: u64,
 }
 
 impl From<Args> for Config {
@@ -83,6 +92,8 @@ impl From<Args> for Config {
             rate_limit_burst: args.rate_limit_burst,
             session_timeout_minutes: args.session_timeout_minutes.max(1),
             sweep_interval_seconds: args.sweep_interval_seconds.max(1),
+            spool_max_bytes: args.spool_max_bytes,
+            flush_interval_ms: args.flush_interval_ms.max(1),
         }
     }
 }

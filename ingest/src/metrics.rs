@@ -36,6 +36,9 @@ pub struct StoreMetrics {
     pub queue_depth: IntGauge,
     /// `waymark_store_commits_total`.
     pub commits: IntCounter,
+    /// `waymark_store_spooled_events`: events acknowledged and waiting in
+    /// the ClickHouse store's spool (0 for the other stores).
+    pub spooled_events: IntGauge,
 }
 
 impl StoreMetrics {
@@ -62,6 +65,11 @@ impl StoreMetrics {
                 "Store transactions committed",
             )
             .expect("valid counter"),
+            spooled_events: IntGauge::new(
+                "waymark_store_spooled_events",
+                "Events acknowledged and not yet inserted into ClickHouse",
+            )
+            .expect("valid gauge"),
         }
     }
 
@@ -70,6 +78,7 @@ impl StoreMetrics {
             Box::new(self.commit_seconds.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(self.queue_depth.clone()),
             Box::new(self.commits.clone()),
+            Box::new(self.spooled_events.clone()),
         ] {
             if let Err(err) = registry.register(collector) {
                 tracing::warn!(error = %err, "store metric not registered");

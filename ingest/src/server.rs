@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -13,7 +14,7 @@ use crate::config::{Config, StoreKind};
 use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::{app, AppState};
-use crate::store::{NullStore, SqliteStore, Store, StoreError};
+use crate::store::{ClickHouseStore, NullStore, SqliteStore, Store};
 use crate::sweeper::run_sweeper;
 
 /// Serves the collector on `listener` until `shutdown` resolves.
@@ -29,21 +30,29 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    // The SQLite store is kept by its type too: shutdown waits for it to
-    // commit.
-    let (store, sqlite): (Arc<dyn Store>, Option<Arc<SqliteStore>>) = match config.store {
+    let store: Arc<dyn Store> = match &config.store {
         StoreKind::Sqlite => {
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))
                 .await
                 .map_err(|err| Error::Io(std::io::Error::other(err)))??;
-            let store = Arc::new(store);
             tracing::info!(path = %store.path().display(), "opened the sqlite store");
-            (store.clone(), Some(store))
+            Arc::new(store)
         }
         StoreKind::Null => {
             tracing::warn!("the null store keeps nothing: every event is validated and discarded");
-            (Arc::new(NullStore), None)
+            Arc::new(NullStore)
+        }
+        StoreKind::ClickHouse(url) => {
+            let store = ClickHouseStore::open(
+                url,
+                &config.data_dir,
+                config.spool_max_bytes,
+                Duration::from_millis(config.flush_interval_ms),
+            )
+            .await?;
+            tracing::info!(clickhouse = %url, spool = %config.data_dir.join("spool").display(), "opened the ClickHouse store");
+            Arc::new(store)
         }
     };
 
@@ -93,12 +102,8 @@ pub async fn serve(
     if let Err(err) = sweeper.await {
         tracing::error!(error = %err, "the sweeper task failed");
     }
-    if let Some(closing) = sqlite {
-        tokio::task::spawn_blocking(move || closing.close())
-            .await
-            .map_err(|err| Error::Store(StoreError::Io(std::io::Error::other(err))))?;
-        tracing::info!("the store is closed");
-    }
+    store.shutdown().await;
+    tracing::info!("the store is closed");
     served?;
     Ok(())
 }

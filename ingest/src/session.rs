@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::event::{Enrichment, EventType, StoredEvent};
 
 /// A session as the read API shows it. Times are epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
 pub struct Session {
     pub session_id: String,
     pub site: String,
@@ -271,7 +271,7 @@ fn take_geo_and_agent(s: &mut Session, k: &mut MergeKeys, key: &EventKey, e: &En
 }
 
 /// The SDK's `props.reason`, or `idle` for the collector's own.
-fn end_reason(event: &StoredEvent) -> String {
+pub(crate) fn end_reason(event: &StoredEvent) -> String {
     let from_props = event
         .props
         .as_deref()
@@ -308,6 +308,53 @@ pub fn source_of(landing_url: &str, referrer: Option<&str>) -> String {
 fn bare_host(host: &str) -> String {
     let host = host.to_ascii_lowercase();
     host.strip_prefix("www.").map(str::to_owned).unwrap_or(host)
+}
+
+/// A session as a store keeps it, from all the events ever stored for it in
+/// any order (duplicates by `event_id` included): its state and the events
+/// it keeps — each `event_id` once, one `visit_ended` (the one
+/// [`SessionState::offer_end`] keeps), the collector's end moved to the end
+/// time — oldest first (time, `seq`, `event_id`). `None` without events.
+///
+/// The same rules as folding the events in one by one as they arrive, so a
+/// store that keeps every event can answer what one that folds on write does.
+pub fn fold_session(mut events: Vec<StoredEvent>) -> Option<(SessionState, Vec<StoredEvent>)> {
+    // The earliest arrival of each event wins, as in a store that ignores
+    // a second insert.
+    events.sort_by(|a, b| {
+        a.event_id
+            .cmp(&b.event_id)
+            .then(a.received_at.cmp(&b.received_at))
+    });
+    events.dedup_by(|later, first| later.event_id == first.event_id);
+    events.sort_by_cached_key(EventKey::of);
+
+    let mut state: Option<SessionState> = None;
+    let mut kept: Vec<StoredEvent> = Vec::with_capacity(events.len());
+    for event in events {
+        if event.event_type == EventType::VisitEnded {
+            match state.as_ref().map(|s| s.offer_end(&event)) {
+                Some(EndDecision::Drop) => continue,
+                Some(EndDecision::Replace(old)) => kept.retain(|e| e.event_id != old),
+                Some(EndDecision::Keep) | None => {}
+            }
+        }
+        state
+            .get_or_insert_with(|| SessionState::new(&event))
+            .absorb(&event);
+        kept.push(event);
+    }
+    let state = state?;
+    if state.ended_by_collector() {
+        if let (Some(ended_at), Some(id)) = (state.session.ended_at, &state.keys.end_event_id) {
+            for event in kept.iter_mut().filter(|e| e.event_id == *id) {
+                event.ts = ended_at;
+                event.client_ts = ended_at;
+            }
+        }
+    }
+    kept.sort_by(|a, b| (a.ts, a.seq, &a.event_id).cmp(&(b.ts, b.seq, &b.event_id)));
+    Some((state, kept))
 }
 
 /// Namespace of the collector's `visit_ended` event ids.

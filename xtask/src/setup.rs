@@ -2,7 +2,7 @@
 
 use super::{cargo, root, run, Result};
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -52,7 +52,10 @@ pub fn build_tools() -> Result {
     Ok(())
 }
 
-/// wasm-pack, Debian's Chromium and its ChromeDriver.
+/// Debian's ClickHouse server (18.16), for the ClickHouse store's tests.
+pub const CLICKHOUSE_SERVER: &str = "/usr/sbin/clickhouse-server";
+
+/// wasm-pack, Debian's Chromium and its ChromeDriver, ClickHouse, GeoIP data.
 pub fn test_tools() -> Result {
     let wasm_pack = version_of("wasm-pack", "--version").unwrap_or_default();
     if wasm_pack.split_whitespace().nth(1) != Some(WASM_PACK_VERSION) {
@@ -60,6 +63,10 @@ pub fn test_tools() -> Result {
     }
     if !have(CHROMIUM, "--version") || !have(CHROMEDRIVER, "--version") {
         apt_install(&["chromium", "chromium-driver"])?;
+    }
+    // The ClickHouse store's tests start their own servers on loopback.
+    if !Path::new(CLICKHOUSE_SERVER).is_file() {
+        apt_install(&["clickhouse-server"])?;
     }
     geoip_test_database()
 }

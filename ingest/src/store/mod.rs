@@ -6,9 +6,10 @@
 //! answers the session and stats methods with [`StoreError::Unsupported`]
 //! (the read API's tests run on SQLite in a temporary directory).
 //! [`NullStore`] keeps nothing and answers the read API the same way: the ceiling for
-//! benchmarks (`--store null`). A ClickHouse store will implement the same
-//! trait.
+//! benchmarks (`--store null`). [`ClickHouseStore`] is for scale-out:
+//! several collectors, one ClickHouse, with a durable local spool in front.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
@@ -19,12 +20,15 @@ use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::Session;
 
+pub use self::clickhouse_store::ClickHouseStore;
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
 
+mod clickhouse_store;
 mod memory;
 mod null;
+mod spool;
 mod sqlite;
 
 /// A boxed, sendable future, so [`Store`] stays object safe.
@@ -50,6 +54,12 @@ pub enum StoreError {
     /// A group of appends could not be committed and was rolled back.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// The ClickHouse store's spool is full (ClickHouse has been unreachable
+    /// for long); the client should retry later.
+    #[error("the spool is full; ClickHouse is not taking events")]
+    Full,
+    #[error("clickhouse: {0}")]
+    ClickHouse(#[from] clickhouse::error::Error),
     /// The store has been closed and takes no more events.
     #[error("the store is closed")]
     Closed,
@@ -139,14 +149,14 @@ pub struct StatsQuery {
 }
 
 /// A key and how often it occurred, in the top-10 lists of [`Stats`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
 pub struct KeyCount {
     pub key: String,
     pub count: u64,
 }
 
 /// Visits started in one bucket of [`Stats::visits_over_time`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
 pub struct Bucket {
     /// Start of the bucket (epoch ms, UTC hour or day).
     pub start: u64,
@@ -179,6 +189,95 @@ pub struct Stats {
     pub visits_over_time: Vec<Bucket>,
 }
 
+impl SessionPage {
+    /// The page of the first `limit` of `sessions`, which were fetched with
+    /// one more than `limit` to learn whether another page follows.
+    pub fn from_overfetched(mut sessions: Vec<Session>, limit: usize) -> SessionPage {
+        let next_cursor = if sessions.len() > limit {
+            sessions.truncate(limit);
+            sessions.last().map(|s| {
+                Cursor {
+                    started_at: s.started_at,
+                    session_id: s.session_id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        SessionPage {
+            sessions,
+            next_cursor,
+        }
+    }
+}
+
+/// The top-10 lists hold this many keys.
+pub(crate) const TOP: usize = 10;
+
+/// A page as `top_pages` counts it: the URL without query and fragment.
+pub(crate) fn page_key(url: &str) -> &str {
+    let end = url.find(['?', '#']).unwrap_or(url.len());
+    &url[..end]
+}
+
+impl Stats {
+    /// Stats from what a store counted: `[visits, visitors, page_views,
+    /// bounces]`, the mean duration, page views by [`page_key`], the top
+    /// sources and countries, and visits by bucket start.
+    pub(crate) fn from_parts(
+        q: &StatsQuery,
+        [visits, visitors, page_views, bounces]: [u64; 4],
+        avg_duration: f64,
+        pages: HashMap<String, u64>,
+        sources: Vec<KeyCount>,
+        countries: Vec<KeyCount>,
+        counts: &HashMap<u64, u64>,
+    ) -> Stats {
+        let mut top_pages: Vec<KeyCount> = pages
+            .into_iter()
+            .map(|(key, count)| KeyCount { key, count })
+            .collect();
+        top_pages.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        top_pages.truncate(TOP);
+
+        let width = q.interval.millis();
+        let first = q.from / width * width;
+        let visits_over_time = (0..)
+            .map(|i| first + i * width)
+            .take_while(|start| *start < q.to)
+            .map(|start| Bucket {
+                start,
+                visits: counts.get(&start).copied().unwrap_or(0),
+            })
+            .collect();
+
+        #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
+        let bounce_rate = if visits == 0 {
+            0.0
+        } else {
+            bounces as f64 / visits as f64
+        };
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // An average of u64s.
+        let avg_duration_ms = avg_duration.round() as u64;
+        Stats {
+            site: q.site.clone(),
+            from: q.from,
+            to: q.to,
+            visits,
+            visitors,
+            page_views,
+            bounce_rate,
+            avg_duration_ms,
+            top_pages,
+            sources,
+            countries,
+            interval: q.interval,
+            visits_over_time,
+        }
+    }
+}
+
 /// A session with its events in order, for `GET /v1/sessions/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionWithEvents {
@@ -195,13 +294,14 @@ pub trait Store: Send + Sync + Debug {
     /// they survive a crash.
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>>;
 
-    /// The events of one session, oldest first (by `ts`, then by arrival).
+    /// The events of one session, oldest first (by `ts`, `seq`, `event_id`).
     fn events_for_session<'a>(
         &'a self,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
 
-    /// The newest `limit` events by `ts`, of one site or of all, newest first.
+    /// The newest `limit` events (by `ts`, then `event_id`), of one site or
+    /// of all, newest first.
     fn recent_events<'a>(
         &'a self,
         site: Option<&'a str>,
@@ -245,5 +345,18 @@ pub trait Store: Send + Sync + Debug {
     /// The store's own metrics, to be served at `/metrics`.
     fn metrics(&self) -> Option<&StoreMetrics> {
         None
+    }
+
+    /// Resolves once everything appended before the call can be read back
+    /// (the ClickHouse store inserts what its spool holds; the others read
+    /// their own writes at once).
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// Stops taking events and finishes what was acknowledged: when this
+    /// resolves, every acknowledged event is durable.
+    fn shutdown(self: std::sync::Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
     }
 }

@@ -22,8 +22,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    AppendOutcome, BoxFuture, Bucket, Cursor, KeyCount, SessionPage, SessionQuery, Stats,
-    StatsQuery, Store, StoreError,
+    page_key, AppendOutcome, BoxFuture, Cursor, KeyCount, SessionPage, SessionQuery, Stats,
+    StatsQuery, Store, StoreError, TOP,
 };
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
@@ -337,7 +337,7 @@ impl Store for SqliteStore {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, seq, rowid"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, seq, event_id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![session_id], event_from_row)?;
@@ -355,7 +355,7 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let sql = format!(
                 "SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR site = ?1 \
-                 ORDER BY ts DESC, rowid DESC LIMIT ?2"
+                 ORDER BY ts DESC, event_id DESC LIMIT ?2"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![site, limit], event_from_row)?;
@@ -387,6 +387,14 @@ impl Store for SqliteStore {
 
     fn metrics(&self) -> Option<&StoreMetrics> {
         Some(&self.metrics)
+    }
+
+    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(err) = tokio::task::spawn_blocking(move || self.close()).await {
+                tracing::error!(error = %err, "closing the sqlite store failed");
+            }
+        })
     }
 }
 
@@ -893,29 +901,11 @@ fn list_sessions(conn: &Connection, q: &SessionQuery) -> Result<SessionPage, Sto
         limit + 1
     );
     let mut stmt = conn.prepare(&sql)?;
-    let mut sessions = stmt
+    let sessions = stmt
         .query_map(f.params().as_slice(), session_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    let next_cursor = if sessions.len() > limit {
-        sessions.truncate(limit);
-        sessions.last().map(|s| {
-            Cursor {
-                started_at: s.started_at,
-                session_id: s.session_id.clone(),
-            }
-            .encode()
-        })
-    } else {
-        None
-    };
-    Ok(SessionPage {
-        sessions,
-        next_cursor,
-    })
+    Ok(SessionPage::from_overfetched(sessions, limit))
 }
-
-/// The top-10 lists hold this many keys.
-const TOP: usize = 10;
 
 fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
     let mut f = Filter::default();
@@ -973,13 +963,6 @@ fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
             *pages.entry(page_key(&url).to_owned()).or_default() += n;
         }
     }
-    let mut top_pages: Vec<KeyCount> = pages
-        .into_iter()
-        .map(|(key, count)| KeyCount { key, count })
-        .collect();
-    top_pages.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-    top_pages.truncate(TOP);
-
     let width = q.interval.millis();
     let mut counts: HashMap<u64, u64> = HashMap::new();
     {
@@ -996,45 +979,15 @@ fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
             counts.insert(bucket, n);
         }
     }
-    let first = q.from / width * width;
-    let visits_over_time = (0..)
-        .map(|i| first + i * width)
-        .take_while(|start| *start < q.to)
-        .map(|start| Bucket {
-            start,
-            visits: counts.get(&start).copied().unwrap_or(0),
-        })
-        .collect();
-
-    #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
-    let bounce_rate = if visits == 0 {
-        0.0
-    } else {
-        bounces as f64 / visits as f64
-    };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // An average of u64s.
-    let avg_duration_ms = avg_duration.round() as u64;
-    Ok(Stats {
-        site: q.site.clone(),
-        from: q.from,
-        to: q.to,
-        visits,
-        visitors,
-        page_views,
-        bounce_rate,
-        avg_duration_ms,
-        top_pages,
+    Ok(Stats::from_parts(
+        q,
+        [visits, visitors, page_views, bounces],
+        avg_duration,
+        pages,
         sources,
         countries,
-        interval: q.interval,
-        visits_over_time,
-    })
-}
-
-/// A page as `top_pages` counts it: the URL without query and fragment.
-fn page_key(url: &str) -> &str {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    &url[..end]
+        &counts,
+    ))
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked

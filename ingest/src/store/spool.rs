@@ -1,0 +1,662 @@
+//! The ClickHouse store's durable spool: an append-only, fsync'd log of the
+//! batches the collector has acknowledged but not yet inserted.
+//!
+//! A request is acknowledged once its events are in the spool: one writer
+//! thread appends every queued request and calls `fdatasync` once for the
+//! group (group commit, as the SQLite store does), then answers them all.
+//! The shipper ([`super::clickhouse`]) reads the spool in order with a
+//! [`SpoolReader`], inserts what it read into ClickHouse and only then moves
+//! the shipped mark forward ([`SpoolReader::commit`]), so every acknowledged
+//! event reaches ClickHouse at least once, in the order it was acknowledged,
+//! across ClickHouse outages and collector crashes alike.
+//!
+//! On disk, `<data>/spool/` holds numbered segment files
+//! (`00000000000000000001.seg`, …), the `shipped` mark (`<segment> <offset>`,
+//! replaced atomically) and a `lock` file that keeps a second collector off
+//! the same spool. A record is `[len: u32 LE][crc32: u32 LE][payload]`, the
+//! payload a JSON array of [`StoredEvent`]s. At start the tail of the last
+//! segment is checked and a torn record (a crash mid-write, never
+//! acknowledged) is cut off. Segments wholly shipped are deleted.
+//!
+//! The spool is bounded: past `max_bytes` of unshipped records an append
+//! fails with [`StoreError::Full`], which the collector answers with 503 and
+//! `Retry-After`, and the SDK keeps the batch and retries.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::StoreError;
+use crate::event::StoredEvent;
+
+/// A segment is closed and a new one started past this size.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Record header: length and CRC-32 of the payload.
+const HEADER_BYTES: u64 = 8;
+/// Requests taken into one group commit, at most.
+const MAX_GROUP_REQUESTS: usize = 1024;
+/// Append requests waiting for the writer before senders wait for room.
+const QUEUE_CAPACITY: usize = 1024;
+const SHIPPED_FILE: &str = "shipped";
+const LOCK_FILE: &str = "lock";
+
+/// A place in the spool: a segment number and a byte offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// What the writer and the reader share.
+#[derive(Debug)]
+struct Shared {
+    /// The end of what has been fsync'd: what a reader may read.
+    durable: watch::Sender<Position>,
+    /// Bytes written and not yet shipped.
+    pending_bytes: AtomicU64,
+    /// Events written and not yet shipped.
+    pending_events: AtomicU64,
+}
+
+struct Append {
+    payload: Vec<u8>,
+    events: u64,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The writing side; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct Spool {
+    max_bytes: u64,
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::Sender<Append>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Held (and locked) for as long as the spool is open.
+    _lock: File,
+}
+
+impl Spool {
+    /// Opens `dir` (creating it), recovers its tail and starts the writer
+    /// thread. The reader starts at the shipped mark.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<(Spool, SpoolReader), StoreError> {
+        fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        lock.try_lock().map_err(|_| {
+            StoreError::Io(io::Error::other(format!(
+                "{} is in use by another collector; give each collector its own --data",
+                dir.display()
+            )))
+        })?;
+
+        let shipped = read_shipped(dir)?;
+        let mut segments = list_segments(dir)?;
+        for old in segments.iter().filter(|s| **s < shipped.segment) {
+            fs::remove_file(segment_path(dir, *old))?;
+        }
+        segments.retain(|s| *s >= shipped.segment);
+        let last = segments.last().copied().unwrap_or(shipped.segment);
+        let start = if last == shipped.segment {
+            shipped.offset
+        } else {
+            0
+        };
+        let end = recover_tail(&segment_path(dir, last), start)?;
+
+        // Count what is left to ship.
+        let at = shipped;
+        let durable = Position {
+            segment: last,
+            offset: end,
+        };
+        let (mut pending_bytes, mut pending_events) = (0, 0);
+        let mut counter = SpoolReader {
+            dir: dir.to_owned(),
+            at,
+            shared: None,
+        };
+        while counter.at < durable {
+            let (events, bytes, next) = counter.read(durable, usize::MAX)?;
+            if next == counter.at {
+                break;
+            }
+            pending_bytes += bytes;
+            pending_events += events.len() as u64;
+            counter.at = next;
+        }
+
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(segment_path(dir, last))?;
+        sync_dir(dir)?;
+        let shared = Arc::new(Shared {
+            durable: watch::Sender::new(durable),
+            pending_bytes: AtomicU64::new(pending_bytes),
+            pending_events: AtomicU64::new(pending_events),
+        });
+        if pending_events > 0 {
+            tracing::info!(
+                events = pending_events,
+                bytes = pending_bytes,
+                "the spool holds events not yet in ClickHouse; they are sent first"
+            );
+        }
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let writer_state = Writer {
+            dir: dir.to_owned(),
+            file,
+            at: durable,
+            max_bytes,
+            shared: Arc::clone(&shared),
+        };
+        let handle = std::thread::Builder::new()
+            .name("waymark-spool-writer".to_owned())
+            .spawn(move || writer_state.run(receiver))?;
+        let reader = SpoolReader {
+            dir: dir.to_owned(),
+            at,
+            shared: Some(Arc::clone(&shared)),
+        };
+        Ok((
+            Spool {
+                max_bytes,
+                shared,
+                sender: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(handle)),
+                _lock: lock,
+            },
+            reader,
+        ))
+    }
+
+    /// Appends `events` as one record; resolves once it is on disk.
+    pub async fn append(&self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        let payload = serde_json::to_vec(events).map_err(|e| StoreError::Io(e.into()))?;
+        if self.pending_bytes() + payload.len() as u64 + HEADER_BYTES > self.max_bytes {
+            return Err(StoreError::Full);
+        }
+        let sender = lock(&self.sender).clone().ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(Append {
+                payload,
+                events: events.len() as u64,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Bytes of records not yet shipped.
+    pub fn pending_bytes(&self) -> u64 {
+        self.shared.pending_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Events not yet shipped.
+    pub fn pending_events(&self) -> u64 {
+        self.shared.pending_events.load(Ordering::Relaxed)
+    }
+
+    /// The end of what is on disk.
+    pub fn durable(&self) -> Position {
+        *self.shared.durable.borrow()
+    }
+
+    /// Changes whenever more is on disk.
+    pub fn watch_durable(&self) -> watch::Receiver<Position> {
+        self.shared.durable.subscribe()
+    }
+
+    /// Takes no more appends; waits for the writer to finish what is queued.
+    pub fn close(&self) {
+        drop(lock(&self.sender).take());
+        if let Some(handle) = lock(&self.writer).take() {
+            if handle.join().is_err() {
+                tracing::error!("the spool writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    dir: PathBuf,
+    file: File,
+    at: Position,
+    max_bytes: u64,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    fn run(mut self, mut receiver: mpsc::Receiver<Append>) {
+        while let Some(first) = receiver.blocking_recv() {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP_REQUESTS {
+                match receiver.try_recv() {
+                    Ok(next) => group.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.write_group(group);
+        }
+        tracing::debug!("spool writer stopped");
+    }
+
+    fn write_group(&mut self, group: Vec<Append>) {
+        let mut accepted = Vec::with_capacity(group.len());
+        let mut buffer = Vec::new();
+        let mut events = 0;
+        let pending = self.shared.pending_bytes.load(Ordering::Relaxed);
+        for append in group {
+            let size = append.payload.len() as u64 + HEADER_BYTES;
+            if pending + buffer.len() as u64 + size > self.max_bytes {
+                let _ = append.reply.send(Err(StoreError::Full));
+                continue;
+            }
+            let Ok(len) = u32::try_from(append.payload.len()) else {
+                let _ = append.reply.send(Err(StoreError::Commit(
+                    "a batch too large for one spool record".to_owned(),
+                )));
+                continue;
+            };
+            buffer.extend_from_slice(&len.to_le_bytes());
+            buffer.extend_from_slice(&crc32fast::hash(&append.payload).to_le_bytes());
+            buffer.extend_from_slice(&append.payload);
+            events += append.events;
+            accepted.push(append.reply);
+        }
+        if accepted.is_empty() {
+            return;
+        }
+        let written = self.write(&buffer);
+        match written {
+            Ok(()) => {
+                self.shared
+                    .pending_bytes
+                    .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+                self.shared
+                    .pending_events
+                    .fetch_add(events, Ordering::Relaxed);
+                self.shared.durable.send_replace(self.at);
+                for reply in accepted {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the spool write failed");
+                for reply in accepted {
+                    let _ = reply.send(Err(StoreError::Commit(err.to_string())));
+                }
+            }
+        }
+    }
+
+    /// Writes `buffer` at the end of the current segment (starting a new one
+    /// when this one is full) and syncs it.
+    fn write(&mut self, buffer: &[u8]) -> io::Result<()> {
+        if self.at.offset > 0 && self.at.offset + buffer.len() as u64 > SEGMENT_BYTES {
+            let next = self.at.segment + 1;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(segment_path(&self.dir, next))?;
+            sync_dir(&self.dir)?;
+            self.at = Position {
+                segment: next,
+                offset: 0,
+            };
+        }
+        if let Err(err) = self
+            .file
+            .write_all(buffer)
+            .and_then(|()| self.file.sync_data())
+        {
+            // Cut off whatever part was written, so the next record starts
+            // on a record boundary.
+            let _ = self.file.set_len(self.at.offset);
+            return Err(err);
+        }
+        self.at.offset += buffer.len() as u64;
+        Ok(())
+    }
+}
+
+/// Reads the spool in order from the shipped mark; see the module
+/// documentation.
+#[derive(Debug)]
+pub(crate) struct SpoolReader {
+    dir: PathBuf,
+    at: Position,
+    shared: Option<Arc<Shared>>,
+}
+
+impl SpoolReader {
+    /// Where the next read starts.
+    pub fn at(&self) -> Position {
+        self.at
+    }
+
+    /// Reads whole records from [`at`](Self::at) up to `durable`, stopping
+    /// once `max_events` are read (a record is never split). Returns the
+    /// events, their bytes and the position after them; `at` itself moves
+    /// only on [`commit`](Self::commit).
+    pub fn read(
+        &self,
+        durable: Position,
+        max_events: usize,
+    ) -> Result<(Vec<StoredEvent>, u64, Position), StoreError> {
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        let mut at = self.at;
+        while at < durable && events.len() < max_events {
+            let path = segment_path(&self.dir, at.segment);
+            let end = if at.segment == durable.segment {
+                durable.offset
+            } else {
+                fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+            };
+            if at.offset >= end {
+                if at.segment >= durable.segment {
+                    break;
+                }
+                at = Position {
+                    segment: at.segment + 1,
+                    offset: 0,
+                };
+                continue;
+            }
+            let mut file = File::open(&path)?;
+            file.seek(SeekFrom::Start(at.offset))?;
+            let mut file = io::BufReader::new(file.take(end - at.offset));
+            while at.offset < end && events.len() < max_events {
+                let Some(payload) = read_record(&mut file)? else {
+                    return Err(StoreError::Commit(format!(
+                        "{}: a damaged record at byte {}",
+                        path.display(),
+                        at.offset
+                    )));
+                };
+                let batch: Vec<StoredEvent> = serde_json::from_slice(&payload)
+                    .map_err(|e| StoreError::Commit(format!("{}: {e}", path.display())))?;
+                let size = payload.len() as u64 + HEADER_BYTES;
+                at.offset += size;
+                bytes += size;
+                events.extend(batch);
+            }
+        }
+        Ok((events, bytes, at))
+    }
+
+    /// Marks everything before `next` as shipped: writes the mark durably,
+    /// deletes the segments before it and counts the bytes and events off.
+    pub fn commit(&mut self, next: Position, bytes: u64, events: u64) -> Result<(), StoreError> {
+        if next == self.at {
+            return Ok(());
+        }
+        let tmp = self.dir.join("shipped.tmp");
+        {
+            let mut file = File::create(&tmp)?;
+            write!(file, "{} {}", next.segment, next.offset)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, self.dir.join(SHIPPED_FILE))?;
+        sync_dir(&self.dir)?;
+        for segment in self.at.segment..next.segment {
+            match fs::remove_file(segment_path(&self.dir, segment)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.at = next;
+        if let Some(shared) = &self.shared {
+            shared.pending_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            shared.pending_events.fetch_sub(events, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+fn segment_path(dir: &Path, segment: u64) -> PathBuf {
+    dir.join(format!("{segment:020}.seg"))
+}
+
+fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut segments: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            name.to_str()?.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    segments.sort_unstable();
+    Ok(segments)
+}
+
+fn read_shipped(dir: &Path) -> Result<Position, StoreError> {
+    match fs::read_to_string(dir.join(SHIPPED_FILE)) {
+        Ok(text) => {
+            let mut parts = text.split_whitespace().map(str::parse::<u64>);
+            match (parts.next(), parts.next()) {
+                (Some(Ok(segment)), Some(Ok(offset))) => Ok(Position { segment, offset }),
+                _ => Err(StoreError::Commit(format!(
+                    "{}: unreadable shipped mark {text:?}",
+                    dir.join(SHIPPED_FILE).display()
+                ))),
+            }
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Position {
+            segment: 1,
+            offset: 0,
+        }),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// One record's payload; `None` at a torn or damaged record (or the end).
+fn read_record(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut header = [0; HEADER_BYTES as usize];
+    match input.read_exact(&mut header) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
+    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+    let mut payload = vec![0; len];
+    match input.read_exact(&mut payload) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) => return Err(err),
+    }
+    Ok((crc32fast::hash(&payload) == crc).then_some(payload))
+}
+
+/// Checks the records of the last segment from `start` and cuts off a torn
+/// tail; the end of the good records.
+fn recover_tail(path: &Path, start: u64) -> io::Result<u64> {
+    let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(0);
+    };
+    let len = file.metadata()?.len();
+    let mut reader = io::BufReader::new(&file);
+    reader.seek(SeekFrom::Start(start.min(len)))?;
+    let mut end = start.min(len);
+    while let Some(payload) = read_record(&mut reader)? {
+        end += payload.len() as u64 + HEADER_BYTES;
+    }
+    if end < len {
+        tracing::warn!(
+            path = %path.display(),
+            cut = len - end,
+            "cut a torn record off the spool (it was never acknowledged)"
+        );
+        file.set_len(end)?;
+        file.sync_all()?;
+    }
+    Ok(end)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::event::{Enrichment, EventType};
+
+    fn event(n: u128) -> StoredEvent {
+        StoredEvent {
+            event_id: uuid::Uuid::from_u128(n).hyphenated().to_string(),
+            site: "demo".to_owned(),
+            event_type: EventType::PageView,
+            name: None,
+            ts: 1_000 + n as u64,
+            client_ts: 1_000 + n as u64,
+            received_at: 2_000,
+            session_id: "s".to_owned(),
+            visitor_id: "v".to_owned(),
+            user_id: None,
+            session_index: Some(1),
+            seq: Some(n as u32),
+            previous_session_id: None,
+            storage: None,
+            url: "https://demo.example/".to_owned(),
+            title: None,
+            referrer: None,
+            props: None,
+            context: None,
+            enrichment: Enrichment::default(),
+        }
+    }
+
+    fn ids(events: &[StoredEvent]) -> Vec<u64> {
+        events.iter().map(|e| e.ts - 1_000).collect()
+    }
+
+    #[tokio::test]
+    async fn appends_read_back_in_order_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, mut reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[event(1), event(2)]).await.unwrap();
+        spool.append(&[event(3)]).await.unwrap();
+        assert_eq!(spool.pending_events(), 3);
+
+        let (events, bytes, next) = reader.read(spool.durable(), 2).unwrap();
+        assert_eq!(ids(&events), [1, 2], "whole records, stopping at the limit");
+        reader.commit(next, bytes, 2).unwrap();
+        assert_eq!(spool.pending_events(), 1);
+        spool.close();
+        drop(spool);
+
+        let (spool, reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            spool.pending_events(),
+            1,
+            "only the unshipped record is left"
+        );
+        let (events, _, _) = reader.read(spool.durable(), usize::MAX).unwrap();
+        assert_eq!(ids(&events), [3]);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_off_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (spool, _reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+            spool.append(&[event(1)]).await.unwrap();
+        }
+        let segment = segment_path(dir.path(), 1);
+        let good = fs::metadata(&segment).unwrap().len();
+        // A crash halfway through the next record.
+        let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+        file.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'[', b'{'])
+            .unwrap();
+        drop(file);
+
+        let (spool, reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(fs::metadata(&segment).unwrap().len(), good);
+        spool.append(&[event(2)]).await.unwrap();
+        let (events, _, _) = reader.read(spool.durable(), usize::MAX).unwrap();
+        assert_eq!(ids(&events), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_full_spool_refuses_until_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = serde_json::to_vec(&[event(1)]).unwrap().len() as u64 + HEADER_BYTES;
+        let (spool, mut reader) = Spool::open(dir.path(), one * 2).unwrap();
+        spool.append(&[event(1)]).await.unwrap();
+        spool.append(&[event(2)]).await.unwrap();
+        assert!(matches!(
+            spool.append(&[event(3)]).await,
+            Err(StoreError::Full)
+        ));
+        let (events, bytes, next) = reader.read(spool.durable(), usize::MAX).unwrap();
+        reader.commit(next, bytes, events.len() as u64).unwrap();
+        spool.append(&[event(3)]).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_second_collector_cannot_share_a_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Spool::open(dir.path(), 1 << 20).unwrap();
+        let err = Spool::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(err.to_string().contains("another collector"), "{err}");
+    }
+
+    #[test]
+    fn segments_are_read_across_and_deleted_once_shipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |n: u128| {
+            let payload = serde_json::to_vec(&[event(n)]).unwrap();
+            let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+            bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            bytes.extend_from_slice(&payload);
+            bytes
+        };
+        fs::write(segment_path(dir.path(), 1), record(1)).unwrap();
+        fs::write(segment_path(dir.path(), 2), record(2)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let (spool, mut reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(spool.pending_events(), 2);
+        let (events, bytes, next) = reader.read(spool.durable(), usize::MAX).unwrap();
+        assert_eq!(ids(&events), [1, 2]);
+        reader.commit(next, bytes, 2).unwrap();
+        assert!(!segment_path(dir.path(), 1).exists());
+        assert!(
+            segment_path(dir.path(), 2).exists(),
+            "the open segment stays"
+        );
+        assert_eq!(spool.pending_bytes(), 0);
+    }
+}

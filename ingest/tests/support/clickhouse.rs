@@ -1,0 +1,154 @@
+//! A real ClickHouse server for the store's tests: Debian's
+//! `clickhouse-server` on free loopback ports, its data in a temporary
+//! folder, killed and started again at will. `cargo xtask test` installs it.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const BINARY: &str = "/usr/sbin/clickhouse-server";
+const CONFIG: &str = "/etc/clickhouse-server/config.xml";
+
+/// One ClickHouse server; killed when dropped.
+#[derive(Debug)]
+pub struct ClickHouse {
+    dir: TempDir,
+    pub http_port: u16,
+    tcp_port: u16,
+    interserver_port: u16,
+    child: Option<Child>,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+impl ClickHouse {
+    /// Starts a server and waits until it answers.
+    pub fn start() -> ClickHouse {
+        assert!(
+            Path::new(BINARY).is_file(),
+            "{BINARY} is missing: run `cargo xtask setup` (it installs Debian's clickhouse-server)"
+        );
+        let mut server = ClickHouse {
+            dir: TempDir::new().unwrap(),
+            http_port: free_port(),
+            tcp_port: free_port(),
+            interserver_port: free_port(),
+            child: None,
+        };
+        server.resume();
+        server
+    }
+
+    /// `clickhouse://127.0.0.1:<port>/<database>`.
+    pub fn url(&self, database: &str) -> String {
+        format!("clickhouse://127.0.0.1:{}/{database}", self.http_port)
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or a pulled cable would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and data.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let dir = self.dir.path();
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
+        let arg = |name: &str, value: &str| format!("--{name}={value}");
+        // A shell between the test and the server kills the server when its
+        // stdin closes: when `kill` drops it, or when the test process ends
+        // in any way (a server shared by a whole test binary is never
+        // dropped).
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(r#""$0" "$@" & pid=$!; read _; kill -9 $pid; wait $pid"#)
+            .arg(BINARY)
+            .arg(format!("--config-file={CONFIG}"))
+            .arg("--")
+            .arg(arg("path", &format!("{}/", dir.display())))
+            .arg(arg("tmp_path", &format!("{}/tmp/", dir.display())))
+            .arg(arg("logger.log", &dir.join("log").display().to_string()))
+            .arg(arg(
+                "logger.errorlog",
+                &dir.join("err").display().to_string(),
+            ))
+            .arg(arg("listen_host", "127.0.0.1"))
+            .arg(arg("http_port", &self.http_port.to_string()))
+            .arg(arg("tcp_port", &self.tcp_port.to_string()))
+            .arg(arg(
+                "interserver_http_port",
+                &self.interserver_port.to_string(),
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start clickhouse-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.get("/ping").as_deref() != Some("Ok.\n") {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                let err = std::fs::read_to_string(dir.join("err")).unwrap_or_default();
+                panic!("clickhouse-server exited with {status}: {err}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "clickhouse-server did not start in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `sql` over HTTP; the body of the answer (panics on an error).
+    pub fn query(&self, sql: &str) -> String {
+        let (status, body) = self.request("POST", "/", sql).expect("clickhouse answers");
+        assert_eq!(status, 200, "{sql}: {body}");
+        body
+    }
+
+    fn get(&self, path: &str) -> Option<String> {
+        self.request("GET", path, "").map(|(_, body)| body)
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.http_port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .ok()?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let (head, body) = answer.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_owned()))
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
