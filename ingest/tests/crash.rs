@@ -9,11 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -21,128 +17,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/collector.rs"]
+mod collector;
+use collector::{request, Collector};
+
 const POSTERS: u128 = 3;
 const BATCH_SIZE: u128 = 20;
 const MAX_BATCHES_PER_POSTER: u128 = 2_000;
 /// Acknowledged events to wait for before pulling the plug.
 const KILL_AFTER_ACKED_EVENTS: usize = 2_000;
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running collector; killed on drop so a failing test leaves nothing behind.
-struct Collector {
-    child: Child,
-    port: u16,
-}
-
-impl Collector {
-    fn start(root: &Path, name: &str) -> Collector {
-        let port = free_port();
-        let log = File::create(root.join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_waymark"))
-            .arg("--addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data")
-            .arg(root.join("data"))
-            .arg("--www")
-            .arg(root.join("www"))
-            .arg("--sdk-dir")
-            .arg(root.join("pkg"))
-            // One client streaming as fast as it can: no per-IP limit.
-            .args(["--rate-limit", "0"])
-            .env_remove("RUST_LOG")
-            .env_remove("WAYMARK_STORE")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut collector = Collector { child, port };
-        collector.wait_until_healthy();
-        collector
-    }
-
-    fn wait_until_healthy(&mut self) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("the collector exited before it was healthy: {status}");
-            }
-            if matches!(request(self.port, "GET", "/healthz", ""), Ok((200, _))) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the collector never became healthy"
-            );
-            thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    fn post_batch(&self, body: &str) -> io::Result<(u16, Value)> {
-        let (status, body) = request(self.port, "POST", "/v1/batch", body)?;
-        let json = serde_json::from_str(&body).map_err(io::Error::other)?;
-        Ok((status, json))
-    }
-
-    /// Sends SIGTERM and waits for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the collector ignored SIGTERM");
-            thread::sleep(Duration::from_millis(25));
-        }
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One HTTP/1.1 request on a fresh connection; the status and the body.
-fn request(port: u16, method: &str, path: &str, body: &str) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response);
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| io::Error::other("incomplete response"))?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("bad status line in {head:?}")))?;
-    Ok((status, body.to_owned()))
-}
 
 fn event_id(poster: u128, batch: u128, index: u128) -> String {
     uuid::Uuid::from_u128((poster << 96) | (batch << 32) | index)

@@ -1,0 +1,332 @@
+//! The ClickHouse store with the real `waymark` binary and a real ClickHouse
+//! server: an outage (with a collector crash inside it) loses nothing and
+//! doubles nothing, a full spool answers 503 with `Retry-After`, and two
+//! collectors on one ClickHouse keep sessions right and write one
+//! `visit_ended` per idle session between them.
+//!
+//! Everything runs on 127.0.0.1; every loop is bounded in count and time.
+
+#![cfg(unix)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+#[path = "support/clickhouse.rs"]
+mod clickhouse_server;
+#[path = "support/collector.rs"]
+mod collector;
+
+use clickhouse_server::ClickHouse;
+use collector::{exchange, Collector};
+
+const TOKEN: &str = "clickhouse-test-token";
+const MIN: u64 = 60_000;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A collector on the ClickHouse store at `url`, its spool under `data`.
+fn collector(root: &Path, name: &str, data: &Path, url: &str, extra: &[&str]) -> Collector {
+    let mut args = vec![
+        "--store",
+        url,
+        "--flush-interval-ms",
+        "100",
+        "--admin-token",
+        TOKEN,
+        "--sweep-interval-seconds",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    Collector::start_with(root, name, data, &args)
+}
+
+fn event(n: u64, session: &str, kind: &str, ts: u64, url: &str) -> Value {
+    json!({
+        "event_id": uuid::Uuid::from_u64_pair(0x5eed, n).hyphenated().to_string(),
+        "type": kind, "name": "step", "ts": ts, "seq": n,
+        "session_id": session, "visitor_id": format!("v-{session}"), "session_index": 1,
+        "url": url,
+    })
+}
+
+fn batch(events: &[Value]) -> String {
+    json!({"v": 1, "site": "shop", "sent_at": now_ms(), "events": events}).to_string()
+}
+
+/// Posts and expects 200; the event ids acknowledged.
+fn post(collector: &Collector, events: &[Value]) -> Vec<String> {
+    let (status, answer) = collector.post_batch(&batch(events)).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The session as the read API shows it, with its events.
+fn session(collector: &Collector, id: &str) -> Value {
+    let (status, body) = collector.get(&format!("/v1/sessions/{id}"), TOKEN).unwrap();
+    assert_eq!(status, 200, "{id}: {body}");
+    body
+}
+
+/// Polls `done` every 100 ms for up to 60 s.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_events_survive_a_clickhouse_outage_and_a_collector_crash_exactly_once() {
+    let mut clickhouse = ClickHouse::start();
+    let url = clickhouse.url("outage");
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let sessions = ["s-0", "s-1", "s-2", "s-3"];
+    let mut acked = Vec::new();
+    let mut n = 0;
+    let mut sent_batches = 0;
+    let mut send = |collector: &Collector, batches: usize| {
+        for _ in 0..batches {
+            let session = sessions[sent_batches % sessions.len()];
+            sent_batches += 1;
+            let events: Vec<Value> = (0..10)
+                .map(|i| {
+                    n += 1;
+                    let kind = if i == 0 { "page_view" } else { "click" };
+                    event(
+                        n,
+                        session,
+                        kind,
+                        now_ms(),
+                        &format!("https://shop.example/{n}"),
+                    )
+                })
+                .collect();
+            acked.extend(post(collector, &events));
+        }
+    };
+
+    let mut first = collector(root.path(), "first", &data, &url, &[]);
+    send(&first, 20);
+    clickhouse.kill();
+    // ClickHouse is gone: the collector keeps acknowledging from its spool.
+    send(&first, 20);
+    // And the collector crashes with the spool full of events.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    let second = collector(root.path(), "second", &data, &url, &[]);
+    send(&second, 20);
+    clickhouse.resume();
+    send(&second, 20);
+    assert_eq!(acked.len(), 800);
+
+    let count = |sql: &str| -> usize { clickhouse.query(sql).trim().parse().unwrap() };
+    wait_for("every acknowledged event in ClickHouse", || {
+        count("SELECT uniqExact(event_id) FROM outage.events") >= acked.len()
+    });
+    // The read API shows each acknowledged event exactly once…
+    let mut seen = Vec::new();
+    for id in sessions {
+        let body = session(&second, id);
+        let events = body["events"].as_array().unwrap();
+        assert_eq!(body["event_count"], events.len(), "{id}");
+        seen.extend(
+            events
+                .iter()
+                .map(|e| e["event_id"].as_str().unwrap().to_owned()),
+        );
+    }
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no event is shown twice");
+    assert_eq!(
+        unique,
+        acked.iter().collect(),
+        "no event is lost or made up"
+    );
+    // …and once merged, ClickHouse holds each once.
+    clickhouse.query("OPTIMIZE TABLE outage.events FINAL");
+    assert_eq!(count("SELECT count() FROM outage.events"), acked.len());
+    let log = std::fs::read_to_string(root.path().join("second.log")).unwrap();
+    assert!(
+        log.contains("the spool holds events not yet in ClickHouse"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_full_spool_answers_503_with_retry_after() {
+    let root = tempfile::tempdir().unwrap();
+    // Nothing listens there: every event stays in the spool.
+    let dead = format!("clickhouse://127.0.0.1:{}/gone", collector::free_port());
+    let c = collector(
+        root.path(),
+        "full",
+        &root.path().join("data"),
+        &dead,
+        &["--spool-max-bytes", "5000"],
+    );
+    let mut statuses = Vec::new();
+    for n in 1..=40 {
+        let events = [event(
+            n,
+            "s-full",
+            "page_view",
+            now_ms(),
+            "https://shop.example/",
+        )];
+        let (status, head, body) =
+            exchange(c.port, "POST", "/v1/batch", &batch(&events), "").unwrap();
+        if status == 503 {
+            assert!(
+                head.to_ascii_lowercase().contains("retry-after: 30"),
+                "{head}"
+            );
+            assert!(body.contains("store_unavailable"), "{body}");
+        }
+        statuses.push(status);
+    }
+    let accepted = statuses.iter().take_while(|s| **s == 200).count();
+    assert!(accepted > 5, "the spool takes events first: {statuses:?}");
+    assert!(
+        statuses[accepted..].iter().all(|s| *s == 503),
+        "then refuses them all: {statuses:?}"
+    );
+}
+
+#[test]
+fn two_collectors_on_one_clickhouse_keep_sessions_right() {
+    let clickhouse = ClickHouse::start();
+    let url = clickhouse.url("shared");
+    let root = tempfile::tempdir().unwrap();
+    let a = collector(root.path(), "a", &root.path().join("a"), &url, &[]);
+    let b = collector(root.path(), "b", &root.path().join("b"), &url, &[]);
+
+    // An active session whose batches alternate between the collectors, out
+    // of order, with a retry sent to the other collector.
+    let t = now_ms() - 5 * MIN;
+    let active = [
+        event(
+            1,
+            "s-live",
+            "page_view",
+            t,
+            "https://shop.example/?utm_source=news",
+        ),
+        event(
+            2,
+            "s-live",
+            "click",
+            t + 1000,
+            "https://shop.example/?utm_source=news",
+        ),
+        event(
+            3,
+            "s-live",
+            "page_view",
+            t + 60_000,
+            "https://shop.example/pricing",
+        ),
+        event(
+            4,
+            "s-live",
+            "page_view",
+            t + 120_000,
+            "https://shop.example/checkout",
+        ),
+    ];
+    post(&b, &active[2..4]);
+    post(&a, &active[0..2]);
+    post(&b, &active[0..2]);
+    // Idle sessions, each half through A and half through B: both sweepers
+    // see them, and between them write one visit_ended each.
+    let old = now_ms() - 45 * MIN;
+    for s in 0..6u64 {
+        let id = format!("s-idle-{s}");
+        post(
+            &a,
+            &[event(
+                100 + s * 2,
+                &id,
+                "page_view",
+                old,
+                "https://shop.example/a",
+            )],
+        );
+        post(
+            &b,
+            &[event(
+                101 + s * 2,
+                &id,
+                "page_view",
+                old + 2 * MIN,
+                "https://shop.example/b",
+            )],
+        );
+    }
+
+    wait_for("both sweepers to close the six idle sessions", || {
+        let (_, page) = a.get("/v1/sessions?site=shop&limit=100", TOKEN).unwrap();
+        page["sessions"]
+            .as_array()
+            .is_some_and(|s| s.iter().filter(|s| !s["ended_at"].is_null()).count() == 6)
+    });
+    // Let both sweepers run a few more rounds.
+    thread::sleep(Duration::from_secs(3));
+
+    for reader in [&a, &b] {
+        let live = session(reader, "s-live");
+        assert_eq!(live["event_count"], 4);
+        assert_eq!(live["page_views"], 3);
+        assert_eq!(
+            live["landing_page"],
+            "https://shop.example/?utm_source=news"
+        );
+        assert_eq!(live["exit_page"], "https://shop.example/checkout");
+        assert_eq!(live["source"], "news");
+        assert_eq!(live["duration_ms"], 120_000);
+        assert!(live["ended_at"].is_null());
+        for s in 0..6 {
+            let idle = session(reader, &format!("s-idle-{s}"));
+            assert_eq!(idle["event_count"], 2);
+            assert_eq!(idle["landing_page"], "https://shop.example/a");
+            assert_eq!(idle["exit_page"], "https://shop.example/b");
+            assert_eq!(idle["ended_at"], idle["last_seen_at"]);
+            assert_eq!(idle["end_reason"], "idle");
+            let ends = idle["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "visit_ended")
+                .count();
+            assert_eq!(ends, 1, "one visit_ended for s-idle-{s}");
+        }
+        let (status, list) = reader
+            .get("/v1/sessions?site=shop&limit=100", TOKEN)
+            .unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(list["sessions"].as_array().unwrap().len(), 7);
+    }
+    // However many times the sweepers wrote it, each end is one row once
+    // merged.
+    clickhouse.query("OPTIMIZE TABLE shared.events FINAL");
+    let ends: usize = clickhouse
+        .query("SELECT count() FROM shared.events WHERE event_type = 'visit_ended'")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(ends, 6);
+}
