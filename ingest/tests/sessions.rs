@@ -732,6 +732,15 @@ conformance! {
         );
         b["visitor_id"] = json!("v-2");
         app.post(CHROME_MAC, vec![b]).await;
+        // Started before the range, busy inside it: not a visit of the range.
+        let mut early = vec![
+            page_view(5, "s-early", T0 - 10 * MIN, "https://shop.example/early", None),
+            page_view(6, "s-early", T0 + 20 * MIN, "https://shop.example/early", None),
+        ];
+        for e in &mut early {
+            e["visitor_id"] = json!("v-3");
+        }
+        app.post(CHROME_MAC, early).await;
         // A bot: not counted.
         app.post(
             "curl/8.4.0",
@@ -790,7 +799,7 @@ conformance! {
         app.clock.set(T0 + 24 * 60 * MIN);
         let (_, week) = app.get("/v1/stats").await;
         assert_eq!(week["interval"], "day");
-        assert_eq!(week["visits"], 2);
+        assert_eq!(week["visits"], 3, "s-early too");
         assert_eq!(week["visits_over_time"].as_array().unwrap().len(), 8);
     }
 }

@@ -61,6 +61,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backoff between failed inserts: doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
+/// The sweeper looks for idle sessions among those with activity in this
+/// long before the idle cut-off (a session left open longer, with every
+/// collector down for days, stays open).
+const SWEEP_WINDOW_MS: u64 = 3 * 86_400_000;
 /// How long shutdown keeps trying to empty the spool into ClickHouse.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -225,12 +229,18 @@ impl ClickHouseStore {
         idle_before: u64,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        let sessions = sessions_sql(&self.ch.db, "1");
+        // Sessions open and idle have activity in the last days (the
+        // sweeper runs every minute); older partitions are not read.
+        let since = idle_before.saturating_sub(SWEEP_WINDOW_MS);
+        let mut binds = Vec::new();
+        let filter = started_filter(&self.ch.db, None, Some(since), None, &mut binds);
+        let sessions = sessions_sql(&self.ch.db, &filter);
         let sql = format!(
             "SELECT session_id FROM ({sessions}) WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
              ORDER BY last_seen_at LIMIT {limit}"
         );
         let ids: Vec<String> = timed(self.ch.client.query(&sql).fetch_all::<String>()).await?;
+        debug_assert!(binds.is_empty());
         if ids.is_empty() {
             return Ok(0);
         }
@@ -271,7 +281,14 @@ impl ClickHouseStore {
 
     async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {
         let mut binds = Vec::new();
-        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
+        let events = started_filter(
+            &self.ch.db,
+            q.site.as_deref(),
+            Some(q.from),
+            Some(q.to),
+            &mut binds,
+        );
+        let sessions = sessions_sql(&self.ch.db, &events);
         let mut filter = format!("started_at >= {} AND started_at < {}", q.from, q.to);
         if !q.include_bots {
             filter.push_str(" AND is_bot = 0");
@@ -362,7 +379,8 @@ impl ClickHouseStore {
 
     async fn sessions_now(&self, q: SessionQuery) -> Result<SessionPage, StoreError> {
         let mut binds = Vec::new();
-        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
+        let events = started_filter(&self.ch.db, q.site.as_deref(), q.from, q.to, &mut binds);
+        let sessions = sessions_sql(&self.ch.db, &events);
         let mut clauses = vec!["1".to_owned()];
         if let Some(from) = q.from {
             clauses.push(format!("started_at >= {from}"));
@@ -707,6 +725,32 @@ async fn timed<T>(
             "ClickHouse did not answer in time".to_owned(),
         )),
     }
+}
+
+/// The events of the sessions of `site` (or all) whose first activity may be
+/// in `[from, to)`: every event of each session with activity in the range,
+/// so the sessions are whole, and only ClickHouse partitions of the range
+/// are searched for them. Sessions starting before `from` are still among
+/// them; the caller filters on `started_at`.
+fn started_filter(
+    db: &str,
+    site: Option<&str>,
+    from: Option<u64>,
+    to: Option<u64>,
+    binds: &mut Vec<String>,
+) -> String {
+    if from.is_none() && to.is_none() {
+        return site_filter(site, binds);
+    }
+    let mut range = vec!["event_type != 'visit_ended'".to_owned()];
+    range.extend(from.map(|from| format!("ts >= {from}")));
+    range.extend(to.map(|to| format!("ts < {to}")));
+    let outer = site_filter(site, binds);
+    let inner = site_filter(site, binds);
+    format!(
+        "{outer} AND session_id IN (SELECT session_id FROM {db}.events WHERE {inner} AND {})",
+        range.join(" AND ")
+    )
 }
 
 /// `site = ?` with its value, or `1`.
