@@ -11,22 +11,19 @@ var w = window, s = document.currentScript, stub = w.waymark;
 var COMMANDS = { track: 1, identify: 1, reset: 1, flush: 1, optOut: 1, optIn: 1, consent: 1, page: 1 };
 if (s && !(stub && stub.tracker)) {
   var a = s.dataset;
-  var num = function (v) { return v == null || v === '' ? undefined : Number(v); };
-  var bool = function (v) { return v == null ? undefined : v !== 'false'; };
+  // Data attributes are strings: numbers and booleans are converted here,
+  // and the SDK checks the config as it checks an npm caller's.
   var config = {
     endpoint: a.endpoint || new URL(s.src, location.href).origin,
     site: a.site,
-    sessionTimeoutMinutes: num(a.sessionTimeoutMinutes),
-    maxSessionHours: num(a.maxSessionHours),
-    splitAtMidnight: bool(a.splitAtMidnight),
-    splitOnCampaign: bool(a.splitOnCampaign),
-    autocapture: bool(a.autocapture),
-    capturePageViews: bool(a.capturePageViews),
-    captureClicks: bool(a.captureClicks),
-    respectDnt: bool(a.respectDnt),
-    requireConsent: bool(a.requireConsent),
     sensitiveParams: a.sensitiveParams
   };
+  'sessionTimeoutMinutes maxSessionHours'.split(' ').forEach(function (k) {
+    if (a[k] != null && a[k] !== '') config[k] = Number(a[k]);
+  });
+  'splitAtMidnight splitOnCampaign autocapture capturePageViews captureClicks respectDnt requireConsent'.split(' ').forEach(function (k) {
+    if (a[k] != null) config[k] = a[k] !== 'false';
+  });
   wasm_bindgen({ module_or_path: new URL('sdk.wasm', s.src) }).then(function () {
     var t = wasm_bindgen.init(config);
     var api = function (command) {

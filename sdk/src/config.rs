@@ -31,7 +31,7 @@ pub struct Config {
 impl Config {
     pub fn new(endpoint: &str, site: &str) -> Config {
         Config {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            endpoint: without_trailing_slashes(endpoint).to_owned(),
             site: site.to_owned(),
             session: SessionRules::default(),
             autocapture: true,
@@ -47,4 +47,12 @@ impl Config {
     pub fn batch_url(&self) -> String {
         text::concat(&[&self.endpoint, "/v1/batch"])
     }
+}
+
+/// `endpoint` without the `/`s it ends with (`trim_end_matches` would ship a searcher).
+fn without_trailing_slashes(mut endpoint: &str) -> &str {
+    while let Some(rest) = endpoint.strip_suffix('/') {
+        endpoint = rest;
+    }
+    endpoint
 }

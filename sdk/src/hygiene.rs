@@ -38,7 +38,7 @@ pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
 /// `url` without its sensitive query parameters, in the query and in a
 /// hash router's fragment (`#/reset?token=…`) alike.
 pub fn redact_url(url: &str, sensitive: &[String]) -> String {
-    match url.split_once('#') {
+    match text::split_at(url, b'#') {
         Some((page, fragment)) => {
             let mut out = redact_query(page, sensitive);
             out.push('#');
@@ -51,10 +51,10 @@ pub fn redact_url(url: &str, sensitive: &[String]) -> String {
 
 /// `head?query` without the query's sensitive pairs.
 fn redact_query(part: &str, sensitive: &[String]) -> String {
-    let Some((head, query)) = part.split_once('?') else {
+    let Some((head, query)) = text::split_at(part, b'?') else {
         return part.to_owned();
     };
-    let pairs = query.split('&');
+    let pairs = text::parts(query, b'&');
     if !pairs.clone().any(|pair| is_sensitive(pair, sensitive)) {
         return part.to_owned();
     }
@@ -70,7 +70,7 @@ fn redact_query(part: &str, sensitive: &[String]) -> String {
 }
 
 fn is_sensitive(pair: &str, sensitive: &[String]) -> bool {
-    let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+    let (name, value) = text::split_at(pair, b'=').unwrap_or((pair, ""));
     let name = name.to_ascii_lowercase();
     sensitive.iter().any(|word| text::contains(&name, word)) || looks_like_email(value)
 }
@@ -78,12 +78,12 @@ fn is_sensitive(pair: &str, sensitive: &[String]) -> bool {
 /// `local@domain.tld`, also percent-encoded (`%40`).
 fn looks_like_email(value: &str) -> bool {
     // Split at the first `@`, whichever way it is written.
-    let split = match (value.split_once('@'), text::split_once(value, "%40")) {
+    let split = match (text::split_at(value, b'@'), text::split_once(value, "%40")) {
         (Some(plain), Some(encoded)) if encoded.0.len() < plain.0.len() => Some(encoded),
         (plain, encoded) => plain.or(encoded),
     };
     split.is_some_and(|(local, domain)| {
-        !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        !local.is_empty() && domain.bytes().any(|b| b == b'.') && !domain.starts_with('.')
     })
 }
 

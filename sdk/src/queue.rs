@@ -14,7 +14,7 @@
 
 use crate::prelude::*;
 
-use crate::text::{parse_u64, push_u64};
+use crate::text::{self, parse_u64, push_u64};
 
 /// When to send and how much to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +161,8 @@ impl SendQueue {
             || self.bytes > self.limits.stored_bytes)
             && self.events.len() > protected + 1
         {
-            let old = self.events.remove(protected);
-            self.bytes -= old.len();
+            self.bytes -= self.events.get(protected).map_or(0, String::len);
+            text::remove_range(&mut self.events, protected, protected + 1);
             self.dropped += 1;
         }
     }
@@ -274,9 +274,9 @@ impl SendQueue {
         self.in_flight = None;
         match outcome {
             Outcome::Delivered | Outcome::Rejected => {
-                for event in self.events.drain(..count.min(self.events.len())) {
-                    self.bytes -= event.len();
-                }
+                let acknowledged: usize = self.events.iter().take(count).map(String::len).sum();
+                self.bytes -= acknowledged;
+                text::remove_range(&mut self.events, 0, count);
                 self.dropped -= self.dropped_in_flight.min(self.dropped);
                 self.dropped_in_flight = 0;
                 self.retry = None;
@@ -346,7 +346,7 @@ impl SendQueue {
     /// Adds the events of a persisted queue (this tab's after a reload, or an
     /// abandoned tab's), oldest first, ahead of nothing already sent.
     pub fn restore(&mut self, persisted: &str, now: u64) {
-        let mut lines = persisted.split('\n');
+        let mut lines = text::parts(persisted, b'\n');
         let Some(header) = lines.next() else { return };
         let Some(dropped) = header.strip_prefix("1|").and_then(parse_u64) else {
             return;

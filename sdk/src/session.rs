@@ -100,16 +100,13 @@ const CAMPAIGN_PARAMS: [&str; 8] = [
 /// The campaign parameters a URL's query carries, in a fixed order; empty
 /// values are ignored.
 pub fn campaign_params(url: &str) -> Vec<(&'static str, &str)> {
-    let without_fragment = url.split('#').next().unwrap_or_default();
-    let query = without_fragment
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or_default();
+    let without_fragment = text::split_at(url, b'#').map_or(url, |(page, _)| page);
+    let query = text::split_at(without_fragment, b'?').map_or("", |(_, q)| q);
     CAMPAIGN_PARAMS
         .into_iter()
         .filter_map(|key| {
-            let value = query.split('&').find_map(|pair| {
-                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = text::parts(query, b'&').find_map(|pair| {
+                let (k, v) = text::split_at(pair, b'=').unwrap_or((pair, ""));
                 (k == key && !v.is_empty()).then_some(v)
             })?;
             Some((key, value))
@@ -283,7 +280,7 @@ impl Session {
 
     /// Reads a stored record; anything malformed or foreign reads as `None`.
     pub fn decode(record: &str) -> Option<Session> {
-        let mut f = record.split('|');
+        let mut f = text::parts(record, b'|');
         if f.next()? != RECORD_VERSION {
             return None;
         }
@@ -324,7 +321,7 @@ fn escape(s: &str) -> String {
 
 /// Undoes [`escape`]; any other `%` is kept as it is.
 fn unescape(s: &str) -> String {
-    let mut parts = s.split('%');
+    let mut parts = text::parts(s, b'%');
     let mut out = parts.next().unwrap_or_default().to_owned();
     for part in parts {
         if let Some(rest) = part.strip_prefix("7C") {

@@ -76,6 +76,58 @@ pub fn concat(parts: &[&str]) -> String {
     join(parts.iter().copied(), "")
 }
 
+/// Removes the items at positions `from..to` (clamped to the vector), like
+/// `Vec::drain(from..to)`, and returns how many went. `retain` cannot
+/// panic, so no index-checking code and messages ship with it.
+pub fn remove_range<T>(items: &mut Vec<T>, from: usize, to: usize) -> usize {
+    let before = items.len();
+    let mut index = 0;
+    items.retain(|_| {
+        index += 1;
+        !(from < index && index <= to)
+    });
+    before - items.len()
+}
+
+/// `s` around its first `separator`, an ASCII character, like
+/// `str::split_once` with a `char` pattern (which ships a searcher).
+pub fn split_at(s: &str, separator: u8) -> Option<(&str, &str)> {
+    let at = s.bytes().position(|b| b == separator)?;
+    // An ASCII byte is a character of its own, so these are boundaries.
+    Some((s.get(..at)?, s.get(at + 1..)?))
+}
+
+/// The parts of `s` between `separator`s, an ASCII character, like
+/// `str::split` with a `char` pattern.
+pub fn parts(s: &str, separator: u8) -> Parts<'_> {
+    Parts {
+        rest: Some(s),
+        separator,
+    }
+}
+
+/// The iterator of [`parts`].
+#[derive(Debug, Clone)]
+pub struct Parts<'a> {
+    rest: Option<&'a str>,
+    separator: u8,
+}
+
+impl<'a> Iterator for Parts<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match split_at(rest, self.separator) {
+            Some((part, after)) => {
+                self.rest = Some(after);
+                Some(part)
+            }
+            None => self.rest.take(),
+        }
+    }
+}
+
 /// Byte offset of the first `needle` in `haystack`, like `str::find` with a
 /// string pattern.
 pub fn find(haystack: &str, needle: &str) -> Option<usize> {
@@ -166,6 +218,27 @@ mod tests {
         assert!(!contains("page", "mail"));
         assert_eq!(split_once("a%40b%40c", "%40"), Some(("a", "b%40c")));
         assert_eq!(split_once("abc", "%40"), None);
+        for (from, to) in [(0, 0), (0, 1), (1, 3), (2, 9), (5, 9), (3, 2)] {
+            let mut items = vec![0, 1, 2, 3];
+            let removed = remove_range(&mut items, from, to);
+            let mut expected = vec![0, 1, 2, 3];
+            let (a, b) = (from.min(4), to.min(4).max(from.min(4)));
+            expected.drain(a..b);
+            assert_eq!((items, removed), (expected, b - a), "{from}..{to}");
+        }
+        for (s, sep) in [
+            ("a|b||c|", '|'),
+            ("", '|'),
+            ("abc", '|'),
+            ("é|ü", '|'),
+            ("k=v=w", '='),
+        ] {
+            assert_eq!(
+                parts(s, sep as u8).collect::<Vec<_>>(),
+                s.split(sep).collect::<Vec<_>>()
+            );
+            assert_eq!(split_at(s, sep as u8), s.split_once(sep));
+        }
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -197,6 +270,12 @@ mod tests {
             fn searching_agrees_with_std(haystack in "[%40aé]{0,12}", needle in "[%40aé]{0,3}") {
                 prop_assert_eq!(find(&haystack, &needle), haystack.find(needle.as_str()));
                 prop_assert_eq!(split_once(&haystack, &needle), haystack.split_once(needle.as_str()));
+            }
+
+            #[test]
+            fn splitting_agrees_with_std(s in "[|a&é]{0,12}") {
+                prop_assert_eq!(parts(&s, b'|').collect::<Vec<_>>(), s.split('|').collect::<Vec<_>>());
+                prop_assert_eq!(split_at(&s, b'&'), s.split_once('&'));
             }
         }
     }

@@ -485,7 +485,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
 
     fn push(&mut self, event: Event) {
         if self.pending.len() >= MAX_PENDING_EVENTS {
-            self.pending.remove(0);
+            text::remove_range(&mut self.pending, 0, 1);
         }
         self.pending.push(event);
     }

@@ -103,6 +103,7 @@ fn optimize(input: &Path, output: &Path) -> Result {
     run(Command::new(setup::wasm_opt())
         .arg(input)
         .args(setup::WASM_OPT_FLAGS)
+        .args(super::WASM_OPT_MORE_FLAGS)
         .arg("-o")
         .arg(output))
 }

@@ -234,3 +234,41 @@ pub fn inline_snippets(glue: &str, staging: &std::path::Path) -> Result<String> 
     }
     Ok(out.replace(OBJECT, &format!("{OBJECT}{keys}")))
 }
+
+/// The glue without what the script tag never uses: `initSync` (the loader
+/// instantiates asynchronously) and the warning about the deprecated way of
+/// calling the init function (the loader calls it the current way). Errs
+/// when the glue no longer has the expected shape.
+pub fn trim(glue: &str) -> Result<String> {
+    const INIT_SYNC: &str = "function initSync(module) {";
+    const EXPORTED: &str = "Object.assign(__wbg_init, { initSync }, exports)";
+    const DEPRECATED: &str = "console.warn('using deprecated parameters for the initialization function; pass a single object instead')";
+    let start = match glue.matches(INIT_SYNC).count() {
+        1 => glue.find(INIT_SYNC).unwrap_or_default(),
+        _ => return Err(format!("expected `{INIT_SYNC}` once in the glue")),
+    };
+    // Its body's braces balance (no braces in its strings).
+    let mut depth = 0usize;
+    let mut end = None;
+    for (i, c) in glue[start..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 1 => {
+                end = Some(start + i + 1);
+                break;
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let end = end.ok_or("the glue's initSync does not end")?;
+    let out = [&glue[..start], &glue[end..]].concat();
+    for expected in [EXPORTED, DEPRECATED] {
+        if out.matches(expected).count() != 1 {
+            return Err(format!("expected `{expected}` once in the glue"));
+        }
+    }
+    Ok(out
+        .replace(EXPORTED, "Object.assign(__wbg_init, exports)")
+        .replace(DEPRECATED, ""))
+}

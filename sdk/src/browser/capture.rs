@@ -11,7 +11,7 @@ use crate::prelude::*;
 
 use super::delivery::{self, Send};
 use super::dom::{self, Kind};
-use super::{plain_data, record, Shell};
+use super::{plain_data, record, Command, Shell};
 use crate::{ClickTarget, Node, Outcome, Value};
 use alloc::rc::Weak;
 use core::cell::RefCell;
@@ -29,33 +29,24 @@ pub fn on_event(weak: &Weak<RefCell<Shell>>, kind: u32, a: f64, b: f64, c: JsVal
     match kind {
         Kind::PageHide => leaving(weak),
         Kind::VisibilityChange => {
-            record(weak, &mut |core| {
-                core.set_active(dom::now(), dom::is_active())
-            });
+            record(weak, Command::Active);
             if dom::is_hidden() {
                 leaving(weak);
             }
         }
         Kind::Online | Kind::Offline => super::set_online(weak, kind == Kind::Online),
-        Kind::Focus => record(weak, &mut |core| {
-            core.set_active(dom::now(), dom::is_active())
-        }),
+        Kind::Focus => record(weak, Command::Active),
         // `a` is the scroll depth in percent (`as` saturates, NaN is 0).
-        Kind::Scroll => record(weak, &mut |core| core.scrolled(a as u8)),
+        Kind::Scroll => record(weak, Command::Scrolled(a as u8)),
         Kind::Navigation => navigated(weak),
-        Kind::PageShow => record(weak, &mut |core| {
-            core.page_view(dom::now_local(), &dom::page(true))
-        }),
+        Kind::PageShow => record(weak, Command::PageView),
         Kind::Click => {
             if let Some(target) = describe_click(&c) {
-                let page = dom::page(false);
-                record(weak, &mut |core| {
-                    core.click(dom::now_local(), &page, &target)
-                });
+                record(weak, Command::Click(target));
             }
         }
         Kind::Answer => delivery::settle(weak, a as u64, outcome(b, &c)),
-        Kind::Settled => record(weak, &mut |_| {}),
+        Kind::Settled => record(weak, Command::Settle),
         Kind::SendDue => delivery::pump(weak, Send::Due),
     }
 }
@@ -63,7 +54,7 @@ pub fn on_event(weak: &Weak<RefCell<Shell>>, kind: u32, a: f64, b: f64, c: JsVal
 /// The page is hidden or unloaded: its page leave, and everything queued
 /// goes at once, by beacon.
 fn leaving(weak: &Weak<RefCell<Shell>>) {
-    record(weak, &mut |core| core.leave(dom::now_local()));
+    record(weak, Command::Leave);
     super::flush(weak, Send::Leaving);
 }
 
@@ -72,7 +63,7 @@ fn leaving(weak: &Weak<RefCell<Shell>>) {
 /// whichever is first. The same URL twice is skipped by the core.
 fn navigated(weak: &Weak<RefCell<Shell>>) {
     let (now, url) = (dom::now_local(), dom::href());
-    record(weak, &mut |_| {});
+    record(weak, Command::Settle);
     let Some(inner) = weak.upgrade() else { return };
     if let Ok(mut shell) = inner.try_borrow_mut() {
         shell.unsettled = Some((now, url));
@@ -98,53 +89,53 @@ fn outcome(status: f64, retry_after: &JsValue) -> Outcome {
     }
 }
 
-/// What a click may record, from the host's description of it.
+/// What a click may record, from the host's description of it: `[text,
+/// href, type, n, key₁, value₁, … keyₙ, valueₙ, tag, id, classes, …]` — the
+/// element's text (empty for inputs), its link and `type`, its `n`
+/// `data-waymark-*` attributes without the prefix, then tag, id and
+/// space-separated classes of the element and of up to three ancestors.
 fn describe_click(described: &JsValue) -> Option<ClickTarget> {
-    let read = plain_data::from_js(described)?;
-    let data = match read.get("data") {
-        Some(Value::Array(pairs)) => pairs
-            .iter()
-            .filter_map(|pair| match pair {
-                Value::Array(kv) => match &kv[..] {
-                    [Value::String(k), Value::String(v)] => Some((k.clone(), v.clone())),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+    let Some(Value::Array(items)) = plain_data::from_js(described) else {
+        return None;
     };
-    let ancestors = match read.get("ancestors") {
-        Some(Value::Array(nodes)) => nodes.iter().filter_map(node_of).collect(),
-        _ => Vec::new(),
-    };
-    Some(ClickTarget {
-        node: node_of(read.get("node")?)?,
-        ancestors,
-        text: string(read.get("text")).unwrap_or_default(),
-        href: string(read.get("href")),
-        input_type: string(read.get("type")),
-        data,
-    })
-}
-
-/// A non-empty string.
-fn string(value: Option<&Value>) -> Option<String> {
-    match value {
+    let text = |i: usize| match items.get(i) {
         Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
         _ => None,
-    }
-}
-
-/// An element's tag, id and classes.
-fn node_of(value: &Value) -> Option<Node> {
-    let classes = match value.get("classes") {
-        Some(Value::Array(list)) => list.iter().filter_map(|c| string(Some(c))).collect(),
-        _ => Vec::new(),
     };
-    Some(Node {
-        tag: string(value.get("tag"))?,
-        id: string(value.get("id")),
-        classes,
+    let pairs = match items.get(3) {
+        Some(Value::Number(n)) => *n as usize,
+        _ => return None,
+    };
+    let data = (0..pairs)
+        .map(|p| {
+            let at = 4 + 2 * p;
+            (
+                text(at).unwrap_or_default(),
+                text(at + 1).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    let mut at = 4 + 2 * pairs;
+    while let Some(tag) = text(at) {
+        let classes = text(at + 2).unwrap_or_default();
+        nodes.push(Node {
+            tag,
+            id: text(at + 1),
+            classes: crate::text::parts(&classes, b' ')
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        });
+        at += 3;
+    }
+    let mut nodes = nodes.into_iter();
+    Some(ClickTarget {
+        node: nodes.next()?,
+        ancestors: nodes.collect(),
+        text: text(0).unwrap_or_default(),
+        href: text(1),
+        input_type: text(2),
+        data,
     })
 }

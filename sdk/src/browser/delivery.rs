@@ -54,7 +54,7 @@ impl Delivery {
             let Some(value) = dom::store_get(Area::Local, &key) else {
                 continue;
             };
-            let (heartbeat, persisted) = value.split_once('\n').unwrap_or(("", ""));
+            let (heartbeat, persisted) = crate::text::split_at(&value, b'\n').unwrap_or(("", ""));
             let heartbeat = crate::text::parse_u64(heartbeat).unwrap_or(0);
             let own = key == self.key;
             if own || now.saturating_sub(heartbeat) > LEASE_MS {

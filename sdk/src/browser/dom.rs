@@ -46,12 +46,10 @@ function wbs_click(event) {
   try {
     var t = event.target, el = t instanceof Element && t.closest('a,button,input[type=submit],input[type=button],[role=button],[data-waymark-event]');
     if (!el || el.closest('[data-waymark-ignore]')) return null;
-    var node = function (e) { return { tag: e.localName, id: e.id, classes: [].slice.call(e.classList) }; };
-    var up = [], p = el.parentElement, data = [];
-    while (p && up.length < 3) { up.push(node(p)); p = p.parentElement; }
-    [].forEach.call(el.attributes, function (a) { if (a.name.indexOf('data-waymark-') == 0) data.push([a.name.slice(13), a.value]); });
-    var tag = el.localName;
-    return { node: node(el), ancestors: up, text: tag == 'input' ? '' : el.textContent || '', href: tag == 'a' && typeof el.href == 'string' ? el.href : '', type: el.getAttribute('type'), data: data };
+    var tag = el.localName, data = [], nodes = [], e = el;
+    [].forEach.call(el.attributes, function (a) { if (a.name.indexOf('data-waymark-') == 0) data.push(a.name.slice(13), a.value); });
+    for (; e && nodes.length < 12; e = e.parentElement) nodes.push(e.localName, e.id, [].join.call(e.classList, ' '));
+    return [tag == 'input' ? '' : el.textContent || '', tag == 'a' && typeof el.href == 'string' ? el.href : '', el.getAttribute('type') || '', data.length / 2].concat(data, nodes);
   } catch (e) {
     return null;
   }
@@ -283,10 +281,9 @@ extern "C" {
     /// c)` (see [`Kind`]); returns the handle that [`arm`], [`fetch`] and
     /// [`stop`] take. Scrolls are reported at most every 200 ms with the
     /// depth in percent as `a`; a click only when it lands on something
-    /// interactive and outside `data-waymark-ignore`, described as `c`:
-    /// `{node, ancestors, text, href, type, data}` with three ancestors (the
-    /// value of an input is never read; what of it may be sent is decided by
-    /// `ClickTarget::props`). `history.pushState` and `replaceState` are
+    /// interactive and outside `data-waymark-ignore`, described as `c` (see
+    /// `capture::describe_click`; the value of an input is never read, and
+    /// what of it may be sent is decided by `ClickTarget::props`). `history.pushState` and `replaceState` are
     /// wrapped (when `page_views` is not 0): the page's own call runs first
     /// and its result or exception passes through untouched.
     #[wasm_bindgen(js_name = __wbs_host)]
@@ -398,7 +395,7 @@ pub fn store_remove(area: Area, key: &str) {
 /// The localStorage keys that start with `prefix`.
 pub fn local_keys(prefix: &str) -> Vec<String> {
     let keys = js_keys(&prefix.into()).as_string().unwrap_or_default();
-    keys.split('\n')
+    crate::text::parts(&keys, b'\n')
         .filter(|k| k.starts_with(prefix))
         .map(str::to_owned)
         .collect()

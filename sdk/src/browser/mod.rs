@@ -11,7 +11,7 @@ mod plain_data;
 mod storage;
 mod transport;
 
-use crate::{Config, SessionRules, Tracker as Core, Value};
+use crate::{ClickTarget, Config, SessionRules, Tracker as Core, Value};
 use alloc::rc::{Rc, Weak};
 use core::cell::{RefCell, RefMut};
 use storage::{BrowserStorage, CryptoEntropy};
@@ -132,8 +132,7 @@ fn read_config(page_config: &JsValue) -> Config {
     // The words, one per line (a query parameter's name never holds a raw
     // line break), given: the default list is replaced, even by none.
     if let Some(Value::String(words)) = fields.get(5) {
-        config.sensitive_params = words
-            .split('\n')
+        config.sensitive_params = crate::text::parts(words, b'\n')
             .map(|w| w.trim().to_ascii_lowercase())
             .filter(|w| !w.is_empty())
             .collect();
@@ -149,19 +148,60 @@ const CAPTURE_CLICKS: u32 = 8;
 const RESPECT_DNT: u32 = 16;
 const REQUIRE_CONSENT: u32 = 32;
 
-/// Runs `f` on the core (unless the tracker is gone or busy) and makes sure
-/// a flush is scheduled for what it queued.
+/// What the page's calls and the listeners ask of the core. An enum run by
+/// one `match` in [`record`], rather than a closure (and its vtable) per caller.
+enum Command {
+    /// Nothing more than what `record` always does: take a navigation
+    /// still settling, and flush what was recorded.
+    Settle,
+    Track(String, Option<Value>),
+    Identify(String, Option<Value>),
+    Reset,
+    /// `page()`: a page view unless the URL is the same.
+    Navigate,
+    /// A page restored from the back/forward cache.
+    PageView,
+    Consent(bool),
+    OptOut,
+    OptIn,
+    Leave,
+    /// Visibility or focus changed.
+    Active,
+    Scrolled(u8),
+    Click(ClickTarget),
+}
+
+/// Runs `command` on the core (unless the tracker is gone or busy) and makes
+/// sure a flush is scheduled for what it queued.
 ///
-/// A navigation still settling is recorded first, so events keep their
-/// order. `f` is a `dyn` so that this exists once in the wasm rather than
-/// once per caller.
-fn record(
-    weak: &Weak<RefCell<Shell>>,
-    f: &mut dyn FnMut(&mut Core<BrowserStorage, CryptoEntropy>),
-) {
+/// A navigation still settling is recorded first, so events keep their order.
+fn record(weak: &Weak<RefCell<Shell>>, command: Command) {
     let Some(inner) = weak.upgrade() else { return };
     if let Some(mut shell) = settled(&inner) {
-        f(&mut shell.core);
+        let shell = &mut *shell;
+        let core = &mut shell.core;
+        match command {
+            Command::Settle => {}
+            Command::Track(name, props) => {
+                core.track(dom::now_local(), &dom::page(false), &name, props)
+            }
+            Command::Identify(user_id, traits) => {
+                core.identify(dom::now_local(), &dom::page(false), &user_id, traits)
+            }
+            Command::Reset => core.reset(dom::now_local()),
+            Command::Navigate => core.navigate(dom::now_local(), &dom::page(true)),
+            Command::PageView => core.page_view(dom::now_local(), &dom::page(true)),
+            Command::Consent(granted) => core.consent(granted),
+            Command::OptOut => {
+                core.opt_out();
+                shell.delivery.clear(dom::now());
+            }
+            Command::OptIn => core.opt_in(),
+            Command::Leave => core.leave(dom::now_local()),
+            Command::Active => core.set_active(dom::now(), dom::is_active()),
+            Command::Scrolled(pct) => core.scrolled(pct),
+            Command::Click(target) => core.click(dom::now_local(), &dom::page(false), &target),
+        }
     }
     schedule_flush(&inner);
 }
@@ -226,8 +266,8 @@ impl BrowserTracker {
                 "track(name, props) needs a non-empty string name",
             );
         };
-        let mut props = self.plain_data(props);
-        self.with(&mut |core| core.track(dom::now_local(), &dom::page(false), &name, props.take()));
+        let props = self.plain_data(props);
+        self.record(Command::Track(name, props));
     }
 
     /// Links this visitor to `userId`; later events carry it.
@@ -238,21 +278,19 @@ impl BrowserTracker {
                 "identify(userId, traits) needs a non-empty string userId",
             );
         };
-        let mut traits = self.plain_data(traits);
-        self.with(&mut |core| {
-            core.identify(dom::now_local(), &dom::page(false), &user_id, traits.take())
-        });
+        let traits = self.plain_data(traits);
+        self.record(Command::Identify(user_id, traits));
     }
 
     /// Logout: ends the session, forgets the user, starts a new visitor.
     pub fn reset(&self) {
-        self.with(&mut |core| core.reset(dom::now_local()));
+        self.record(Command::Reset);
     }
 
     /// A page view of the current URL, for apps that turned auto-capture off
     /// or navigate in ways the SDK cannot see. Repeats of the same URL count once.
     pub fn page(&self) {
-        self.with(&mut |core| core.navigate(dom::now_local(), &dom::page(true)));
+        self.record(Command::Navigate);
     }
 
     /// The visitor's answer when `requireConsent` is set: `true` stores and
@@ -261,28 +299,24 @@ impl BrowserTracker {
         let Some(granted) = granted.as_bool() else {
             return self.warn(dom::Warn::Arguments, "consent(granted) needs true or false");
         };
-        self.with(&mut |core| core.consent(granted));
+        self.record(Command::Consent(granted));
     }
 
     /// Sends whatever is queued now (a navigation still settling included).
     pub fn flush(&self) {
-        let weak = Rc::downgrade(&self.inner);
-        record(&weak, &mut |_| {});
-        flush(&weak, delivery::Send::Now);
+        self.record(Command::Settle);
+        flush(&Rc::downgrade(&self.inner), delivery::Send::Now);
     }
 
     /// Stops all tracking on this browser until `optIn()`; remembered across visits.
     #[wasm_bindgen(js_name = optOut)]
     pub fn opt_out(&self) {
-        self.with(&mut |core| core.opt_out());
-        if let Ok(mut shell) = self.inner.try_borrow_mut() {
-            shell.delivery.clear(dom::now());
-        }
+        self.record(Command::OptOut);
     }
 
     #[wasm_bindgen(js_name = optIn)]
     pub fn opt_in(&self) {
-        self.with(&mut |core| core.opt_in());
+        self.record(Command::OptIn);
     }
 
     /// The current session id (another tab may have rotated it), or
@@ -303,8 +337,8 @@ impl BrowserTracker {
         self.storage_kind().into()
     }
 
-    fn with(&self, f: &mut dyn FnMut(&mut Core<BrowserStorage, CryptoEntropy>)) {
-        record(&Rc::downgrade(&self.inner), f);
+    fn record(&self, command: Command) {
+        record(&Rc::downgrade(&self.inner), command);
     }
 
     fn plain_data(&self, value: JsValue) -> Option<Value> {
