@@ -8,9 +8,11 @@
 //! events/s (each request leaves when it is due, whether or not the earlier
 //! ones were answered, so a slow server meets the full offered load), then
 //! saturation with a fixed number of connections. Prints a Markdown table.
+//! With `--clickhouse <url>` the ClickHouse store is measured too, and how
+//! long after the load its spool took to drain into ClickHouse.
 //!
 //! ```text
-//! waymark-bench <path/to/waymark> [--seconds 10] [--connections 32]
+//! waymark-bench <path/to/waymark> [--seconds 10] [--connections 32] [--clickhouse clickhouse://…]
 //! ```
 
 use std::net::{SocketAddr, TcpListener};
@@ -51,6 +53,7 @@ struct Options {
     waymark: PathBuf,
     seconds: u64,
     connections: usize,
+    clickhouse: Option<String>,
 }
 
 fn options() -> Result<Options> {
@@ -59,6 +62,7 @@ fn options() -> Result<Options> {
         waymark: PathBuf::new(),
         seconds: 10,
         connections: 32,
+        clickhouse: None,
     };
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<u64> {
@@ -71,6 +75,7 @@ fn options() -> Result<Options> {
             "--connections" => {
                 options.connections = number("--connections")?.clamp(1, 512) as usize
             }
+            "--clickhouse" => options.clickhouse = args.next(),
             path => options.waymark = PathBuf::from(path),
         }
     }
@@ -92,14 +97,31 @@ fn run() -> Result {
         .build()
         .map_err(|e| format!("tokio: {e}"))?;
     let mut results = Vec::new();
-    for store in ["null", "sqlite"] {
+    let mut stores = vec!["null", "sqlite"];
+    stores.extend(options.clickhouse.as_deref());
+    let mut drained = None;
+    for store in stores {
         let collector = Collector::start(&options.waymark, store)?;
         let measured = runtime.block_on(measure(&collector, &options));
+        if store.starts_with("clickhouse") {
+            drained = Some(collector.wait_for_empty_spool()?);
+        }
         let peak_rss_kb = collector.peak_rss_kb();
         collector.stop();
-        results.push((store, measured?, peak_rss_kb));
+        let name = if store.starts_with("clickhouse") {
+            "clickhouse"
+        } else {
+            store
+        };
+        results.push((name, measured?, peak_rss_kb));
     }
     print_table(&results, &options);
+    if let Some(seconds) = drained {
+        println!(
+            "\nClickHouse store: every acknowledged event was in ClickHouse {seconds:.1} s after the \
+             last row's load ended (the spool drains in inserts of up to 20,000 events)."
+        );
+    }
     Ok(())
 }
 
@@ -378,6 +400,38 @@ impl Collector {
         Ok(collector)
     }
 
+    /// Polls `/metrics` until the ClickHouse store's spool is empty; the
+    /// seconds that took.
+    fn wait_for_empty_spool(&self) -> Result<f64> {
+        use std::io::{Read, Write};
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(300);
+        loop {
+            let mut stream = std::net::TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
+            write!(
+                stream,
+                "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n",
+                self.addr
+            )
+            .map_err(|e| e.to_string())?;
+            let mut text = String::new();
+            stream
+                .read_to_string(&mut text)
+                .map_err(|e| e.to_string())?;
+            let spooled = text
+                .lines()
+                .find_map(|l| l.strip_prefix("waymark_store_spooled_events "))
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            match spooled {
+                Some(n) if n == 0.0 => return Ok(started.elapsed().as_secs_f64()),
+                _ if Instant::now() > deadline => {
+                    return Err("the ClickHouse spool did not drain in 300 s".into())
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// The collector's peak resident set (`VmHWM`), in KiB.
     fn peak_rss_kb(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
@@ -429,10 +483,13 @@ fn print_table(results: &[(&str, Vec<Phase>, Option<u64>)], options: &Options) {
             );
         }
     }
-    if let [(_, null, _), (_, sqlite, _)] = results {
-        println!("\n| load | sqlite / null events/s | sqlite / null p50 | sqlite / null p99 |");
+    let Some((_, null, _)) = results.iter().find(|(store, _, _)| *store == "null") else {
+        return;
+    };
+    for (store, phases, _) in results.iter().filter(|(store, _, _)| *store != "null") {
+        println!("\n| load | {store} / null events/s | {store} / null p50 | {store} / null p99 |");
         println!("| --- | ---: | ---: | ---: |");
-        for (n, s) in null.iter().zip(sqlite) {
+        for (n, s) in null.iter().zip(phases) {
             println!(
                 "| {} | {:.2} | {:.2} | {:.2} |",
                 n.name,

@@ -3,8 +3,10 @@
 //! part of `cargo xtask test`; BENCHMARKS.md holds one run.
 
 use std::fs;
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::{build_sdk, cargo, output_of, root, run, setup, Result};
 
@@ -35,10 +37,19 @@ pub fn bench() -> Result {
     let target = root.join("target");
     let mut report = machine();
 
-    eprintln!("xtask: the collector: null store, then SQLite (about a minute)");
+    eprintln!("xtask: the collector: null store, SQLite, ClickHouse (about two minutes)");
+    let clickhouse = ClickHouse::start(&target.join("bench/clickhouse"))?;
     let collector = output_of(
-        Command::new(target.join("release/waymark-bench")).arg(target.join("release/waymark")),
-    )?;
+        Command::new(target.join("release/waymark-bench"))
+            .arg(target.join("release/waymark"))
+            .arg("--clickhouse")
+            .arg(format!(
+                "clickhouse://127.0.0.1:{}/bench",
+                clickhouse.http_port
+            )),
+    );
+    drop(clickhouse);
+    let collector = collector?;
     report.push_str("\n## Collector\n\n");
     report.push_str(&String::from_utf8_lossy(&collector));
 
@@ -102,4 +113,56 @@ fn machine() -> String {
         "Machine: {cores} cores, {model}, {memory_gib:.0} GiB, Linux {}\n",
         kernel.trim()
     )
+}
+
+/// Debian's ClickHouse server for the benchmark, on free loopback ports with
+/// its data in `dir` (emptied first); killed when dropped.
+struct ClickHouse {
+    child: Child,
+    http_port: u16,
+}
+
+impl ClickHouse {
+    fn start(dir: &Path) -> Result<ClickHouse> {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let port = || {
+            TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| format!("no free port: {e}"))
+        };
+        let http_port = port()?;
+        let child = Command::new(setup::CLICKHOUSE_SERVER)
+            .arg("--config-file=/etc/clickhouse-server/config.xml")
+            .arg("--")
+            .arg(format!("--path={}/", dir.display()))
+            .arg(format!("--tmp_path={}/tmp/", dir.display()))
+            .arg(format!("--logger.log={}/log", dir.display()))
+            .arg(format!("--logger.errorlog={}/err", dir.display()))
+            .arg("--listen_host=127.0.0.1")
+            .arg(format!("--http_port={http_port}"))
+            .arg(format!("--tcp_port={}", port()?))
+            .arg(format!("--interserver_http_port={}", port()?))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", setup::CLICKHOUSE_SERVER))?;
+        let server = ClickHouse { child, http_port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            if Instant::now() > deadline {
+                return Err("clickhouse-server did not start in 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

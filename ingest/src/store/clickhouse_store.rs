@@ -55,7 +55,7 @@ use crate::session::{
 
 /// Events in one insert, at most; the shipper inserts at once when this
 /// many are waiting.
-const BATCH_EVENTS: usize = 50_000;
+const BATCH_EVENTS: usize = 20_000;
 /// The longest one insert (or query) may take before it counts as failed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backoff between failed inserts: doubling from the first to the last.
