@@ -323,7 +323,7 @@ impl BatchMaker {
     }
 
     fn next(&mut self) -> Bytes {
-        if self.sent % BATCHES_PER_SESSION == 0 {
+        if self.sent.is_multiple_of(BATCHES_PER_SESSION) {
             self.session_id = uuid::Uuid::now_v7().to_string();
             self.visitor_id = uuid::Uuid::new_v4().to_string();
             self.seq = 0;
@@ -423,7 +423,7 @@ impl Collector {
                 .find_map(|l| l.strip_prefix("waymark_store_spooled_events "))
                 .and_then(|v| v.trim().parse::<f64>().ok());
             match spooled {
-                Some(n) if n == 0.0 => return Ok(started.elapsed().as_secs_f64()),
+                Some(n) if n <= 0.0 => return Ok(started.elapsed().as_secs_f64()),
                 _ if Instant::now() > deadline => {
                     return Err("the ClickHouse spool did not drain in 300 s".into())
                 }
