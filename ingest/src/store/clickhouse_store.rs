@@ -43,7 +43,7 @@ use tokio::time::Instant;
 
 use super::spool::{Position, Spool, SpoolReader};
 use super::{
-    page_key, AppendOutcome, BoxFuture, Bucket, KeyCount, SessionPage, SessionQuery, Stats,
+    lock, page_key, AppendOutcome, BoxFuture, Bucket, KeyCount, SessionPage, SessionQuery, Stats,
     StatsQuery, Store, StoreError, TOP,
 };
 use crate::config::ClickHouseUrl;
@@ -527,11 +527,7 @@ impl Store for ClickHouseStore {
             let spool = Arc::clone(&self.spool);
             let _ = tokio::task::spawn_blocking(move || spool.close()).await;
             let _ = self.stop.send(true);
-            let handle = self
-                .shipper
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take();
+            let handle = lock(&self.shipper).take();
             if let Some(handle) = handle {
                 let _ = handle.await;
             }

@@ -212,6 +212,14 @@ impl SessionPage {
     }
 }
 
+/// Locks a mutex whose data stays consistent even if a holder panicked (an
+/// `Option` taken whole, a connection SQLite itself keeps consistent).
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The top-10 lists hold this many keys.
 pub(crate) const TOP: usize = 10;
 

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, Transact
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    page_key, AppendOutcome, BoxFuture, Cursor, KeyCount, SessionPage, SessionQuery, Stats,
+    lock, page_key, AppendOutcome, BoxFuture, Cursor, KeyCount, SessionPage, SessionQuery, Stats,
     StatsQuery, Store, StoreError, TOP,
 };
 use crate::event::{Enrichment, EventType, StoredEvent};
@@ -988,14 +988,6 @@ fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
         countries,
         &counts,
     ))
-}
-
-/// Locks a mutex whose data stays consistent even if a holder panicked
-/// (an `Option` taken whole, or a connection SQLite itself keeps consistent).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
