@@ -273,8 +273,14 @@ impl ClickHouseStore {
         let closed = ends.len();
         if closed > 0 {
             self.spool.append(&ends).await?;
-            // Readable before the next sweep looks, so it is not written again.
-            self.sync().await?;
+            // Readable before the next sweep looks, so it is not written
+            // again; bounded, so a ClickHouse gone meanwhile cannot hold up
+            // the sweeper (or shutdown, which waits for it).
+            tokio::time::timeout(REQUEST_TIMEOUT, self.sync())
+                .await
+                .map_err(|_| {
+                    StoreError::Commit("ClickHouse did not take the sweep in time".to_owned())
+                })??;
         }
         Ok(closed)
     }
