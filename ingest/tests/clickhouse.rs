@@ -330,3 +330,51 @@ fn two_collectors_on_one_clickhouse_keep_sessions_right() {
         .unwrap();
     assert_eq!(ends, 6);
 }
+
+#[tokio::test]
+async fn sessions_are_rebuilt_from_the_events_of_a_version_1_database() {
+    use waymark_ingest::{ClickHouseStore, SessionQuery, Store};
+    let clickhouse = ClickHouse::start();
+    let url: waymark_ingest::ClickHouseUrl = clickhouse.url("legacy").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let open = || ClickHouseStore::open(&url, dir.path(), 1 << 20, Duration::from_millis(20));
+    let t = now_ms();
+    let body = batch(&[
+        event(1, "s-old", "page_view", t, "https://shop.example/a"),
+        event(2, "s-old", "page_view", t + 1000, "https://shop.example/b"),
+    ]);
+    let decoded = waymark_ingest::decode_batch(body.as_bytes(), t).unwrap();
+    let store = open().await.unwrap();
+    store.append(decoded.events).await.unwrap();
+    store.sync().await.unwrap();
+    std::sync::Arc::new(store).shutdown().await;
+
+    // Back to version 1: events only.
+    for sql in [
+        "DROP TABLE legacy.sessions_mv",
+        "DROP TABLE legacy.sessions_agg",
+        "DROP TABLE legacy.schema_migrations",
+        "CREATE TABLE legacy.schema_migrations (version UInt32, applied_at UInt64) ENGINE = TinyLog",
+        "INSERT INTO legacy.schema_migrations VALUES (1, 0)",
+    ] {
+        clickhouse.query(sql);
+    }
+    let store = open().await.unwrap();
+    let page = store
+        .sessions(SessionQuery {
+            limit: 10,
+            ..SessionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    let s = &page.sessions[0];
+    assert_eq!((s.event_count, s.page_views, s.duration_ms), (2, 2, 1000));
+    assert_eq!(s.exit_page.as_deref(), Some("https://shop.example/b"));
+    assert_eq!(
+        clickhouse
+            .query("SELECT max(version) FROM legacy.schema_migrations")
+            .trim(),
+        "2"
+    );
+}

@@ -16,13 +16,15 @@
 //! and every read is written to count each `event_id` once before that
 //! (`uniqExact`, `argMin`/`argMax`, or [`fold_session`] in Rust).
 //!
-//! Sessions are derived from the events at query time with the same rules as
-//! the SQLite store's ([`crate::session`]): one session is folded in Rust
-//! with [`fold_session`]; lists and stats aggregate in ClickHouse
-//! ([`SESSIONS`]) over per-event keys computed at insert (the merge order
-//! key, the end's rank, the landing page's source). Every aggregate used is
-//! a minimum, a maximum or a distinct count, so the order events arrive in
-//! and duplicates change nothing.
+//! Sessions follow the same rules as the SQLite store's
+//! ([`crate::session`]): one session is folded in Rust from its events with
+//! [`fold_session`]; lists, stats and sweeps read `sessions_agg`, an
+//! `AggregatingMergeTree` a materialised view keeps from every insert into
+//! `events` ([`AGGREGATES`]), over per-event keys computed at insert (the
+//! merge order key, the end's rank, the landing page's source). Every
+//! aggregate is a minimum, a maximum or a distinct count, so the order
+//! events arrive in, the collector they arrive at and duplicates change
+//! nothing.
 //!
 //! It speaks ClickHouse's HTTP interface through the official `clickhouse`
 //! crate, with schema validation off: the crate's validation asks for
@@ -61,16 +63,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Backoff between failed inserts: doubling from the first to the last.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
-/// The sweeper looks for idle sessions among those with activity in this
-/// long before the idle cut-off (a session left open longer, with every
-/// collector down for days, stays open).
-const SWEEP_WINDOW_MS: u64 = 3 * 86_400_000;
 /// How long shutdown keeps trying to empty the spool into ClickHouse.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The schema by version; each step is idempotent, so collectors starting
-/// together may all run it. `{db}` is the database.
-const MIGRATIONS: &[&str] = &[r"
+/// Version 1 of the schema: the events. `{db}` is the database.
+const EVENTS_TABLE: &str = r"
     CREATE TABLE IF NOT EXISTS {db}.events (
         event_id String,
         site String,
@@ -106,7 +103,13 @@ const MIGRATIONS: &[&str] = &[r"
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000)))
     ORDER BY (site, session_id, event_id)
-"];
+";
+
+/// The schema by version, as the statements of each step. Every statement
+/// is idempotent, so collectors starting together may all run them.
+fn migrations(db: &str) -> Vec<Vec<String>> {
+    vec![vec![EVENTS_TABLE.replace("{db}", db)], sessions_schema(db)]
+}
 
 /// Events and sessions in a ClickHouse database; see the module docs.
 #[derive(Debug)]
@@ -229,18 +232,12 @@ impl ClickHouseStore {
         idle_before: u64,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        // Sessions open and idle have activity in the last days (the
-        // sweeper runs every minute); older partitions are not read.
-        let since = idle_before.saturating_sub(SWEEP_WINDOW_MS);
-        let mut binds = Vec::new();
-        let filter = started_filter(&self.ch.db, None, Some(since), None, &mut binds);
-        let sessions = sessions_sql(&self.ch.db, &filter);
+        let sessions = sessions_sql(&self.ch.db, "1");
         let sql = format!(
             "SELECT session_id FROM ({sessions}) WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
              ORDER BY last_seen_at LIMIT {limit}"
         );
         let ids: Vec<String> = timed(self.ch.client.query(&sql).fetch_all::<String>()).await?;
-        debug_assert!(binds.is_empty());
         if ids.is_empty() {
             return Ok(0);
         }
@@ -287,14 +284,7 @@ impl ClickHouseStore {
 
     async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {
         let mut binds = Vec::new();
-        let events = started_filter(
-            &self.ch.db,
-            q.site.as_deref(),
-            Some(q.from),
-            Some(q.to),
-            &mut binds,
-        );
-        let sessions = sessions_sql(&self.ch.db, &events);
+        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
         let mut filter = format!("started_at >= {} AND started_at < {}", q.from, q.to);
         if !q.include_bots {
             filter.push_str(" AND is_bot = 0");
@@ -385,8 +375,7 @@ impl ClickHouseStore {
 
     async fn sessions_now(&self, q: SessionQuery) -> Result<SessionPage, StoreError> {
         let mut binds = Vec::new();
-        let events = started_filter(&self.ch.db, q.site.as_deref(), q.from, q.to, &mut binds);
-        let sessions = sessions_sql(&self.ch.db, &events);
+        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
         let mut clauses = vec!["1".to_owned()];
         if let Some(from) = q.from {
             clauses.push(format!("started_at >= {from}"));
@@ -576,8 +565,13 @@ impl Ch {
                 .fetch_one::<u32>(),
         )
         .await?;
-        for (version, sql) in (1u32..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
-            timed(self.client.query(&sql.replace("{db}", db)).execute()).await?;
+        for (version, step) in (1u32..)
+            .zip(migrations(db))
+            .skip_while(|(v, _)| *v <= found)
+        {
+            for sql in step {
+                timed(self.client.query(&sql).execute()).await?;
+            }
             timed(
                 self.client
                     .query(&format!(
@@ -727,32 +721,6 @@ async fn timed<T>(
             "ClickHouse did not answer in time".to_owned(),
         )),
     }
-}
-
-/// The events of the sessions of `site` (or all) whose first activity may be
-/// in `[from, to)`: every event of each session with activity in the range,
-/// so the sessions are whole, and only ClickHouse partitions of the range
-/// are searched for them. Sessions starting before `from` are still among
-/// them; the caller filters on `started_at`.
-fn started_filter(
-    db: &str,
-    site: Option<&str>,
-    from: Option<u64>,
-    to: Option<u64>,
-    binds: &mut Vec<String>,
-) -> String {
-    if from.is_none() && to.is_none() {
-        return site_filter(site, binds);
-    }
-    let mut range = vec!["event_type != 'visit_ended'".to_owned()];
-    range.extend(from.map(|from| format!("ts >= {from}")));
-    range.extend(to.map(|to| format!("ts < {to}")));
-    let outer = site_filter(site, binds);
-    let inner = site_filter(site, binds);
-    format!(
-        "{outer} AND session_id IN (SELECT session_id FROM {db}.events WHERE {inner} AND {})",
-        range.join(" AND ")
-    )
 }
 
 /// `site = ?` with its value, or `1`.
@@ -916,70 +884,237 @@ struct Totals {
     duration_sum: u64,
 }
 
-/// Every session with an event matching `event_filter`, as [`Session`]
-/// columns (and a few more), by the rules of [`crate::session`]:
-/// activity is any event but `visit_ended`; the first activity (by event
-/// key) gives site, visitor, index and start, the last the last-seen time;
-/// the first and last page views the landing and exit pages, the landing
-/// page the source; the first event with geo (with a browser or device) the
-/// place (the agent); the latest with a user id the user; the least end key
-/// the end. Counts are of distinct event ids.
-const SESSIONS: &str = r"
-SELECT
-    e_session AS session_id,
-    countIf(act) > 0 AS has_act,
-    countIf(is_end) > 0 AS has_end,
-    countIf(pv) > 0 AS has_pv,
-    countIf(geo) > 0 AS has_geo,
-    countIf(agent) > 0 AS has_agent,
-    countIf(has_user) > 0 AS has_a_user,
-    if(has_act, argMinIf(e_site, e_key, act), argMinIf(e_site, e_end_key, is_end)) AS site,
-    if(has_act, argMinIf(e_visitor, e_key, act), argMinIf(e_visitor, e_end_key, is_end)) AS visitor_id,
-    if(has_a_user, toNullable(argMaxIf(assumeNotNull(e_user), e_key, has_user)), NULL) AS user_id,
-    nullIf(if(has_act, argMinIf(ifNull(e_index, 0), e_key, act),
-        argMinIf(ifNull(e_index, 0), e_end_key, is_end)), 0) AS session_index,
-    argMinIf(e_ts, e_end_key, is_end) AS end_ts,
-    argMinIf(e_by_collector, e_end_key, is_end) AS end_by_collector,
-    if(has_act, minIf(e_ts, act), end_ts) AS started_at,
-    if(has_act, maxIf(e_ts, act), end_ts) AS last_seen_at,
-    if(has_end, toNullable(if(end_by_collector = 1, greatest(end_ts, last_seen_at), end_ts)), NULL)
-        AS ended_at,
-    if(has_end, toNullable(argMinIf(e_end_reason, e_end_key, is_end)), NULL) AS end_reason,
-    toUInt64(last_seen_at - started_at) AS duration_ms,
-    if(has_pv, toNullable(argMinIf(e_url, e_key, pv)), NULL) AS landing_page,
-    if(has_pv, toNullable(argMaxIf(e_url, e_key, pv)), NULL) AS exit_page,
-    if(has_pv, argMinIf(e_source, e_key, pv), 'direct') AS source,
-    if(has_geo, toNullable(argMinIf(assumeNotNull(e_country), e_key, geo)), NULL) AS country,
-    if(has_geo, nullIf(argMinIf(ifNull(e_region, ''), e_key, geo), ''), NULL) AS region,
-    if(has_geo, nullIf(argMinIf(ifNull(e_city, ''), e_key, geo), ''), NULL) AS city,
-    if(has_agent, nullIf(argMinIf(ifNull(e_browser, ''), e_key, agent), ''), NULL) AS browser,
-    if(has_agent, nullIf(argMinIf(ifNull(e_os, ''), e_key, agent), ''), NULL) AS os,
-    if(has_agent, nullIf(argMinIf(ifNull(e_device, ''), e_key, agent), ''), NULL) AS device_type,
-    uniqExactIf(e_id, act) AS event_count,
-    uniqExactIf(e_id, pv) AS page_views,
-    max(e_bot) AS is_bot
-FROM (
-    SELECT
-        session_id AS e_session, event_id AS e_id, site AS e_site, visitor_id AS e_visitor,
-        user_id AS e_user, session_index AS e_index, ts AS e_ts, url AS e_url,
-        country AS e_country, region AS e_region, city AS e_city, browser AS e_browser,
-        os AS e_os, device_type AS e_device, is_bot AS e_bot, event_key AS e_key,
-        end_key AS e_end_key, source AS e_source, end_reason AS e_end_reason,
-        by_collector AS e_by_collector,
-        event_type != 'visit_ended' AS act,
-        event_type = 'visit_ended' AS is_end,
-        event_type = 'page_view' AS pv,
-        isNotNull(user_id) AS has_user,
-        isNotNull(country) AS geo,
-        isNotNull(browser) OR isNotNull(device_type) AS agent
-    FROM {db}.events
-    WHERE {filter}
-)
-GROUP BY e_session
-";
+/// The conditions the session rules pick events by, over an `events` row.
+const ACT: &str = "toUInt8(event_type != 'visit_ended')";
+const END: &str = "toUInt8(event_type = 'visit_ended')";
+const PV: &str = "toUInt8(event_type = 'page_view')";
+const GEO: &str = "toUInt8(isNotNull(country))";
+const AGENT: &str = "toUInt8(isNotNull(browser) OR isNotNull(device_type))";
+const USER: &str = "toUInt8(isNotNull(user_id))";
 
-fn sessions_sql(db: &str, event_filter: &str) -> String {
-    SESSIONS
-        .replace("{db}", db)
-        .replace("{filter}", event_filter)
+/// One aggregate a session keeps in `sessions_agg`: its column, function,
+/// arguments over an `events` row (with `{act}`, `{end}`, … for the
+/// conditions above) and their types.
+struct Aggregate(&'static str, &'static str, &'static str, &'static str);
+
+/// The session rules of [`crate::session`] as aggregates: activity is any
+/// event but `visit_ended`; the first activity (by event key) gives site,
+/// visitor, index and start, the last the last-seen time; the first and last
+/// page views the landing and exit pages, the landing page the source; the
+/// first event with geo (with a browser or device) the place (the agent);
+/// the latest with a user id the user; the least end key the end. Each is a
+/// minimum, a maximum or a distinct count, so duplicates and arrival order
+/// change nothing, and states merged from any split of the events are the
+/// states of all of them.
+const AGGREGATES: &[Aggregate] = &[
+    Aggregate("has_act", "max", "{act}", "UInt8"),
+    Aggregate("has_end", "max", "{end}", "UInt8"),
+    Aggregate("has_pv", "max", "{pv}", "UInt8"),
+    Aggregate("has_geo", "max", "{geo}", "UInt8"),
+    Aggregate("has_agent", "max", "{agent}", "UInt8"),
+    Aggregate("has_user", "max", "{user}", "UInt8"),
+    Aggregate(
+        "site_act",
+        "argMinIf",
+        "site, event_key, {act}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "site_end",
+        "argMinIf",
+        "site, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "visitor_act",
+        "argMinIf",
+        "visitor_id, event_key, {act}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "visitor_end",
+        "argMinIf",
+        "visitor_id, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "user",
+        "argMaxIf",
+        "assumeNotNull(user_id), event_key, {user}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "index_act",
+        "argMinIf",
+        "toUInt32(ifNull(session_index, 0)), event_key, {act}",
+        "UInt32, String, UInt8",
+    ),
+    Aggregate(
+        "index_end",
+        "argMinIf",
+        "toUInt32(ifNull(session_index, 0)), end_key, {end}",
+        "UInt32, String, UInt8",
+    ),
+    Aggregate("first_ts", "minIf", "ts, {act}", "UInt64, UInt8"),
+    Aggregate("last_ts", "maxIf", "ts, {act}", "UInt64, UInt8"),
+    Aggregate(
+        "end_ts",
+        "argMinIf",
+        "ts, end_key, {end}",
+        "UInt64, String, UInt8",
+    ),
+    Aggregate(
+        "end_by_collector",
+        "argMinIf",
+        "by_collector, end_key, {end}",
+        "UInt8, String, UInt8",
+    ),
+    Aggregate(
+        "end_reason",
+        "argMinIf",
+        "end_reason, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "landing",
+        "argMinIf",
+        "url, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "exit",
+        "argMaxIf",
+        "url, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "source",
+        "argMinIf",
+        "source, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "country",
+        "argMinIf",
+        "assumeNotNull(country), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "region",
+        "argMinIf",
+        "ifNull(region, ''), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "city",
+        "argMinIf",
+        "ifNull(city, ''), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "browser",
+        "argMinIf",
+        "ifNull(browser, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "os",
+        "argMinIf",
+        "ifNull(os, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "device",
+        "argMinIf",
+        "ifNull(device_type, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "event_count",
+        "uniqExactIf",
+        "event_id, {act}",
+        "String, UInt8",
+    ),
+    Aggregate(
+        "page_views",
+        "uniqExactIf",
+        "event_id, {pv}",
+        "String, UInt8",
+    ),
+    Aggregate("is_bot", "max", "is_bot", "UInt8"),
+];
+
+impl Aggregate {
+    fn args(&self) -> String {
+        self.2
+            .replace("{act}", ACT)
+            .replace("{end}", END)
+            .replace("{pv}", PV)
+            .replace("{geo}", GEO)
+            .replace("{agent}", AGENT)
+            .replace("{user}", USER)
+    }
+}
+
+/// The steps of schema version 2: `sessions_agg`, kept by a materialised
+/// view on every insert into `events`, filled from the events already there
+/// (which the view may also have seen: the aggregates do not mind).
+fn sessions_schema(db: &str) -> Vec<String> {
+    let columns: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("a_{} AggregateFunction({}, {})", a.0, a.1, a.3))
+        .collect();
+    let states: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("{}State({}) AS a_{}", a.1, a.args(), a.0))
+        .collect();
+    let select = format!(
+        "SELECT site, session_id, {} FROM {db}.events GROUP BY site, session_id",
+        states.join(", ")
+    );
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.sessions_agg (site String, session_id String, {}) \
+             ENGINE = AggregatingMergeTree ORDER BY (site, session_id)",
+            columns.join(", ")
+        ),
+        format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_mv TO {db}.sessions_agg AS {select}"),
+        format!("INSERT INTO {db}.sessions_agg {select}"),
+    ]
+}
+
+/// The sessions of `sessions_agg` rows matching `filter` (on `site`), as
+/// [`Session`] columns (and the merged aggregates, `m_*`).
+fn sessions_sql(db: &str, filter: &str) -> String {
+    let merged: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("{}Merge(a_{}) AS m_{}", a.1, a.0, a.0))
+        .collect();
+    format!(
+        "SELECT session_id,
+            if(m_has_act, m_site_act, m_site_end) AS site,
+            if(m_has_act, m_visitor_act, m_visitor_end) AS visitor_id,
+            if(m_has_user, toNullable(m_user), NULL) AS user_id,
+            nullIf(if(m_has_act, m_index_act, m_index_end), 0) AS session_index,
+            if(m_has_act, m_first_ts, m_end_ts) AS started_at,
+            if(m_has_act, m_last_ts, m_end_ts) AS last_seen_at,
+            if(m_has_end, toNullable(if(m_end_by_collector = 1,
+                greatest(m_end_ts, last_seen_at), m_end_ts)), NULL) AS ended_at,
+            if(m_has_end, toNullable(m_end_reason), NULL) AS end_reason,
+            toUInt64(last_seen_at - started_at) AS duration_ms,
+            if(m_has_pv, toNullable(m_landing), NULL) AS landing_page,
+            if(m_has_pv, toNullable(m_exit), NULL) AS exit_page,
+            if(m_has_pv, m_source, 'direct') AS source,
+            if(m_has_geo, toNullable(m_country), NULL) AS country,
+            if(m_has_geo, nullIf(m_region, ''), NULL) AS region,
+            if(m_has_geo, nullIf(m_city, ''), NULL) AS city,
+            if(m_has_agent, nullIf(m_browser, ''), NULL) AS browser,
+            if(m_has_agent, nullIf(m_os, ''), NULL) AS os,
+            if(m_has_agent, nullIf(m_device, ''), NULL) AS device_type,
+            m_event_count AS event_count,
+            m_page_views AS page_views,
+            m_is_bot AS is_bot
+        FROM (SELECT session_id, {} FROM {db}.sessions_agg WHERE {filter} GROUP BY session_id)",
+        merged.join(", ")
+    )
 }
