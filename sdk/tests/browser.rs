@@ -639,3 +639,57 @@ fn another_live_tabs_queue_is_left_alone_and_an_abandoned_one_adopted() {
     js("localStorage.removeItem('waymark.t-tabs.queue.live');");
     drop(tracker);
 }
+
+/// What the tracker of `site` has written to localStorage as its send queue.
+fn stored_queue(site: &str) -> String {
+    js(&format!(
+        "return Object.keys(localStorage).filter(function (k) {{ return k.indexOf('waymark.{site}.queue.') === 0; }})
+           .map(function (k) {{ return localStorage.getItem(k); }}).join('\\n')"
+    ))
+    .as_string()
+    .unwrap()
+}
+
+#[wasm_bindgen_test]
+async fn a_burst_is_written_once_and_leaving_or_dropping_writes_at_once() {
+    record_beacons(false);
+    js("window.__status = -1;"); // requests never answer: nothing leaves the queue
+    let tracker = init(config("t-burst"));
+    sleep(0).await;
+    js(
+        "window.__queueWrites = 0; window.__setItem = Storage.prototype.setItem;
+        Storage.prototype.setItem = function (k) {
+          if (k.indexOf('waymark.t-burst.queue.') === 0) __queueWrites++;
+          return __setItem.apply(this, arguments);
+        };",
+    );
+    for _ in 0..50 {
+        tracker.track("burst".into(), JsValue::UNDEFINED);
+    }
+    let during = js("return __queueWrites").as_f64();
+    sleep(0).await;
+    let after = js("return __queueWrites").as_f64();
+    js("Storage.prototype.setItem = window.__setItem;");
+    assert_eq!(during, Some(0.0), "nothing is written inside the burst");
+    assert_eq!(after, Some(1.0), "one write once the burst's task is done");
+    assert_eq!(
+        stored_queue("t-burst").matches("\"burst\"").count(),
+        50,
+        "with every event of the burst"
+    );
+
+    tracker.track("last".into(), JsValue::UNDEFINED);
+    js("window.dispatchEvent(new Event('pagehide'));");
+    let stored = stored_queue("t-burst");
+    assert!(
+        stored.contains("\"last\"") && stored.contains("page_leave"),
+        "leaving writes before returning: {stored}"
+    );
+    tracker.track("before_drop".into(), JsValue::UNDEFINED);
+    drop(tracker);
+    assert!(
+        stored_queue("t-burst").contains("\"before_drop\""),
+        "a dropped tracker writes what it had"
+    );
+    js("Object.keys(localStorage).forEach(function (k) { if (k.indexOf('waymark.t-burst.') === 0) localStorage.removeItem(k); });");
+}

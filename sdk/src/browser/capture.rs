@@ -48,6 +48,13 @@ pub fn on_event(weak: &Weak<RefCell<Shell>>, kind: u32, a: f64, b: f64, c: JsVal
         Kind::Answer => delivery::settle(weak, a as u64, outcome(b, &c)),
         Kind::Settled => record(weak, Command::Settle),
         Kind::SendDue => delivery::pump(weak, Send::Due),
+        Kind::Save => {
+            if let Some(inner) = weak.upgrade() {
+                if let Ok(mut shell) = inner.try_borrow_mut() {
+                    shell.delivery.save(dom::now());
+                }
+            }
+        }
     }
 }
 

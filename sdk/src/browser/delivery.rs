@@ -18,6 +18,7 @@ pub use crate::Urgency as Send;
 use crate::{Outcome, QueueLimits, SendQueue};
 use alloc::rc::Weak;
 use core::cell::RefCell;
+use wasm_bindgen::JsValue;
 
 /// A tab's persisted queue older than this is another tab's to adopt.
 pub const LEASE_MS: u64 = 2 * 60_000;
@@ -27,6 +28,8 @@ pub struct Delivery {
     url: String,
     site: String,
     key: String,
+    /// The queue changed since it was last written to localStorage.
+    unsaved: bool,
     /// A refused batch was already reported on the console.
     pub warned_rejected: bool,
 }
@@ -42,6 +45,7 @@ impl Delivery {
             url,
             site: site.to_owned(),
             key,
+            unsaved: false,
             warned_rejected: false,
         };
         delivery.adopt(&prefix, now);
@@ -62,25 +66,50 @@ impl Delivery {
                 self.queue.restore(persisted, now);
             }
         }
-        self.persist(now);
+        self.write(now);
     }
 
+    /// Adds one event; written to localStorage with the rest of the burst
+    /// (see [`Delivery::changed`]).
     pub fn push(&mut self, event_json: String, now: u64) {
         self.queue.push(event_json, now);
     }
 
-    /// Drops everything, persisted copy included (opt-out).
+    /// Drops everything, persisted copy included, at once (opt-out).
     pub fn clear(&mut self, now: u64) {
         self.queue.clear();
-        self.persist(now);
+        self.write(now);
     }
 
     pub fn set_online(&mut self, online: bool, now: u64) {
         self.queue.set_online(online, now);
     }
 
+    /// Notes that the queue changed. It is written once the work in hand is
+    /// done (a microtask: before the browser runs anything else, a page
+    /// unload included), so a burst of events costs one write of the queue
+    /// rather than one each; without a host, at once.
+    pub fn changed(&mut self, host: Option<&JsValue>, now: u64) {
+        match host {
+            Some(host) if !self.unsaved => {
+                self.unsaved = true;
+                dom::soon(host, Kind::Save);
+            }
+            Some(_) => {}
+            None => self.write(now),
+        }
+    }
+
+    /// Writes the queue if it changed since the last write.
+    pub fn save(&mut self, now: u64) {
+        if self.unsaved {
+            self.write(now);
+        }
+    }
+
     /// Writes the queue (or removes it when empty); a refusal leaves it in memory.
-    pub fn persist(&self, now: u64) {
+    fn write(&mut self, now: u64) {
+        self.unsaved = false;
         if self.queue.is_empty() {
             dom::store_remove(Area::Local, &self.key);
             return;
@@ -90,6 +119,14 @@ impl Delivery {
         value.push('\n');
         value.push_str(&self.queue.encode());
         dom::store_set(Area::Local, &self.key, &value);
+    }
+}
+
+impl Drop for Delivery {
+    /// A tracker that goes away (a test's, or one the page dropped) leaves
+    /// nothing unwritten.
+    fn drop(&mut self) {
+        self.save(dom::now());
     }
 }
 
@@ -113,13 +150,17 @@ pub fn pump(weak: &Weak<RefCell<Shell>>, send: Send) {
             delivery
                 .queue
                 .on_result(transmit.id, Outcome::Delivered, now, 0.0);
+            delivery.changed(Some(&host.js), now);
             continue;
         }
         // Answered through the host's dispatcher: see `settle`.
         dom::fetch(&host.js, &delivery.url, &transmit.body, transmit.id);
         break;
     }
-    delivery.persist(now);
+    if leaving {
+        // This may be the page's last task: write now what is left.
+        delivery.save(now);
+    }
     let wait = delivery.queue.poll_timeout().map_or(-1.0, |at| {
         // setTimeout fires at once past 2^31 - 1 ms.
         at.saturating_sub(now).min(i32::MAX as u64) as f64
@@ -132,13 +173,22 @@ pub fn settle(weak: &Weak<RefCell<Shell>>, id: u64, outcome: Outcome) {
     let Some(inner) = weak.upgrade() else { return };
     if let Ok(mut shell) = inner.try_borrow_mut() {
         let now = dom::now();
-        let refused = shell
-            .delivery
+        let Shell {
+            delivery,
+            host,
+            warned,
+            ..
+        } = &mut *shell;
+        let refused = delivery
             .queue
             .on_result(id, outcome, now, js_sys::Math::random());
-        if refused > 0 && !shell.delivery.warned_rejected {
-            shell.delivery.warned_rejected = true;
-            shell.warned.warn(
+        if !matches!(outcome, Outcome::Retry { .. }) {
+            // Acknowledged or refused events leave the queue.
+            delivery.changed(host.as_ref().map(|h| &h.js), now);
+        }
+        if refused > 0 && !delivery.warned_rejected {
+            delivery.warned_rejected = true;
+            warned.warn(
                 dom::Warn::Send,
                 "the collector refused a batch; it was dropped",
             );

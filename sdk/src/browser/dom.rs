@@ -106,6 +106,10 @@ export function __wbs_timer(h, k, ms) {
   if (ms >= 0 && h.off) h.t[k] = setTimeout(function () { h.call(k); }, ms);
 }
 
+export function __wbs_soon(h, k) {
+  Promise.resolve().then(function () { h.call(k); });
+}
+
 export function __wbs_fetch(h, url, body, id) {
   new Promise(function (ok) { ok(fetch(url, { method: 'POST', body: body, keepalive: true })); })
     .then(function (r) { return [r.status, r.headers.get('retry-after')]; })
@@ -299,6 +303,10 @@ extern "C" {
     #[wasm_bindgen(js_name = __wbs_timer)]
     fn js_arm(host: &JsValue, kind: i32, ms: f64);
 
+    /// Reports `kind` once the work in hand is done (a microtask).
+    #[wasm_bindgen(js_name = __wbs_soon)]
+    fn js_soon(host: &JsValue, kind: i32);
+
     /// `fetch` of a batch as `text/plain` (no CORS preflight) with
     /// keepalive; reported as [`Kind::Answer`] with the request `id` as `a`,
     /// the status as `b` (0 for a network error) and `Retry-After` as `c`.
@@ -372,6 +380,10 @@ pub fn arm(host: &JsValue, kind: Kind, ms: f64) {
     js_arm(host, kind as i32, ms);
 }
 
+pub fn soon(host: &JsValue, kind: Kind) {
+    js_soon(host, kind as i32);
+}
+
 pub fn fetch(host: &JsValue, url: &str, body: &str, id: u64) {
     js_fetch(host, &url.into(), &body.into(), id as f64);
 }
@@ -421,11 +433,13 @@ pub enum Kind {
     /// Timers: a navigation has settled; the send queue's deadline.
     Settled = 10,
     SendDue = 11,
+    /// The send queue changed: write it (see `Delivery::changed`).
+    Save = 12,
 }
 
 impl Kind {
     pub fn from_u32(n: u32) -> Option<Kind> {
-        const ALL: [Kind; 12] = [
+        const ALL: [Kind; 13] = [
             Kind::PageHide,
             Kind::VisibilityChange,
             Kind::Online,
@@ -438,6 +452,7 @@ impl Kind {
             Kind::Answer,
             Kind::Settled,
             Kind::SendDue,
+            Kind::Save,
         ];
         ALL.get(n as usize).copied()
     }

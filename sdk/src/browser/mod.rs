@@ -219,8 +219,8 @@ fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
     Some(shell)
 }
 
-/// Moves what the core recorded into the send queue (persisted), then
-/// sends what is due.
+/// Moves what the core recorded into the send queue (persisted once the
+/// work in hand is done), then sends what is due.
 fn schedule_flush(inner: &Rc<RefCell<Shell>>) {
     deliver(inner, delivery::Send::Due);
 }
@@ -230,10 +230,11 @@ fn deliver(inner: &Rc<RefCell<Shell>>, send: delivery::Send) {
         let now = dom::now();
         let events = shell.core.take_events();
         if !events.is_empty() {
+            let Shell { delivery, host, .. } = &mut *shell;
             for event in &events {
-                shell.delivery.push(transport::encode_event(event), now);
+                delivery.push(transport::encode_event(event), now);
             }
-            shell.delivery.persist(now);
+            delivery.changed(host.as_ref().map(|h| &h.js), now);
         }
     }
     delivery::pump(&Rc::downgrade(inner), send);
