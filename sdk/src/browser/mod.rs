@@ -1,6 +1,7 @@
-//! The browser shell: web-sys storage, listeners, a timer and beacons around
-//! the pure [`crate::Tracker`] core. Nothing here throws into the host page:
-//! failures become one console warning per kind.
+//! The browser shell around the pure [`crate::Tracker`] core: storage,
+//! listeners, one timer and the requests, reached through the JS snippet in
+//! `dom.rs`. Nothing here throws into the host page: failures become one
+//! console warning per kind.
 
 use crate::prelude::*;
 
