@@ -1,11 +1,13 @@
 //! The npm package as a user gets it: `npm pack` of the package that
-//! `cargo xtask build-npm` assembles, installed into the small Vite app in
-//! `tests/npm-app/` (with vite 7 and TypeScript), type-checked, built with
-//! `vite build`, served from another origin and opened in headless Chromium.
+//! `cargo xtask build-npm` assembles, installed into a small app, built,
+//! served from another origin and opened in headless Chromium. Two apps: the
+//! main entry in the Vite app in `tests/npm-app/` (vite 7 and TypeScript,
+//! type-checked), and the `waymark/bundler` subpath in the webpack 5 app in
+//! `tests/npm-webpack/` (`experiments.asyncWebAssembly`).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use waymark_e2e::{root, serve_dir, target_dir, Browser, Collector};
 
@@ -30,15 +32,31 @@ fn run(dir: &Path, program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Packs the package, installs it into a copy of `tests/npm-app/`, checks its
-/// types and builds it; returns the app folder (its build is in `dist/`).
-fn build_app() -> tempfile::TempDir {
+/// Copies the folder `from` into `to`, subfolders included.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create app folder");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let path = entry.expect("entry").path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, dest).expect("copy app file");
+        }
+    }
+}
+
+/// Packs the package and installs the tarball, with the app's own
+/// devDependencies, into a copy of `tests/<app>/`; returns the copy.
+fn install_app(app: &str) -> tempfile::TempDir {
     let package = target_dir().join("npm/waymark");
     for file in [
         "package.json",
         "index.js",
         "index.d.ts",
         "web/waymark_sdk_bg.wasm",
+        "bundler/waymark_sdk.js",
+        "bundler/waymark_sdk_bg.wasm",
     ] {
         assert!(
             package.join(file).is_file(),
@@ -46,12 +64,8 @@ fn build_app() -> tempfile::TempDir {
             package.join(file).display()
         );
     }
-    let app = tempfile::TempDir::new().expect("temp dir");
-    let source = root().join("tests/npm-app");
-    for entry in std::fs::read_dir(&source).expect("tests/npm-app") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, app.path().join(path.file_name().unwrap())).expect("copy app file");
-    }
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    copy_dir(&root().join("tests").join(app), dir.path());
     let packed = run(
         &package,
         "npm",
@@ -59,7 +73,7 @@ fn build_app() -> tempfile::TempDir {
             "pack",
             "--silent",
             "--pack-destination",
-            app.path().to_str().unwrap(),
+            dir.path().to_str().unwrap(),
         ],
     );
     let tarball = format!(
@@ -71,7 +85,7 @@ fn build_app() -> tempfile::TempDir {
             .trim()
     );
     run(
-        app.path(),
+        dir.path(),
         "npm",
         &[
             "install",
@@ -81,29 +95,27 @@ fn build_app() -> tempfile::TempDir {
             &tarball,
         ],
     );
-    run(app.path(), "node_modules/.bin/tsc", &["-p", "."]);
-    run(
-        app.path(),
-        "node_modules/.bin/vite",
-        &["build", "--logLevel", "warn"],
-    );
-    app
+    dir
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_vite_app_built_with_the_packed_package_sends_events() {
-    let app = build_app();
-    let dist = app.path().join("dist");
-    assert!(
-        std::fs::read_dir(dist.join("assets"))
-            .expect("vite wrote dist/assets")
-            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "wasm")),
-        "vite build emitted no .wasm asset"
-    );
+/// Whether `dir` holds a `.wasm` file (the bundler emitted the SDK).
+fn has_wasm(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "wasm"))
+}
+
+/// Serves `served` from another origin than the collector's, opens it with
+/// `?endpoint=<collector>` and waits for `document.body.dataset.ready`. The
+/// page's `window.tracker` must have tracked `npm_loaded` with
+/// `{bundler, nested: {ok: true, n: [1, 2]}}` at once; this tracks
+/// `after_ready` and checks that the page view and both events arrive in the
+/// store with `site` and the ids the tracker reports.
+async fn check_app_sends_events(served: PathBuf, site: &str, bundler: &str) {
     let collector = Collector::start().await;
-    let site = serve_dir(dist).await;
+    let addr = serve_dir(served).await;
     let browser = Browser::start().await;
-    let page_url = format!("http://{site}/?endpoint={}", collector.url(""));
+    let page_url = format!("http://{addr}/?endpoint={}", collector.url(""));
     browser.client.goto(&page_url).await.expect("open the app");
     browser
         .wait_until("return document.body.dataset.ready === 'true'")
@@ -124,7 +136,7 @@ async fn a_vite_app_built_with_the_packed_package_sends_events() {
         })
         .await;
     assert!(
-        rows.iter().all(|r| r.site == "npm-app"
+        rows.iter().all(|r| r.site == site
             && r.session_id == session_id
             && r.visitor_id == visitor_id
             && r.url == page_url),
@@ -144,9 +156,43 @@ async fn a_vite_app_built_with_the_packed_package_sends_events() {
     );
     assert_eq!(
         rows[1].props,
-        Some(serde_json::json!({"bundler": "vite", "nested": {"ok": true, "n": [1, 2]}}))
+        Some(serde_json::json!({"bundler": bundler, "nested": {"ok": true, "n": [1, 2]}}))
     );
 
     browser.close().await;
     collector.stop().await;
+}
+
+/// The main entry: tsc checks the app against the package's types, `vite
+/// build` emits the `.wasm` as an asset, `dist/` is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vite_app_built_with_the_packed_package_sends_events() {
+    let app = install_app("npm-app");
+    run(app.path(), "node_modules/.bin/tsc", &["-p", "."]);
+    run(
+        app.path(),
+        "node_modules/.bin/vite",
+        &["build", "--logLevel", "warn"],
+    );
+    let dist = app.path().join("dist");
+    assert!(
+        has_wasm(&dist.join("assets")),
+        "vite build emitted no .wasm asset"
+    );
+    check_app_sends_events(dist, "npm-app", "vite").await;
+}
+
+/// `waymark/bundler` (wasm-pack's `--target bundler` build) with webpack 5's
+/// `experiments.asyncWebAssembly`: the import instantiates the wasm, so
+/// `init` runs it at once. The app folder is served (`index.html` loads
+/// `dist/main.js`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webpack_app_built_with_the_bundler_subpath_sends_events() {
+    let app = install_app("npm-webpack");
+    run(app.path(), "node_modules/.bin/webpack", &[]);
+    assert!(
+        has_wasm(&app.path().join("dist")),
+        "webpack emitted no .wasm asset"
+    );
+    check_app_sends_events(app.path().to_path_buf(), "npm-webpack", "webpack").await;
 }
