@@ -211,14 +211,19 @@ impl ClickHouseStore {
     }
 
     async fn fetch_session_events(&self, session_id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+        // The site from the (much smaller) sessions table first, so the
+        // events are found by their sort key's prefix.
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {}.events WHERE session_id = ?",
-            self.ch.db
+            "SELECT {EVENT_COLUMNS} FROM {db}.events \
+             WHERE site IN (SELECT site FROM {db}.sessions_agg WHERE session_id = ?) \
+             AND session_id = ?",
+            db = self.ch.db
         );
         let rows = timed(
             self.ch
                 .client
                 .query(&sql)
+                .bind(session_id)
                 .bind(session_id)
                 .fetch_all::<EventRow>(),
         )
