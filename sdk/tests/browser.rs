@@ -432,6 +432,70 @@ fn do_not_track_is_honoured_when_asked() {
     );
 }
 
+/// Neither `navigator.doNotTrack` nor `window.doNotTrack` says yes, so a
+/// test about Global Privacy Control alone really is about GPC alone.
+fn assert_dnt_unset() {
+    assert_eq!(
+        js("var y = function (v) { return v === '1' || v === 'yes'; };
+            return y(navigator.doNotTrack) || y(window.doNotTrack);"),
+        JsValue::FALSE,
+        "DNT must be unset for this test"
+    );
+}
+
+#[wasm_bindgen_test]
+fn global_privacy_control_alone_is_honoured_when_asked() {
+    record_beacons(true);
+    assert_dnt_unset();
+    js("Object.defineProperty(navigator, 'globalPrivacyControl', {value: true, configurable: true});");
+    let honouring = init(config_with("t-gpc", &[("respectDnt", JsValue::TRUE)]));
+    honouring.track("x".into(), JsValue::UNDEFINED);
+    honouring.flush();
+    let ignoring = init(config("t-gpc-ignored"));
+    ignoring.flush();
+    js("delete navigator.globalPrivacyControl;");
+    assert_eq!(honouring.session_id(), None);
+    assert_eq!(stored_session("t-gpc"), None, "nothing stored");
+    let sites: Vec<_> = sent()
+        .iter()
+        .map(|(_, b)| b["site"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        sites,
+        ["t-gpc-ignored"],
+        "only the tracker that does not respect DNT/GPC sends"
+    );
+}
+
+#[wasm_bindgen_test]
+fn respecting_dnt_still_tracks_without_dnt_or_gpc() {
+    // GPC false, then GPC absent (the browser does not implement it).
+    for (site, gpc) in [("t-gpc-false", Some(false)), ("t-gpc-unset", None)] {
+        record_beacons(true);
+        assert_dnt_unset();
+        if let Some(value) = gpc {
+            js(&format!(
+                "Object.defineProperty(navigator, 'globalPrivacyControl', {{value: {value}, configurable: true}});"
+            ));
+        }
+        let tracker = init(config_with(site, &[("respectDnt", JsValue::TRUE)]));
+        tracker.track("x".into(), JsValue::UNDEFINED);
+        tracker.flush();
+        js("delete navigator.globalPrivacyControl;");
+        assert!(tracker.session_id().is_some(), "{site}: a session");
+        assert!(stored_session(site).is_some(), "{site}: a stored session");
+        let kinds: Vec<_> = sent()
+            .iter()
+            .flat_map(|(_, b)| {
+                assert_eq!(b["site"], site);
+                b["events"].as_array().cloned().unwrap_or_default()
+            })
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(kinds, ["page_view", "custom"], "{site}: both events sent");
+    }
+}
+
 #[wasm_bindgen_test]
 fn consent_mode_stores_and_sends_nothing_until_granted() {
     record_beacons(true);
