@@ -409,26 +409,38 @@ fn autocapture_off_records_only_what_the_page_asks_for() {
     assert_eq!(kinds, ["click"]);
 }
 
-#[wasm_bindgen_test]
-fn do_not_track_is_honoured_when_asked() {
+/// With `signal_on` run (and `signal_off` after), a tracker that respects
+/// DNT stores and sends nothing for `site`, while one that does not
+/// (`<site>-ignored`) sends.
+fn assert_privacy_signal_honoured(site: &str, signal_on: &str, signal_off: &str) {
     record_beacons(true);
-    js("Object.defineProperty(navigator, 'doNotTrack', {get: function () { return '1'; }, configurable: true});");
-    let honouring = init(config_with("t-dnt", &[("respectDnt", JsValue::TRUE)]));
+    js(signal_on);
+    let honouring = init(config_with(site, &[("respectDnt", JsValue::TRUE)]));
     honouring.track("x".into(), JsValue::UNDEFINED);
     honouring.flush();
-    let ignoring = init(config("t-dnt-ignored"));
+    let ignored = format!("{site}-ignored");
+    let ignoring = init(config(&ignored));
     ignoring.flush();
-    js("delete navigator.doNotTrack;");
+    js(signal_off);
     assert_eq!(honouring.session_id(), None);
-    assert_eq!(stored_session("t-dnt"), None, "nothing stored");
+    assert_eq!(stored_session(site), None, "nothing stored");
     let sites: Vec<_> = sent()
         .iter()
         .map(|(_, b)| b["site"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         sites,
-        ["t-dnt-ignored"],
-        "only the tracker that does not respect DNT sends"
+        [ignored],
+        "only the tracker that does not respect DNT/GPC sends"
+    );
+}
+
+#[wasm_bindgen_test]
+fn do_not_track_is_honoured_when_asked() {
+    assert_privacy_signal_honoured(
+        "t-dnt",
+        "Object.defineProperty(navigator, 'doNotTrack', {get: function () { return '1'; }, configurable: true});",
+        "delete navigator.doNotTrack;",
     );
 }
 
@@ -445,25 +457,11 @@ fn assert_dnt_unset() {
 
 #[wasm_bindgen_test]
 fn global_privacy_control_alone_is_honoured_when_asked() {
-    record_beacons(true);
     assert_dnt_unset();
-    js("Object.defineProperty(navigator, 'globalPrivacyControl', {value: true, configurable: true});");
-    let honouring = init(config_with("t-gpc", &[("respectDnt", JsValue::TRUE)]));
-    honouring.track("x".into(), JsValue::UNDEFINED);
-    honouring.flush();
-    let ignoring = init(config("t-gpc-ignored"));
-    ignoring.flush();
-    js("delete navigator.globalPrivacyControl;");
-    assert_eq!(honouring.session_id(), None);
-    assert_eq!(stored_session("t-gpc"), None, "nothing stored");
-    let sites: Vec<_> = sent()
-        .iter()
-        .map(|(_, b)| b["site"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(
-        sites,
-        ["t-gpc-ignored"],
-        "only the tracker that does not respect DNT/GPC sends"
+    assert_privacy_signal_honoured(
+        "t-gpc",
+        "Object.defineProperty(navigator, 'globalPrivacyControl', {value: true, configurable: true});",
+        "delete navigator.globalPrivacyControl;",
     );
 }
 
