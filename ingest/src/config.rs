@@ -7,8 +7,9 @@ use std::str::FromStr;
 
 use crate::sites::Sites;
 
-/// The default limit on a `POST /v1/batch` body: 1 MiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The default limit on a `POST /v1/batch` body: 1 MiB, the wire format's
+/// [`MAX_BODY_BYTES`](waymark_wire::MAX_BODY_BYTES).
+pub const DEFAULT_MAX_BODY_BYTES: usize = waymark_wire::MAX_BODY_BYTES;
 /// Default per-IP rate limit on `POST /v1/batch`: sustained batches per second…
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 /// …and the burst allowed on top.

@@ -1,62 +1,10 @@
 //! The events the collector keeps.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
-/// What happened. The same names are used on the wire and in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    PageView,
-    PageLeave,
-    Click,
-    /// A `waymark('track', name, props)` call; always has a `name`.
-    Custom,
-    Identify,
-    /// Marks the end of a session and records its end time.
-    VisitEnded,
-}
-
-impl EventType {
-    pub const ALL: [EventType; 6] = [
-        EventType::PageView,
-        EventType::PageLeave,
-        EventType::Click,
-        EventType::Custom,
-        EventType::Identify,
-        EventType::VisitEnded,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::PageView => "page_view",
-            EventType::PageLeave => "page_leave",
-            EventType::Click => "click",
-            EventType::Custom => "custom",
-            EventType::Identify => "identify",
-            EventType::VisitEnded => "visit_ended",
-        }
-    }
-}
-
-impl FromStr for EventType {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .into_iter()
-            .find(|t| t.as_str() == s)
-            .ok_or(())
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What happened: the wire crate's type, whose names are used on the wire
+/// and in the store alike.
+pub use waymark_wire::EventType;
 
 /// One validated event as the store keeps it: the wire event plus the batch's
 /// `site`, the collector's `received_at`, the time corrected for the device's

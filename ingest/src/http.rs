@@ -314,7 +314,14 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
                 origin: origin.clone().unwrap_or_default(),
             },
         })?;
-    let mut batch = envelope.validate(state.clock.now_ms())?;
+    // The SDK forgets its `dropped` count once a batch is answered with
+    // anything but a retry (5xx, 408, 429): count it then, and only then, so
+    // a retried batch is not counted twice. A batch of only invalid events
+    // is answered (400) and counts; a store failure (503) is retried.
+    let dropped = envelope.dropped;
+    let mut batch = envelope
+        .validate(state.clock.now_ms())
+        .inspect_err(|_| state.metrics.events_dropped_by_client.inc_by(dropped))?;
     enrich(
         &state.geo,
         RequestFacts {
@@ -326,6 +333,7 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
     let outcome = state.store.append(batch.events).await?;
 
     let metrics = &state.metrics;
+    metrics.events_dropped_by_client.inc_by(batch.dropped);
     metrics.events_accepted.inc_by(outcome.inserted as u64);
     metrics.events_duplicate.inc_by(outcome.duplicates as u64);
     for r in &batch.rejected {

@@ -21,6 +21,9 @@ pub struct Metrics {
     /// `waymark_events_rejected_total{reason}`: by the field at fault, or by
     /// the batch's error code when the whole batch was refused.
     pub events_rejected: IntCounterVec,
+    /// `waymark_events_dropped_by_client_total`: events the SDK dropped for
+    /// lack of queue space and reported with a later batch (`"dropped"`).
+    pub events_dropped_by_client: IntCounter,
     /// `waymark_sessions_swept_total`: sessions the sweeper closed.
     pub sessions_swept: IntCounter,
     /// `waymark_rate_limited_total`.
@@ -131,6 +134,11 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let events_dropped_by_client = IntCounter::new(
+            "waymark_events_dropped_by_client_total",
+            "Events the SDK dropped for lack of queue space, as reported by later batches",
+        )
+        .expect("valid metric");
         let sessions_swept = IntCounter::new(
             "waymark_sessions_swept_total",
             "Idle sessions the sweeper closed with a visit_ended",
@@ -147,6 +155,7 @@ impl Metrics {
             Box::new(events_accepted.clone()),
             Box::new(events_duplicate.clone()),
             Box::new(events_rejected.clone()),
+            Box::new(events_dropped_by_client.clone()),
             Box::new(sessions_swept.clone()),
             Box::new(rate_limited.clone()),
         ] {
@@ -162,6 +171,7 @@ impl Metrics {
             events_accepted,
             events_duplicate,
             events_rejected,
+            events_dropped_by_client,
             sessions_swept,
             rate_limited,
         }

@@ -12,23 +12,15 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::event::{Enrichment, EventType, StoredEvent};
 
-/// The only wire format version there is so far.
-pub const WIRE_VERSION: u64 = 1;
-/// The most events one batch may hold.
-pub const MAX_EVENTS_PER_BATCH: usize = 500;
+use waymark_wire::{
+    MAX_CONTEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
+    MAX_SITE_CHARS, MAX_STORAGE_CHARS, MAX_TITLE_CHARS, MAX_TS, MAX_URL_CHARS, MAX_USER_ID_CHARS,
+};
 
-const MAX_SITE_CHARS: usize = 64;
-const MAX_NAME_CHARS: usize = 200;
-const MAX_ID_CHARS: usize = 64;
-/// `local`, `cookie`, `memory`: where the SDK kept the session.
-const MAX_STORAGE_CHARS: usize = 16;
-const MAX_USER_ID_CHARS: usize = 256;
-const MAX_URL_CHARS: usize = 2048;
-const MAX_TITLE_CHARS: usize = 1024;
-const MAX_OBJECT_BYTES: usize = 16 * 1024;
-/// JavaScript's `Number.MAX_SAFE_INTEGER`: no browser sends a larger integer
-/// timestamp, and it keeps every `ts` within SQLite's signed 64 bits.
-const MAX_TS: u64 = (1 << 53) - 1;
+/// The only wire format version there is so far: [`waymark_wire::VERSION`].
+pub const WIRE_VERSION: u64 = waymark_wire::VERSION as u64;
+/// The most events one batch may hold: [`waymark_wire::MAX_EVENTS_PER_BATCH`].
+pub const MAX_EVENTS_PER_BATCH: usize = waymark_wire::MAX_EVENTS_PER_BATCH;
 
 /// Why one event of a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,13 +38,16 @@ pub struct DecodedBatch {
     pub site: String,
     /// When the SDK sent the batch, by the browser's clock (epoch ms).
     pub sent_at: Option<u64>,
+    /// Events the SDK dropped for lack of space before sending, as the
+    /// batch reports them (see [`Envelope::dropped`]).
+    pub dropped: u64,
     pub events: Vec<StoredEvent>,
     pub rejected: Vec<Rejection>,
 }
 
-/// A batch whose envelope (`v`, `site`, `sent_at`, the number of events)
-/// is valid; its events are not checked yet. The collector checks the site
-/// and the origin between [`Envelope::parse`] and [`Envelope::validate`].
+/// A batch whose envelope (`v`, `site`, `sent_at`, `dropped`, the number of
+/// events) is valid; its events are not checked yet. The collector checks the
+/// site and the origin between [`Envelope::parse`] and [`Envelope::validate`].
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Envelope {
     #[serde(default)]
@@ -61,7 +56,19 @@ pub struct Envelope {
     /// When the SDK sent the batch, by the browser's clock (epoch ms).
     #[serde(default)]
     pub sent_at: Option<u64>,
+    /// Events the SDK had to drop for lack of queue space since its last
+    /// answered batch, reported with this one (`"dropped"`; 0 when absent).
+    /// Anything but a non-negative integer is ignored (read as 0) rather
+    /// than refused: it is a report about other events, and a garbled one
+    /// must not cost the events this batch does carry.
+    #[serde(default, deserialize_with = "count_or_zero")]
+    pub dropped: u64,
     events: Vec<Value>,
+}
+
+/// A non-negative integer, or 0 for any other JSON value.
+fn count_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    Ok(Value::deserialize(d)?.as_u64().unwrap_or(0))
 }
 
 /// Event times are corrected by the batch's clock skew (`received_at -
@@ -141,6 +148,7 @@ impl Envelope {
         Ok(DecodedBatch {
             site: self.site,
             sent_at: self.sent_at,
+            dropped: self.dropped,
             events,
             rejected,
         })
@@ -188,7 +196,7 @@ fn decode_event(
         .to_string();
 
     let type_str = required_str(obj, "type", usize::MAX)?;
-    let event_type: EventType = type_str.parse().map_err(|()| {
+    let event_type = EventType::from_name(&type_str).ok_or_else(|| {
         let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         format!("type: unknown type; expected one of {}", known.join(", "))
     })?;
@@ -223,9 +231,9 @@ fn decode_event(
         storage: optional_str(obj, "storage", MAX_STORAGE_CHARS)?,
         url: required_str(obj, "url", MAX_URL_CHARS)?,
         title: optional_str(obj, "title", MAX_TITLE_CHARS)?,
-        referrer: optional_str(obj, "referrer", MAX_URL_CHARS)?,
-        props: optional_object(obj, "props")?,
-        context: optional_object(obj, "context")?,
+        referrer: optional_str(obj, "referrer", MAX_REFERRER_CHARS)?,
+        props: optional_object(obj, "props", MAX_PROPS_BYTES)?,
+        context: optional_object(obj, "context", MAX_CONTEXT_BYTES)?,
         enrichment: Enrichment::default(),
     })
 }
@@ -266,14 +274,19 @@ fn optional_str(
     }
 }
 
-/// An object field kept as JSON text; may be absent or `null`.
-fn optional_object(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+/// An object field kept as JSON text, at most `max_bytes` long; may be
+/// absent or `null`.
+fn optional_object(
+    obj: &Map<String, Value>,
+    key: &str,
+    max_bytes: usize,
+) -> Result<Option<String>, String> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(value @ Value::Object(_)) => {
             let text = value.to_string();
-            if text.len() > MAX_OBJECT_BYTES {
-                Err(format!("{key}: larger than {MAX_OBJECT_BYTES} bytes"))
+            if text.len() > max_bytes {
+                Err(format!("{key}: larger than {max_bytes} bytes"))
             } else {
                 Ok(Some(text))
             }
@@ -372,6 +385,34 @@ mod tests {
         let decoded = decode_batch(&serde_json::to_vec(&body).unwrap(), 7).unwrap();
         assert_eq!(decoded.events.len(), 1);
         assert_eq!(decoded.sent_at, None);
+    }
+
+    #[test]
+    fn dropped_is_read_when_a_count_and_ignored_otherwise() {
+        let dropped = |value: Value| {
+            let body = json!({"site": "demo", "dropped": value, "events": [event()]});
+            let decoded = decode_batch(&serde_json::to_vec(&body).unwrap(), 7).unwrap();
+            assert_eq!(decoded.events.len(), 1);
+            decoded.dropped
+        };
+        assert_eq!(dropped(json!(7)), 7);
+        assert_eq!(dropped(json!(0)), 0);
+        assert_eq!(dropped(json!(u64::MAX)), u64::MAX);
+        for garbled in [
+            json!(-1),
+            json!(2.5),
+            json!(1e30),
+            json!("4"),
+            json!(null),
+            json!(true),
+            json!([3]),
+            json!({"n": 3}),
+        ] {
+            assert_eq!(dropped(garbled.clone()), 0, "{garbled}");
+        }
+        assert_eq!(decode_batch(&batch(vec![event()]), 7).unwrap().dropped, 0);
+        let envelope = Envelope::parse(br#"{"site": "demo", "dropped": 3, "events": [{}]}"#);
+        assert_eq!(envelope.unwrap().dropped, 3);
     }
 
     #[test]

@@ -788,6 +788,108 @@ async fn metrics_count_requests_events_and_rejections_behind_the_token() {
     }
 }
 
+/// `/metrics` as the admin (token `t`) sees it.
+async fn metrics_of(router: &Router) -> String {
+    let reply = reply_of(
+        router,
+        Request::get("/metrics")
+            .header(header::AUTHORIZATION, "Bearer t")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.text()
+}
+
+/// A batch of `events` that reports `dropped` events the SDK dropped for space.
+fn batch_dropping(dropped: Value, events: Vec<Value>) -> String {
+    json!({"v": 1, "site": "demo", "sent_at": 1_732_350_000_123u64, "dropped": dropped, "events": events})
+        .to_string()
+}
+
+#[tokio::test]
+async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
+    let (router, store) = app_with(Config {
+        admin_token: Some("t".to_owned()),
+        ..Config::default()
+    });
+    let reply = reply_of(
+        &router,
+        post_request(Some("text/plain"), batch_dropping(json!(7), vec![event(1)])),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(store.events().len(), 1);
+    let text = metrics_of(&router).await;
+    assert!(
+        text.contains("waymark_events_dropped_by_client_total 7"),
+        "not in\n{text}"
+    );
+    assert!(
+        text.contains("# HELP waymark_events_dropped_by_client_total "),
+        "no help text in\n{text}"
+    );
+
+    // A valid envelope whose events are all rejected (400, not retried by
+    // the SDK): its report still counts.
+    let mut bad = event(2);
+    bad["event_id"] = json!("nope");
+    reply_of(
+        &router,
+        post_request(Some("text/plain"), batch_dropping(json!(3), vec![bad])),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "all_events_rejected");
+    // Not a non-negative integer: ignored, and the batch is still taken.
+    for dropped in [json!(-1), json!(2.5), json!("4"), json!(null), json!({})] {
+        let reply = reply_of(
+            &router,
+            post_request(Some("text/plain"), batch_dropping(dropped, vec![event(3)])),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    }
+    // An invalid envelope: nothing counts.
+    reply_of(
+        &router,
+        post_request(
+            Some("text/plain"),
+            json!({"v": 2, "site": "demo", "dropped": 100, "events": [event(4)]}).to_string(),
+        ),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_batch");
+    let text = metrics_of(&router).await;
+    assert!(
+        text.contains("waymark_events_dropped_by_client_total 10"),
+        "not in\n{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_the_sdk_will_retry_does_not_count_its_dropped_events_yet() {
+    let router = app(AppState::new(
+        Config {
+            admin_token: Some("t".to_owned()),
+            ..Config::default()
+        },
+        Arc::new(BrokenStore),
+        Arc::new(FixedClock(NOW)),
+    ));
+    reply_of(
+        &router,
+        post_request(Some("text/plain"), batch_dropping(json!(5), vec![event(1)])),
+    )
+    .await
+    .assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
+    let text = metrics_of(&router).await;
+    assert!(
+        text.contains("waymark_events_dropped_by_client_total 0"),
+        "not in\n{text}"
+    );
+}
+
 #[tokio::test]
 async fn the_sqlite_store_reports_commit_latency_and_queue_depth() {
     let dir = tempfile::tempdir().unwrap();

@@ -848,7 +848,7 @@ impl From<EventRow> for StoredEvent {
             event_id: r.event_id,
             site: r.site,
             // Only this collector writes the column, from `as_str`.
-            event_type: r.event_type.parse().unwrap_or(EventType::Custom),
+            event_type: EventType::from_name(&r.event_type).unwrap_or(EventType::Custom),
             name: r.name,
             ts: r.ts,
             client_ts: r.client_ts,

@@ -737,7 +737,7 @@ fn write_session(tx: &Transaction<'_>, state: &SessionState) -> rusqlite::Result
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let type_text: String = row.get(2)?;
-    let event_type = type_text.parse().map_err(|()| {
+    let event_type = EventType::from_name(&type_text).ok_or_else(|| {
         rusqlite::Error::FromSqlConversionFailure(
             2,
             rusqlite::types::Type::Text,
