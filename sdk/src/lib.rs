@@ -1,73 +1,40 @@
 //! # Waymark browser SDK
 //!
-//! A deterministic core — session rules, event building, the send queue —
-//! and, on `wasm32` only, a thin browser shell around it.
+//! The browser shell around [`waymark_sdk_core`]: it reads the page and the
+//! clock, keeps state in browser storage, owns the listeners and timers, and
+//! sends what the core's send queue says, by `fetch` with keepalive or
+//! `sendBeacon`. Every rule (sessions, what an event holds, when to send,
+//! what an answer means, which tab sends which queue) is the core's.
 //!
-//! The core never reads a clock, an OS random source or browser storage:
-//! every call takes `now` (epoch milliseconds), ids come from an injected
-//! [`Entropy`] and state lives behind the [`Storage`] trait. So it builds and
-//! is tested natively with `cargo test`.
+//! Built on the design card's packages: [`web_sys`] for every browser API,
+//! [`gloo_timers`] for timers, [`serde_wasm_bindgen`] for the values a page
+//! passes (`props`, traits, the config), [`uuid`] for ids, [`js_sys`] where
+//! web-sys has no binding. No JS is written by hand here: the script-tag
+//! loader (`sdk/js/loader.js`) and the npm entry (`sdk/npm/index.js`) only
+//! start it. Nothing here throws into the host page: failures become one
+//! console warning per kind.
 //!
-//! ```
-//! use waymark_sdk::{Config, MemoryStorage, Page, SeededEntropy, Tracker};
-//!
-//! let mut tracker = Tracker::new(Config::new("http://127.0.0.1:8080", "demo"), MemoryStorage::default(), SeededEntropy(1));
-//! tracker.page_view(1_700_000_000_000, &Page { url: "http://127.0.0.1:8080/".into(), ..Page::default() });
-//! let batch = tracker.take_batch(1_700_000_000_005).unwrap();
-//! assert_eq!(batch.events.len(), 1);
-//! ```
+//! On other targets the crate is empty (the core is what runs natively).
 
-#![cfg_attr(not(feature = "std"), no_std)]
-
-extern crate alloc;
-
-/// What std's prelude gives, for the `no_std` build (not `ToString`: it
-/// formats, and formatting is what `no_std` leaves out).
-mod prelude {
-    pub use alloc::borrow::ToOwned;
-    pub use alloc::string::String;
-    pub use alloc::vec;
-    pub use alloc::vec::Vec;
-}
-
-mod click;
+#[cfg(target_arch = "wasm32")]
 mod config;
-mod event;
-mod hygiene;
-mod ids;
-mod json;
+#[cfg(target_arch = "wasm32")]
+mod delivery;
+#[cfg(target_arch = "wasm32")]
+mod listeners;
+#[cfg(target_arch = "wasm32")]
 mod page;
-mod queue;
-mod session;
+#[cfg(target_arch = "wasm32")]
 mod storage;
-mod text;
+#[cfg(target_arch = "wasm32")]
 mod tracker;
-mod value;
 
 #[cfg(target_arch = "wasm32")]
-mod browser;
+pub use tracker::{init, BrowserTracker};
 
-/// Without std (the browser builds) a panic only traps: no message is
-/// formatted, so none of the formatting machinery ships. The SDK's code
-/// does not panic on anything the page controls (see STYLE.md); this is
-/// for what cannot happen, like running out of memory.
-#[cfg(all(target_arch = "wasm32", not(feature = "std")))]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    core::arch::wasm32::unreachable()
-}
-
+/// A free-list allocator a seventh the size of std's dlmalloc. The SDK's heap
+/// is small (a session, a queue of events), so its linear search costs nothing.
 #[cfg(target_arch = "wasm32")]
-pub use browser::{init, BrowserTracker};
-pub use click::{ClickTarget, Node};
-pub use config::Config;
-pub use event::{Batch, Event, EventType, Page};
-pub use hygiene::{redact_url, DEFAULT_SENSITIVE_PARAMS};
-pub use ids::{Entropy, SeededEntropy};
-pub use json::NumberFormat;
-pub use page::{Leave, PageVisit};
-pub use queue::{Outcome, QueueLimits, SendQueue, Transmit, Urgency};
-pub use session::{campaign_of, campaign_params, EndReason, Now, Session, SessionRules};
-pub use storage::{MemoryStorage, Storage, StorageError};
-pub use tracker::{Consent, Tracker, MAX_BATCH_EVENTS, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
-pub use value::Value;
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

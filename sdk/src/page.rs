@@ -1,125 +1,248 @@
-//! The page being looked at: engaged time and scroll depth between its page
-//! view and its page leave.
-//!
-//! Engaged time counts only while the page is visible and focused; the
-//! shell reports each change with [`PageVisit::set_active`].
+//! Readings of the page and the browser, through web-sys (js-sys's
+//! `Reflect` where web-sys has no binding), and the console.
 
-use crate::prelude::*;
+use js_sys::{Array, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use waymark_sdk_core::{campaign_params, device_type, Now, Page, Value};
+use web_sys::{Document, Navigator, VisibilityState, Window};
 
-/// One page view's lifetime on screen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PageVisit {
-    /// The (redacted) URL of the page view.
-    pub url: String,
-    /// `event_id` of the page view, repeated on its page leaves.
-    pub view_id: String,
-    started_at: u64,
-    engaged_ms: u64,
-    active_since: Option<u64>,
-    max_scroll_pct: u8,
-    /// Nothing happened since the last page leave was recorded.
-    settled: bool,
+fn window() -> Option<Window> {
+    web_sys::window()
 }
 
-/// What a page leave reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Leave {
-    pub engaged_ms: u64,
-    pub scroll_pct: u8,
-    pub duration_ms: u64,
+fn document() -> Option<Document> {
+    window()?.document()
 }
 
-impl PageVisit {
-    pub fn new(now: u64, url: String, view_id: String, active: bool) -> PageVisit {
-        PageVisit {
-            url,
-            view_id,
-            started_at: now,
-            engaged_ms: 0,
-            active_since: active.then_some(now),
-            max_scroll_pct: 0,
-            settled: false,
-        }
-    }
+fn navigator() -> Option<Navigator> {
+    Some(window()?.navigator())
+}
 
-    /// The page became visible and focused (`true`) or stopped being so.
-    pub fn set_active(&mut self, now: u64, active: bool) {
-        match (self.active_since, active) {
-            (None, true) => {
-                self.active_since = Some(now);
-                self.settled = false;
-            }
-            (Some(since), false) => {
-                self.engaged_ms += now.saturating_sub(since);
-                self.active_since = None;
-            }
-            _ => {}
-        }
-    }
+pub fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
 
-    /// The deepest point scrolled to so far, in percent of the page.
-    pub fn scrolled(&mut self, pct: u8) {
-        if pct.min(100) > self.max_scroll_pct {
-            self.max_scroll_pct = pct.min(100);
-            self.settled = false;
-        }
-    }
-
-    pub fn engaged_ms(&self, now: u64) -> u64 {
-        self.engaged_ms
-            + self
-                .active_since
-                .map_or(0, |since| now.saturating_sub(since))
-    }
-
-    /// The page leave to record now, unless one was recorded and nothing
-    /// happened since (a tab hidden, then closed, leaves once).
-    pub fn leave(&mut self, now: u64) -> Option<Leave> {
-        self.set_active(now, false);
-        if self.settled {
-            return None;
-        }
-        self.settled = true;
-        Some(Leave {
-            engaged_ms: self.engaged_ms,
-            scroll_pct: self.max_scroll_pct,
-            duration_ms: now.saturating_sub(self.started_at),
-        })
+/// The time with the local zone's offset, for rules about local days.
+pub fn now_local() -> Now {
+    let date = js_sys::Date::new_0();
+    Now {
+        ms: date.get_time() as u64,
+        utc_offset_min: -(date.get_timezone_offset() as i32),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engaged_time_counts_only_active_periods() {
-        let mut p = PageVisit::new(1_000, "/".into(), "v".into(), true);
-        p.set_active(4_000, false); // 3 s
-        p.set_active(10_000, true);
-        p.set_active(10_000, true);
-        assert_eq!(p.engaged_ms(12_000), 5_000);
-        let leave = p.leave(12_000).unwrap();
-        assert_eq!((leave.engaged_ms, leave.duration_ms), (5_000, 11_000));
+/// The page as it is now; the referrer only for page views.
+pub fn page(with_referrer: bool) -> Page {
+    let non_empty = |s: String| (!s.is_empty()).then_some(s);
+    Page {
+        url: href(),
+        title: document().map(|d| d.title()).and_then(non_empty),
+        referrer: document()
+            .filter(|_| with_referrer)
+            .map(|d| d.referrer())
+            .and_then(non_empty),
     }
+}
 
-    #[test]
-    fn leaves_once_until_something_happens_again() {
-        let mut p = PageVisit::new(0, "/".into(), "v".into(), true);
-        p.scrolled(40);
-        p.scrolled(20);
-        assert_eq!(p.leave(1_000).map(|l| l.scroll_pct), Some(40));
-        assert_eq!(p.leave(2_000), None, "hidden, then closed: one leave");
-        p.set_active(3_000, true);
-        let again = p.leave(4_000).unwrap();
-        assert_eq!(again.engaged_ms, 2_000, "cumulative over the page view");
-        p.scrolled(150);
-        assert_eq!(p.leave(5_000).map(|l| l.scroll_pct), Some(100));
-    }
+pub fn href() -> String {
+    window()
+        .and_then(|w| w.location().href().ok())
+        .unwrap_or_default()
+}
 
-    #[test]
-    fn a_page_opened_in_the_background_is_not_engaged() {
-        let mut p = PageVisit::new(0, "/".into(), "v".into(), false);
-        assert_eq!(p.leave(60_000).map(|l| l.engaged_ms), Some(0));
+/// The page's origin and hostname: the config's defaults.
+pub fn origin_and_host() -> (String, String) {
+    let location = window().map(|w| w.location());
+    let read = |f: fn(&web_sys::Location) -> Result<String, JsValue>| {
+        location
+            .as_ref()
+            .and_then(|l| f(l).ok())
+            .unwrap_or_default()
+    };
+    (
+        read(web_sys::Location::origin),
+        read(web_sys::Location::hostname),
+    )
+}
+
+pub fn is_hidden() -> bool {
+    document().is_some_and(|d| d.visibility_state() == VisibilityState::Hidden)
+}
+
+/// Visible and focused: the time that counts as engaged.
+pub fn is_active() -> bool {
+    !is_hidden() && document().is_some_and(|d| d.has_focus().unwrap_or(false))
+}
+
+/// `navigator.onLine` (true when unknown).
+pub fn is_online() -> bool {
+    navigator().is_none_or(|n| n.on_line())
+}
+
+/// Do Not Track (`navigator.doNotTrack`, or the older `window.doNotTrack`)
+/// or Global Privacy Control (`navigator.globalPrivacyControl`, which
+/// web-sys does not bind) is on.
+pub fn do_not_track() -> bool {
+    let yes = |v: Option<String>| matches!(v.as_deref(), Some("1" | "yes"));
+    // Read as properties: web-sys types `navigator.doNotTrack` as a string,
+    // but browsers without a preference give `null`, which its binding
+    // would throw on.
+    let nav = navigator();
+    yes(nav
+        .as_ref()
+        .and_then(|n| property(n, "doNotTrack").as_string()))
+        || yes(window().and_then(|w| property(&w, "doNotTrack").as_string()))
+        || nav.is_some_and(|n| property(&n, "globalPrivacyControl").is_truthy())
+}
+
+/// A property web-sys does not bind; `undefined` when reading it throws.
+fn property(target: &JsValue, key: &str) -> JsValue {
+    Reflect::get(target, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// Device and browser facts that hold for the whole page load, and the
+/// campaign that brought the visitor to it.
+pub fn context() -> Value {
+    let mut c: Vec<(String, Value)> = Vec::new();
+    let text = |c: &mut Vec<(String, Value)>, key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            c.push((key.to_owned(), Value::String(value)));
+        }
+    };
+    let (Some(window), Some(nav)) = (window(), navigator()) else {
+        return Value::Object(c);
+    };
+    text(&mut c, "user_agent", nav.user_agent().ok());
+    text(&mut c, "language", nav.language());
+    let languages: Vec<Value> = nav
+        .languages()
+        .iter()
+        .filter_map(|l| l.as_string())
+        .map(Value::String)
+        .collect();
+    c.push(("languages".into(), Value::Array(languages)));
+    // `navigator.webdriver` (not bound by web-sys's `Navigator`).
+    if property(&nav, "webdriver") == JsValue::TRUE {
+        c.push(("webdriver".into(), Value::Bool(true)));
     }
+    let touch = nav.max_touch_points() > 0;
+    c.push(("touch".into(), Value::Bool(touch)));
+    // User-Agent Client Hints (Chromium): web-sys binds them only as an
+    // unstable API, so they are read as plain properties.
+    let hints = property(&nav, "userAgentData");
+    let mut mobile = false;
+    if hints.is_object() {
+        let brands: Vec<Value> = Array::from(&property(&hints, "brands"))
+            .iter()
+            .filter_map(|b| {
+                let brand = property(&b, "brand").as_string()?;
+                let version = property(&b, "version").as_string()?;
+                Some(Value::String(brand + " " + &version))
+            })
+            .collect();
+        c.push(("ua_brands".into(), Value::Array(brands)));
+        mobile = property(&hints, "mobile") == JsValue::TRUE;
+        text(
+            &mut c,
+            "ua_platform",
+            property(&hints, "platform").as_string(),
+        );
+    }
+    let connection = property(&nav, "connection");
+    text(
+        &mut c,
+        "connection",
+        property(&connection, "effectiveType").as_string(),
+    );
+    let (width, height) = window
+        .screen()
+        .ok()
+        .map(|s| (s.width().ok(), s.height().ok()))
+        .unwrap_or((None, None));
+    let side = |n: Option<i32>| n.map_or(f64::NAN, f64::from);
+    c.push((
+        "device_type".into(),
+        Value::String(device_type(mobile, touch, side(width), side(height)).into()),
+    ));
+    c.push(("dpr".into(), Value::Number(window.device_pixel_ratio())));
+    if let (Some(w), Some(h)) = (width, height) {
+        text(&mut c, "screen", Some(size(w, h)));
+    }
+    let inner = |v: Result<JsValue, JsValue>| v.ok().and_then(|v| v.as_f64());
+    if let (Some(w), Some(h)) = (inner(window.inner_width()), inner(window.inner_height())) {
+        text(&mut c, "viewport", Some(size(w as i32, h as i32)));
+    }
+    let now = now_local();
+    c.push((
+        "tz_offset_min".into(),
+        Value::Number(f64::from(now.utc_offset_min)),
+    ));
+    let zone =
+        js_sys::Intl::DateTimeFormat::new(&Array::new(), &js_sys::Object::new()).resolved_options();
+    text(&mut c, "time_zone", property(&zone, "timeZone").as_string());
+
+    let url = href();
+    let campaign = campaign_params(&url);
+    if !campaign.is_empty() {
+        let fields = campaign
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())));
+        c.push(("campaign".to_owned(), Value::Object(fields.collect())));
+    }
+    Value::Object(c)
+}
+
+fn size(width: i32, height: i32) -> String {
+    let mut out = width.max(0).to_string();
+    out.push('x');
+    out.push_str(&height.max(0).to_string());
+    out
+}
+
+/// How JavaScript writes a number (as `JSON.stringify` does): the send
+/// queue's events are JSON text written in Rust, all but the non-integer
+/// numbers, whose shortest round-trip form differs from Rust's.
+pub fn number_text(n: f64, out: &mut String) {
+    out.push_str(&String::from(
+        js_sys::Number::from(n)
+            .to_string_with_radix(10)
+            .unwrap_or_else(|_| "0".into()),
+    ));
+}
+
+/// Kinds of problem worth telling the page's developer about, once each.
+#[derive(Clone, Copy)]
+pub enum Warn {
+    Arguments = 1,
+    Props = 2,
+    Send = 4,
+    Config = 8,
+    Context = 16,
+    Identify = 32,
+    Refused = 64,
+}
+
+/// The kinds already told.
+#[derive(Default)]
+pub struct Warnings(u8);
+
+impl Warnings {
+    pub fn warn(&mut self, kind: Warn, message: &str) {
+        if self.0 & kind as u8 == 0 {
+            self.0 |= kind as u8;
+            console_warn(message);
+        }
+    }
+}
+
+pub fn console_warn(message: &str) {
+    web_sys::console::warn_1(&JsValue::from_str(&(String::from("waymark: ") + message)));
+}
+
+/// An element's `href` when it is a link (the resolved, absolute URL).
+pub fn link_href(element: &web_sys::Element) -> Option<String> {
+    if element.local_name() != "a" {
+        return None;
+    }
+    property(element.unchecked_ref(), "href").as_string()
 }

@@ -1,43 +1,170 @@
-//! Where the SDK keeps its state: a small key-value trait.
-//!
-//! The browser shell implements it over localStorage; the in-memory version
-//! serves tests and is the last fallback when the browser refuses storage.
+//! localStorage, sessionStorage, a first-party cookie, and crypto
+//! randomness, behind the core's [`Storage`] and [`Entropy`] traits.
 
-use crate::prelude::*;
+use js_sys::{decode_uri_component, encode_uri_component};
+use wasm_bindgen::JsCast;
+use waymark_sdk_core::{cookie_assignment, cookie_value, Entropy, Storage, StorageError};
+use web_sys::HtmlDocument;
 
-use alloc::collections::BTreeMap;
-
-/// The storage could not be written (blocked, quota full, missing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StorageError;
-
-/// A string key-value store. Reads of a broken store return `None`.
-pub trait Storage {
-    fn get(&self, key: &str) -> Option<String>;
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError>;
-    fn remove(&mut self, key: &str);
-    /// Short name reported with events (`local`, `cookie`, `memory`).
-    fn kind(&self) -> &'static str;
+/// Where a value can be kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Local,
+    Session,
+    Cookie,
 }
 
-/// Storage that lives as long as the page (or the test).
-#[derive(Debug, Default, Clone)]
-pub struct MemoryStorage {
-    entries: BTreeMap<String, String>,
+/// The Web Storage object of `area` (opening one throws in some privacy
+/// modes and sandboxed frames: then none).
+fn web_storage(area: Area) -> Option<web_sys::Storage> {
+    let window = web_sys::window()?;
+    let storage = match area {
+        Area::Local => window.local_storage(),
+        Area::Session => window.session_storage(),
+        Area::Cookie => return None,
+    };
+    storage.ok().flatten()
 }
 
-impl Storage for MemoryStorage {
+fn html_document() -> Option<HtmlDocument> {
+    web_sys::window()?.document()?.dyn_into().ok()
+}
+
+/// One entry: a string, or nothing when missing or unreadable.
+pub fn get(area: Area, key: &str) -> Option<String> {
+    if area == Area::Cookie {
+        let cookies = html_document()?.cookie().ok()?;
+        let raw = cookie_value(&cookies, key)?;
+        return decode_uri_component(raw).ok().map(String::from);
+    }
+    web_storage(area)?.get_item(key).ok().flatten()
+}
+
+/// Writes one entry; false when refused (a cookie is read back to know).
+pub fn set(area: Area, key: &str, value: &str) -> bool {
+    if area == Area::Cookie {
+        let Some(document) = html_document() else {
+            return false;
+        };
+        let encoded = String::from(encode_uri_component(value));
+        let secure = web_sys::window()
+            .and_then(|w| w.location().protocol().ok())
+            .is_some_and(|p| p == "https:");
+        let assignment = cookie_assignment(key, Some(&encoded), secure);
+        return document.set_cookie(&assignment).is_ok()
+            && get(area, key).as_deref() == Some(value);
+    }
+    web_storage(area).is_some_and(|s| s.set_item(key, value).is_ok())
+}
+
+pub fn remove(area: Area, key: &str) {
+    if area == Area::Cookie {
+        if let Some(document) = html_document() {
+            let _ = document.set_cookie(&cookie_assignment(key, None, false));
+        }
+    } else if let Some(storage) = web_storage(area) {
+        let _ = storage.remove_item(key);
+    }
+}
+
+/// The localStorage entries whose key starts with `prefix`.
+pub fn local_entries(prefix: &str) -> Vec<(String, String)> {
+    let Some(storage) = web_storage(Area::Local) else {
+        return Vec::new();
+    };
+    let keys: Vec<String> = (0..storage.length().unwrap_or(0))
+        .filter_map(|i| storage.key(i).ok().flatten())
+        .filter(|k| k.starts_with(prefix))
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| Some((storage.get_item(&k).ok().flatten()?, k)))
+        .map(|(v, k)| (k, v))
+        .collect()
+}
+
+/// localStorage when the browser grants it, else a first-party cookie
+/// (`SameSite=Lax`, a year, `Secure` on https). Without either, reads find
+/// nothing and writes fail, so the core keeps the session in memory for
+/// this page.
+pub struct BrowserStorage(Option<Area>);
+
+const PROBE: &str = "waymark.probe";
+
+impl BrowserStorage {
+    /// The first area that takes a write.
+    pub fn open() -> BrowserStorage {
+        Self::first_of(&[Area::Local, Area::Cookie])
+    }
+
+    fn first_of(areas: &[Area]) -> BrowserStorage {
+        let usable = areas.iter().copied().find(|area| {
+            let ok = set(*area, PROBE, "1");
+            remove(*area, PROBE);
+            ok
+        });
+        BrowserStorage(usable)
+    }
+}
+
+impl Storage for BrowserStorage {
     fn get(&self, key: &str) -> Option<String> {
-        self.entries.get(key).cloned()
+        get(self.0?, key)
     }
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.entries.insert(key.to_owned(), value.to_owned());
-        Ok(())
+        let area = self.0.ok_or(StorageError)?;
+        if set(area, key, value) {
+            return Ok(());
+        }
+        if area == Area::Local {
+            // Quota full or storage revoked: carry on in a cookie.
+            *self = Self::first_of(&[Area::Cookie]);
+            if self.0.is_some() {
+                return self.set(key, value);
+            }
+        }
+        Err(StorageError)
     }
     fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        if let Some(area) = self.0 {
+            remove(area, key);
+        }
     }
     fn kind(&self) -> &'static str {
-        "memory"
+        match self.0 {
+            Some(Area::Local) => "local",
+            Some(_) => "cookie",
+            None => "memory",
+        }
     }
+}
+
+/// `crypto.getRandomValues`, with `Math.random` only if crypto is missing.
+pub struct CryptoEntropy;
+
+impl Entropy for CryptoEntropy {
+    fn fill(&mut self, bytes: &mut [u8]) {
+        let crypto = web_sys::window().and_then(|w| w.crypto().ok());
+        if crypto.is_some_and(|c| c.get_random_values_with_u8_array(bytes).is_ok()) {
+            return;
+        }
+        for b in bytes {
+            *b = (js_sys::Math::random() * 256.0) as u8;
+        }
+    }
+}
+
+/// This tab's id, a UUIDv4: kept in sessionStorage, so it survives reloads
+/// but not the tab.
+pub fn tab_id() -> String {
+    const KEY: &str = "waymark.tab";
+    if let Some(id) = get(Area::Session, KEY) {
+        return id;
+    }
+    let mut bytes = [0u8; 16];
+    CryptoEntropy.fill(&mut bytes);
+    let id = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string();
+    set(Area::Session, KEY, &id);
+    id
 }

@@ -1,522 +1,329 @@
-//! The tracker's deterministic core: sessions, event building and the queue.
-//!
-//! It is driven by the shell, which passes the time and the page with every
-//! call. Session state is re-read from storage before every decision, so a
-//! tab that slept, a reload or another tab's rotation is always seen.
+//! The exported tracker: the core's [`Tracker`](CoreTracker) with browser
+//! storage and entropy, the listeners, the delivery and the page's calls.
 
-use crate::prelude::*;
+use std::cell::{RefCell, RefMut};
+use std::rc::{Rc, Weak};
 
-use crate::click::ClickTarget;
-use crate::config::Config;
-use crate::event::{Batch, Event, EventType, Page};
-use crate::hygiene::redact_url;
-use crate::ids::{self, Entropy};
-use crate::page::PageVisit;
-use crate::session::{campaign_of, EndReason, Now, Session};
-use crate::storage::Storage;
-use crate::text;
-use crate::value::Value;
+use gloo_timers::callback::Timeout;
+use wasm_bindgen::prelude::*;
+use waymark_sdk_core::{ClickTarget, Now, Page, Problem, Tracker as CoreTracker, Urgency, Value};
 
-/// Most events sent in one request.
-pub const MAX_BATCH_EVENTS: usize = 50;
-/// Most events held while waiting to be sent; the oldest go first past it.
-pub const MAX_PENDING_EVENTS: usize = 1_000;
-/// Most calls held while consent is pending; later ones are dropped.
-pub const MAX_HELD_CALLS: usize = 100;
+use super::config::read_config;
+use super::delivery::{self, Delivery};
+use super::listeners::{self, Listeners};
+use super::page::{self, Warn, Warnings};
+use super::storage::{self, BrowserStorage, CryptoEntropy};
 
-/// Whether the visitor agreed to be tracked (only asked when
-/// [`Config::require_consent`] is set).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Consent {
-    /// Not asked, or granted: track.
-    Granted,
-    /// Waiting for an answer: calls are held in memory, nothing stored or sent.
-    Pending,
-    /// Refused: nothing is recorded.
-    Denied,
+/// How long a navigation settles before its page view is taken, so that the
+/// title the app sets after rendering is the one recorded.
+const SETTLE_MS: u32 = 100;
+
+/// A running tracker. Created by `init(config)`.
+#[allow(missing_debug_implementations)] // holds JS closures and timers
+#[wasm_bindgen(js_name = Tracker)]
+pub struct BrowserTracker {
+    inner: Rc<RefCell<Shell>>,
 }
 
-/// A recording call: run at once, or held until consent is given and then
-/// replayed with its original time. A plain enum rather than boxed
-/// closures, so the wasm holds one `match` instead of a vtable per call.
-enum Call {
-    View(Now, Page),
-    Navigate(Now, Page),
-    Leave(Now),
-    Click(Now, Page, ClickTarget),
-    Track(Now, Page, String, Option<Value>),
-    Identify(Now, Page, String, Option<Value>),
-    Reset(Now),
+pub struct Shell {
+    core: CoreTracker<BrowserStorage, CryptoEntropy>,
+    pub delivery: Delivery,
+    /// An in-app navigation whose page view waits for the app to render
+    /// (its time and URL as of the navigation), and the timer that takes it.
+    unsettled: Option<(Now, String, Timeout)>,
+    listeners: Option<Listeners>,
+    pub warned: Warnings,
 }
 
-/// The tracker core, generic over where it keeps state and how it draws ids.
-pub struct Tracker<S, E> {
-    config: Config,
-    storage: S,
-    entropy: E,
-    /// The session as last written; the source of truth once storage fails.
-    memory: Option<Session>,
-    storage_failed: bool,
-    opted_out: bool,
-    consent: Consent,
-    held: Vec<Call>,
-    context: Option<Value>,
-    /// Whether this page load's context went out already.
-    context_sent: bool,
-    page: Option<PageVisit>,
-    pending: Vec<Event>,
+/// Starts tracking: restores or creates the session and, unless
+/// auto-capture is off, records a page view and starts listening.
+#[wasm_bindgen]
+pub fn init(config: JsValue) -> BrowserTracker {
+    let (config, problem) = read_config(&config);
+    let mut warned = Warnings::default();
+    if let Some(problem) = problem {
+        warned.warn(Warn::Config, problem.message());
+    }
+    let (page_views, clicks) = (config.autocapture, config.clicks);
+    let delivery = Delivery::open(
+        config.batch_url(),
+        &config.site,
+        page::now(),
+        &storage::tab_id(),
+    );
+    let inner = Rc::new(RefCell::new(Shell {
+        core: CoreTracker::new(config, BrowserStorage::open(), CryptoEntropy),
+        delivery,
+        unsettled: None,
+        listeners: None,
+        warned,
+    }));
+    let weak = Rc::downgrade(&inner);
+    let listeners = listeners::install(&weak, page_views, clicks);
+    if !page::is_online() {
+        set_online(&weak, false);
+    }
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        shell.listeners = Some(listeners);
+        shell.core.set_context(page::context());
+        if page_views {
+            shell.core.page_view(page::now_local(), &page::page(true));
+            shell.core.set_active(page::now(), page::is_active());
+        }
+    }
+    deliver(&inner, Urgency::Due);
+    BrowserTracker { inner }
 }
 
-impl<S, E> core::fmt::Debug for Tracker<S, E> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tracker")
-            .field("config", &self.config)
-            .field("consent", &self.consent)
-            .field("pending", &self.pending.len())
-            .finish_non_exhaustive()
-    }
+/// What the page's calls and the listeners ask of the core.
+pub enum Command {
+    /// Nothing more than what `record` always does: take a navigation
+    /// still settling, and flush what was recorded.
+    Settle,
+    Track(String, Option<Value>),
+    Identify(String, Option<Value>),
+    Reset,
+    /// `page()`: a page view unless the URL is the same.
+    Navigate,
+    /// A page restored from the back/forward cache.
+    PageView,
+    Consent(bool),
+    OptOut,
+    OptIn,
+    Leave,
+    /// Visibility or focus changed.
+    Active,
+    Scrolled(u8),
+    Click(ClickTarget),
 }
 
-impl<S: Storage, E: Entropy> Tracker<S, E> {
-    pub fn new(config: Config, storage: S, entropy: E) -> Self {
-        let consent = if config.require_consent {
-            Consent::Pending
-        } else {
-            Consent::Granted
-        };
-        // Under pending consent the opt-out flag is not even read.
-        let opted_out =
-            consent == Consent::Granted && storage.get(&key(&config, "optout")).is_some();
-        Tracker {
-            config,
-            storage,
-            entropy,
-            memory: None,
-            storage_failed: false,
-            opted_out,
-            consent,
-            held: Vec::new(),
-            context: None,
-            context_sent: false,
-            page: None,
-            pending: Vec::new(),
-        }
-    }
-
-    /// Records the visitor's answer: granting replays the held calls, refusing drops them.
-    pub fn consent(&mut self, granted: bool) {
-        if !granted {
-            self.consent = Consent::Denied;
-            self.held.clear();
-            self.pending.clear();
-            return;
-        }
-        if self.consent == Consent::Granted {
-            return;
-        }
-        self.consent = Consent::Granted;
-        self.opted_out = self.storage.get(&key(&self.config, "optout")).is_some();
-        for call in core::mem::take(&mut self.held) {
-            self.run(call);
-        }
-    }
-
-    pub fn consent_state(&self) -> Consent {
-        self.consent
-    }
-
-    /// Nothing may be recorded: opted out, Do Not Track honoured, or consent refused.
-    pub fn is_blocked(&self) -> bool {
-        self.opted_out
-            || self.consent == Consent::Denied
-            || (self.config.respect_dnt && self.config.do_not_track)
-    }
-
-    /// Runs `call` now, holds it until consent, or drops it when blocked.
-    fn when_allowed(&mut self, call: Call) {
-        if self.is_blocked() {
-            return;
-        }
-        if self.consent == Consent::Pending {
-            if self.held.len() < MAX_HELD_CALLS {
-                self.held.push(call);
+/// Runs `command` on the core (unless the tracker is gone or busy) and makes
+/// sure a flush is scheduled for what it queued.
+///
+/// A navigation still settling is recorded first, so events keep their order.
+pub fn record(weak: &Weak<RefCell<Shell>>, command: Command) {
+    let Some(inner) = weak.upgrade() else { return };
+    if let Some(mut shell) = settled(&inner) {
+        let shell = &mut *shell;
+        let core = &mut shell.core;
+        match command {
+            Command::Settle => {}
+            Command::Track(name, props) => {
+                core.track(page::now_local(), &page::page(false), &name, props)
             }
-            return;
-        }
-        self.run(call);
-    }
-
-    fn run(&mut self, call: Call) {
-        match call {
-            Call::View(now, page) => self.view(now, page),
-            Call::Navigate(now, mut page) => {
-                let url = redact_url(&page.url, &self.config.sensitive_params);
-                let Some(previous) = self.page.as_ref().map(|p| p.url.clone()) else {
-                    return self.view(now, page);
-                };
-                if previous == url {
-                    return;
-                }
-                self.leave_page(now);
-                page.referrer = Some(previous);
-                self.view(now, page);
+            Command::Identify(user_id, traits) => {
+                core.identify(page::now_local(), &page::page(false), &user_id, traits)
             }
-            Call::Leave(now) => self.leave_page(now),
-            Call::Click(now, page, target) => {
-                let host = crate::click::host_of(&page.url).unwrap_or_default();
-                let props = target.props(host, &self.config.sensitive_params);
-                let name = target.event_name().map(str::to_owned);
-                self.record(now, &page, EventType::Click, name, Some(props));
+            Command::Reset => core.reset(page::now_local()),
+            Command::Navigate => core.navigate(page::now_local(), &page::page(true)),
+            Command::PageView => core.page_view(page::now_local(), &page::page(true)),
+            Command::Consent(granted) => core.consent(granted),
+            Command::OptOut => {
+                core.opt_out();
+                shell.delivery.clear(page::now());
             }
-            Call::Track(now, page, name, props) => {
-                self.record(now, &page, EventType::Custom, Some(name), props);
-            }
-            Call::Identify(now, page, user_id, traits) => {
-                let mut session = self.current(now, "");
-                session.user_id = Some(user_id);
-                self.save(&session);
-                self.record(now, &page, EventType::Identify, None, traits);
-            }
-            Call::Reset(now) => {
-                if let Some(session) = self.load() {
-                    self.end(&session, EndReason::Reset);
-                }
-                let fresh = Session::first(now, &mut self.entropy);
-                self.save(&fresh);
-            }
+            Command::OptIn => core.opt_in(),
+            Command::Leave => core.leave(page::now_local()),
+            Command::Active => core.set_active(page::now(), page::is_active()),
+            Command::Scrolled(pct) => core.scrolled(pct),
+            Command::Click(target) => core.click(page::now_local(), &page::page(false), &target),
         }
     }
+    deliver(&inner, Urgency::Due);
+}
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Device and browser facts of this page load: sent with its first event
-    /// and with the first event of every session.
-    pub fn set_context(&mut self, context: Value) {
-        self.context = Some(context);
-        self.context_sent = false;
-    }
-
-    /// A page view that always counts: a page load, or a page restored from
-    /// the back/forward cache.
-    pub fn page_view(&mut self, now: impl Into<Now>, page: &Page) {
-        self.when_allowed(Call::View(now.into(), page.clone()));
-    }
-
-    /// An in-app navigation (history API, `popstate`, `hashchange`): a page
-    /// view unless the URL did not change, after a page leave for the
-    /// previous page, whose URL becomes the referrer.
-    pub fn navigate(&mut self, now: impl Into<Now>, page: &Page) {
-        self.when_allowed(Call::Navigate(now.into(), page.clone()));
-    }
-
-    /// The page is being left (`pagehide`, tab hidden): its page leave, once
-    /// per stretch of engagement.
-    pub fn leave(&mut self, now: impl Into<Now>) {
-        self.when_allowed(Call::Leave(now.into()));
-    }
-
-    /// The page became visible and focused, or stopped being so.
-    pub fn set_active(&mut self, now: u64, active: bool) {
-        if let Some(page) = &mut self.page {
-            page.set_active(now, active);
-        }
-    }
-
-    /// The deepest scroll so far on this page, in percent.
-    pub fn scrolled(&mut self, pct: u8) {
-        if let Some(page) = &mut self.page {
-            page.scrolled(pct);
-        }
-    }
-
-    /// A click on an interactive element.
-    pub fn click(&mut self, now: impl Into<Now>, page: &Page, target: &ClickTarget) {
-        self.when_allowed(Call::Click(now.into(), page.clone(), target.clone()));
-    }
-
-    fn view(&mut self, now: Now, page: Page) {
-        if let Some(event_id) = self.record(now, &page, EventType::PageView, None, None) {
-            let url = redact_url(&page.url, &self.config.sensitive_params);
-            self.page = Some(PageVisit::new(now.ms, url, event_id, true));
-        }
-    }
-
-    fn leave_page(&mut self, now: Now) {
-        let Some(visit) = &mut self.page else { return };
-        let Some(leave) = visit.leave(now.ms) else {
-            return;
-        };
+/// The shell (unless busy), with a navigation still settling recorded.
+fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
+    let mut shell = inner.try_borrow_mut().ok()?;
+    if let Some((now, url, _timer)) = shell.unsettled.take() {
         let page = Page {
-            url: visit.url.clone(),
-            title: None,
-            referrer: None,
-        };
-        let props = Value::Object(vec![
-            ("page_view_id".into(), Value::String(visit.view_id.clone())),
-            ("engaged_ms".into(), Value::Number(leave.engaged_ms as f64)),
-            (
-                "scroll_pct".into(),
-                Value::Number(f64::from(leave.scroll_pct)),
-            ),
-            (
-                "duration_ms".into(),
-                Value::Number(leave.duration_ms as f64),
-            ),
-        ]);
-        self.record(now, &page, EventType::PageLeave, None, Some(props));
-    }
-
-    /// A custom event; `props` must be an object when given.
-    pub fn track(&mut self, now: impl Into<Now>, page: &Page, name: &str, props: Option<Value>) {
-        let props = props.filter(Value::is_object);
-        self.when_allowed(Call::Track(
-            now.into(),
-            page.clone(),
-            name.to_owned(),
-            props,
-        ));
-    }
-
-    /// Links the visitor to a user; the session goes on.
-    pub fn identify(
-        &mut self,
-        now: impl Into<Now>,
-        page: &Page,
-        user_id: &str,
-        traits: Option<Value>,
-    ) {
-        let traits = traits.filter(Value::is_object);
-        let call = Call::Identify(now.into(), page.clone(), user_id.to_owned(), traits);
-        self.when_allowed(call);
-    }
-
-    /// Logout: ends the session, forgets the user and starts a new visitor.
-    pub fn reset(&mut self, now: impl Into<Now>) {
-        self.when_allowed(Call::Reset(now.into()));
-    }
-
-    /// Stops recording and sending, persistently, and drops what is queued.
-    pub fn opt_out(&mut self) {
-        self.opted_out = true;
-        self.pending.clear();
-        let _ = self.storage.set(&key(&self.config, "optout"), "1");
-    }
-
-    pub fn opt_in(&mut self) {
-        self.opted_out = false;
-        self.storage.remove(&key(&self.config, "optout"));
-    }
-
-    pub fn is_opted_out(&self) -> bool {
-        self.opted_out
-    }
-
-    /// The current session id, as stored (another tab may have rotated it).
-    pub fn session_id(&self) -> Option<String> {
-        self.readable()
-            .then(|| self.load())
-            .flatten()
-            .map(|s| s.session_id)
-    }
-
-    pub fn visitor_id(&self) -> Option<String> {
-        self.readable()
-            .then(|| self.load())
-            .flatten()
-            .map(|s| s.visitor_id)
-    }
-
-    /// Storage may be read: consent is not pending or refused.
-    fn readable(&self) -> bool {
-        self.consent == Consent::Granted
-    }
-
-    /// Which storage holds the session: `local`, `cookie` or `memory`.
-    pub fn storage_kind(&self) -> &'static str {
-        if self.storage_failed {
-            "memory"
-        } else {
-            self.storage.kind()
-        }
-    }
-
-    pub fn pending_len(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// The events recorded since the last call, oldest first, for the send queue.
-    pub fn take_events(&mut self) -> Vec<Event> {
-        core::mem::take(&mut self.pending)
-    }
-
-    /// The next batch to send, oldest events first, stamped with `now`.
-    pub fn take_batch(&mut self, now: u64) -> Option<Batch> {
-        if self.pending.is_empty() {
-            return None;
-        }
-        let n = self.pending.len().min(MAX_BATCH_EVENTS);
-        Some(Batch {
-            v: 1,
-            site: self.config.site.clone(),
-            sent_at: now,
-            events: self.pending.drain(..n).collect(),
-        })
-    }
-
-    /// Records one event in the current session; its id, unless blocked.
-    fn record(
-        &mut self,
-        now: Now,
-        page: &Page,
-        kind: EventType,
-        name: Option<String>,
-        props: Option<Value>,
-    ) -> Option<String> {
-        if self.is_blocked() || !self.readable() {
-            return None;
-        }
-        let sensitive = &self.config.sensitive_params;
-        let url = redact_url(&page.url, sensitive);
-        let referrer = page.referrer.as_deref().map(|r| redact_url(r, sensitive));
-        let campaign = match kind {
-            EventType::PageView => campaign_of(&url),
-            _ => String::new(),
-        };
-        let mut session = self.current(now, &campaign);
-        // Event times never go backwards within a session, whatever the clock does.
-        let now = Now {
-            ms: now.ms.max(session.last_seen_at),
-            ..now
-        };
-        let event_id = ids::time_ordered_id(now.ms, &mut self.entropy);
-        session.touch(now, &url, &event_id);
-        self.save(&session);
-        let context = match (&self.context, self.context_sent && session.seq > 1) {
-            (Some(context), false) => Some(context.clone()),
-            _ => None,
-        };
-        self.context_sent |= context.is_some();
-        let event = Event {
-            event_id: event_id.clone(),
-            kind,
-            name,
-            ts: now.ms,
-            session_id: session.session_id.clone(),
-            visitor_id: session.visitor_id.clone(),
-            user_id: session.user_id.clone(),
-            session_index: session.index,
-            seq: session.seq,
             url,
-            title: page.title.clone(),
-            referrer,
-            previous_session_id: session.previous_session_id.filter(|_| session.seq == 1),
-            storage: self.storage_kind(),
-            props,
-            context,
+            ..page::page(false)
         };
-        self.push(event);
-        Some(event_id)
+        shell.core.navigate(now, &page);
+    }
+    Some(shell)
+}
+
+/// Notes an in-app navigation (its time and URL now); its page view is taken
+/// when the app has rendered, [`SETTLE_MS`] later, or before the next event,
+/// whichever is first. The same URL twice is skipped by the core.
+pub fn navigated(weak: &Weak<RefCell<Shell>>) {
+    let (now, url) = (page::now_local(), page::href());
+    record(weak, Command::Settle);
+    let Some(inner) = weak.upgrade() else { return };
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        let weak = weak.clone();
+        let timer = Timeout::new(SETTLE_MS, move || record(&weak, Command::Settle));
+        shell.unsettled = Some((now, url, timer));
+    };
+}
+
+/// Moves what the core recorded into the send queue (persisted once the
+/// work in hand is done) and tells of its problems, then sends what is due.
+fn deliver(inner: &Rc<RefCell<Shell>>, send: Urgency) {
+    let weak = Rc::downgrade(inner);
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        let Shell {
+            core,
+            delivery,
+            warned,
+            ..
+        } = &mut *shell;
+        if core.pending_len() > 0 {
+            core.drain_into(&mut delivery.queue, page::now(), &mut page::number_text);
+            delivery.changed(&weak);
+        }
+        for problem in core.take_problems() {
+            let kind = match problem {
+                Problem::PropsTooLarge => Warn::Props,
+                Problem::ContextTooLarge => Warn::Context,
+                Problem::UserIdTooLong => Warn::Identify,
+            };
+            warned.warn(kind, problem.message());
+        }
+    }
+    delivery::pump(&weak, send);
+}
+
+/// `navigator.onLine` changed.
+pub fn set_online(weak: &Weak<RefCell<Shell>>, online: bool) {
+    let Some(inner) = weak.upgrade() else { return };
+    if let Ok(mut shell) = inner.try_borrow_mut() {
+        shell.delivery.queue.set_online(online, page::now());
+    }
+    // Back online: whatever waited goes now.
+    delivery::pump(weak, Urgency::Now);
+}
+
+/// Sends everything queued now (page exit: by beacon).
+pub fn flush(weak: &Weak<RefCell<Shell>>, send: Urgency) {
+    if let Some(inner) = weak.upgrade() {
+        deliver(&inner, send);
+    }
+}
+
+#[wasm_bindgen(js_class = Tracker)]
+impl BrowserTracker {
+    /// Records a custom event `name` with optional plain-data `props`.
+    pub fn track(&self, name: JsValue, props: JsValue) {
+        let Some(name) = name.as_string().filter(|n| !n.is_empty()) else {
+            return self.warn(
+                Warn::Arguments,
+                "track(name, props) needs a non-empty string name",
+            );
+        };
+        let props = self.plain_data(props);
+        self.record(Command::Track(name, props));
     }
 
-    /// The session an event at `now` belongs to, rotating (and closing the
-    /// old one with `visit_ended`) when the rules say so.
-    fn current(&mut self, now: Now, campaign: &str) -> Session {
-        let Some(mut session) = self.load() else {
-            return Session::first(now, &mut self.entropy);
+    /// Links this visitor to `userId`; later events carry it.
+    pub fn identify(&self, user_id: JsValue, traits: JsValue) {
+        let Some(user_id) = user_id.as_string().filter(|u| !u.is_empty()) else {
+            return self.warn(
+                Warn::Arguments,
+                "identify(userId, traits) needs a non-empty string userId",
+            );
         };
-        if session.seq == 0 {
-            // Created by `reset()` and not used yet: it starts with its first event.
-            session.started_at = now.ms;
-            session.last_seen_at = now.ms;
-            session.last_day = now.local_day();
-            return session;
+        let traits = self.plain_data(traits);
+        self.record(Command::Identify(user_id, traits));
+    }
+
+    /// Logout: ends the session, forgets the user, starts a new visitor.
+    pub fn reset(&self) {
+        self.record(Command::Reset);
+    }
+
+    /// A page view of the current URL, for apps that turned auto-capture off
+    /// or navigate in ways the SDK cannot see. Repeats of the same URL count once.
+    pub fn page(&self) {
+        self.record(Command::Navigate);
+    }
+
+    /// The visitor's answer when `requireConsent` is set: `true` stores and
+    /// sends what was held, `false` drops it and records nothing more.
+    pub fn consent(&self, granted: JsValue) {
+        let Some(granted) = granted.as_bool() else {
+            return self.warn(Warn::Arguments, "consent(granted) needs true or false");
+        };
+        self.record(Command::Consent(granted));
+    }
+
+    /// Sends whatever is queued now (a navigation still settling included).
+    pub fn flush(&self) {
+        self.record(Command::Settle);
+        flush(&Rc::downgrade(&self.inner), Urgency::Now);
+    }
+
+    /// Stops all tracking on this browser until `optIn()`; remembered across visits.
+    #[wasm_bindgen(js_name = optOut)]
+    pub fn opt_out(&self) {
+        self.record(Command::OptOut);
+    }
+
+    #[wasm_bindgen(js_name = optIn)]
+    pub fn opt_in(&self) {
+        self.record(Command::OptIn);
+    }
+
+    /// The current session id (another tab may have rotated it), or
+    /// `undefined` while consent is pending or refused.
+    #[wasm_bindgen(js_name = sessionId)]
+    pub fn session_id(&self) -> Option<String> {
+        self.inner.try_borrow().ok()?.core.session_id()
+    }
+
+    #[wasm_bindgen(js_name = visitorId)]
+    pub fn visitor_id(&self) -> Option<String> {
+        self.inner.try_borrow().ok()?.core.visitor_id()
+    }
+
+    /// Where the session is kept: `local`, `cookie` or `memory`.
+    #[wasm_bindgen(js_name = storageKind)]
+    pub fn storage_kind(&self) -> String {
+        self.inner
+            .try_borrow()
+            .map(|s| s.core.storage_kind())
+            .unwrap_or("memory")
+            .to_owned()
+    }
+
+    /// Events the collector refused (a whole batch, or one by one in its
+    /// answer's `rejected` list) since this tracker started.
+    #[wasm_bindgen(js_name = refusedEvents)]
+    pub fn refused_events(&self) -> f64 {
+        self.inner
+            .try_borrow()
+            .map_or(0.0, |s| s.delivery.queue.refused() as f64)
+    }
+
+    fn record(&self, command: Command) {
+        record(&Rc::downgrade(&self.inner), command);
+    }
+
+    /// Plain data the page passes (`props`, traits), read with
+    /// serde-wasm-bindgen under the core's [`Value`] limits; `None` for
+    /// anything else (functions, symbols, binary data, non-string keys,
+    /// too deep or too many entries, a getter that throws), with a warning.
+    fn plain_data(&self, value: JsValue) -> Option<Value> {
+        if value.is_undefined() || value.is_null() {
+            return None;
         }
-        match session.rotation_due(now, campaign, &self.config.session) {
-            None => session,
-            Some(reason) => {
-                self.end(&session, reason);
-                session.next(now, &mut self.entropy)
+        match serde_wasm_bindgen::from_value::<Value>(value) {
+            Ok(v) if v.is_object() => Some(v),
+            _ => {
+                self.warn(
+                    Warn::Props,
+                    "props must be a plain object of plain data; dropped",
+                );
+                None
             }
         }
     }
 
-    /// Queues the `visit_ended` of a closed session; its time is the
-    /// session's last activity, not the moment the closing was noticed.
-    fn end(&mut self, session: &Session, reason: EndReason) {
-        if session.seq == 0 {
-            return;
+    fn warn(&self, kind: Warn, message: &str) {
+        if let Ok(mut shell) = self.inner.try_borrow_mut() {
+            shell.warned.warn(kind, message);
         }
-        let ended_at = session.last_seen_at;
-        let props = Value::Object(vec![
-            ("reason".into(), Value::String(reason.as_str().into())),
-            (
-                "started_at".into(),
-                Value::Number(session.started_at as f64),
-            ),
-            ("ended_at".into(), Value::Number(ended_at as f64)),
-            (
-                "duration_ms".into(),
-                Value::Number(session.duration_ms() as f64),
-            ),
-            ("event_count".into(), Value::Number(f64::from(session.seq))),
-        ]);
-        let event = Event {
-            event_id: ids::time_ordered_id(ended_at, &mut self.entropy),
-            kind: EventType::VisitEnded,
-            name: None,
-            ts: ended_at,
-            session_id: session.session_id.clone(),
-            visitor_id: session.visitor_id.clone(),
-            user_id: session.user_id.clone(),
-            session_index: session.index,
-            seq: session.seq.saturating_add(1),
-            url: session.last_url.clone(),
-            title: None,
-            referrer: None,
-            previous_session_id: None,
-            storage: self.storage_kind(),
-            props: Some(props),
-            context: None,
-        };
-        self.push(event);
-    }
-
-    fn push(&mut self, event: Event) {
-        if self.pending.len() >= MAX_PENDING_EVENTS {
-            text::remove_range(&mut self.pending, 0, 1);
-        }
-        self.pending.push(event);
-    }
-
-    fn load(&self) -> Option<Session> {
-        if self.storage_failed {
-            return self.memory.clone();
-        }
-        self.storage
-            .get(&key(&self.config, "session"))
-            .and_then(|record| Session::decode(&record))
-            .or_else(|| self.memory.clone())
-    }
-
-    fn save(&mut self, session: &Session) {
-        if !self.storage_failed
-            && self
-                .storage
-                .set(&key(&self.config, "session"), &session.encode())
-                .is_err()
-        {
-            self.storage_failed = true;
-        }
-        self.memory = Some(session.clone());
     }
 }
-
-/// The storage key of one of this site's records: `waymark.{site}.{name}`.
-fn key(config: &Config, name: &str) -> String {
-    text::concat(&["waymark.", &config.site, ".", name])
-}
-
-#[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests;

@@ -9,7 +9,8 @@
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
-use waymark_sdk::{init, Session};
+use waymark_sdk::init;
+use waymark_sdk_core::Session;
 
 wasm_bindgen_test_configure!(run_in_browser);
 

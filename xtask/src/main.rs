@@ -100,8 +100,6 @@ fn build_sdk() -> Result {
         "wasm32-unknown-unknown",
         "--profile",
         "wasm-release",
-        // no_std: see the `std` feature in sdk/Cargo.toml.
-        "--no-default-features",
     ]))?;
     let target = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -45,9 +45,7 @@ pub fn build() -> Result {
                 target,
             ])
             .args(["--no-opt", "--no-pack", "--out-dir"])
-            .arg(&out)
-            // no_std, as for the script tag (the `std` feature in sdk/Cargo.toml).
-            .args(["--", "--no-default-features"]))?;
+            .arg(&out))?;
         copy_build(&out, &package.join(target))?;
     }
     let source = root().join("sdk/npm");

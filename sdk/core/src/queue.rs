@@ -104,6 +104,8 @@ pub struct SendQueue {
     dropped: u64,
     /// Dropped events already reported by the request in flight.
     dropped_in_flight: u64,
+    /// Events the collector refused (see [`SendQueue::refused`]).
+    refused: u64,
     offline: bool,
 }
 
@@ -125,6 +127,7 @@ impl SendQueue {
             retry: None,
             dropped: 0,
             dropped_in_flight: 0,
+            refused: 0,
             offline: false,
         }
     }
@@ -141,6 +144,24 @@ impl SendQueue {
     /// Forgets everything (opt-out).
     pub fn clear(&mut self) {
         *self = SendQueue::new(self.limits);
+    }
+
+    /// Counts `n` events dropped before they reached the queue; they are
+    /// reported with the next request like the queue's own.
+    pub fn count_dropped(&mut self, n: u64) {
+        self.dropped += n;
+    }
+
+    /// The collector acknowledged a request but refused `n` of its events
+    /// one by one (its answer's `rejected` list): they are not stored.
+    pub fn on_rejected_events(&mut self, n: usize) {
+        self.refused += n as u64;
+    }
+
+    /// Events the collector refused, whole requests or one by one, since
+    /// this queue was made.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Events dropped for space and not yet reported.
@@ -282,6 +303,7 @@ impl SendQueue {
                 self.retry = None;
                 self.waiting_since = (!self.events.is_empty()).then_some(now);
                 if outcome == Outcome::Rejected {
+                    self.refused += count as u64;
                     count
                 } else {
                     0

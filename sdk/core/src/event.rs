@@ -1,40 +1,12 @@
-//! Events and batches exactly as they travel to the collector (wire format v1).
+//! Events and batches exactly as they travel to the collector (wire format
+//! v1; its types and limits are the `waymark-wire` crate's).
 
 use crate::prelude::*;
 
 use crate::value::Value;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
-/// The kinds of event on the wire and in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    PageView,
-    PageLeave,
-    Click,
-    Custom,
-    Identify,
-    VisitEnded,
-}
-
-impl EventType {
-    /// The name on the wire (`Serialize` and the browser shell's encoder both use it).
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            EventType::PageView => "page_view",
-            EventType::PageLeave => "page_leave",
-            EventType::Click => "click",
-            EventType::Custom => "custom",
-            EventType::Identify => "identify",
-            EventType::VisitEnded => "visit_ended",
-        }
-    }
-}
-
-impl Serialize for EventType {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+pub use waymark_wire::EventType;
 
 /// Where an event happened, as read by the shell at that moment.
 #[derive(Debug, Clone, Default, PartialEq)]

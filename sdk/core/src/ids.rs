@@ -1,11 +1,10 @@
 //! Identifiers from injected randomness.
 //!
 //! The core never reaches for an OS random source: the browser shell fills
-//! bytes from `crypto.getRandomValues`, tests from a seeded generator.
+//! bytes from `crypto.getRandomValues`, tests from a seeded generator; the
+//! uuid crate lays them out as UUIDs.
 
 use crate::prelude::*;
-
-use crate::text::HEX_DIGITS;
 
 /// A source of random bytes.
 pub trait Entropy {
@@ -15,36 +14,22 @@ pub trait Entropy {
 /// A time-ordered UUIDv7 (sessions and events: sortable, index-friendly):
 /// 48 bits of Unix milliseconds, the version, 74 random bits, the variant.
 pub fn time_ordered_id(now_ms: u64, entropy: &mut dyn Entropy) -> String {
-    let mut bytes = [0u8; 16];
-    entropy.fill(&mut bytes[6..]);
-    for (i, byte) in bytes[..6].iter_mut().enumerate() {
-        *byte = (now_ms >> (40 - 8 * i)) as u8;
-    }
-    hyphenated(bytes, 0x70)
+    let mut random = [0u8; 10];
+    entropy.fill(&mut random);
+    text(uuid::Builder::from_unix_timestamp_millis(now_ms, &random).into_uuid())
 }
 
 /// A random UUIDv4 (visitors: reveals nothing about when it was made).
 pub fn random_id(entropy: &mut dyn Entropy) -> String {
-    let mut bytes = [0u8; 16];
-    entropy.fill(&mut bytes);
-    hyphenated(bytes, 0x40)
+    let mut random = [0u8; 16];
+    entropy.fill(&mut random);
+    text(uuid::Builder::from_random_bytes(random).into_uuid())
 }
 
-/// The UUID's lowercase hyphenated text, with its `version` nibble and the
-/// RFC 4122 variant set (written here: the uuid crate's formatting is more
-/// code than the SDK needs).
-fn hyphenated(mut bytes: [u8; 16], version: u8) -> String {
-    bytes[6] = version | (bytes[6] & 0x0f);
-    bytes[8] = 0x80 | (bytes[8] & 0x3f);
-    let mut out = String::with_capacity(36);
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            out.push('-');
-        }
-        out.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(HEX_DIGITS[usize::from(byte & 15)]));
-    }
-    out
+/// The UUID's lowercase hyphenated text.
+fn text(id: uuid::Uuid) -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    id.hyphenated().encode_lower(&mut buffer).to_owned()
 }
 
 /// A deterministic generator for tests (xorshift64*).

@@ -62,11 +62,27 @@ fn page(path: &str) -> Page {
 }
 
 fn drain<S: Storage + 'static, E: Entropy + 'static>(t: &mut Tracker<S, E>) -> Vec<Event> {
-    let mut out = Vec::new();
-    while let Some(batch) = t.take_batch(T0) {
-        out.extend(batch.events);
-    }
-    out
+    t.take_events()
+}
+
+/// Numbers as serde_json writes them (the browser uses JavaScript's).
+fn serde_number(n: f64, out: &mut String) {
+    out.push_str(&serde_json::to_string(&n).unwrap());
+}
+
+/// The request body the SDK would post at `now` for what `t` recorded: the
+/// real encoder and send queue, every event in one batch.
+fn body<S: Storage + 'static, E: Entropy + 'static>(t: &mut Tracker<S, E>, now: u64) -> String {
+    let limits = crate::QueueLimits {
+        batch_events: 500,
+        ..crate::QueueLimits::default()
+    };
+    let mut queue = SendQueue::new(limits);
+    t.drain_into(&mut queue, now, &mut serde_number);
+    queue
+        .poll_transmit(now, &t.config().site, crate::Urgency::Now)
+        .unwrap()
+        .body
 }
 
 fn prop<'a>(e: &'a Event, name: &str) -> Option<&'a Value> {
@@ -239,21 +255,30 @@ fn failing_storage_degrades_to_memory_and_keeps_one_session() {
 }
 
 #[test]
-fn batches_keep_order_and_respect_the_size_cap() {
+fn events_reach_the_queue_in_order_through_the_encoder() {
     let storage = Shared::default();
     let mut t = tab(&storage, 1);
-    for i in 0..(MAX_BATCH_EVENTS as u64 + 7) {
+    for i in 0..57 {
         t.track(T0 + i, &page("/"), "e", None);
     }
-    let first = t.take_batch(T0 + 1_000).unwrap();
+    let mut queue = SendQueue::new(crate::QueueLimits::default());
+    t.drain_into(&mut queue, T0 + 1_000, &mut serde_number);
+    assert_eq!((queue.len(), t.pending_len()), (57, 0));
+    let first = queue
+        .poll_transmit(T0 + 1_000, "demo", crate::Urgency::Now)
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&first.body).unwrap();
     assert_eq!(
-        (first.events.len(), first.sent_at, first.site.as_str()),
-        (MAX_BATCH_EVENTS, T0 + 1_000, "demo")
+        (json["sent_at"].as_u64(), json["site"].as_str()),
+        (Some(T0 + 1_000), Some("demo"))
     );
-    let second = t.take_batch(T0 + 2_000).unwrap();
-    assert_eq!(second.events.len(), 7);
-    assert_eq!(second.events[0].seq, MAX_BATCH_EVENTS as u32 + 1);
-    assert!(t.take_batch(T0).is_none());
+    let seqs: Vec<u64> = json["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=20).collect::<Vec<_>>());
 }
 
 #[test]
@@ -280,8 +305,7 @@ fn wire_format_of_a_page_view() {
             referrer: None,
         },
     );
-    let batch = t.take_batch(T0 + 5).unwrap();
-    let json: serde_json::Value = serde_json::to_value(&batch).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&body(&mut t, T0 + 5)).unwrap();
     let e = &json["events"][0];
     assert_eq!(
         (
@@ -448,12 +472,12 @@ proptest! {
 /// The golden batch: what this SDK sends for a short visit, a custom event,
 /// an identify and a return after the idle timeout. The collector's tests
 /// replay the same file (`tests/fixtures/batch-v1.json`), so the two cannot
-/// drift. Regenerate with `WAYMARK_BLESS=1 cargo test -p waymark-sdk golden`.
+/// drift. Regenerate with `WAYMARK_BLESS=1 cargo test -p waymark-sdk-core golden`.
 #[test]
 fn golden_batch_matches_the_fixture() {
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/batch-v1.json"
+        "/../../tests/fixtures/batch-v1.json"
     );
     let mut t = Tracker::new(
         Config::new("http://127.0.0.1:8080", "demo"),
@@ -487,8 +511,7 @@ fn golden_batch_matches_the_fixture() {
         Some(Value::Object(vec![("verified".into(), Value::Bool(true))])),
     );
     t.page_view(T0 + 2_000 + 31 * MIN, &page("/"));
-    let batch = t.take_batch(T0 + 2_000 + 31 * MIN + 40).unwrap();
-    let json = serde_json::to_string_pretty(&batch).unwrap() + "\n";
+    let json = body(&mut t, T0 + 2_000 + 31 * MIN + 40) + "\n";
     if std::env::var_os("WAYMARK_BLESS").is_some() {
         std::fs::write(fixture, &json).unwrap();
     }
@@ -674,4 +697,101 @@ fn do_not_track_is_honoured_only_when_asked() {
     assert!(honouring.is_blocked());
     assert_eq!(honouring.pending_len(), 0);
     assert!(storage.0.borrow().get("waymark.demo.session").is_none());
+}
+
+#[test]
+fn long_urls_titles_referrers_and_names_are_cut_to_the_wire_limits() {
+    use waymark_wire::{MAX_NAME_CHARS, MAX_REFERRER_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS};
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    let long = Page {
+        url: format!("http://h/?q={}", "é".repeat(3_000)),
+        title: Some("t".repeat(1_500)),
+        referrer: Some(format!("http://r/{}", "x".repeat(3_000))),
+    };
+    t.page_view(T0, &long);
+    t.track(T0 + 1, &long, &"n".repeat(300), None);
+    t.navigate(
+        T0 + 2,
+        &Page {
+            url: format!("http://h/?q={}", "é".repeat(2_999)),
+            ..Page::default()
+        },
+    );
+    let events = drain(&mut t);
+    let chars = |s: &str| s.chars().count();
+    assert_eq!(events.len(), 2, "the same URL, cut, is no new page view");
+    for e in &events {
+        assert_eq!(chars(&e.url), MAX_URL_CHARS);
+        assert!(long.url.starts_with(&e.url));
+        assert_eq!(chars(e.title.as_deref().unwrap()), MAX_TITLE_CHARS);
+    }
+    assert_eq!(
+        chars(events[0].referrer.as_deref().unwrap()),
+        MAX_REFERRER_CHARS
+    );
+    assert_eq!(chars(events[1].name.as_deref().unwrap()), MAX_NAME_CHARS);
+    assert!(
+        t.take_problems().is_empty(),
+        "cutting text is no problem to report"
+    );
+}
+
+#[test]
+fn oversized_props_and_context_are_dropped_and_their_events_kept() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    let big = |n: usize| Value::Object(vec![("blob".into(), Value::String("x".repeat(n)))]);
+    t.set_context(big(20_000));
+    t.track(T0, &page("/"), "big", Some(big(16 * 1024)));
+    t.track(T0 + 1, &page("/"), "fits", Some(big(16 * 1024 - 11)));
+    let json: serde_json::Value = serde_json::from_str(&body(&mut t, T0 + 2)).unwrap();
+    let events = json["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        (
+            events[0]["name"].as_str(),
+            events[0].get("props"),
+            events[0].get("context")
+        ),
+        (Some("big"), None, None)
+    );
+    assert_eq!(
+        events[1]["props"].to_string().len(),
+        16 * 1024,
+        "exactly at the limit is kept"
+    );
+    assert_eq!(
+        t.take_problems(),
+        [Problem::PropsTooLarge, Problem::ContextTooLarge]
+    );
+    assert!(t.take_problems().is_empty());
+}
+
+#[test]
+fn a_user_id_over_the_limit_is_refused_with_a_problem() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    t.identify(T0, &page("/"), &"u".repeat(257), None);
+    t.identify(T0 + 1, &page("/"), &"u".repeat(256), None);
+    let events = drain(&mut t);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].user_id.as_deref().map(str::len), Some(256));
+    assert_eq!(t.take_problems(), [Problem::UserIdTooLong]);
+}
+
+#[test]
+fn events_dropped_before_the_queue_are_reported_with_the_next_batch() {
+    let storage = Shared::default();
+    let mut t = tab(&storage, 1);
+    for i in 0..(MAX_PENDING_EVENTS as u64 + 3) {
+        t.track(T0 + i, &page("/"), "e", None);
+    }
+    let mut queue = SendQueue::new(crate::QueueLimits {
+        stored_events: 2_000,
+        stored_bytes: 1 << 20,
+        ..crate::QueueLimits::default()
+    });
+    t.drain_into(&mut queue, T0, &mut serde_number);
+    assert_eq!((queue.len(), queue.dropped()), (MAX_PENDING_EVENTS, 3));
 }

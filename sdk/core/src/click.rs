@@ -11,6 +11,15 @@ use crate::hygiene::redact_url;
 use crate::text;
 use crate::value::Value;
 
+/// What counts as clicked: the nearest element matching this selector at or
+/// above the event's target (a CSS selector for `Element.closest`).
+pub const CLICKABLE: &str =
+    "a,button,input[type=submit],input[type=button],[role=button],[data-waymark-event]";
+/// Clicks inside an element matching this selector are not recorded.
+pub const IGNORE_CLICKS: &str = "[data-waymark-ignore]";
+/// The prefix of the attributes a click carries as its `data`.
+pub const DATA_PREFIX: &str = "data-waymark-";
+
 /// Longest text kept from a clicked element.
 pub const MAX_CLICK_TEXT: usize = 100;
 /// Ancestors named in the selector path, at most.
@@ -39,6 +48,55 @@ pub struct ClickTarget {
     pub input_type: Option<String>,
     /// `data-waymark-*` attributes, without the prefix (`data-waymark-plan` → `plan`).
     pub data: Vec<(String, String)>,
+}
+
+impl Node {
+    /// An element read off the DOM: its lowercase tag, its id (none when
+    /// empty) and its `class` attribute split on whitespace.
+    pub fn new(tag: String, id: String, classes: &str) -> Node {
+        Node {
+            tag,
+            id: (!id.is_empty()).then_some(id),
+            classes: classes
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
+impl ClickTarget {
+    /// Notes one attribute of the clicked element: the `data-waymark-*`
+    /// ones become its `data` (without the prefix); the others are ignored.
+    pub fn attribute(&mut self, name: &str, value: String) {
+        if let Some(key) = name.strip_prefix(DATA_PREFIX) {
+            self.data.push((key.to_owned(), value));
+        }
+    }
+}
+
+/// The device class from what the browser tells: `mobile` when the browser
+/// says so (User-Agent Client Hints) or for a touch screen under 600 px on
+/// its short side, `tablet` for a touch screen under 1100 px, else `desktop`.
+pub fn device_type(
+    mobile_hint: bool,
+    touch: bool,
+    screen_width: f64,
+    screen_height: f64,
+) -> &'static str {
+    // As JavaScript's `Math.min(w, h) || 0`: an unknown side makes it 0.
+    let shortest = if screen_width.is_nan() || screen_height.is_nan() {
+        0.0
+    } else {
+        screen_width.min(screen_height)
+    };
+    if mobile_hint || (touch && shortest < 600.0) {
+        "mobile"
+    } else if touch && shortest < 1100.0 {
+        "tablet"
+    } else {
+        "desktop"
+    }
 }
 
 /// Input types whose text is personal data: nothing of them is recorded.
@@ -146,6 +204,39 @@ pub fn host_of(url: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shells_readings_become_nodes_and_data() {
+        let node = Node::new("a".into(), String::new(), "  nav  primary\tcta ");
+        assert_eq!(node.id, None);
+        assert_eq!(node.classes, ["nav", "primary", "cta"]);
+        let mut target = ClickTarget {
+            node,
+            ..ClickTarget::default()
+        };
+        target.attribute("data-waymark-event", "signup".into());
+        target.attribute("data-waymark-plan", "pro".into());
+        target.attribute("data-other", "x".into());
+        target.attribute("href", "/x".into());
+        assert_eq!(target.event_name(), Some("signup"));
+        assert_eq!(
+            target.data,
+            [
+                ("event".into(), "signup".into()),
+                ("plan".into(), "pro".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn device_types_follow_the_hint_then_the_touch_screen_size() {
+        assert_eq!(device_type(true, false, 1920.0, 1080.0), "mobile");
+        assert_eq!(device_type(false, true, 390.0, 844.0), "mobile");
+        assert_eq!(device_type(false, true, 820.0, 1180.0), "tablet");
+        assert_eq!(device_type(false, true, 1920.0, 1200.0), "desktop");
+        assert_eq!(device_type(false, false, 390.0, 844.0), "desktop");
+        assert_eq!(device_type(false, true, f64::NAN, 800.0), "mobile");
+    }
     use crate::hygiene::default_sensitive_params;
 
     fn node(tag: &str, id: Option<&str>, classes: &[&str]) -> Node {

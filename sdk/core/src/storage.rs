@@ -1,0 +1,99 @@
+//! Where the SDK keeps its state: a small key-value trait.
+//!
+//! The browser shell implements it over localStorage; the in-memory version
+//! serves tests and is the last fallback when the browser refuses storage.
+
+use crate::prelude::*;
+
+use alloc::collections::BTreeMap;
+
+/// The storage could not be written (blocked, quota full, missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StorageError;
+
+/// A string key-value store. Reads of a broken store return `None`.
+pub trait Storage {
+    fn get(&self, key: &str) -> Option<String>;
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError>;
+    fn remove(&mut self, key: &str);
+    /// Short name reported with events (`local`, `cookie`, `memory`).
+    fn kind(&self) -> &'static str;
+}
+
+/// Storage that lives as long as the page (or the test).
+#[derive(Debug, Default, Clone)]
+pub struct MemoryStorage {
+    entries: BTreeMap<String, String>,
+}
+
+impl Storage for MemoryStorage {
+    fn get(&self, key: &str) -> Option<String> {
+        self.entries.get(key).cloned()
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.entries.insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+    fn remove(&mut self, key: &str) {
+        self.entries.remove(key);
+    }
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+/// The raw (still URI-encoded) value of cookie `key` in `document.cookie`'s
+/// `a=1; b=2` text.
+pub fn cookie_value<'a>(cookies: &'a str, key: &str) -> Option<&'a str> {
+    cookies
+        .split(';')
+        .map(|pair| pair.trim_start_matches(' '))
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// The `document.cookie` assignment that keeps `encoded_value` under `key`
+/// for a year, first-party (`SameSite=Lax`), `Secure` on https; or, with no
+/// value, removes it.
+pub fn cookie_assignment(key: &str, encoded_value: Option<&str>, secure: bool) -> String {
+    let mut out = String::new();
+    out.push_str(key);
+    out.push('=');
+    match encoded_value {
+        Some(value) => {
+            out.push_str(value);
+            out.push_str("; Path=/; Max-Age=31536000; SameSite=Lax");
+            if secure {
+                out.push_str("; Secure");
+            }
+        }
+        None => out.push_str("; Path=/; Max-Age=0"),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_by_exact_name() {
+        let jar = "waymark.demo.session2=x; waymark.demo.session=a%20b;other=1";
+        assert_eq!(cookie_value(jar, "waymark.demo.session"), Some("a%20b"));
+        assert_eq!(cookie_value(jar, "other"), Some("1"));
+        assert_eq!(cookie_value(jar, "waymark"), None);
+        assert_eq!(cookie_value("", "a"), None);
+    }
+
+    #[test]
+    fn cookie_assignments_set_and_clear() {
+        assert_eq!(
+            cookie_assignment("k", Some("v%20"), true),
+            "k=v%20; Path=/; Max-Age=31536000; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            cookie_assignment("k", Some("v"), false),
+            "k=v; Path=/; Max-Age=31536000; SameSite=Lax"
+        );
+        assert_eq!(cookie_assignment("k", None, true), "k=; Path=/; Max-Age=0");
+    }
+}
