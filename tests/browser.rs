@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use waymark_e2e::{serve_page, snippet, Browser, Collector, Row};
-use waymark_sdk::Session;
+use waymark_sdk_core::Session;
 
 fn of_kind<'a>(rows: &'a [Row], kind: &str) -> Vec<&'a Row> {
     rows.iter().filter(|r| r.kind == kind).collect()

@@ -31,14 +31,14 @@ fn config(site: &str) -> JsValue {
 /// changes it; `0` rejects like a network error, `-1` never answers).
 fn record_beacons(accept: bool) {
     js(&format!(
-        "window.__beacons = []; window.__fetches = []; window.__status = 200; window.__retryAfter = null;
+        "window.__beacons = []; window.__fetches = []; window.__status = 200; window.__retryAfter = null; window.__answer = '{{}}';
          navigator.sendBeacon = function (url, body) {{ if (!{accept}) return false; __beacons.push([url, body]); return true; }};
          window.fetch = function (url, init) {{
            __fetches.push([url, init.body, init.keepalive, init.method]);
            if (__status === 0) return Promise.reject(new TypeError('offline'));
            if (__status === -1) return new Promise(function () {{}});
            var headers = __retryAfter === null ? {{}} : {{'Retry-After': String(__retryAfter)}};
-           return Promise.resolve(new Response('{{}}', {{status: __status, headers: headers}}));
+           return Promise.resolve(new Response(__answer, {{status: __status, headers: headers}}));
          }};"
     ));
 }
@@ -610,6 +610,37 @@ async fn a_refusal_drops_the_batch_for_good() {
     let attempts = fetched_event_ids();
     assert_eq!(attempts.len(), 2);
     assert_eq!(attempts[1].len(), 1, "only the new event");
+    drop(tracker);
+}
+
+#[wasm_bindgen_test]
+async fn events_the_collector_rejects_one_by_one_are_counted_and_warned_about() {
+    record_beacons(false);
+    js("window.__warned = []; window.__warn = console.warn;
+        console.warn = function () { __warned.push([].join.call(arguments, ' ')); };
+        window.__answer = JSON.stringify({accepted: 1, duplicates: 0,
+          rejected: [{index: 1, reason: 'url: longer than 2048 characters'}]});");
+    let tracker = init(config("t-rejected"));
+    tracker.track("second".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    sleep(50).await;
+    assert_eq!(fetched_event_ids()[0].len(), 2);
+    assert_eq!(
+        tracker.refused_events(),
+        1.0,
+        "a 200 with a rejection is no delivery"
+    );
+    tracker.track("third".into(), JsValue::UNDEFINED);
+    tracker.flush();
+    sleep(50).await;
+    assert_eq!(tracker.refused_events(), 2.0);
+    let warned: Vec<String> = Array::from(&js("console.warn = window.__warn; return __warned"))
+        .iter()
+        .filter_map(|w| w.as_string())
+        .filter(|w| w.contains("refused"))
+        .collect();
+    assert_eq!(warned.len(), 1, "one warning, however many: {warned:?}");
+    js("window.__answer = '{}';");
     drop(tracker);
 }
 

@@ -138,7 +138,6 @@ fn build_sdk() -> Result {
     let renames = String::from_utf8(output_of(&mut opt)?).map_err(|e| e.to_string())?;
     let optimized = fs::read(&wasm).map_err(|e| format!("reading {}: {e}", wasm.display()))?;
     let glue = fs::read_to_string(staging.join("sdk.js")).map_err(|e| e.to_string())?;
-    let glue = wasm_names::inline_snippets(&glue, &staging)?;
     let glue = wasm_names::trim(&glue)?;
     let glue = wasm_names::apply(&glue, &renames, &optimized)?;
     let loader = fs::read_to_string(root.join("sdk/js/loader.js")).map_err(|e| e.to_string())?;

@@ -174,67 +174,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The glue with the crate's `inline_js` snippets written into it.
-///
-/// For `--target no-modules` wasm-bindgen loads each snippet with
-/// `require("./snippets/…")`, which a browser lacks. Each snippet's functions
-/// go into the glue's scope instead, and into the `"./sdk_bg.js"` imports
-/// object, which is where the wasm looks for them once wasm-opt has merged
-/// its import modules into one. Snippet functions are named `__wbs_…`, so
-/// that [`apply`] shortens their import keys like wasm-bindgen's own.
-pub fn inline_snippets(glue: &str, staging: &std::path::Path) -> Result<String> {
-    const OBJECT: &str = "const import0 = {\n            __proto__: null,\n";
-    let mut out = String::with_capacity(glue.len());
-    let mut keys = String::new();
-    let mut inlined = BTreeSet::new();
-    for line in glue.split_inclusive('\n') {
-        let trimmed = line.trim();
-        let required = trimmed
-            .strip_prefix("const import")
-            .and_then(|rest| rest.split_once(" = require(\"./snippets/"))
-            .and_then(|(_, path)| path.strip_suffix("\");"));
-        if let Some(path) = required {
-            // wasm-bindgen requires the snippet once per function used from it.
-            if !inlined.insert(path.to_owned()) {
-                continue;
-            }
-            let file = staging.join("snippets").join(path);
-            let code = std::fs::read_to_string(&file)
-                .map_err(|e| format!("reading {}: {e}", file.display()))?;
-            for snippet_line in code.lines() {
-                let Some(decl) = snippet_line.strip_prefix("export ") else {
-                    out.push_str(snippet_line);
-                    out.push('\n');
-                    continue;
-                };
-                let name = decl
-                    .strip_prefix("function ")
-                    .and_then(|d| d.split('(').next())
-                    .filter(|n| n.starts_with("__wbs_"))
-                    .ok_or_else(|| {
-                        format!("{}: export only `function __wbs_…(` lines", file.display())
-                    })?;
-                keys.push_str(&format!(
-                    "            {name}: function() {{ return {name}.apply(null, arguments); }},\n"
-                ));
-                out.push_str(decl);
-                out.push('\n');
-            }
-        } else if trimmed.starts_with("\"./snippets/") {
-            // The snippet's entry in the imports: its functions are in import0.
-        } else {
-            out.push_str(line);
-        }
-    }
-    if keys.is_empty() {
-        return Ok(out);
-    }
-    if out.matches(OBJECT).count() != 1 {
-        return Err(format!("expected `{}` once in the glue", OBJECT.trim()));
-    }
-    Ok(out.replace(OBJECT, &format!("{OBJECT}{keys}")))
-}
-
 /// The glue without what the script tag never uses: `initSync` (the loader
 /// instantiates asynchronously) and the warning about the deprecated way of
 /// calling the init function (the loader calls it the current way). Errs

@@ -66,12 +66,14 @@ fn drain<S: Storage + 'static, E: Entropy + 'static>(t: &mut Tracker<S, E>) -> V
 }
 
 /// Numbers as serde_json writes them (the browser uses JavaScript's).
+#[allow(clippy::unwrap_used)]
 fn serde_number(n: f64, out: &mut String) {
     out.push_str(&serde_json::to_string(&n).unwrap());
 }
 
 /// The request body the SDK would post at `now` for what `t` recorded: the
 /// real encoder and send queue, every event in one batch.
+#[allow(clippy::unwrap_used)]
 fn body<S: Storage + 'static, E: Entropy + 'static>(t: &mut Tracker<S, E>, now: u64) -> String {
     let limits = crate::QueueLimits {
         batch_events: 500,
