@@ -1,9 +1,10 @@
 //! The page's config (`init(config)`, or the script tag's data attributes as
-//! the loader reads them), read with serde-wasm-bindgen and checked by the
-//! core ([`PageConfig::check`]).
+//! the loader reads them), read with serde-wasm-bindgen into plain data, then
+//! read and checked by the core ([`PageConfig::from_value`],
+//! [`PageConfig::check`]).
 
 use wasm_bindgen::JsValue;
-use waymark_sdk_core::{Config, ConfigProblem, PageConfig};
+use waymark_sdk_core::{Config, ConfigProblem, PageConfig, Value};
 
 /// The tracker's config, and what could not be used of the page's (one
 /// console warning). A value that is not an object of the documented keys
@@ -17,7 +18,8 @@ pub fn read_config(page_config: &JsValue) -> (Config, Option<ConfigProblem>) {
         .ok()
         .and_then(|text| js_sys::JSON::parse(&String::from(text)).ok())
         .filter(JsValue::is_object)
-        .and_then(|snapshot| serde_wasm_bindgen::from_value::<PageConfig>(snapshot).ok());
+        .and_then(|snapshot| serde_wasm_bindgen::from_value::<Value>(snapshot).ok())
+        .and_then(|value| PageConfig::from_value(&value));
     let (origin, host) = super::page::origin_and_host();
     let (mut config, problem) = PageConfig::check(page, &origin, &host);
     config.do_not_track = super::page::do_not_track();

@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use std::rc::Weak;
 
 use gloo_timers::callback::Timeout;
-use serde::de::IgnoredAny;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use waymark_sdk_core::{outcome, Outcome, QueueLease, QueueLimits, SendQueue, Urgency};
@@ -166,14 +165,6 @@ struct Answer {
     rejected: usize,
 }
 
-/// What of the collector's JSON answer matters here: how many events it
-/// refused (`"rejected": [{"index": …, "reason": …}, …]`).
-#[derive(serde::Deserialize)]
-struct BatchAnswer {
-    #[serde(default)]
-    rejected: Vec<IgnoredAny>,
-}
-
 /// Starts a `fetch` of a batch as `text/plain` (a string body: no CORS
 /// preflight) with keepalive, so it survives a navigation.
 fn post(url: &str, body: &str) -> Option<js_sys::Promise> {
@@ -208,8 +199,7 @@ async fn answer(request: Option<js_sys::Promise>) -> Answer {
     if response.ok() {
         if let Ok(json) = response.json() {
             if let Ok(value) = JsFuture::from(json).await {
-                rejected = serde_wasm_bindgen::from_value::<BatchAnswer>(value)
-                    .map_or(0, |a| a.rejected.len());
+                rejected = rejected_events(&value);
             }
         }
     }
@@ -218,6 +208,16 @@ async fn answer(request: Option<js_sys::Promise>) -> Answer {
         retry_after,
         rejected,
     }
+}
+
+/// What of the collector's JSON answer matters here: how many events it
+/// refused one by one (`"rejected": [{"index": …, "reason": …}, …]`), read
+/// with js-sys (this is the collector's answer, not a value of the page's).
+fn rejected_events(answer: &JsValue) -> usize {
+    js_sys::Reflect::get(answer, &"rejected".into())
+        .ok()
+        .and_then(|list| list.dyn_into::<js_sys::Array>().ok())
+        .map_or(0, |list| list.length() as usize)
 }
 
 /// The answer to request `id`; then whatever is due next.

@@ -3,7 +3,7 @@
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use waymark_sdk_core::{campaign_params, device_type, Now, Page, Value};
+use waymark_sdk_core::{campaign_params, device_type, push_u64, Now, Page, Value};
 use web_sys::{Document, Navigator, VisibilityState, Window};
 
 fn window() -> Option<Window> {
@@ -192,10 +192,12 @@ pub fn context() -> Value {
     Value::Object(c)
 }
 
+/// `WxH`, written without std's formatting.
 fn size(width: i32, height: i32) -> String {
-    let mut out = width.max(0).to_string();
+    let mut out = String::new();
+    push_u64(&mut out, width.max(0) as u64);
     out.push('x');
-    out.push_str(&height.max(0).to_string());
+    push_u64(&mut out, height.max(0) as u64);
     out
 }
 

@@ -3,7 +3,9 @@
 
 use js_sys::{decode_uri_component, encode_uri_component};
 use wasm_bindgen::JsCast;
-use waymark_sdk_core::{cookie_assignment, cookie_value, Entropy, Storage, StorageError};
+use waymark_sdk_core::{
+    cookie_assignment, cookie_value, random_id, Entropy, Storage, StorageError,
+};
 use web_sys::HtmlDocument;
 
 /// Where a value can be kept.
@@ -153,18 +155,14 @@ impl Entropy for CryptoEntropy {
     }
 }
 
-/// This tab's id, a UUIDv4: kept in sessionStorage, so it survives reloads
+/// This tab's id, a UUIDv4 (by the core, with the uuid crate): kept in sessionStorage, so it survives reloads
 /// but not the tab.
 pub fn tab_id() -> String {
     const KEY: &str = "waymark.tab";
     if let Some(id) = get(Area::Session, KEY) {
         return id;
     }
-    let mut bytes = [0u8; 16];
-    CryptoEntropy.fill(&mut bytes);
-    let id = uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string();
+    let id = random_id(&mut CryptoEntropy);
     set(Area::Session, KEY, &id);
     id
 }

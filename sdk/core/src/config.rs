@@ -5,6 +5,7 @@ use crate::prelude::*;
 use crate::hygiene::default_sensitive_params;
 use crate::session::SessionRules;
 use crate::text;
+use crate::value::Value;
 
 /// Tracker configuration, already validated by the shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,11 +60,8 @@ fn without_trailing_slashes(mut endpoint: &str) -> &str {
 
 /// The configuration a page passes (`init(config)`, or the script tag's
 /// data attributes as the loader reads them), before checking. Every key is
-/// optional; unknown keys are ignored. The browser shell reads it from the
-/// page's object with serde (serde-wasm-bindgen); a value of the wrong type
-/// makes the whole config unusable (see [`PageConfig::check`]).
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+/// optional; unknown keys are ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PageConfig {
     pub endpoint: Option<String>,
     pub site: Option<String>,
@@ -80,11 +78,72 @@ pub struct PageConfig {
 }
 
 /// A list of words: an array of strings, or one comma-separated string.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Words {
     List(Vec<String>),
     Text(String),
+}
+
+impl PageConfig {
+    /// Reads the page's config from plain data (the browser shell reads the
+    /// page's object into a [`Value`] with serde-wasm-bindgen). `None` when
+    /// it is not an object, or a known key has a value of the wrong type:
+    /// `endpoint` and `site` strings, the two lengths numbers, the switches
+    /// booleans, `sensitiveParams` an array of strings or one string.
+    /// `null` stands for a key not given.
+    pub fn from_value(value: &Value) -> Option<PageConfig> {
+        let Value::Object(entries) = value else {
+            return None;
+        };
+        let mut config = PageConfig::default();
+        for (key, value) in entries {
+            if *value == Value::Null {
+                continue;
+            }
+            let text = || match value {
+                Value::String(s) => Some(s.clone()),
+                _ => None,
+            };
+            let number = || match value {
+                Value::Number(n) => Some(*n),
+                _ => None,
+            };
+            let switch = || match value {
+                Value::Bool(b) => Some(*b),
+                _ => None,
+            };
+            match key.as_str() {
+                "endpoint" => config.endpoint = Some(text()?),
+                "site" => config.site = Some(text()?),
+                "sessionTimeoutMinutes" => config.session_timeout_minutes = Some(number()?),
+                "maxSessionHours" => config.max_session_hours = Some(number()?),
+                "splitAtMidnight" => config.split_at_midnight = Some(switch()?),
+                "splitOnCampaign" => config.split_on_campaign = Some(switch()?),
+                "autocapture" => config.autocapture = Some(switch()?),
+                "capturePageViews" => config.capture_page_views = Some(switch()?),
+                "captureClicks" => config.capture_clicks = Some(switch()?),
+                "respectDnt" => config.respect_dnt = Some(switch()?),
+                "requireConsent" => config.require_consent = Some(switch()?),
+                "sensitiveParams" => {
+                    config.sensitive_params = Some(match value {
+                        Value::String(s) => Words::Text(s.clone()),
+                        Value::Array(items) => Words::List(
+                            items
+                                .iter()
+                                .map(|w| match w {
+                                    Value::String(s) => Some(s.clone()),
+                                    _ => None,
+                                })
+                                .collect::<Option<_>>()?,
+                        ),
+                        _ => return None,
+                    })
+                }
+                _ => {}
+            }
+        }
+        Some(config)
+    }
 }
 
 /// Something in the page's config that could not be used as given; each is
@@ -161,7 +220,7 @@ impl PageConfig {
         if let Some(words) = page.sensitive_params {
             let words: Vec<&str> = match &words {
                 Words::List(list) => list.iter().map(String::as_str).collect(),
-                Words::Text(text) => text.split(',').collect(),
+                Words::Text(text) => text::parts(text, b',').collect(),
             };
             config.sensitive_params = words
                 .into_iter()
@@ -179,7 +238,8 @@ mod tests {
     use crate::DEFAULT_SENSITIVE_PARAMS;
 
     fn check(json: &str) -> (Config, Option<ConfigProblem>) {
-        let page = serde_json::from_str::<PageConfig>(json).ok();
+        let value = serde_json::from_str::<Value>(json).unwrap_or(Value::Null);
+        let page = PageConfig::from_value(&value);
         PageConfig::check(page, "https://page.example", "page.example")
     }
 
@@ -251,6 +311,9 @@ mod tests {
             r#"{"endpoint": "https://c.example", "site": 5}"#,
             r#"{"endpoint": "https://c.example", "sensitiveParams": ["a", 1]}"#,
             r#"{"endpoint": "https://c.example", "autocapture": "false"}"#,
+            r#"{"endpoint": "https://c.example", "sessionTimeoutMinutes": "30"}"#,
+            r#"{"endpoint": "https://c.example", "sensitiveParams": {"a": 1}}"#,
+            r#"["https://c.example"]"#,
         ] {
             let (c, problem) = check(bad);
             assert_eq!(problem, Some(ConfigProblem::Unusable), "{bad}");

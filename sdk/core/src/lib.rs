@@ -62,7 +62,7 @@ pub use page::{Leave, PageVisit};
 pub use queue::{Outcome, QueueLimits, SendQueue, Transmit, Urgency};
 pub use session::{campaign_of, campaign_params, EndReason, Now, Session, SessionRules};
 pub use storage::{cookie_assignment, cookie_value, MemoryStorage, Storage, StorageError};
-pub use text::{parse_u64, parts};
+pub use text::{parse_u64, parts, push_u64};
 pub use tracker::{Consent, Problem, Tracker, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
 pub use value::Value;
 pub use waymark_wire as wire;

@@ -45,8 +45,7 @@ impl Storage for MemoryStorage {
 /// The raw (still URI-encoded) value of cookie `key` in `document.cookie`'s
 /// `a=1; b=2` text.
 pub fn cookie_value<'a>(cookies: &'a str, key: &str) -> Option<&'a str> {
-    cookies
-        .split(';')
+    crate::text::parts(cookies, b';')
         .map(|pair| pair.trim_start_matches(' '))
         .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }

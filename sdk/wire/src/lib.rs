@@ -132,7 +132,8 @@ pub const MAX_TS: u64 = (1 << 53) - 1;
 /// the collector counts them), at a character boundary.
 pub fn cut_chars(text: &str, max_chars: usize) -> &str {
     match text.char_indices().nth(max_chars) {
-        Some((end, _)) => &text[..end],
+        // `get` rather than indexing: the same slice, without a panic path.
+        Some((end, _)) => text.get(..end).unwrap_or(text),
         None => text,
     }
 }
