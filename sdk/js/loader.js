@@ -37,6 +37,7 @@ if (s && !(stub && stub.tracker)) {
     api.tracker = t;
     api.sessionId = function () { return t.sessionId(); };
     api.visitorId = function () { return t.visitorId(); };
+    api.refusedEvents = function () { return t.refusedEvents(); };
     var queued = (stub && stub.q) || [];
     w.waymark = api;
     for (var i = 0; i < queued.length; i++) api.apply(null, queued[i]);

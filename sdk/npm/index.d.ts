@@ -92,6 +92,12 @@ export interface Tracker {
   /** Where the session is kept; `undefined` until loaded. */
   storageKind(): StorageKind | undefined;
   /**
+   * Events the collector refused since the tracker started: whole batches
+   * (a 4xx) and single events its answer lists as `rejected`; `undefined`
+   * until loaded. Each kind is also warned about once on the console.
+   */
+  refusedEvents(): number | undefined;
+  /**
    * Resolves to `true` once the SDK runs (queued calls replayed), or to
    * `false` when it could not load (outside a browser, the wasm blocked or
    * missing); it never rejects.

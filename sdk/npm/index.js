@@ -9,7 +9,7 @@
 import load, { init as start } from './web/waymark_sdk.js';
 
 const METHODS = ['track', 'identify', 'reset', 'flush', 'optOut', 'optIn', 'consent', 'page'];
-const READERS = ['sessionId', 'visitorId', 'storageKind'];
+const READERS = ['sessionId', 'visitorId', 'storageKind', 'refusedEvents'];
 
 let loading;
 
