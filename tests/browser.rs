@@ -156,13 +156,40 @@ async fn a_page_on_another_origin_reports_to_the_collector() {
     collector.stop().await;
 }
 
-/// Moves the page's clock (what the SDK reads through `Date.now`) forward.
+/// Moves the page's clock forward, as a device clock that jumps would: both
+/// `Date.now()` and `new Date()` (the SDK may read either) answer `minutes`
+/// later; `new Date(x)` with an argument is left alone. Calls add up.
 async fn skew_clock(browser: &Browser, minutes: u64) {
     let script = format!(
-        "var real = Date.now.bind(Date); Date.now = function () {{ return real() + {}; }};",
+        "var Real = Date, skew = {}, now = function () {{ return Real.now() + skew; }};
+         window.Date = new Proxy(Real, {{
+           construct: function (target, args, newTarget) {{
+             return Reflect.construct(target, args.length ? args : [now()], newTarget);
+           }},
+           apply: function () {{ return new Real(now()).toString(); }},
+           get: function (target, key) {{ return key === 'now' ? now : Reflect.get(target, key); }},
+         }});",
         minutes * 60_000
     );
+    // How far each reading is ahead of the monotonic clock, before and after.
+    let ahead = "return [Date.now(), new Date().getTime()]
+        .map(function (ms) { return ms - performance.timeOrigin - performance.now(); })";
+    let before = browser.eval(ahead).await;
     browser.eval(&script).await;
+    let after = browser.eval(ahead).await;
+    let expected = (minutes * 60_000) as f64;
+    for (b, a) in before
+        .as_array()
+        .expect("readings")
+        .iter()
+        .zip(after.as_array().expect("readings"))
+    {
+        let moved = a.as_f64().expect("ms") - b.as_f64().expect("ms");
+        assert!(
+            (moved - expected).abs() < 5_000.0,
+            "the page's clock moved {moved} ms, not {expected}"
+        );
+    }
 }
 
 async fn open_demo(collector: &Collector, browser: &Browser, path: &str) {
@@ -517,6 +544,91 @@ async fn the_single_page_app_is_captured_without_code_and_without_secrets() {
         !local.as_str().unwrap_or_default().contains("hunter2"),
         "nor the browser's storage"
     );
+
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_page_with_an_overlong_url_and_title_is_stored_cut_to_the_wire_limits() {
+    use waymark_wire::{MAX_TITLE_CHARS, MAX_URL_CHARS};
+    let collector = Collector::start().await;
+    let origin = collector.url("");
+    // 1,500 characters, some of them two bytes long in UTF-8: the limit
+    // counts characters.
+    let title: String = (0..)
+        .flat_map(|i| format!("Page-{i:04}-é/").chars().collect::<Vec<_>>())
+        .take(1_500)
+        .collect();
+    assert_eq!(title.chars().count(), 1_500);
+    assert!(title.chars().count() > MAX_TITLE_CHARS);
+    let page = serve_page(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title>{}\n\
+         <script>waymark('track', 'long_page_event'); waymark('flush');</script></head>\
+         <body><p>A page with a very long address and title.</p></body></html>",
+        snippet(&origin, "long", "")
+    ))
+    .await;
+    // About 3,000 characters of query, none of its parameters sensitive.
+    let query: String = (0..)
+        .map(|i| format!("f{i:03}=value-{i:03}-abcdefghij&"))
+        .take_while({
+            let mut len = 0;
+            move |pair: &String| {
+                len += pair.len();
+                len <= 3_000
+            }
+        })
+        .collect::<String>()
+        .trim_end_matches('&')
+        .to_owned();
+    assert!((2_900..=3_000).contains(&query.len()), "{}", query.len());
+    let page_url = format!("http://{page}/?{query}");
+    assert!(page_url.chars().count() > MAX_URL_CHARS);
+
+    let browser = Browser::start().await;
+    browser
+        .client
+        .goto(&page_url)
+        .await
+        .expect("open the long page");
+    // What the page itself reads: the browser keeps both as they were.
+    assert_eq!(
+        browser.eval("return location.href").await,
+        page_url.as_str()
+    );
+    assert_eq!(browser.eval("return document.title").await, title.as_str());
+
+    let rows = collector
+        .wait_for("the long page's view and custom event", |rows| {
+            rows.iter().any(|r| r.kind == "page_view")
+                && rows
+                    .iter()
+                    .any(|r| r.name.as_deref() == Some("long_page_event"))
+        })
+        .await;
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.kind.as_str(), r.name.as_deref()))
+            .collect::<Vec<_>>(),
+        [("page_view", None), ("custom", Some("long_page_event"))],
+        "{rows:#?}"
+    );
+    let url: String = page_url.chars().take(MAX_URL_CHARS).collect();
+    let cut_title: String = title.chars().take(MAX_TITLE_CHARS).collect();
+    for row in &rows {
+        assert_eq!(row.site, "long");
+        assert_eq!(row.url.chars().count(), MAX_URL_CHARS, "{row:?}");
+        assert_eq!(row.url, url, "the URL's first {MAX_URL_CHARS} characters");
+        let stored_title = row.title.as_deref().expect("a title");
+        assert_eq!(stored_title.chars().count(), MAX_TITLE_CHARS, "{row:?}");
+        assert_eq!(
+            stored_title, cut_title,
+            "the title's first {MAX_TITLE_CHARS} characters"
+        );
+    }
+    let session = stored_session(&browser, "long").await;
+    assert!(rows.iter().all(|r| r.session_id == session.session_id));
 
     browser.close().await;
     collector.stop().await;

@@ -22,11 +22,14 @@ pub fn now() -> u64 {
     js_sys::Date::now() as u64
 }
 
-/// The time with the local zone's offset, for rules about local days.
+/// The time with the local zone's offset, for rules about local days. One
+/// clock for everything: `Date.now()`, as [`now`] reads it (a page that
+/// moves `Date.now` moves event times and `sent_at` together).
 pub fn now_local() -> Now {
-    let date = js_sys::Date::new_0();
+    let ms = js_sys::Date::now();
+    let date = js_sys::Date::new(&JsValue::from_f64(ms));
     Now {
-        ms: date.get_time() as u64,
+        ms: ms as u64,
         utc_offset_min: -(date.get_timezone_offset() as i32),
     }
 }
