@@ -6,10 +6,11 @@
 //! `sendBeacon`. Every rule (sessions, what an event holds, when to send,
 //! what an answer means, which tab sends which queue) is the core's.
 //!
-//! Built on the design card's packages: [`web_sys`] for every browser API,
-//! [`gloo_timers`] for timers, [`serde_wasm_bindgen`] for the values a page
-//! passes (`props`, traits, the config), [`uuid`] for ids, [`js_sys`] where
-//! web-sys has no binding. No JS is written by hand here: the script-tag
+//! Built on the design card's packages: `web_sys` for every browser API,
+//! `gloo_timers` (and `gloo_events` for listeners) for timers,
+//! `serde_wasm_bindgen` for the values a page passes (`props`, traits, the
+//! config), `uuid` for ids (through the core), `js_sys` where web-sys has no
+//! binding. No JS is written by hand here: the script-tag
 //! loader (`sdk/js/loader.js`) and the npm entry (`sdk/npm/index.js`) only
 //! start it. Nothing here throws into the host page: failures become one
 //! console warning per kind.

@@ -19,7 +19,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   demo        build the SDK and run the collector with the demo site on http://127.0.0.1:8080
-  test        run every test: native, wasm-pack browser tests, end-to-end in Chromium
+  test        run every test: the gates, native, wasm-pack browser tests, end-to-end in Chromium
+  gates       rustfmt --check, clippy -D warnings (native and wasm32), rustdoc -D warnings
   build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
   build-npm   build the npm package `waymark` into target/npm/waymark/ (needs wasm-pack: `cargo xtask setup`)
   setup       install what the commands above need
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(),
+        Some("gates") => setup::build_tools().and_then(|()| gates()),
         Some("build-sdk") => setup::build_tools().and_then(|()| build_sdk()),
         Some("build-npm") => setup::build_tools()
             .and_then(|()| setup::test_tools())
@@ -210,6 +212,7 @@ fn demo(extra: &[String]) -> Result {
 fn test() -> Result {
     setup::build_tools()?;
     setup::test_tools()?;
+    gates()?;
     build_sdk()?;
     npm::build()?;
     let tiers = [
@@ -279,6 +282,29 @@ fn test() -> Result {
     } else {
         Err(format!("failed: {}", failed_tiers.join("; ")))
     }
+}
+
+/// The checks every change passes before any test runs: formatting, clippy
+/// with warnings as errors (natively, and the browser crate for wasm32,
+/// where its code lives) and the docs with warnings as errors (stale links).
+fn gates() -> Result {
+    eprintln!("\nxtask: ===== gates: rustfmt, clippy, rustdoc =====");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    let deny = ["--", "-D", "warnings"];
+    run(cargo()
+        .args(["clippy", "--workspace", "--all-targets"])
+        .args(deny))?;
+    run(cargo()
+        .args(["clippy", "-p", "waymark-sdk", "--all-targets"])
+        .args(["--target", "wasm32-unknown-unknown"])
+        .args(deny))?;
+    run(cargo()
+        .args(["doc", "--no-deps", "--workspace"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    run(cargo()
+        .args(["doc", "--no-deps", "-p", "waymark-sdk"])
+        .args(["--target", "wasm32-unknown-unknown"])
+        .env("RUSTDOCFLAGS", "-D warnings"))
 }
 
 /// Tests counted from the `test result:` lines of cargo's test harness and

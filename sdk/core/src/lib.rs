@@ -51,7 +51,9 @@ mod tracker;
 mod value;
 
 pub use answer::outcome;
-pub use click::{device_type, ClickTarget, Node, CLICKABLE, IGNORE_CLICKS};
+pub use click::{
+    device_type, ClickTarget, Node, CLICKABLE, IGNORE_CLICKS, MAX_CLICK_TEXT, MAX_SELECTOR_DEPTH,
+};
 pub use config::{Config, ConfigProblem, PageConfig, Words};
 pub use event::{Batch, Event, EventType, Page};
 pub use hygiene::{redact_url, DEFAULT_SENSITIVE_PARAMS};
