@@ -1,8 +1,9 @@
-//! The script-tag SDK stays within the size budget written in the README.
+//! The script-tag SDK stays within the size budget written in the SDK's
+//! documentation (`docs/sdk.md`, section Size).
 //!
 //! Reads `www/pkg/sdk.wasm` and `www/pkg/sdk.js` as `cargo xtask build-sdk`
 //! left them, compresses each with gzip at level 9 (what a server or CDN
-//! sends) and compares the sum with the README's `Budget: N KB gzipped` line
+//! sends) and compares the sum with that page's `Budget: N KB gzipped` line
 //! (1 KB = 1000 bytes).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -31,13 +32,13 @@ fn gzipped_len(path: &Path) -> usize {
     gz.finish().unwrap().len()
 }
 
-/// The budget in bytes, from the README's `Budget: N KB gzipped` line.
+/// The budget in bytes, from the `Budget: N KB gzipped` line of `docs/sdk.md`.
 fn budget() -> usize {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let line = readme
+    let page = std::fs::read_to_string(root().join("docs/sdk.md")).unwrap();
+    let line = page
         .lines()
         .find_map(|l| l.strip_prefix("Budget: "))
-        .expect("README.md has a `Budget: N KB gzipped` line");
+        .expect("docs/sdk.md has a `Budget: N KB gzipped` line");
     let kb: f64 = line
         .split_whitespace()
         .next()
@@ -58,7 +59,7 @@ fn script_tag_sdk_fits_the_budget() {
     );
     assert!(
         wasm + js <= budget,
-        "the script-tag SDK is {} bytes gzipped (sdk.wasm {wasm}, sdk.js {js}), over the README's budget of {budget}",
+        "the script-tag SDK is {} bytes gzipped (sdk.wasm {wasm}, sdk.js {js}), over the budget of {budget} in docs/sdk.md",
         wasm + js
     );
 }
