@@ -135,11 +135,9 @@ pub fn pump(weak: &Weak<RefCell<Shell>>, send: Urgency) {
         break;
     }
     if leaving {
-        // This may be the page's last task: write now what is left.
+        // This may be the page's last task: write now what is left (beacons
+        // only go when leaving, so their acknowledgements are written here).
         delivery.save(now);
-    } else if delivery.unsaved {
-        delivery.unsaved = false;
-        delivery.changed(weak);
     }
     delivery.timer = delivery.queue.poll_timeout().map(|at| {
         // setTimeout fires at once past 2^31 - 1 ms.
