@@ -1,16 +1,29 @@
 //! The script tag as the README prints it for strict sites: with an SRI
 //! `integrity` hash and `crossorigin="anonymous"`, on a page of another origin
 //! whose Content-Security-Policy allows the snippet's inline script by its
-//! hash, `'wasm-unsafe-eval'` and the collector's origin, and nothing else.
+//! hash, `'wasm-unsafe-eval'` and the collector's origin, and nothing else;
+//! and the same page without `'wasm-unsafe-eval'`, where the SDK must fail
+//! to start for exactly that reason (the test's own inline probe records the
+//! page's CSP violations and warnings).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use waymark_e2e::{root, serve_page_with_headers, Browser, Collector};
 
 /// The README's first snippet line: the inline stub the policy must allow.
 const STUB: &str = "window.waymark=window.waymark||function(){(window.waymark.q=window.waymark.q||[]).push(arguments)};";
+
+/// The test's own inline script, run before `sdk.js` (and allowed by its hash
+/// on both pages): it records every CSP violation the page reports and every
+/// `console.warn`, so the test can tell why the SDK did not start.
+const PROBE: &str = "(function(){var p=window.__probe={violations:[],warnings:[]};\
+document.addEventListener('securitypolicyviolation',function(e){p.violations.push({\
+blockedURI:e.blockedURI,effectiveDirective:e.effectiveDirective,sourceFile:e.sourceFile,\
+disposition:e.disposition})});\
+var warn=console.warn;console.warn=function(){\
+p.warnings.push([].map.call(arguments,String).join(' '));return warn.apply(console,arguments)}})();";
 
 /// `openssl dgst -<alg> -binary | base64` of `input`.
 fn digest(alg: &str, input: &[u8]) -> String {
@@ -35,6 +48,7 @@ async fn page_under(collector: &str, site: &str, policy: String) -> String {
     let integrity = format!("sha384-{}", digest("sha384", &sdk));
     let html = format!(
         "<!doctype html><html><head><title>Strict</title>\n\
+         <script>{PROBE}</script>\n\
          <script>{STUB}</script>\n\
          <script async src=\"{collector}/sdk.js\" integrity=\"{integrity}\" crossorigin=\"anonymous\" \
          data-endpoint=\"{collector}\" data-site=\"{site}\"></script>\n\
@@ -48,14 +62,18 @@ async fn page_under(collector: &str, site: &str, policy: String) -> String {
 async fn the_script_tag_works_under_a_strict_csp_with_sri() {
     let collector = Collector::start().await;
     let origin = collector.url("");
-    let stub_hash = format!("'sha256-{}'", digest("sha256", STUB.as_bytes()));
+    let inline_hashes = format!(
+        "'sha256-{}' 'sha256-{}'",
+        digest("sha256", STUB.as_bytes()),
+        digest("sha256", PROBE.as_bytes())
+    );
     let browser = Browser::start().await;
 
     let allowed = page_under(
         &origin,
         "strict",
         format!(
-            "default-src 'none'; script-src 'self' {stub_hash} 'wasm-unsafe-eval' {origin}; connect-src {origin}"
+            "default-src 'none'; script-src 'self' {inline_hashes} 'wasm-unsafe-eval' {origin}; connect-src {origin}"
         ),
     )
     .await;
@@ -92,13 +110,22 @@ async fn the_script_tag_works_under_a_strict_csp_with_sri() {
         "{rows:#?}"
     );
     assert_eq!(rows[0].kind, "page_view");
+    // The policy let through everything the SDK does.
+    let probe = browser.eval("return window.__probe").await;
+    assert_eq!(probe["violations"], serde_json::json!([]), "{probe}");
+    assert_eq!(probe["warnings"], serde_json::json!([]), "{probe}");
 
     // The same page without 'wasm-unsafe-eval': the policy is really
-    // enforced, the SDK cannot start, and nothing is sent.
+    // enforced, the SDK cannot start, and nothing is sent. It must fail for
+    // that reason and no other: sdk.js loads (its integrity checked) and
+    // runs, and the browser refuses to compile its wasm. (Without these
+    // checks a broken sdk.js would pass here.)
     let refused = page_under(
         &origin,
         "refused",
-        format!("default-src 'none'; script-src 'self' {stub_hash} {origin}; connect-src {origin}"),
+        format!(
+            "default-src 'none'; script-src 'self' {inline_hashes} {origin}; connect-src {origin}"
+        ),
     )
     .await;
     browser
@@ -106,7 +133,60 @@ async fn the_script_tag_works_under_a_strict_csp_with_sri() {
         .goto(&refused)
         .await
         .expect("open the refusing page");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // sdk.js's own word that it could not start (its loader's only failure
+    // path, after its code ran)…
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let probe = loop {
+        let probe = browser.eval("return window.__probe").await;
+        let said = probe["warnings"].as_array().is_some_and(|w| {
+            w.iter().any(|w| {
+                w.as_str()
+                    .is_some_and(|w| w.starts_with("waymark: could not load the SDK"))
+            })
+        });
+        if said {
+            break probe;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sdk.js never said it could not start: {probe}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let warnings: Vec<String> = serde_json::from_value(probe["warnings"].clone()).unwrap();
+    assert_eq!(warnings.len(), 1, "{probe}");
+    // …because compiling WebAssembly is refused by the policy…
+    assert!(
+        warnings[0].contains("CompileError")
+            && warnings[0].contains("WebAssembly")
+            && warnings[0].contains("Content Security Policy"),
+        "{probe}"
+    );
+    // …which the page reports as the one violation: WebAssembly compilation
+    // ('wasm-eval') against script-src, by sdk.js. No other: neither sdk.js
+    // nor the fetch of its wasm was blocked.
+    let violations = probe["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 1, "{probe}");
+    let violation = &violations[0];
+    assert_eq!(violation["blockedURI"], "wasm-eval", "{probe}");
+    assert_eq!(violation["effectiveDirective"], "script-src", "{probe}");
+    assert_eq!(violation["disposition"], "enforce", "{probe}");
+    assert!(
+        violation["sourceFile"]
+            .as_str()
+            .is_some_and(|f| f.starts_with(&format!("{origin}/sdk.js"))),
+        "{probe}"
+    );
+    // (The wasm's own fetch may not show in Resource Timing: its body is
+    // never read once compiling it is refused.)
+    let fetched = browser
+        .eval("return performance.getEntriesByType('resource').map(e => e.name)")
+        .await;
+    let fetched: Vec<String> = serde_json::from_value(fetched).unwrap();
+    assert!(
+        fetched.contains(&format!("{origin}/sdk.js")),
+        "sdk.js was loaded: {fetched:?}"
+    );
     let started = browser
         .eval("return !!(window.waymark && window.waymark.tracker)")
         .await;

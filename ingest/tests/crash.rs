@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-#[path = "support/collector.rs"]
-mod collector;
-use collector::{request, Collector};
+mod support;
+use support::collector::{request, Collector};
 
 const POSTERS: u128 = 3;
 const BATCH_SIZE: u128 = 20;

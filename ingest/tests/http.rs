@@ -1,71 +1,42 @@
-//! The collector's HTTP API, driven through `app()` without a socket, with a
-//! memory store and a fixed clock.
+//! The collector's HTTP API, driven through `app()` without a socket
+//! (`support/app.rs`), with a memory store and a fixed clock.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
+use axum::http::{header, Method, Request, StatusCode};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 use waymark_ingest::{
-    app, AppState, AppendOutcome, BoxFuture, Config, EventType, FixedClock, MemoryStore, NullStore,
-    Store, StoreError, StoredEvent,
+    AppendOutcome, BoxFuture, Config, EventType, MemoryStore, NullStore, Store, StoreError,
+    StoredEvent,
 };
 
 const NOW: u64 = 1_732_350_000_999;
 
-struct TestApp {
-    router: Router,
-    store: Arc<MemoryStore>,
-    _dirs: tempfile::TempDir,
-}
+mod support;
+use support::app::{Reply, TestApp};
 
-impl TestApp {
+impl TestApp<MemoryStore> {
+    /// A memory store at `NOW`, serving `www/` (a home page and
+    /// `about/index.html`) and `pkg/sdk.js` from a temporary folder.
     fn new() -> Self {
-        let dirs = tempfile::tempdir().unwrap();
-        let www = dirs.path().join("www");
-        let sdk = dirs.path().join("pkg");
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().join("www");
+        let sdk = dir.path().join("pkg");
         std::fs::create_dir_all(www.join("about")).unwrap();
         std::fs::create_dir_all(&sdk).unwrap();
         std::fs::write(www.join("index.html"), "<h1>demo home</h1>").unwrap();
         std::fs::write(www.join("about/index.html"), "<h1>about</h1>").unwrap();
         std::fs::write(sdk.join("sdk.js"), "console.log('waymark')").unwrap();
         let config = Config {
-            data_dir: dirs.path().join("unused-data"),
+            data_dir: dir.path().join("unused-data"),
             www_dir: www,
             sdk_dir: sdk,
             ..Config::default()
         };
-        let store = Arc::new(MemoryStore::new());
-        let state = AppState::new(config, store.clone(), Arc::new(FixedClock(NOW)));
-        TestApp {
-            router: app(state),
-            store,
-            _dirs: dirs,
-        }
-    }
-
-    /// The temporary directory holding `www/` and `pkg/`.
-    fn root(&self) -> &Path {
-        self._dirs.path()
-    }
-
-    async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Reply {
-            status,
-            headers,
-            body: bytes.to_vec(),
-        }
+        TestApp::on(Arc::new(MemoryStore::new()), config, NOW, dir)
     }
 
     async fn post(&self, content_type: Option<&str>, body: impl Into<Body>) -> Reply {
@@ -73,39 +44,9 @@ impl TestApp {
     }
 }
 
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-            .to_str()
-            .unwrap()
-    }
-
-    /// Asserts an error response: status, code, and a message to act on.
-    fn assert_error(&self, status: StatusCode, code: &str) -> Value {
-        let body = self.json();
-        assert_eq!(self.status, status, "{body}");
-        assert_eq!(body["error"], code, "{body}");
-        assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
-        body
-    }
+/// The app with `config` on `store` at `NOW`, no files.
+fn app_on<S: Store + 'static>(store: S, config: Config) -> TestApp<S> {
+    TestApp::on(Arc::new(store), config, NOW, tempfile::tempdir().unwrap())
 }
 
 fn post_request(content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
@@ -410,22 +351,13 @@ impl Store for BrokenStore {
 
 #[tokio::test]
 async fn a_failing_store_is_a_503_that_leaks_nothing() {
-    let router = app(AppState::new(
-        Config::default(),
-        Arc::new(BrokenStore),
-        Arc::new(FixedClock(NOW)),
-    ));
-    let response = router
-        .oneshot(post_request(Some("text/plain"), batch(vec![event(1)])))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    let body: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(body["error"], "store_unavailable");
+    let app = app_on(BrokenStore, Config::default());
+    let reply = app
+        .send(post_request(Some("text/plain"), batch(vec![event(1)])))
+        .await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    let text = reply.text();
+    assert_eq!(reply.json()["error"], "store_unavailable");
     assert!(!text.contains("secret") && !text.contains("disk"), "{text}");
 }
 
@@ -435,39 +367,29 @@ async fn the_null_store_acknowledges_valid_events_refuses_bad_ones_and_reads_not
         admin_token: Some("t".into()),
         ..Config::default()
     };
-    let router = app(AppState::new(
-        config,
-        Arc::new(NullStore),
-        Arc::new(FixedClock(NOW)),
-    ));
+    let app = app_on(NullStore, config);
     let mut bad = event(3);
     bad["type"] = json!("nonsense");
-    let response = router
-        .clone()
-        .oneshot(post_request(
+    let reply = app
+        .send(post_request(
             Some("text/plain"),
             batch(vec![event(1), event(2), bad]),
         ))
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_slice(&body).unwrap();
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.json();
     assert_eq!(body["accepted"], 2, "{body}");
     assert_eq!(body["rejected"].as_array().map(Vec::len), Some(1), "{body}");
 
-    let response = router
-        .oneshot(
+    let reply = app
+        .send(
             Request::get("/v1/sessions")
                 .header(header::AUTHORIZATION, "Bearer t")
                 .body(Body::empty())
                 .unwrap(),
         )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_IMPLEMENTED);
 }
 
 #[tokio::test]
@@ -552,27 +474,6 @@ async fn demo_pages_name_the_collector_that_serves_them() {
     assert_eq!(app.send(get("evil\"><script>")).await.text(), page);
 }
 
-fn app_with(config: Config) -> (Router, Arc<MemoryStore>) {
-    let store = Arc::new(MemoryStore::new());
-    let state = AppState::new(config, store.clone(), Arc::new(FixedClock(NOW)));
-    (app(state), store)
-}
-
-async fn reply_of(router: &Router, request: Request<Body>) -> Reply {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
-}
-
 fn from_origin(origin: &str, site: &str) -> Request<Body> {
     let body = json!({"site": site, "events": [event(1)]}).to_string();
     let mut request = post_request(Some("text/plain"), body);
@@ -584,38 +485,39 @@ fn from_origin(origin: &str, site: &str) -> Request<Body> {
 
 #[tokio::test]
 async fn unknown_sites_and_origins_are_a_403_with_the_reason() {
-    let (router, store) = app_with(Config {
-        sites: "demo=http://127.0.0.1:8080,https://*.example.com;shop=*"
-            .parse()
-            .unwrap(),
-        ..Config::default()
-    });
-    let reply = reply_of(&router, from_origin("https://evil.test", "blog")).await;
+    let app = app_on(
+        MemoryStore::new(),
+        Config {
+            sites: "demo=http://127.0.0.1:8080,https://*.example.com;shop=*"
+                .parse()
+                .unwrap(),
+            ..Config::default()
+        },
+    );
+    let reply = app.send(from_origin("https://evil.test", "blog")).await;
     let body = reply.assert_error(StatusCode::FORBIDDEN, "unknown_site");
     assert!(body["message"].as_str().unwrap().contains("blog"));
     assert_eq!(reply.header("access-control-allow-origin"), "*");
-    reply_of(&router, from_origin("https://evil.test", "demo"))
+    app.send(from_origin("https://evil.test", "demo"))
         .await
         .assert_error(StatusCode::FORBIDDEN, "origin_not_allowed");
-    assert!(store.is_empty());
+    assert!(app.store.is_empty());
 
     for (origin, site) in [
         ("http://127.0.0.1:8080", "demo"),
         ("https://www.example.com", "demo"),
         ("https://anything.test", "shop"),
     ] {
-        let reply = reply_of(&router, from_origin(origin, site)).await;
+        let reply = app.send(from_origin(origin, site)).await;
         assert_eq!(reply.status, StatusCode::OK, "{origin} {site}");
     }
     // Without an Origin (a server, not a page): the site must still be known.
-    let reply = reply_of(
-        &router,
-        post_request(
+    let reply = app
+        .send(post_request(
             Some("text/plain"),
             json!({"site": "demo", "events": [event(2)]}).to_string(),
-        ),
-    )
-    .await;
+        ))
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
 }
 
@@ -672,12 +574,15 @@ async fn gzip_bodies_are_accepted_and_a_gzip_bomb_is_a_413() {
 
 #[tokio::test]
 async fn too_many_batches_from_one_address_are_a_429_with_retry_after() {
-    let (router, store) = app_with(Config {
-        rate_limit_per_second: 1,
-        rate_limit_burst: 3,
-        trust_proxy: 1,
-        ..Config::default()
-    });
+    let app = app_on(
+        MemoryStore::new(),
+        Config {
+            rate_limit_per_second: 1,
+            rate_limit_burst: 3,
+            trust_proxy: 1,
+            ..Config::default()
+        },
+    );
     let from = |ip: &str, n: u128| {
         let mut request = post_request(Some("text/plain"), batch(vec![event(n)]));
         request.headers_mut().insert(
@@ -688,20 +593,20 @@ async fn too_many_batches_from_one_address_are_a_429_with_retry_after() {
     };
     for n in 0..3 {
         assert_eq!(
-            reply_of(&router, from("198.51.100.1", n)).await.status,
+            app.send(from("198.51.100.1", n)).await.status,
             StatusCode::OK
         );
     }
-    let reply = reply_of(&router, from("198.51.100.1", 3)).await;
+    let reply = app.send(from("198.51.100.1", 3)).await;
     reply.assert_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let retry_after: u64 = reply.header("retry-after").parse().unwrap();
     assert!((1..=2).contains(&retry_after), "{retry_after}");
     // Another address (the proxy's last hop) has its own allowance.
     assert_eq!(
-        reply_of(&router, from("198.51.100.2", 4)).await.status,
+        app.send(from("198.51.100.2", 4)).await.status,
         StatusCode::OK
     );
-    assert_eq!(store.len(), 4);
+    assert_eq!(app.store.len(), 4);
 }
 
 #[test]
@@ -740,38 +645,33 @@ fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
 
 #[tokio::test]
 async fn metrics_count_requests_events_and_rejections_behind_the_token() {
-    let (router, _) = app_with(Config {
-        admin_token: Some("t0ken".to_owned()),
-        ..Config::default()
-    });
+    let app = app_on(
+        MemoryStore::new(),
+        Config {
+            admin_token: Some("t0ken".to_owned()),
+            ..Config::default()
+        },
+    );
     let mut bad = event(2);
     bad["event_id"] = json!("nope");
-    reply_of(
-        &router,
-        post_request(Some("text/plain"), batch(vec![event(1), bad])),
-    )
-    .await;
-    reply_of(
-        &router,
-        post_request(Some("text/plain"), batch(vec![event(1)])),
-    )
-    .await;
-    reply_of(&router, post_request(Some("text/plain"), "not json")).await;
+    app.send(post_request(Some("text/plain"), batch(vec![event(1), bad])))
+        .await;
+    app.send(post_request(Some("text/plain"), batch(vec![event(1)])))
+        .await;
+    app.send(post_request(Some("text/plain"), "not json")).await;
 
-    let unauthorised = reply_of(
-        &router,
-        Request::get("/metrics").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let unauthorised = app
+        .send(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await;
     unauthorised.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
-    let reply = reply_of(
-        &router,
-        Request::get("/metrics")
-            .header(header::AUTHORIZATION, "Bearer t0ken")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let reply = app
+        .send(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, "Bearer t0ken")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert!(reply.header("content-type").starts_with("text/plain"));
     let text = reply.text();
@@ -789,15 +689,15 @@ async fn metrics_count_requests_events_and_rejections_behind_the_token() {
 }
 
 /// `/metrics` as the admin (token `t`) sees it.
-async fn metrics_of(router: &Router) -> String {
-    let reply = reply_of(
-        router,
-        Request::get("/metrics")
-            .header(header::AUTHORIZATION, "Bearer t")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+async fn metrics_of<S: Store + ?Sized>(app: &TestApp<S>) -> String {
+    let reply = app
+        .send(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, "Bearer t")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.text()
 }
@@ -810,18 +710,22 @@ fn batch_dropping(dropped: Value, events: Vec<Value>) -> String {
 
 #[tokio::test]
 async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
-    let (router, store) = app_with(Config {
-        admin_token: Some("t".to_owned()),
-        ..Config::default()
-    });
-    let reply = reply_of(
-        &router,
-        post_request(Some("text/plain"), batch_dropping(json!(7), vec![event(1)])),
-    )
-    .await;
+    let app = app_on(
+        MemoryStore::new(),
+        Config {
+            admin_token: Some("t".to_owned()),
+            ..Config::default()
+        },
+    );
+    let reply = app
+        .send(post_request(
+            Some("text/plain"),
+            batch_dropping(json!(7), vec![event(1)]),
+        ))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(store.events().len(), 1);
-    let text = metrics_of(&router).await;
+    assert_eq!(app.store.events().len(), 1);
+    let text = metrics_of(&app).await;
     assert!(
         text.contains("waymark_events_dropped_by_client_total 7"),
         "not in\n{text}"
@@ -835,32 +739,30 @@ async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
     // the SDK): its report still counts.
     let mut bad = event(2);
     bad["event_id"] = json!("nope");
-    reply_of(
-        &router,
-        post_request(Some("text/plain"), batch_dropping(json!(3), vec![bad])),
-    )
+    app.send(post_request(
+        Some("text/plain"),
+        batch_dropping(json!(3), vec![bad]),
+    ))
     .await
     .assert_error(StatusCode::BAD_REQUEST, "all_events_rejected");
     // Not a non-negative integer: ignored, and the batch is still taken.
     for dropped in [json!(-1), json!(2.5), json!("4"), json!(null), json!({})] {
-        let reply = reply_of(
-            &router,
-            post_request(Some("text/plain"), batch_dropping(dropped, vec![event(3)])),
-        )
-        .await;
+        let reply = app
+            .send(post_request(
+                Some("text/plain"),
+                batch_dropping(dropped, vec![event(3)]),
+            ))
+            .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     }
     // An invalid envelope: nothing counts.
-    reply_of(
-        &router,
-        post_request(
-            Some("text/plain"),
-            json!({"v": 2, "site": "demo", "dropped": 100, "events": [event(4)]}).to_string(),
-        ),
-    )
+    app.send(post_request(
+        Some("text/plain"),
+        json!({"v": 2, "site": "demo", "dropped": 100, "events": [event(4)]}).to_string(),
+    ))
     .await
     .assert_error(StatusCode::BAD_REQUEST, "invalid_batch");
-    let text = metrics_of(&router).await;
+    let text = metrics_of(&app).await;
     assert!(
         text.contains("waymark_events_dropped_by_client_total 10"),
         "not in\n{text}"
@@ -869,21 +771,20 @@ async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
 
 #[tokio::test]
 async fn a_batch_the_sdk_will_retry_does_not_count_its_dropped_events_yet() {
-    let router = app(AppState::new(
+    let app = app_on(
+        BrokenStore,
         Config {
             admin_token: Some("t".to_owned()),
             ..Config::default()
         },
-        Arc::new(BrokenStore),
-        Arc::new(FixedClock(NOW)),
-    ));
-    reply_of(
-        &router,
-        post_request(Some("text/plain"), batch_dropping(json!(5), vec![event(1)])),
-    )
+    );
+    app.send(post_request(
+        Some("text/plain"),
+        batch_dropping(json!(5), vec![event(1)]),
+    ))
     .await
     .assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
-    let text = metrics_of(&router).await;
+    let text = metrics_of(&app).await;
     assert!(
         text.contains("waymark_events_dropped_by_client_total 0"),
         "not in\n{text}"
@@ -894,29 +795,22 @@ async fn a_batch_the_sdk_will_retry_does_not_count_its_dropped_events_yet() {
 async fn the_sqlite_store_reports_commit_latency_and_queue_depth() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(waymark_ingest::SqliteStore::open(dir.path()).unwrap());
-    let state = AppState::new(
-        Config {
-            admin_token: Some("t".to_owned()),
-            ..Config::default()
-        },
-        store,
-        Arc::new(FixedClock(NOW)),
-    );
-    let router = app(state);
-    reply_of(
-        &router,
-        post_request(Some("text/plain"), batch(vec![event(1)])),
-    )
-    .await;
-    let text = reply_of(
-        &router,
-        Request::get("/metrics")
-            .header(header::AUTHORIZATION, "Bearer t")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await
-    .text();
+    let config = Config {
+        admin_token: Some("t".to_owned()),
+        ..Config::default()
+    };
+    let app = TestApp::on(store, config, NOW, dir);
+    app.send(post_request(Some("text/plain"), batch(vec![event(1)])))
+        .await;
+    let text = app
+        .send(
+            Request::get("/metrics")
+                .header(header::AUTHORIZATION, "Bearer t")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .text();
     for line in [
         "waymark_store_commit_seconds_count 1",
         "waymark_store_queue_depth 0",
@@ -928,18 +822,21 @@ async fn the_sqlite_store_reports_commit_latency_and_queue_depth() {
 
 #[tokio::test]
 async fn the_memory_store_answers_the_read_api_with_501() {
-    let (router, _) = app_with(Config {
-        admin_token: Some("t".to_owned()),
-        ..Config::default()
-    });
-    let reply = reply_of(
-        &router,
-        Request::get("/v1/sessions")
-            .header(header::AUTHORIZATION, "Bearer t")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let app = app_on(
+        MemoryStore::new(),
+        Config {
+            admin_token: Some("t".to_owned()),
+            ..Config::default()
+        },
+    );
+    let reply = app
+        .send(
+            Request::get("/v1/sessions")
+                .header(header::AUTHORIZATION, "Bearer t")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
     reply.assert_error(StatusCode::NOT_IMPLEMENTED, "not_implemented");
 }
 

@@ -266,6 +266,13 @@ fn test() -> Result {
     for (name, mut command, args) in tiers {
         eprintln!("\nxtask: ===== {name} =====");
         command.args(args).env("CHROMEDRIVER", setup::CHROMEDRIVER);
+        // The collector's ClickHouse and GeoIP tests skip unless told that
+        // the server and the database are there (see
+        // ingest/tests/support/optional.rs). `test_tools` installed both, so
+        // here every one of them runs, and a missing one fails.
+        command
+            .env("WAYMARK_TEST_CLICKHOUSE", "1")
+            .env("WAYMARK_TEST_GEOIP", setup::geoip_database());
         match run_tests(&mut command) {
             Ok(count) => totals.add(count),
             Err((count, e)) => {

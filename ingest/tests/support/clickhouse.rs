@@ -1,6 +1,10 @@
 //! A real ClickHouse server for the store's tests: Debian's
 //! `clickhouse-server` on free loopback ports, its data in a temporary
 //! folder, killed and started again at will. `cargo xtask test` installs it.
+//!
+//! Only when `WAYMARK_TEST_CLICKHOUSE=1` (see [`super::optional`]): take the
+//! server with [`ClickHouse::start_if_wanted`], which skips the test
+//! otherwise.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,11 +37,21 @@ fn free_port() -> u16 {
 }
 
 impl ClickHouse {
-    /// Starts a server and waits until it answers.
+    /// A started server when the ClickHouse tests are to run
+    /// (`WAYMARK_TEST_CLICKHOUSE=1`); otherwise `None`, the calling test's
+    /// skip said on stderr.
+    pub fn start_if_wanted() -> Option<ClickHouse> {
+        super::optional::clickhouse().then(ClickHouse::start)
+    }
+
+    /// Starts a server and waits until it answers; panics when there is no
+    /// `clickhouse-server`.
     pub fn start() -> ClickHouse {
         assert!(
             Path::new(BINARY).is_file(),
-            "{BINARY} is missing: run `cargo xtask setup` (it installs Debian's clickhouse-server)"
+            "{BINARY} is missing: run `cargo xtask setup` (it installs Debian's clickhouse-server), \
+             or unset {} to skip the ClickHouse tests",
+            super::optional::CLICKHOUSE_VAR
         );
         let mut server = ClickHouse {
             dir: TempDir::new().unwrap(),
