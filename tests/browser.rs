@@ -23,6 +23,9 @@ async fn stored_session(browser: &Browser, site: &str) -> Session {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_page_view_lands_in_the_store_with_the_ids_the_page_holds() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let collector = Collector::start().await;
     let browser = Browser::start().await;
     browser
@@ -119,6 +122,9 @@ async fn demo_page_view_lands_in_the_store_with_the_ids_the_page_holds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_on_another_origin_reports_to_the_collector() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let collector = Collector::start().await;
     let origin = collector.url("");
     let page = serve_page(format!(
@@ -205,6 +211,9 @@ async fn open_demo(collector: &Collector, browser: &Browser, path: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thirty_one_idle_minutes_start_a_new_session_and_close_the_first() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let collector = Collector::start().await;
     let browser = Browser::start().await;
     open_demo(&collector, &browser, "/").await;
@@ -262,6 +271,9 @@ async fn thirty_one_idle_minutes_start_a_new_session_and_close_the_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identify_links_the_user_and_reset_starts_a_new_visitor() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let collector = Collector::start().await;
     let browser = Browser::start().await;
     open_demo(&collector, &browser, "/about.html").await;
@@ -319,6 +331,9 @@ async fn identify_links_the_user_and_reset_starts_a_new_visitor() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_windows_share_one_session_and_close_it_once() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let collector = Collector::start().await;
     let browser = Browser::start().await;
     open_demo(&collector, &browser, "/").await;
@@ -397,6 +412,9 @@ fn everything(rows: &[Row]) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_single_page_app_is_captured_without_code_and_without_secrets() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     use fantoccini::Locator::Css;
     let collector = Collector::start().await;
     let browser = Browser::start().await;
@@ -551,6 +569,9 @@ async fn the_single_page_app_is_captured_without_code_and_without_secrets() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_with_an_overlong_url_and_title_is_stored_cut_to_the_wire_limits() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     use waymark_wire::{MAX_TITLE_CHARS, MAX_URL_CHARS};
     let collector = Collector::start().await;
     let origin = collector.url("");

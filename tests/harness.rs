@@ -4,7 +4,9 @@
 //!
 //! Needs the built SDK in `www/pkg/` (`cargo xtask build-sdk`) and Debian's
 //! `chromium` and `chromium-driver` (`cargo xtask setup`); `cargo xtask test`
-//! sees to both.
+//! sees to both and sets `WAYMARK_TEST_E2E=1`. Without that variable every
+//! end-to-end test skips (see [`e2e_wanted`]), so `cargo test --workspace`
+//! passes on a machine with Rust alone.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
@@ -16,6 +18,32 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// The variable that turns the end-to-end tests on.
+pub const E2E_VAR: &str = "WAYMARK_TEST_E2E";
+
+/// Whether the end-to-end tests run: `WAYMARK_TEST_E2E=1` says Chromium,
+/// ChromeDriver and the built SDK are there (then anything missing fails
+/// the test). Unset, empty or `0`: the calling test skips, writing one
+/// `SKIP <test>: …` line straight to stderr (past the harness's capture).
+/// Any other value fails, so a typo cannot quietly skip them.
+pub fn e2e_wanted() -> bool {
+    use std::io::Write;
+    match std::env::var(E2E_VAR).unwrap_or_default().as_str() {
+        "1" => true,
+        "" | "0" => {
+            let thread = std::thread::current();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {}: needs Chromium, ChromeDriver and the built SDK; set {E2E_VAR}=1 to run it \
+                 (`cargo xtask test` does, after `cargo xtask setup` and `build-sdk`)",
+                thread.name().unwrap_or("an end-to-end test")
+            );
+            false
+        }
+        other => panic!("{E2E_VAR}={other:?}: use 1 to run the end-to-end tests, 0 to skip them"),
+    }
+}
 
 /// The repository root.
 pub fn root() -> PathBuf {

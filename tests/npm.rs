@@ -167,6 +167,9 @@ async fn check_app_sends_events(served: PathBuf, site: &str, bundler: &str) {
 /// build` emits the `.wasm` as an asset, `dist/` is served.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vite_app_built_with_the_packed_package_sends_events() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let app = install_app("npm-app");
     run(app.path(), "node_modules/.bin/tsc", &["-p", "."]);
     run(
@@ -188,6 +191,9 @@ async fn a_vite_app_built_with_the_packed_package_sends_events() {
 /// `dist/main.js`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_webpack_app_built_with_the_bundler_subpath_sends_events() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
     let app = install_app("npm-webpack");
     run(app.path(), "node_modules/.bin/webpack", &[]);
     assert!(

@@ -270,9 +270,12 @@ fn test() -> Result {
         // the server and the database are there (see
         // ingest/tests/support/optional.rs). `test_tools` installed both, so
         // here every one of them runs, and a missing one fails.
+        // Likewise the end-to-end tests (tests/harness.rs): Chromium,
+        // ChromeDriver and the built SDK are there.
         command
             .env("WAYMARK_TEST_CLICKHOUSE", "1")
-            .env("WAYMARK_TEST_GEOIP", setup::geoip_database());
+            .env("WAYMARK_TEST_GEOIP", setup::geoip_database())
+            .env("WAYMARK_TEST_E2E", "1");
         match run_tests(&mut command) {
             Ok(count) => totals.add(count),
             Err((count, e)) => {
