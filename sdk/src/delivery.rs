@@ -24,8 +24,8 @@ pub struct Delivery {
     site: String,
     /// The queue changed since it was last written to localStorage.
     unsaved: bool,
-    /// The one timer: the queue's next deadline.
-    timer: Option<Timeout>,
+    /// The one timer, armed for the queue's next deadline (epoch ms).
+    timer: Option<(u64, Timeout)>,
 }
 
 impl Delivery {
@@ -139,12 +139,30 @@ pub fn pump(weak: &Weak<RefCell<Shell>>, send: Urgency) {
         // only go when leaving, so their acknowledgements are written here).
         delivery.save(now);
     }
-    delivery.timer = delivery.queue.poll_timeout().map(|at| {
-        // setTimeout fires at once past 2^31 - 1 ms.
-        let wait = at.saturating_sub(now).min(i32::MAX as u64) as u32;
-        let weak = weak.clone();
-        Timeout::new(wait, move || pump(&weak, Urgency::Due))
-    });
+    // The one timer, re-armed only when the deadline moves: a burst of
+    // events shares one deadline, and each new gloo `Timeout` is a new JS
+    // closure to create and, later, to collect.
+    let deadline = delivery.queue.poll_timeout();
+    if delivery.timer.as_ref().map(|(at, _)| *at) != deadline {
+        delivery.timer = deadline.map(|at| {
+            // setTimeout fires at once past 2^31 - 1 ms.
+            let wait = at.saturating_sub(now).min(i32::MAX as u64) as u32;
+            let weak = weak.clone();
+            (at, Timeout::new(wait, move || deadline_reached(&weak)))
+        });
+    }
+}
+
+/// The timer fired: it is no longer armed (so the same deadline, if not yet
+/// due by the clock, arms it again), then whatever is due goes.
+fn deadline_reached(weak: &Weak<RefCell<Shell>>) {
+    if let Some(inner) = weak.upgrade() {
+        if let Ok(mut shell) = inner.try_borrow_mut() {
+            // Dropped while it runs: wasm-bindgen frees the closure after it returns.
+            shell.delivery.timer = None;
+        }
+    }
+    pump(weak, Urgency::Due);
 }
 
 /// `navigator.sendBeacon`: whether the browser took the batch.
