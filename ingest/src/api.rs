@@ -11,7 +11,7 @@ use axum::Json;
 use subtle::ConstantTimeEq;
 
 use crate::error::Error;
-use crate::http::AppState;
+use crate::state::AppState;
 use crate::store::{
     Cursor, Interval, SessionPage, SessionQuery, SessionWithEvents, Stats, StatsQuery,
 };

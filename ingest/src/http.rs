@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -21,77 +20,12 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
-use crate::clock::Clock;
-use crate::config::Config;
-use crate::enrich::{enrich, GeoIp, RequestFacts};
+use crate::enrich::{enrich, RequestFacts};
 use crate::error::Error;
-use crate::limit::RateLimit;
-use crate::metrics::{reason_label, Metrics};
+use crate::metrics::reason_label;
 use crate::sites::SiteRefusal;
-use crate::store::Store;
+use crate::state::AppState;
 use crate::wire::{Envelope, Rejection};
-
-/// What every handler shares: the configuration, the store, the clock, the
-/// GeoIP databases, the rate limiter and the metrics.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    config: Arc<Config>,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    geo: Arc<GeoIp>,
-    rate_limit: Option<Arc<RateLimit>>,
-    metrics: Arc<Metrics>,
-}
-
-impl AppState {
-    /// Tests pass a [`MemoryStore`](crate::MemoryStore) and a
-    /// [`FixedClock`](crate::FixedClock); [`serve`](crate::serve) passes the
-    /// SQLite store and the system clock. No GeoIP database: see
-    /// [`with_geoip`](Self::with_geoip).
-    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        let rate_limit =
-            RateLimit::new(config.rate_limit_per_second, config.rate_limit_burst).map(Arc::new);
-        let metrics = Arc::new(Metrics::new(store.metrics()));
-        AppState {
-            config: Arc::new(config),
-            store,
-            clock,
-            geo: Arc::new(GeoIp::none()),
-            rate_limit,
-            metrics,
-        }
-    }
-
-    /// Looks client IPs up in `geo`.
-    pub fn with_geoip(mut self, geo: GeoIp) -> Self {
-        self.geo = Arc::new(geo);
-        self
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
-    /// Forgets rate-limit state of addresses that have been quiet, so the
-    /// limiter's memory stays bounded; the sweeper calls it.
-    pub fn forget_quiet_clients(&self) {
-        if let Some(limit) = &self.rate_limit {
-            limit.forget_quiet();
-        }
-    }
-}
 
 /// The `200 OK` answer to `POST /v1/batch`, sent once the events are stored.
 ///
@@ -129,11 +63,11 @@ pub fn app(state: AppState) -> Router {
         ])
         .max_age(Duration::from_secs(24 * 60 * 60));
     let static_files = Router::new()
-        .fallback_service(ServeDir::new(&state.config.www_dir))
+        .fallback_service(ServeDir::new(&state.config().www_dir))
         .layer(middleware::from_fn(name_this_collector_in_demo_pages));
     // Applies to the body as the handler reads it, after decompression: a
     // gzip bomb is cut off at the limit.
-    let body_limit = DefaultBodyLimit::max(state.config.max_body_bytes);
+    let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes);
 
     let batch = post(post_batch)
         .layer::<_, Infallible>(body_limit)
@@ -200,11 +134,11 @@ pub fn client_ip(request: &Request, trust_proxy: usize) -> Option<IpAddr> {
 /// Before a batch is read: the per-IP rate limit and the content encoding.
 async fn batch_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let (Some(limit), Some(ip)) = (
-        &state.rate_limit,
-        client_ip(&request, state.config.trust_proxy),
+        state.rate_limit(),
+        client_ip(&request, state.config().trust_proxy),
     ) {
         if let Err(retry_after_secs) = limit.check(ip) {
-            state.metrics.rate_limited.inc();
+            state.metrics().rate_limited.inc();
             return Error::RateLimited { retry_after_secs }.into_response();
         }
     }
@@ -227,7 +161,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
         .to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    let metrics = &state.metrics;
+    let metrics = state.metrics();
     metrics
         .requests
         .with_label_values(&[route.as_str(), response.status().as_str()])
@@ -245,7 +179,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        state.metrics.render(),
+        state.metrics().render(),
     )
         .into_response()
 }
@@ -254,7 +188,7 @@ async fn post_batch(State(state): State<AppState>, request: Request) -> Response
     match receive_batch(&state, request).await {
         Ok(accepted) => Json(accepted).into_response(),
         Err(err) => {
-            let metrics = &state.metrics;
+            let metrics = state.metrics();
             match &err {
                 Error::AllEventsRejected(rejected) => {
                     for r in rejected {
@@ -277,7 +211,7 @@ async fn post_batch(State(state): State<AppState>, request: Request) -> Response
 async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccepted, Error> {
     // The media type first, so a wrong one is not read at all.
     check_content_type(request.headers())?;
-    let ip = client_ip(&request, state.config.trust_proxy);
+    let ip = client_ip(&request, state.config().trust_proxy);
     let origin = request
         .headers()
         .get(header::ORIGIN)
@@ -293,7 +227,7 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
         .map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Error::PayloadTooLarge {
-                    limit: state.config.max_body_bytes,
+                    limit: state.config().max_body_bytes,
                 }
             } else {
                 Error::InvalidJson(
@@ -304,7 +238,7 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
 
     let envelope = Envelope::parse(&body)?;
     state
-        .config
+        .config()
         .sites
         .check(&envelope.site, origin.as_deref())
         .map_err(|refusal| match refusal {
@@ -320,19 +254,19 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
     // is answered (400) and counts; a store failure (503) is retried.
     let dropped = envelope.dropped;
     let mut batch = envelope
-        .validate(state.clock.now_ms())
-        .inspect_err(|_| state.metrics.events_dropped_by_client.inc_by(dropped))?;
+        .validate(state.clock().now_ms())
+        .inspect_err(|_| state.metrics().events_dropped_by_client.inc_by(dropped))?;
     enrich(
-        &state.geo,
+        state.geo(),
         RequestFacts {
             ip,
             user_agent: user_agent.as_deref(),
         },
         &mut batch.events,
     );
-    let outcome = state.store.append(batch.events).await?;
+    let outcome = state.store().append(batch.events).await?;
 
-    let metrics = &state.metrics;
+    let metrics = state.metrics();
     metrics.events_dropped_by_client.inc_by(batch.dropped);
     metrics.events_accepted.inc_by(outcome.inserted as u64);
     metrics.events_duplicate.inc_by(outcome.duplicates as u64);
@@ -412,7 +346,7 @@ async fn sdk_file(
     content_type: &'static str,
     versioned: Option<String>,
 ) -> Result<Response, Error> {
-    let bytes = match tokio::fs::read(state.config.sdk_dir.join(name)).await {
+    let bytes = match tokio::fs::read(state.config().sdk_dir.join(name)).await {
         Ok(bytes) => bytes,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::SdkNotBuilt(name)),
         Err(err) => return Err(Error::Io(err)),

@@ -46,11 +46,12 @@ pub use crate::config::{
 pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
 pub use crate::error::Error;
 pub use crate::event::{Enrichment, EventType, StoredEvent};
-pub use crate::http::{app, client_ip, AppState, BatchAccepted};
+pub use crate::http::{app, client_ip, BatchAccepted};
 pub use crate::metrics::{Metrics, StoreMetrics};
 pub use crate::server::serve;
 pub use crate::session::{collector_end_id, fold_session, source_of, Session, SessionState};
 pub use crate::sites::Sites;
+pub use crate::state::AppState;
 pub use crate::store::{
     AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, Interval, KeyCount, MemoryStore,
     NullStore, SessionPage, SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store,
@@ -74,6 +75,7 @@ mod metrics;
 mod server;
 mod session;
 mod sites;
+mod state;
 mod store;
 mod sweeper;
 mod wire;

@@ -13,7 +13,8 @@ use crate::clock::SystemClock;
 use crate::config::{Config, StoreKind};
 use crate::enrich::GeoIp;
 use crate::error::Error;
-use crate::http::{app, AppState};
+use crate::http::app;
+use crate::state::AppState;
 use crate::store::{ClickHouseStore, NullStore, SqliteStore, Store};
 use crate::sweeper::run_sweeper;
 

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Sessions closed per store call; a sweep repeats until fewer come back.
 const SWEEP_BATCH: usize = 1000;
