@@ -6,7 +6,7 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::store::StoreError;
-use crate::wire::Rejection;
+use crate::wire::{DecodeError, Rejection};
 
 /// Everything that can go wrong in the collector.
 ///
@@ -64,6 +64,17 @@ pub enum Error {
     /// An I/O error outside the store (binding, reading a file, ...).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<DecodeError> for Error {
+    fn from(err: DecodeError) -> Self {
+        match err {
+            DecodeError::InvalidJson(detail) => Error::InvalidJson(detail),
+            DecodeError::InvalidBatch(detail) => Error::InvalidBatch(detail),
+            DecodeError::EmptyBatch => Error::EmptyBatch,
+            DecodeError::AllEventsRejected(rejected) => Error::AllEventsRejected(rejected),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -59,8 +59,8 @@ pub use crate::store::{
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{
-    decode_batch, DecodedBatch, Envelope, Rejection, MAX_EVENTS_PER_BATCH, MAX_UNCORRECTED_SKEW_MS,
-    WIRE_VERSION,
+    decode_batch, DecodeError, DecodedBatch, Envelope, Rejection, MAX_EVENTS_PER_BATCH,
+    MAX_UNCORRECTED_SKEW_MS, WIRE_VERSION,
 };
 
 mod api;

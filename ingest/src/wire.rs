@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::error::Error;
 use crate::event::{Enrichment, EventType, StoredEvent};
 
 use waymark_wire::{
@@ -21,6 +20,24 @@ use waymark_wire::{
 pub const WIRE_VERSION: u64 = waymark_wire::VERSION as u64;
 /// The most events one batch may hold: [`waymark_wire::MAX_EVENTS_PER_BATCH`].
 pub const MAX_EVENTS_PER_BATCH: usize = waymark_wire::MAX_EVENTS_PER_BATCH;
+
+/// Why a batch was refused as a whole; nothing of it is to be stored. (The
+/// HTTP layer answers each with a `400`.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The body is not JSON at all.
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The body is JSON but not a version-1 batch.
+    #[error("the body is not a valid batch: {0}")]
+    InvalidBatch(String),
+    /// The batch has no events.
+    #[error("the batch has no events")]
+    EmptyBatch,
+    /// Every event in the batch failed validation; nothing is to be stored.
+    #[error("every event in the batch was rejected")]
+    AllEventsRejected(Vec<Rejection>),
+}
 
 /// Why one event of a batch was not stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,39 +97,40 @@ pub const MAX_UNCORRECTED_SKEW_MS: u64 = 60_000;
 /// Decodes and validates a batch body, stamping every event with
 /// `received_at`: [`Envelope::parse`] then [`Envelope::validate`].
 ///
-/// Fails for a body that is not JSON ([`Error::InvalidJson`]), a batch of the
-/// wrong shape ([`Error::InvalidBatch`]), no events ([`Error::EmptyBatch`]) or
-/// no valid event ([`Error::AllEventsRejected`]). Otherwise the result holds
+/// Fails for a body that is not JSON ([`DecodeError::InvalidJson`]), a batch
+/// of the wrong shape ([`DecodeError::InvalidBatch`]), no events
+/// ([`DecodeError::EmptyBatch`]) or no valid event
+/// ([`DecodeError::AllEventsRejected`]). Otherwise the result holds
 /// at least one event.
-pub fn decode_batch(body: &[u8], received_at: u64) -> Result<DecodedBatch, Error> {
+pub fn decode_batch(body: &[u8], received_at: u64) -> Result<DecodedBatch, DecodeError> {
     Envelope::parse(body)?.validate(received_at)
 }
 
 impl Envelope {
     /// Checks everything but the events themselves.
-    pub fn parse(body: &[u8]) -> Result<Envelope, Error> {
+    pub fn parse(body: &[u8]) -> Result<Envelope, DecodeError> {
         let batch: Envelope = serde_json::from_slice(body).map_err(|err| {
             use serde_json::error::Category;
             match err.classify() {
-                Category::Data => Error::InvalidBatch(err.to_string()),
+                Category::Data => DecodeError::InvalidBatch(err.to_string()),
                 Category::Syntax | Category::Eof | Category::Io => {
-                    Error::InvalidJson(err.to_string())
+                    DecodeError::InvalidJson(err.to_string())
                 }
             }
         })?;
 
         let version = batch.v.unwrap_or(WIRE_VERSION);
         if version != WIRE_VERSION {
-            return Err(Error::InvalidBatch(format!(
+            return Err(DecodeError::InvalidBatch(format!(
                 "v: unsupported version {version}; this collector speaks version {WIRE_VERSION}"
             )));
         }
-        validate_site(&batch.site).map_err(Error::InvalidBatch)?;
+        validate_site(&batch.site).map_err(DecodeError::InvalidBatch)?;
         if batch.events.is_empty() {
-            return Err(Error::EmptyBatch);
+            return Err(DecodeError::EmptyBatch);
         }
         if batch.events.len() > MAX_EVENTS_PER_BATCH {
-            return Err(Error::InvalidBatch(format!(
+            return Err(DecodeError::InvalidBatch(format!(
                 "events: {} events, at most {MAX_EVENTS_PER_BATCH} per batch",
                 batch.events.len()
             )));
@@ -132,7 +150,7 @@ impl Envelope {
 
     /// Validates each event on its own: the valid ones, with their times
     /// corrected by the clock skew, and a [`Rejection`] for each other.
-    pub fn validate(self, received_at: u64) -> Result<DecodedBatch, Error> {
+    pub fn validate(self, received_at: u64) -> Result<DecodedBatch, DecodeError> {
         let skew = self.skew_ms(received_at);
         let mut events = Vec::with_capacity(self.events.len());
         let mut rejected = Vec::new();
@@ -143,7 +161,7 @@ impl Envelope {
             }
         }
         if events.is_empty() {
-            return Err(Error::AllEventsRejected(rejected));
+            return Err(DecodeError::AllEventsRejected(rejected));
         }
         Ok(DecodedBatch {
             site: self.site,
@@ -331,7 +349,7 @@ mod tests {
     fn reason_for(mut event: Value, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
         edit(event.as_object_mut().unwrap());
         match decode_batch(&batch(vec![event]), 7) {
-            Err(Error::AllEventsRejected(rejected)) => rejected[0].reason.clone(),
+            Err(DecodeError::AllEventsRejected(rejected)) => rejected[0].reason.clone(),
             other => panic!("expected a rejection, got {other:?}"),
         }
     }
@@ -419,7 +437,13 @@ mod tests {
     fn envelope_errors() {
         let check = |body: &[u8], code: &str| {
             let err = decode_batch(body, 7).unwrap_err();
-            assert_eq!(err.code(), code, "{}: {err}", String::from_utf8_lossy(body));
+            let kind = match &err {
+                DecodeError::InvalidJson(_) => "invalid_json",
+                DecodeError::InvalidBatch(_) => "invalid_batch",
+                DecodeError::EmptyBatch => "empty_batch",
+                DecodeError::AllEventsRejected(_) => "all_events_rejected",
+            };
+            assert_eq!(kind, code, "{}: {err}", String::from_utf8_lossy(body));
         };
         check(b"", "invalid_json");
         check(b"{\"site\":", "invalid_json");

@@ -5,11 +5,11 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use waymark_ingest::{decode_batch, Error};
+use waymark_ingest::{decode_batch, DecodeError, Error};
 
 const NOW: u64 = 1_700_000_000_000;
 
-fn check(result: Result<waymark_ingest::DecodedBatch, Error>, events_sent: Option<usize>) {
+fn check(result: Result<waymark_ingest::DecodedBatch, DecodeError>, events_sent: Option<usize>) {
     match result {
         Ok(batch) => {
             assert!(!batch.events.is_empty());
@@ -21,7 +21,10 @@ fn check(result: Result<waymark_ingest::DecodedBatch, Error>, events_sent: Optio
                 assert!(uuid::Uuid::parse_str(&e.event_id).is_ok());
             }
         }
-        Err(err) => assert!(err.status().is_client_error(), "{err:?} is not a 4xx"),
+        Err(err) => {
+            let err = Error::from(err);
+            assert!(err.status().is_client_error(), "{err:?} is not a 4xx");
+        }
     }
 }
 
