@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::event::{Enrichment, EventType, StoredEvent};
 
 /// A session as the read API shows it. Times are epoch milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
     pub session_id: String,
     pub site: String,

@@ -33,7 +33,9 @@
 //! times are epoch milliseconds in `UInt64`.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,10 +47,9 @@ use tokio::time::Instant;
 
 use super::spool::{Position, Spool, SpoolReader};
 use super::{
-    lock, page_key, AppendOutcome, BoxFuture, Bucket, KeyCount, SessionPage, SessionQuery, Stats,
+    lock, page_key, AppendOutcome, BoxFuture, KeyCount, SessionPage, SessionQuery, Stats,
     StatsQuery, Store, StoreError, TOP,
 };
-use crate::config::ClickHouseUrl;
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
 use crate::session::{
@@ -65,6 +66,82 @@ const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
 /// How long shutdown keeps trying to empty the spool into ClickHouse.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a ClickHouse server's HTTP interface is, and the database to use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClickHouseUrl {
+    /// `http://host:port`.
+    pub http: String,
+    pub database: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for ClickHouseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the password.
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for ClickHouseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = self.http.trim_start_matches("http://");
+        match &self.user {
+            Some(user) => write!(f, "clickhouse://{user}@{host}/{}", self.database),
+            None => write!(f, "clickhouse://{host}/{}", self.database),
+        }
+    }
+}
+
+impl FromStr for ClickHouseUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let usage = "expected clickhouse://[user[:password]@]host:port/database";
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("{e}; {usage}"))?;
+        if url.scheme() != "clickhouse" {
+            return Err(usage.to_owned());
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or(usage)?;
+        let port = url.port().unwrap_or(8123);
+        let database = url.path().trim_matches('/');
+        let valid = |name: &str| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        };
+        let database = if database.is_empty() {
+            "waymark"
+        } else {
+            database
+        };
+        if !valid(database) {
+            return Err(format!(
+                "database name {database:?}: letters, digits and `_` only"
+            ));
+        }
+        let decode = |text: &str| {
+            url::form_urlencoded::parse(format!("x={text}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        Ok(ClickHouseUrl {
+            http: format!("http://{host}:{port}"),
+            database: database.to_owned(),
+            user: Some(url.username()).filter(|u| !u.is_empty()).map(decode),
+            password: url.password().map(decode),
+        })
+    }
+}
+
+impl From<clickhouse::error::Error> for StoreError {
+    fn from(err: clickhouse::error::Error) -> Self {
+        StoreError::Backend {
+            backend: "clickhouse",
+            message: err.to_string(),
+        }
+    }
+}
 
 /// Version 1 of the schema: the events. `{db}` is the database.
 const EVENTS_TABLE: &str = r"
@@ -317,10 +394,12 @@ impl ClickHouseStore {
                 "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
                  WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
             ))
-            .fetch_all::<KeyCount>()
+            .fetch_all::<KeyCountRow>()
         };
         let sources = timed(top("source")).await?;
         let countries = timed(top("country")).await?;
+        let sources = sources.into_iter().map(KeyCount::from).collect();
+        let countries = countries.into_iter().map(KeyCount::from).collect();
 
         let events_site = match &q.site {
             Some(_) => "site = ? AND ",
@@ -338,7 +417,7 @@ impl ClickHouseStore {
         for value in &binds {
             pages_query = pages_query.bind(value);
         }
-        let urls = timed(pages_query.fetch_all::<KeyCount>()).await?;
+        let urls = timed(pages_query.fetch_all::<KeyCountRow>()).await?;
         let mut pages: HashMap<String, u64> = HashMap::new();
         for url in urls {
             *pages.entry(page_key(&url.key).to_owned()).or_default() += url.count;
@@ -350,7 +429,7 @@ impl ClickHouseStore {
                 "SELECT intDiv(started_at, {width}) * {width} AS start, count() AS visits \
                  FROM ({in_range}) GROUP BY start"
             ))
-            .fetch_all::<Bucket>(),
+            .fetch_all::<BucketRow>(),
         )
         .await?;
         let counts: HashMap<u64, u64> = buckets.into_iter().map(|b| (b.start, b.visits)).collect();
@@ -417,7 +496,8 @@ impl ClickHouseStore {
         for value in &binds {
             query = query.bind(value);
         }
-        let sessions = timed(query.fetch_all::<Session>()).await?;
+        let rows = timed(query.fetch_all::<SessionRow>()).await?;
+        let sessions = rows.into_iter().map(Session::from).collect();
         Ok(SessionPage::from_overfetched(sessions, limit))
     }
 }
@@ -876,6 +956,86 @@ impl From<EventRow> for StoredEvent {
             },
         }
     }
+}
+
+/// A row of the sessions query ([`sessions_sql`]): a [`Session`], by
+/// position.
+#[derive(Debug, Row, Deserialize)]
+struct SessionRow {
+    session_id: String,
+    site: String,
+    visitor_id: String,
+    user_id: Option<String>,
+    session_index: Option<u32>,
+    started_at: u64,
+    last_seen_at: u64,
+    ended_at: Option<u64>,
+    end_reason: Option<String>,
+    duration_ms: u64,
+    landing_page: Option<String>,
+    exit_page: Option<String>,
+    source: String,
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    device_type: Option<String>,
+    event_count: u64,
+    page_views: u64,
+    is_bot: bool,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Session {
+            session_id: r.session_id,
+            site: r.site,
+            visitor_id: r.visitor_id,
+            user_id: r.user_id,
+            session_index: r.session_index,
+            started_at: r.started_at,
+            last_seen_at: r.last_seen_at,
+            ended_at: r.ended_at,
+            end_reason: r.end_reason,
+            duration_ms: r.duration_ms,
+            landing_page: r.landing_page,
+            exit_page: r.exit_page,
+            source: r.source,
+            country: r.country,
+            region: r.region,
+            city: r.city,
+            browser: r.browser,
+            os: r.os,
+            device_type: r.device_type,
+            event_count: r.event_count,
+            page_views: r.page_views,
+            is_bot: r.is_bot,
+        }
+    }
+}
+
+/// A key and its count (`key`, `count`): a [`KeyCount`].
+#[derive(Debug, Row, Deserialize)]
+struct KeyCountRow {
+    key: String,
+    count: u64,
+}
+
+impl From<KeyCountRow> for KeyCount {
+    fn from(r: KeyCountRow) -> Self {
+        KeyCount {
+            key: r.key,
+            count: r.count,
+        }
+    }
+}
+
+/// Visits by bucket start (`start`, `visits`).
+#[derive(Debug, Row, Deserialize)]
+struct BucketRow {
+    start: u64,
+    visits: u64,
 }
 
 /// The totals of `/v1/stats` (by position: an alias equal to a column

@@ -20,7 +20,7 @@ use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::Session;
 
-pub use self::clickhouse_store::ClickHouseStore;
+pub use self::clickhouse_store::{ClickHouseStore, ClickHouseUrl};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
@@ -47,8 +47,14 @@ pub struct AppendOutcome {
 /// Why the store could not do what was asked. Never shown to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The backend (SQLite, ClickHouse) failed; its error, as text (each
+    /// backend converts its own errors at its boundary).
+    #[error("{backend}: {message}")]
+    Backend {
+        /// `sqlite` or `clickhouse`.
+        backend: &'static str,
+        message: String,
+    },
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     /// A group of appends could not be committed and was rolled back.
@@ -58,8 +64,6 @@ pub enum StoreError {
     /// for long); the client should retry later.
     #[error("the spool is full; ClickHouse is not taking events")]
     Full,
-    #[error("clickhouse: {0}")]
-    ClickHouse(#[from] clickhouse::error::Error),
     /// The store has been closed and takes no more events.
     #[error("the store is closed")]
     Closed,
@@ -149,14 +153,14 @@ pub struct StatsQuery {
 }
 
 /// A key and how often it occurred, in the top-10 lists of [`Stats`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyCount {
     pub key: String,
     pub count: u64,
 }
 
 /// Visits started in one bucket of [`Stats::visits_over_time`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     /// Start of the bucket (epoch ms, UTC hour or day).
     pub start: u64,

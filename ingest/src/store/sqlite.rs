@@ -138,6 +138,15 @@ const SESSION_COLUMNS: &str = "session_id, site, visitor_id, user_id, session_in
 const KEY_COLUMNS: &str = "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
      agent_key, end_key, end_event_id";
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            backend: "sqlite",
+            message: err.to_string(),
+        }
+    }
+}
+
 /// What the writer thread is asked to do.
 enum Command {
     Append {
@@ -496,7 +505,7 @@ fn run_writer(
             }
             Err(err) => {
                 tracing::error!(error = %err, requests = group.len(), "sqlite commit failed");
-                let err = StoreError::Sqlite(err);
+                let err = StoreError::from(err);
                 for command in group {
                     command.fail(&err);
                 }
