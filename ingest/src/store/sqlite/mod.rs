@@ -1,0 +1,266 @@
+//! The default store: one SQLite file, written by one thread with group commit.
+//!
+//! Every append goes through a channel to a single writer thread that owns
+//! the write connection. The writer blocks for the first request, then takes
+//! whatever else is already queued (up to
+//! [`MAX_GROUP_EVENTS`](writer::MAX_GROUP_EVENTS)) and writes it
+//! all in one transaction: one `fsync` for many concurrent requests. Each
+//! request is answered only after that transaction has committed. The
+//! `sessions` table is kept current in the same transaction as the events
+//! (see [`crate::session`] for the rules), and the sweeper's writes go
+//! through the same writer. Reads use a separate connection, which WAL mode
+//! lets run beside the writer.
+//!
+//! [`schema`] holds the migrations, [`writer`] the writer thread, [`rows`]
+//! the columns and row decoding, [`queries`] the read API's SQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use self::queries::{list_sessions, stats};
+use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
+use self::schema::migrate;
+use self::writer::{run_writer, Command};
+use super::{
+    lock, AppendOutcome, BoxFuture, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError,
+};
+use crate::event::StoredEvent;
+use crate::metrics::StoreMetrics;
+use crate::session::Session;
+
+mod queries;
+mod rows;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+/// The file the store keeps in the data directory.
+pub const DB_FILE_NAME: &str = "waymark.db";
+
+/// Append requests waiting for the writer before senders wait for room.
+const QUEUE_CAPACITY: usize = 1024;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            backend: "sqlite",
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Events and sessions in `<data_dir>/waymark.db`.
+///
+/// Dropping the store (or calling [`close`](SqliteStore::close)) lets the
+/// writer finish what is queued and waits for it.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<Command>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    reader: Arc<Mutex<Connection>>,
+    commits: Arc<AtomicU64>,
+    metrics: StoreMetrics,
+}
+
+impl SqliteStore {
+    /// Opens (creating when needed) `<data_dir>/waymark.db`, brings its
+    /// schema up to date and starts the writer thread.
+    pub fn open(data_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let data_dir = data_dir.as_ref();
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(DB_FILE_NAME);
+
+        let mut writer = Connection::open(&path)?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL: readers do not block the writer. FULL: a commit is on disk
+        // before it is acknowledged.
+        writer.pragma_update(None, "journal_mode", "WAL")?;
+        writer.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&mut writer)?;
+
+        let reader = Connection::open(&path)?;
+        reader.busy_timeout(BUSY_TIMEOUT)?;
+        reader.pragma_update(None, "query_only", true)?;
+
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let commits = Arc::new(AtomicU64::new(0));
+        let metrics = StoreMetrics::new();
+        let writer_commits = Arc::clone(&commits);
+        let writer_metrics = metrics.clone();
+        let handle = std::thread::Builder::new()
+            .name("waymark-sqlite-writer".to_owned())
+            .spawn(move || run_writer(writer, receiver, &writer_commits, &writer_metrics))?;
+
+        Ok(SqliteStore {
+            path,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(handle)),
+            reader: Arc::new(Mutex::new(reader)),
+            commits,
+            metrics,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Transactions committed by the writer since the store was opened.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking appends, lets the writer commit everything already
+    /// queued and waits for it to finish. Later appends fail with
+    /// [`StoreError::Closed`]. Blocks: from async code, call it inside
+    /// `spawn_blocking`. Calling it again does nothing.
+    pub fn close(&self) {
+        drop(lock(&self.sender).take());
+        let handle = lock(&self.writer).take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the sqlite writer thread panicked");
+            }
+        }
+    }
+
+    fn read<T, F>(&self, query: F) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || query(&lock(&reader)))
+                .await
+                .map_err(|err| StoreError::Io(std::io::Error::other(err)))?
+        })
+    }
+
+    /// Sends a command to the writer and waits for its committed result.
+    fn command<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command + Send + 'static,
+    ) -> BoxFuture<'_, Result<T, StoreError>> {
+        let sender = lock(&self.sender).clone();
+        let depth = self.metrics.queue_depth.clone();
+        Box::pin(async move {
+            let sender = sender.ok_or(StoreError::Closed)?;
+            let (reply, answer) = oneshot::channel();
+            depth.inc();
+            if sender.send(make(reply)).await.is_err() {
+                depth.dec();
+                return Err(StoreError::Closed);
+            }
+            drop(sender);
+            // The writer drops the reply only if it died mid-group.
+            answer.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Store for SqliteStore {
+    fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        if events.is_empty() {
+            return Box::pin(std::future::ready(Ok(AppendOutcome::default())));
+        }
+        self.command(move |reply| Command::Append { events, reply })
+    }
+
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.command(move |reply| Command::Sweep {
+            now,
+            idle_before,
+            limit,
+            reply,
+        })
+    }
+
+    fn events_for_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, seq, event_id"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![session_id], event_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn recent_events<'a>(
+        &'a self,
+        site: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        let site = site.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR site = ?1 \
+                 ORDER BY ts DESC, event_id DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![site, limit], event_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            Ok(stmt
+                .query_row(params![session_id], session_from_row)
+                .optional()?)
+        })
+    }
+
+    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        self.read(move |conn| list_sessions(conn, &query))
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        self.read(move |conn| stats(conn, &query))
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
+    }
+
+    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(err) = tokio::task::spawn_blocking(move || self.close()).await {
+                tracing::error!(error = %err, "closing the sqlite store failed");
+            }
+        })
+    }
+}

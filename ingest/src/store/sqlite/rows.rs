@@ -1,0 +1,108 @@
+//! The columns of `events` and `sessions`, and reading rows back.
+
+use rusqlite::Row;
+
+use crate::event::{Enrichment, EventType, StoredEvent};
+use crate::session::{EventKey, MergeKeys, Session, SessionState};
+
+pub(super) const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
+     visitor_id, user_id, session_index, seq, previous_session_id, storage, url, title, referrer, \
+     props, context, client_ts, country, region, city, browser, os, device_type, is_bot";
+
+pub(super) const SESSION_COLUMNS: &str =
+    "session_id, site, visitor_id, user_id, session_index, started_at, \
+     last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
+     region, city, browser, os, device_type, event_count, page_views, is_bot";
+
+pub(super) const KEY_COLUMNS: &str =
+    "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
+     agent_key, end_key, end_event_id";
+
+pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let type_text: String = row.get(2)?;
+    let event_type = EventType::from_name(&type_text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            format!("unknown event type {type_text:?}").into(),
+        )
+    })?;
+    let ts: u64 = row.get(4)?;
+    Ok(StoredEvent {
+        event_id: row.get(0)?,
+        site: row.get(1)?,
+        event_type,
+        name: row.get(3)?,
+        ts,
+        received_at: row.get(5)?,
+        session_id: row.get(6)?,
+        visitor_id: row.get(7)?,
+        user_id: row.get(8)?,
+        session_index: row.get(9)?,
+        seq: row.get(10)?,
+        previous_session_id: row.get(11)?,
+        storage: row.get(12)?,
+        url: row.get(13)?,
+        title: row.get(14)?,
+        referrer: row.get(15)?,
+        props: row.get(16)?,
+        context: row.get(17)?,
+        client_ts: row.get::<_, Option<u64>>(18)?.unwrap_or(ts),
+        enrichment: Enrichment {
+            country: row.get(19)?,
+            region: row.get(20)?,
+            city: row.get(21)?,
+            browser: row.get(22)?,
+            os: row.get(23)?,
+            device_type: row.get(24)?,
+            is_bot: row.get(25)?,
+        },
+    })
+}
+
+pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        session_id: row.get(0)?,
+        site: row.get(1)?,
+        visitor_id: row.get(2)?,
+        user_id: row.get(3)?,
+        session_index: row.get(4)?,
+        started_at: row.get(5)?,
+        last_seen_at: row.get(6)?,
+        ended_at: row.get(7)?,
+        end_reason: row.get(8)?,
+        duration_ms: row.get(9)?,
+        landing_page: row.get(10)?,
+        exit_page: row.get(11)?,
+        source: row.get(12)?,
+        country: row.get(13)?,
+        region: row.get(14)?,
+        city: row.get(15)?,
+        browser: row.get(16)?,
+        os: row.get(17)?,
+        device_type: row.get(18)?,
+        event_count: row.get(19)?,
+        page_views: row.get(20)?,
+        is_bot: row.get(21)?,
+    })
+}
+
+pub(super) fn state_from_row(row: &Row<'_>) -> rusqlite::Result<SessionState> {
+    let key = |i: usize| -> rusqlite::Result<Option<EventKey>> {
+        Ok(row.get::<_, Option<String>>(i)?.map(EventKey))
+    };
+    Ok(SessionState {
+        session: session_from_row(row)?,
+        keys: MergeKeys {
+            first: key(22)?,
+            last: key(23)?,
+            landing: key(24)?,
+            exit: key(25)?,
+            user: key(26)?,
+            geo: key(27)?,
+            agent: key(28)?,
+            end: key(29)?,
+            end_event_id: row.get(30)?,
+        },
+    })
+}

@@ -1,0 +1,141 @@
+//! The SQLite schema: its migrations, and the rebuild of sessions from the
+//! events stored before sessions were kept.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use super::rows::{event_from_row, EVENT_COLUMNS};
+use super::writer::write_session;
+use crate::session::{EndDecision, SessionState};
+use crate::store::StoreError;
+
+/// The schema this build writes, kept in `PRAGMA user_version`.
+pub(super) const SCHEMA_VERSION: i64 = 2;
+
+/// Migrations by the `user_version` they lead to; index 0 leads to 1.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r"
+    CREATE TABLE events (
+        event_id    TEXT PRIMARY KEY NOT NULL,
+        site        TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        name        TEXT,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        session_id  TEXT NOT NULL,
+        visitor_id  TEXT NOT NULL,
+        user_id     TEXT,
+        session_index INTEGER,
+        seq         INTEGER,
+        previous_session_id TEXT,
+        storage     TEXT,
+        url         TEXT NOT NULL,
+        title       TEXT,
+        referrer    TEXT,
+        props       TEXT,
+        context     TEXT
+    );
+    CREATE INDEX events_site_session_ts ON events (site, session_id, ts);
+    CREATE INDEX events_session_ts ON events (session_id, ts);
+",
+    r"
+    ALTER TABLE events ADD COLUMN client_ts INTEGER;
+    ALTER TABLE events ADD COLUMN country TEXT;
+    ALTER TABLE events ADD COLUMN region TEXT;
+    ALTER TABLE events ADD COLUMN city TEXT;
+    ALTER TABLE events ADD COLUMN browser TEXT;
+    ALTER TABLE events ADD COLUMN os TEXT;
+    ALTER TABLE events ADD COLUMN device_type TEXT;
+    ALTER TABLE events ADD COLUMN is_bot INTEGER NOT NULL DEFAULT 0;
+    UPDATE events SET client_ts = ts;
+    CREATE TABLE sessions (
+        session_id    TEXT PRIMARY KEY NOT NULL,
+        site          TEXT NOT NULL,
+        visitor_id    TEXT NOT NULL,
+        user_id       TEXT,
+        session_index INTEGER,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        duration_ms   INTEGER NOT NULL,
+        landing_page  TEXT,
+        exit_page     TEXT,
+        source        TEXT NOT NULL,
+        country       TEXT,
+        region        TEXT,
+        city          TEXT,
+        browser       TEXT,
+        os            TEXT,
+        device_type   TEXT,
+        event_count   INTEGER NOT NULL,
+        page_views    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL,
+        -- Which event decided each merged field (see session.rs).
+        first_key     TEXT,
+        last_key      TEXT,
+        landing_key   TEXT,
+        exit_key      TEXT,
+        user_key      TEXT,
+        geo_key       TEXT,
+        agent_key     TEXT,
+        end_key       TEXT,
+        end_event_id  TEXT
+    );
+    CREATE INDEX sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX sessions_user ON sessions (user_id, started_at);
+",
+];
+
+/// Brings the schema to [`SCHEMA_VERSION`], one transaction per step.
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        if version == 2 {
+            rebuild_sessions(&tx)?;
+        }
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "migrated the sqlite schema");
+    }
+    Ok(())
+}
+
+/// Derives the sessions of events stored before sessions were kept.
+fn rebuild_sessions(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY session_id, ts, seq, rowid");
+    let mut stmt = tx.prepare(&sql)?;
+    let events = stmt.query_map([], event_from_row)?;
+    let mut current: Option<SessionState> = None;
+    for event in events {
+        let event = event?;
+        match &mut current {
+            Some(state) if state.session.session_id == event.session_id => {}
+            _ => {
+                if let Some(done) = current.take() {
+                    write_session(tx, &done)?;
+                }
+                current = Some(SessionState::new(&event));
+            }
+        }
+        if let Some(state) = &mut current {
+            if event.is_activity() || state.offer_end(&event) == EndDecision::Keep {
+                state.absorb(&event);
+            }
+        }
+    }
+    if let Some(done) = current {
+        write_session(tx, &done)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The SQLite store's own tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::schema::{MIGRATIONS, SCHEMA_VERSION};
+use super::*;
+use crate::event::{Enrichment, EventType};
+
+fn event(n: u128, session: &str, ts: u64) -> StoredEvent {
+    StoredEvent {
+        event_id: uuid::Uuid::from_u128(n).hyphenated().to_string(),
+        site: "demo".to_owned(),
+        event_type: EventType::PageView,
+        name: None,
+        ts,
+        client_ts: ts,
+        received_at: 99,
+        session_id: session.to_owned(),
+        visitor_id: "v".to_owned(),
+        user_id: None,
+        session_index: None,
+        seq: None,
+        previous_session_id: None,
+        storage: None,
+        url: format!("http://127.0.0.1/{n}"),
+        title: Some("T".to_owned()),
+        referrer: None,
+        props: Some(r#"{"plan":"pro"}"#.to_owned()),
+        context: None,
+        enrichment: Enrichment::default(),
+    }
+}
+
+#[tokio::test]
+async fn appended_events_read_back_in_order_with_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let mut custom = event(3, "s1", 10);
+    custom.event_type = EventType::Custom;
+    custom.name = Some("signup".to_owned());
+    custom.user_id = Some("u-1".to_owned());
+    custom.context = Some(r#"{"language":"en"}"#.to_owned());
+    let events = vec![
+        event(1, "s1", 20),
+        event(2, "s2", 5),
+        custom.clone(),
+        event(4, "s1", 10),
+    ];
+    let outcome = store.append(events.clone()).await.unwrap();
+    assert_eq!(
+        outcome,
+        AppendOutcome {
+            inserted: 4,
+            duplicates: 0
+        }
+    );
+
+    let s1 = store.events_for_session("s1").await.unwrap();
+    // By ts, and by arrival for equal ts.
+    assert_eq!(s1, vec![custom, events[3].clone(), events[0].clone()]);
+
+    let recent = store.recent_events(None, 2).await.unwrap();
+    let ids: Vec<u64> = recent.iter().map(|e| e.ts).collect();
+    assert_eq!(ids, vec![20, 10]);
+    assert_eq!(
+        recent[1].event_id, events[3].event_id,
+        "the later arrival first"
+    );
+    assert!(store
+        .recent_events(Some("other"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.recent_events(Some("demo"), 10).await.unwrap().len(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn duplicates_are_counted_and_not_stored_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.append(vec![event(1, "s", 1)]).await.unwrap();
+    let mut changed = event(1, "s", 1);
+    changed.url = "http://changed/".to_owned();
+    let outcome = store
+        .append(vec![changed, event(2, "s", 2), event(2, "s", 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        AppendOutcome {
+            inserted: 1,
+            duplicates: 2
+        }
+    );
+    let stored = store.events_for_session("s").await.unwrap();
+    assert_eq!(stored, vec![event(1, "s", 1), event(2, "s", 2)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_group_committed_and_all_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let tasks: Vec<_> = (0..50u128)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                // Request i re-sends the last event of request i - 1.
+                let events = (0..10)
+                    .map(|j| event(i * 10 + j, "s", 1))
+                    .chain((i > 0).then(|| event(i * 10 - 1, "s", 1)));
+                store.append(events.collect()).await.unwrap()
+            })
+        })
+        .collect();
+    let mut total = AppendOutcome::default();
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        total.inserted += outcome.inserted;
+        total.duplicates += outcome.duplicates;
+    }
+    assert_eq!(
+        total,
+        AppendOutcome {
+            inserted: 500,
+            duplicates: 49
+        }
+    );
+    assert_eq!(store.events_for_session("s").await.unwrap().len(), 500);
+    let commits = store.commits();
+    assert!((1..=50).contains(&commits), "{commits} commits");
+}
+
+#[tokio::test]
+async fn data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store
+            .append(vec![event(1, "s", 1), event(2, "s", 2)])
+            .await
+            .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(store.events_for_session("s").await.unwrap().len(), 2);
+    let outcome = store.append(vec![event(2, "s", 2)]).await.unwrap();
+    assert_eq!(
+        outcome,
+        AppendOutcome {
+            inserted: 0,
+            duplicates: 1
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_closed_store_refuses_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.close();
+    store.close();
+    assert!(matches!(
+        store.append(vec![event(1, "s", 1)]).await,
+        Err(StoreError::Closed)
+    ));
+    // Reads still work.
+    assert!(store.events_for_session("s").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_version_1_file_gets_its_sessions_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        for (id, kind, ts, url) in [
+            (1, "page_view", 1_000, "https://a.example/?utm_source=x"),
+            (2, "page_view", 5_000, "https://a.example/b"),
+            (3, "visit_ended", 5_000, "https://a.example/b"),
+        ] {
+            conn.execute(
+                "INSERT INTO events (event_id, site, type, ts, received_at, session_id, \
+                 visitor_id, url, props) VALUES (?1, 'demo', ?2, ?3, 9, 's', 'v', ?4, ?5)",
+                params![
+                    uuid::Uuid::from_u128(id).to_string(),
+                    kind,
+                    ts,
+                    url,
+                    (kind == "visit_ended").then_some(r#"{"reason":"reset"}"#)
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let session = store.session("s").await.unwrap().unwrap();
+    assert_eq!(
+        session.landing_page.as_deref(),
+        Some("https://a.example/?utm_source=x")
+    );
+    assert_eq!(session.exit_page.as_deref(), Some("https://a.example/b"));
+    assert_eq!((session.source.as_str(), session.duration_ms), ("x", 4_000));
+    assert_eq!(session.end_reason.as_deref(), Some("reset"));
+    let events = store.events_for_session("s").await.unwrap();
+    assert_eq!(events[0].client_ts, 1_000, "client_ts filled from ts");
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        SqliteStore::open(dir.path()),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn the_file_uses_wal_and_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let conn = Connection::open(store.path()).unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}

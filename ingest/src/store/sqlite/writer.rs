@@ -1,0 +1,364 @@
+//! The writer thread: group commit of appends and sweeps, one transaction
+//! per group, with the `sessions` table kept current in the same
+//! transaction as the events.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{state_from_row, KEY_COLUMNS, SESSION_COLUMNS};
+use crate::event::{EventType, StoredEvent};
+use crate::metrics::StoreMetrics;
+use crate::session::{collector_visit_ended, EndDecision, EventKey, SessionState};
+use crate::store::{AppendOutcome, StoreError};
+
+/// Events taken into one transaction, at most (one request more may push a
+/// group past it; a request is never split).
+pub(super) const MAX_GROUP_EVENTS: usize = 10_000;
+
+const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
+     received_at, session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
+     title, referrer, props, context, client_ts, country, region, city, browser, os, device_type, is_bot) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+
+/// What the writer thread is asked to do.
+pub(super) enum Command {
+    Append {
+        events: Vec<StoredEvent>,
+        reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    },
+    Sweep {
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<usize, StoreError>>,
+    },
+}
+
+impl Command {
+    fn events(&self) -> usize {
+        match self {
+            Command::Append { events, .. } => events.len(),
+            Command::Sweep { limit, .. } => *limit,
+        }
+    }
+
+    fn fail(self, err: &StoreError) {
+        let err = StoreError::Commit(err.to_string());
+        match self {
+            Command::Append { reply, .. } => drop(reply.send(Err(err))),
+            Command::Sweep { reply, .. } => drop(reply.send(Err(err))),
+        }
+    }
+}
+
+/// What a command did, sent once the transaction has committed.
+enum Done {
+    Appended(AppendOutcome),
+    Swept(usize),
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Append { events, .. } => f
+                .debug_struct("Append")
+                .field("events", &events.len())
+                .finish_non_exhaustive(),
+            Command::Sweep { idle_before, .. } => f
+                .debug_struct("Sweep")
+                .field("idle_before", idle_before)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The writer thread: group commit until every sender is gone.
+pub(super) fn run_writer(
+    mut conn: Connection,
+    mut receiver: mpsc::Receiver<Command>,
+    commits: &AtomicU64,
+    metrics: &StoreMetrics,
+) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut queued = first.events();
+        let mut group = vec![first];
+        while queued < MAX_GROUP_EVENTS {
+            match receiver.try_recv() {
+                Ok(command) => {
+                    queued += command.events();
+                    group.push(command);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics
+            .queue_depth
+            .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
+
+        let started = Instant::now();
+        match write_group(&mut conn, &group) {
+            Ok(results) => {
+                metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                metrics.commits.inc();
+                commits.fetch_add(1, Ordering::Relaxed);
+                for (command, done) in group.into_iter().zip(results) {
+                    // The requester may have gone away; the events are stored
+                    // all the same.
+                    match (command, done) {
+                        (Command::Append { reply, .. }, Done::Appended(outcome)) => {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                        (Command::Sweep { reply, .. }, Done::Swept(closed)) => {
+                            let _ = reply.send(Ok(closed));
+                        }
+                        (command, _) => command.fail(&StoreError::Commit("mismatch".to_owned())),
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, requests = group.len(), "sqlite commit failed");
+                let err = StoreError::from(err);
+                for command in group {
+                    command.fail(&err);
+                }
+            }
+        }
+    }
+    tracing::debug!("sqlite writer stopped");
+}
+
+/// Writes a group in one transaction; the results are in command order.
+fn write_group(conn: &mut Connection, group: &[Command]) -> Result<Vec<Done>, rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut results = Vec::with_capacity(group.len());
+    {
+        let mut writer = GroupWriter::new(&tx);
+        for command in group {
+            results.push(match command {
+                Command::Append { events, .. } => {
+                    let mut outcome = AppendOutcome::default();
+                    for event in events {
+                        if writer.apply(event)? {
+                            outcome.inserted += 1;
+                        } else {
+                            outcome.duplicates += 1;
+                        }
+                    }
+                    Done::Appended(outcome)
+                }
+                Command::Sweep {
+                    now,
+                    idle_before,
+                    limit,
+                    ..
+                } => Done::Swept(writer.sweep(*now, *idle_before, *limit)?),
+            });
+        }
+        writer.flush()?;
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// Applies events to `events` and `sessions` within one transaction, with
+/// the group's sessions cached in memory until [`flush`](Self::flush).
+struct GroupWriter<'t> {
+    tx: &'t Transaction<'t>,
+    sessions: HashMap<String, Option<SessionState>>,
+    dirty: HashSet<String>,
+}
+
+impl<'t> GroupWriter<'t> {
+    fn new(tx: &'t Transaction<'t>) -> Self {
+        GroupWriter {
+            tx,
+            sessions: HashMap::new(),
+            dirty: HashSet::new(),
+        }
+    }
+
+    fn load(&mut self, session_id: &str) -> rusqlite::Result<Option<&mut SessionState>> {
+        if !self.sessions.contains_key(session_id) {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS} FROM sessions WHERE session_id = ?1"
+            );
+            let state = self
+                .tx
+                .prepare_cached(&sql)?
+                .query_row(params![session_id], state_from_row)
+                .optional()?;
+            self.sessions.insert(session_id.to_owned(), state);
+        }
+        Ok(self.sessions.get_mut(session_id).and_then(Option::as_mut))
+    }
+
+    /// Stores one event and folds it into its session; false when it was
+    /// not stored (already there, or a `visit_ended` the session does not
+    /// keep).
+    fn apply(&mut self, event: &StoredEvent) -> rusqlite::Result<bool> {
+        if event.event_type == EventType::VisitEnded {
+            let exists = self
+                .tx
+                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
+                .exists(params![event.event_id])?;
+            if exists {
+                return Ok(false);
+            }
+            let decision = match self.load(&event.session_id)? {
+                Some(state) => state.offer_end(event),
+                None => EndDecision::Keep,
+            };
+            match decision {
+                EndDecision::Drop => return Ok(false),
+                EndDecision::Replace(old) => {
+                    self.tx
+                        .prepare_cached("DELETE FROM events WHERE event_id = ?1")?
+                        .execute(params![old])?;
+                }
+                EndDecision::Keep => {}
+            }
+        }
+        if !insert_event(self.tx, event)? {
+            return Ok(false);
+        }
+        self.load(&event.session_id)?;
+        let slot = self.sessions.entry(event.session_id.clone()).or_default();
+        slot.get_or_insert_with(|| SessionState::new(event))
+            .absorb(event);
+        self.dirty.insert(event.session_id.clone());
+        Ok(true)
+    }
+
+    fn sweep(&mut self, now: u64, idle_before: u64, limit: usize) -> rusqlite::Result<usize> {
+        let ids: Vec<String> = self
+            .tx
+            .prepare_cached(
+                "SELECT session_id FROM sessions WHERE ended_at IS NULL AND last_seen_at < ?1 \
+                 ORDER BY last_seen_at LIMIT ?2",
+            )?
+            .query_map(
+                params![idle_before, i64::try_from(limit).unwrap_or(i64::MAX)],
+                |row| row.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        let mut closed = 0;
+        for id in ids {
+            // This group may have brought news of the session already.
+            let Some(state) = self.load(&id)? else {
+                continue;
+            };
+            if !state.is_idle(idle_before) {
+                continue;
+            }
+            let end = collector_visit_ended(state, now);
+            if self.apply(&end)? {
+                closed += 1;
+            }
+        }
+        Ok(closed)
+    }
+
+    /// Writes every changed session back.
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        for id in self.dirty.drain() {
+            if let Some(Some(state)) = self.sessions.get(&id) {
+                write_session(self.tx, state)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool> {
+    let en = &e.enrichment;
+    let changed = tx.prepare_cached(INSERT_EVENT)?.execute(params![
+        e.event_id,
+        e.site,
+        e.event_type.as_str(),
+        e.name,
+        e.ts,
+        e.received_at,
+        e.session_id,
+        e.visitor_id,
+        e.user_id,
+        e.session_index,
+        e.seq,
+        e.previous_session_id,
+        e.storage,
+        e.url,
+        e.title,
+        e.referrer,
+        e.props,
+        e.context,
+        e.client_ts,
+        en.country,
+        en.region,
+        en.city,
+        en.browser,
+        en.os,
+        en.device_type,
+        en.is_bot,
+    ])?;
+    Ok(changed > 0)
+}
+
+pub(super) fn write_session(tx: &Transaction<'_>, state: &SessionState) -> rusqlite::Result<()> {
+    let s = &state.session;
+    let k = &state.keys;
+    let key = |k: &Option<EventKey>| k.as_ref().map(|k| k.0.clone());
+    let sql = format!(
+        "INSERT OR REPLACE INTO sessions ({SESSION_COLUMNS}, {KEY_COLUMNS}) VALUES \
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)"
+    );
+    tx.prepare_cached(&sql)?.execute(params![
+        s.session_id,
+        s.site,
+        s.visitor_id,
+        s.user_id,
+        s.session_index,
+        s.started_at,
+        s.last_seen_at,
+        s.ended_at,
+        s.end_reason,
+        s.duration_ms,
+        s.landing_page,
+        s.exit_page,
+        s.source,
+        s.country,
+        s.region,
+        s.city,
+        s.browser,
+        s.os,
+        s.device_type,
+        s.event_count,
+        s.page_views,
+        s.is_bot,
+        key(&k.first),
+        key(&k.last),
+        key(&k.landing),
+        key(&k.exit),
+        key(&k.user),
+        key(&k.geo),
+        key(&k.agent),
+        key(&k.end),
+        k.end_event_id,
+    ])?;
+    if state.ended_by_collector() {
+        // The sweeper's visit_ended follows late activity.
+        if let (Some(ended_at), Some(id)) = (s.ended_at, &k.end_event_id) {
+            tx.prepare_cached(
+                "UPDATE events SET ts = ?1, client_ts = ?1 WHERE event_id = ?2 AND ts <> ?1",
+            )?
+            .execute(params![ended_at, id])?;
+        }
+    }
+    Ok(())
+}
