@@ -20,15 +20,14 @@ use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::Session;
 
-pub use self::clickhouse_store::{ClickHouseStore, ClickHouseUrl};
+pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
 
-mod clickhouse_store;
+mod clickhouse;
 mod memory;
 mod null;
-mod spool;
 mod sqlite;
 
 /// A boxed, sendable future, so [`Store`] stays object safe.

@@ -1,0 +1,309 @@
+//! The scale-out store: events in ClickHouse, with a durable spool in front.
+//!
+//! `append` writes a request's events to the local [`Spool`] (fsync'd, group
+//! commit) and answers; a background shipper reads the spool in order and
+//! inserts into ClickHouse in large batches — once `BATCH_EVENTS` have
+//! gathered or the oldest has waited `flush_interval` — and only then marks
+//! them shipped. While ClickHouse is unreachable the spool grows (up to its
+//! bound, then appends fail with [`StoreError::Full`], a 503 with
+//! `Retry-After`) and the shipper retries with backoff; when ClickHouse is
+//! back the spool is replayed in order.
+//!
+//! A replay can insert an event twice (a crash between the insert and the
+//! shipped mark), and several collectors can write the same `visit_ended`.
+//! Neither shows: `events` is a `ReplacingMergeTree` keyed by
+//! `(site, session_id, event_id)`, which folds duplicates as parts merge,
+//! and every read is written to count each `event_id` once before that
+//! (`uniqExact`, `argMin`/`argMax`, or [`fold_session`] in Rust).
+//!
+//! Sessions follow the same rules as the SQLite store's
+//! ([`crate::session`]): one session is folded in Rust from its events with
+//! [`fold_session`]; lists, stats and sweeps read `sessions_agg`, an
+//! `AggregatingMergeTree` a materialised view keeps from every insert into
+//! `events` (`AGGREGATES` in [`schema`]), over per-event keys computed at
+//! insert (the merge order key, the end's rank, the landing page's source). Every
+//! aggregate is a minimum, a maximum or a distinct count, so the order
+//! events arrive in, the collector they arrive at and duplicates change
+//! nothing.
+//!
+//! It speaks ClickHouse's HTTP interface through the official `clickhouse`
+//! crate, with schema validation off: the crate's validation asks for
+//! `RowBinaryWithNamesAndTypes` and settings that servers before 24.x lack.
+//! Types and SQL are those ClickHouse 18.16 and current releases both take:
+//! times are epoch milliseconds in `UInt64`.
+//!
+//! [`spool`] is the spool, [`shipper`] the shipper, [`schema`] the tables
+//! and migrations, [`rows`] the rows written and read, [`queries`] the read
+//! API's and the sweeper's SQL, [`url`] the server's address.
+
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clickhouse::Client;
+use tokio::sync::{watch, Notify};
+
+use self::queries::site_filter;
+use self::rows::{EventRow, EVENT_COLUMNS};
+use self::shipper::Shipper;
+use self::spool::{Position, Spool};
+use super::{
+    lock, AppendOutcome, BoxFuture, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError,
+};
+use crate::event::StoredEvent;
+use crate::metrics::StoreMetrics;
+use crate::session::{fold_session, Session};
+
+pub use self::url::ClickHouseUrl;
+
+mod queries;
+mod rows;
+mod schema;
+mod shipper;
+mod spool;
+mod url;
+
+/// The longest one insert (or query) may take before it counts as failed.
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl From<clickhouse::error::Error> for StoreError {
+    fn from(err: clickhouse::error::Error) -> Self {
+        StoreError::Backend {
+            backend: "clickhouse",
+            message: err.to_string(),
+        }
+    }
+}
+
+/// Events and sessions in a ClickHouse database; see the module docs.
+#[derive(Debug)]
+pub struct ClickHouseStore {
+    ch: Arc<Ch>,
+    spool: Arc<Spool>,
+    shipped: watch::Receiver<Position>,
+    flush_now: Arc<Notify>,
+    stop: watch::Sender<bool>,
+    shipper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    metrics: StoreMetrics,
+}
+
+/// The client and what it knows of the server.
+struct Ch {
+    /// For queries, which name tables with their database.
+    client: Client,
+    /// For inserts, which take a bare table name.
+    inserter: Client,
+    db: String,
+    migrated: AtomicBool,
+}
+
+impl std::fmt::Debug for Ch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ch")
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClickHouseStore {
+    /// Opens the spool in `<data_dir>/spool`, creates or migrates the schema
+    /// (or, when ClickHouse is unreachable, leaves that to the shipper) and
+    /// starts shipping. Must be called inside a Tokio runtime.
+    pub async fn open(
+        url: &ClickHouseUrl,
+        data_dir: &Path,
+        spool_max_bytes: u64,
+        flush_interval: Duration,
+    ) -> Result<ClickHouseStore, StoreError> {
+        let dir = data_dir.join("spool");
+        let (spool, reader) =
+            tokio::task::spawn_blocking(move || Spool::open(&dir, spool_max_bytes))
+                .await
+                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let mut client = Client::default().with_url(&url.http).with_validation(false);
+        if let Some(user) = &url.user {
+            client = client.with_user(user);
+        }
+        if let Some(password) = &url.password {
+            client = client.with_password(password);
+        }
+        let ch = Arc::new(Ch {
+            inserter: client.clone().with_database(&url.database),
+            client,
+            db: url.database.clone(),
+            migrated: AtomicBool::new(false),
+        });
+        match ch.migrate().await {
+            Ok(()) => tracing::info!(clickhouse = %url, "the ClickHouse schema is up to date"),
+            Err(err) => tracing::warn!(
+                clickhouse = %url,
+                error = %err,
+                "ClickHouse is unreachable; events are kept in the spool until it is back"
+            ),
+        }
+
+        let spool = Arc::new(spool);
+        let (shipped_tx, shipped) = watch::channel(reader.at());
+        let (stop, stopping) = watch::channel(false);
+        let flush_now = Arc::new(Notify::new());
+        let metrics = StoreMetrics::new();
+        let shipper = Shipper {
+            ch: Arc::clone(&ch),
+            spool: Arc::clone(&spool),
+            reader,
+            shipped: shipped_tx,
+            flush_now: Arc::clone(&flush_now),
+            stopping,
+            flush_interval,
+            metrics: metrics.clone(),
+        };
+        let handle = tokio::spawn(shipper.run());
+        Ok(ClickHouseStore {
+            ch,
+            spool,
+            shipped,
+            flush_now,
+            stop,
+            shipper: Mutex::new(Some(handle)),
+            metrics,
+        })
+    }
+
+    /// Events acknowledged and not yet in ClickHouse.
+    pub fn spooled_events(&self) -> u64 {
+        self.spool.pending_events()
+    }
+}
+
+impl Store for ClickHouseStore {
+    fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        Box::pin(async move {
+            if events.is_empty() {
+                return Ok(AppendOutcome::default());
+            }
+            self.metrics.queue_depth.inc();
+            let appended = self.spool.append(&events).await;
+            self.metrics.queue_depth.dec();
+            appended?;
+            self.metrics
+                .spooled_events
+                .set(i64::try_from(self.spool.pending_events()).unwrap_or(i64::MAX));
+            // Duplicates are only found in ClickHouse, later; they are
+            // counted once there.
+            Ok(AppendOutcome {
+                inserted: events.len(),
+                duplicates: 0,
+            })
+        })
+    }
+
+    fn events_for_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async move {
+            let events = self.fetch_session_events(session_id).await?;
+            Ok(fold_session(events)
+                .map(|(_, kept)| kept)
+                .unwrap_or_default())
+        })
+    }
+
+    fn recent_events<'a>(
+        &'a self,
+        site: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async move {
+            let mut binds = Vec::new();
+            let filter = site_filter(site, &mut binds);
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
+                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
+                self.ch.db
+            );
+            let mut query = self.ch.client.query(&sql);
+            for value in &binds {
+                query = query.bind(value);
+            }
+            let rows = timed(query.fetch_all::<EventRow>()).await?;
+            Ok(rows.into_iter().map(StoredEvent::from).collect())
+        })
+    }
+
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.sweep_now(now, idle_before, limit))
+    }
+
+    fn session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(async move {
+            let events = self.fetch_session_events(session_id).await?;
+            Ok(fold_session(events).map(|(state, _)| state.session))
+        })
+    }
+
+    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        Box::pin(self.sessions_now(query))
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(self.stats_now(query))
+    }
+
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
+    }
+
+    fn sync(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let target = self.spool.durable();
+            let mut shipped = self.shipped.clone();
+            self.flush_now.notify_one();
+            shipped
+                .wait_for(|at| *at >= target)
+                .await
+                .map_err(|_| StoreError::Closed)?;
+            Ok(())
+        })
+    }
+
+    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let spool = Arc::clone(&self.spool);
+            let _ = tokio::task::spawn_blocking(move || spool.close()).await;
+            let _ = self.stop.send(true);
+            let handle = lock(&self.shipper).take();
+            if let Some(handle) = handle {
+                let _ = handle.await;
+            }
+            let left = self.spool.pending_events();
+            if left > 0 {
+                tracing::warn!(
+                    events = left,
+                    "ClickHouse did not take everything before shutdown; the spool keeps it for the next start"
+                );
+            }
+        })
+    }
+}
+
+/// A query or insert that fails instead of hanging when ClickHouse does.
+pub(super) async fn timed<T>(
+    work: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(StoreError::Commit(
+            "ClickHouse did not answer in time".to_owned(),
+        )),
+    }
+}

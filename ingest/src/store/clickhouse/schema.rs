@@ -1,0 +1,338 @@
+//! The ClickHouse schema: `events`, and `sessions_agg` with the view that
+//! keeps it; the migrations; the SQL that reads sessions back.
+
+use std::sync::atomic::Ordering;
+
+use super::{timed, Ch};
+use crate::store::StoreError;
+
+/// Version 1 of the schema: the events. `{db}` is the database.
+const EVENTS_TABLE: &str = r"
+    CREATE TABLE IF NOT EXISTS {db}.events (
+        event_id String,
+        site String,
+        event_type String,
+        name Nullable(String),
+        ts UInt64,
+        client_ts UInt64,
+        received_at UInt64,
+        session_id String,
+        visitor_id String,
+        user_id Nullable(String),
+        session_index Nullable(UInt32),
+        seq Nullable(UInt32),
+        previous_session_id Nullable(String),
+        storage Nullable(String),
+        url String,
+        title Nullable(String),
+        referrer Nullable(String),
+        props Nullable(String),
+        context Nullable(String),
+        country Nullable(String),
+        region Nullable(String),
+        city Nullable(String),
+        browser Nullable(String),
+        os Nullable(String),
+        device_type Nullable(String),
+        is_bot UInt8,
+        event_key String,
+        end_key String,
+        source String,
+        end_reason String,
+        by_collector UInt8
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(toDateTime(intDiv(ts, 1000)))
+    ORDER BY (site, session_id, event_id)
+";
+
+/// The schema by version, as the statements of each step. Every statement
+/// is idempotent, so collectors starting together may all run them.
+fn migrations(db: &str) -> Vec<Vec<String>> {
+    vec![vec![EVENTS_TABLE.replace("{db}", db)], sessions_schema(db)]
+}
+
+impl Ch {
+    /// Creates the database and brings the schema up to date.
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        if self.migrated.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let db = &self.db;
+        timed(
+            self.client
+                .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+                .execute(),
+        )
+        .await?;
+        timed(
+            self.client
+                .query(&format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+                     (version UInt32, applied_at UInt64) ENGINE = TinyLog"
+                ))
+                .execute(),
+        )
+        .await?;
+        let found: u32 = timed(
+            self.client
+                .query(&format!("SELECT max(version) FROM {db}.schema_migrations"))
+                .fetch_one::<u32>(),
+        )
+        .await?;
+        for (version, step) in (1u32..)
+            .zip(migrations(db))
+            .skip_while(|(v, _)| *v <= found)
+        {
+            for sql in step {
+                timed(self.client.query(&sql).execute()).await?;
+            }
+            timed(
+                self.client
+                    .query(&format!(
+                        "INSERT INTO {db}.schema_migrations VALUES ({version}, {})",
+                        crate::clock::Clock::now_ms(&crate::clock::SystemClock)
+                    ))
+                    .execute(),
+            )
+            .await?;
+            tracing::info!(version, "migrated the ClickHouse schema");
+        }
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// The conditions the session rules pick events by, over an `events` row.
+const ACT: &str = "toUInt8(event_type != 'visit_ended')";
+const END: &str = "toUInt8(event_type = 'visit_ended')";
+const PV: &str = "toUInt8(event_type = 'page_view')";
+const GEO: &str = "toUInt8(isNotNull(country))";
+const AGENT: &str = "toUInt8(isNotNull(browser) OR isNotNull(device_type))";
+const USER: &str = "toUInt8(isNotNull(user_id))";
+
+/// One aggregate a session keeps in `sessions_agg`: its column, function,
+/// arguments over an `events` row (with `{act}`, `{end}`, … for the
+/// conditions above) and their types.
+struct Aggregate(&'static str, &'static str, &'static str, &'static str);
+
+/// The session rules of [`crate::session`] as aggregates: activity is any
+/// event but `visit_ended`; the first activity (by event key) gives site,
+/// visitor, index and start, the last the last-seen time; the first and last
+/// page views the landing and exit pages, the landing page the source; the
+/// first event with geo (with a browser or device) the place (the agent);
+/// the latest with a user id the user; the least end key the end. Each is a
+/// minimum, a maximum or a distinct count, so duplicates and arrival order
+/// change nothing, and states merged from any split of the events are the
+/// states of all of them.
+const AGGREGATES: &[Aggregate] = &[
+    Aggregate("has_act", "max", "{act}", "UInt8"),
+    Aggregate("has_end", "max", "{end}", "UInt8"),
+    Aggregate("has_pv", "max", "{pv}", "UInt8"),
+    Aggregate("has_geo", "max", "{geo}", "UInt8"),
+    Aggregate("has_agent", "max", "{agent}", "UInt8"),
+    Aggregate("has_user", "max", "{user}", "UInt8"),
+    Aggregate(
+        "site_act",
+        "argMinIf",
+        "site, event_key, {act}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "site_end",
+        "argMinIf",
+        "site, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "visitor_act",
+        "argMinIf",
+        "visitor_id, event_key, {act}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "visitor_end",
+        "argMinIf",
+        "visitor_id, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "user",
+        "argMaxIf",
+        "assumeNotNull(user_id), event_key, {user}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "index_act",
+        "argMinIf",
+        "toUInt32(ifNull(session_index, 0)), event_key, {act}",
+        "UInt32, String, UInt8",
+    ),
+    Aggregate(
+        "index_end",
+        "argMinIf",
+        "toUInt32(ifNull(session_index, 0)), end_key, {end}",
+        "UInt32, String, UInt8",
+    ),
+    Aggregate("first_ts", "minIf", "ts, {act}", "UInt64, UInt8"),
+    Aggregate("last_ts", "maxIf", "ts, {act}", "UInt64, UInt8"),
+    Aggregate(
+        "end_ts",
+        "argMinIf",
+        "ts, end_key, {end}",
+        "UInt64, String, UInt8",
+    ),
+    Aggregate(
+        "end_by_collector",
+        "argMinIf",
+        "by_collector, end_key, {end}",
+        "UInt8, String, UInt8",
+    ),
+    Aggregate(
+        "end_reason",
+        "argMinIf",
+        "end_reason, end_key, {end}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "landing",
+        "argMinIf",
+        "url, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "exit",
+        "argMaxIf",
+        "url, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "source",
+        "argMinIf",
+        "source, event_key, {pv}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "country",
+        "argMinIf",
+        "assumeNotNull(country), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "region",
+        "argMinIf",
+        "ifNull(region, ''), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "city",
+        "argMinIf",
+        "ifNull(city, ''), event_key, {geo}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "browser",
+        "argMinIf",
+        "ifNull(browser, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "os",
+        "argMinIf",
+        "ifNull(os, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "device",
+        "argMinIf",
+        "ifNull(device_type, ''), event_key, {agent}",
+        "String, String, UInt8",
+    ),
+    Aggregate(
+        "event_count",
+        "uniqExactIf",
+        "event_id, {act}",
+        "String, UInt8",
+    ),
+    Aggregate(
+        "page_views",
+        "uniqExactIf",
+        "event_id, {pv}",
+        "String, UInt8",
+    ),
+    Aggregate("is_bot", "max", "is_bot", "UInt8"),
+];
+
+impl Aggregate {
+    fn args(&self) -> String {
+        self.2
+            .replace("{act}", ACT)
+            .replace("{end}", END)
+            .replace("{pv}", PV)
+            .replace("{geo}", GEO)
+            .replace("{agent}", AGENT)
+            .replace("{user}", USER)
+    }
+}
+
+/// The steps of schema version 2: `sessions_agg`, kept by a materialised
+/// view on every insert into `events`, filled from the events already there
+/// (which the view may also have seen: the aggregates do not mind).
+fn sessions_schema(db: &str) -> Vec<String> {
+    let columns: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("a_{} AggregateFunction({}, {})", a.0, a.1, a.3))
+        .collect();
+    let states: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("{}State({}) AS a_{}", a.1, a.args(), a.0))
+        .collect();
+    let select = format!(
+        "SELECT site, session_id, {} FROM {db}.events GROUP BY site, session_id",
+        states.join(", ")
+    );
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.sessions_agg (site String, session_id String, {}) \
+             ENGINE = AggregatingMergeTree ORDER BY (site, session_id)",
+            columns.join(", ")
+        ),
+        format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_mv TO {db}.sessions_agg AS {select}"),
+        format!("INSERT INTO {db}.sessions_agg {select}"),
+    ]
+}
+
+/// The sessions of `sessions_agg` rows matching `filter` (on `site`), as
+/// [`Session`](crate::Session) columns (and the merged aggregates, `m_*`).
+pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
+    let merged: Vec<String> = AGGREGATES
+        .iter()
+        .map(|a| format!("{}Merge(a_{}) AS m_{}", a.1, a.0, a.0))
+        .collect();
+    format!(
+        "SELECT session_id,
+            if(m_has_act, m_site_act, m_site_end) AS site,
+            if(m_has_act, m_visitor_act, m_visitor_end) AS visitor_id,
+            if(m_has_user, toNullable(m_user), NULL) AS user_id,
+            nullIf(if(m_has_act, m_index_act, m_index_end), 0) AS session_index,
+            if(m_has_act, m_first_ts, m_end_ts) AS started_at,
+            if(m_has_act, m_last_ts, m_end_ts) AS last_seen_at,
+            if(m_has_end, toNullable(if(m_end_by_collector = 1,
+                greatest(m_end_ts, last_seen_at), m_end_ts)), NULL) AS ended_at,
+            if(m_has_end, toNullable(m_end_reason), NULL) AS end_reason,
+            toUInt64(last_seen_at - started_at) AS duration_ms,
+            if(m_has_pv, toNullable(m_landing), NULL) AS landing_page,
+            if(m_has_pv, toNullable(m_exit), NULL) AS exit_page,
+            if(m_has_pv, m_source, 'direct') AS source,
+            if(m_has_geo, toNullable(m_country), NULL) AS country,
+            if(m_has_geo, nullIf(m_region, ''), NULL) AS region,
+            if(m_has_geo, nullIf(m_city, ''), NULL) AS city,
+            if(m_has_agent, nullIf(m_browser, ''), NULL) AS browser,
+            if(m_has_agent, nullIf(m_os, ''), NULL) AS os,
+            if(m_has_agent, nullIf(m_device, ''), NULL) AS device_type,
+            m_event_count AS event_count,
+            m_page_views AS page_views,
+            m_is_bot AS is_bot
+        FROM (SELECT session_id, {} FROM {db}.sessions_agg WHERE {filter} GROUP BY session_id)",
+        merged.join(", ")
+    )
+}
