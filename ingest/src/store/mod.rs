@@ -26,6 +26,7 @@ pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
 
 mod clickhouse;
+mod group;
 mod memory;
 mod null;
 mod sqlite;

@@ -3,7 +3,7 @@
 //! Every append goes through a channel to a single writer thread that owns
 //! the write connection. The writer blocks for the first request, then takes
 //! whatever else is already queued (up to
-//! [`MAX_GROUP_EVENTS`](writer::MAX_GROUP_EVENTS)) and writes it
+//! [`MAX_GROUP_EVENTS`]) and writes it
 //! all in one transaction: one `fsync` for many concurrent requests. Each
 //! request is answered only after that transaction has committed. The
 //! `sessions` table is kept current in the same transaction as the events
@@ -17,16 +17,16 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use self::queries::{list_sessions, stats};
 use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
 use self::schema::migrate;
-use self::writer::{run_writer, Command};
+use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
+use super::group::GroupCommit;
 use super::{
     lock, AppendOutcome, BoxFuture, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError,
 };
@@ -64,8 +64,7 @@ impl From<rusqlite::Error> for StoreError {
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
-    sender: Mutex<Option<mpsc::Sender<Command>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: GroupCommit<Command>,
     reader: Arc<Mutex<Connection>>,
     commits: Arc<AtomicU64>,
     metrics: StoreMetrics,
@@ -91,19 +90,22 @@ impl SqliteStore {
         reader.busy_timeout(BUSY_TIMEOUT)?;
         reader.pragma_update(None, "query_only", true)?;
 
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let commits = Arc::new(AtomicU64::new(0));
         let metrics = StoreMetrics::new();
         let writer_commits = Arc::clone(&commits);
         let writer_metrics = metrics.clone();
-        let handle = std::thread::Builder::new()
-            .name("waymark-sqlite-writer".to_owned())
-            .spawn(move || run_writer(writer, receiver, &writer_commits, &writer_metrics))?;
+        let mut conn = writer;
+        let writer = GroupCommit::spawn(
+            "sqlite writer",
+            QUEUE_CAPACITY,
+            MAX_GROUP_EVENTS,
+            Command::events,
+            move |group| commit_group(&mut conn, group, &writer_commits, &writer_metrics),
+        )?;
 
         Ok(SqliteStore {
             path,
-            sender: Mutex::new(Some(sender)),
-            writer: Mutex::new(Some(handle)),
+            writer,
             reader: Arc::new(Mutex::new(reader)),
             commits,
             metrics,
@@ -125,13 +127,7 @@ impl SqliteStore {
     /// [`StoreError::Closed`]. Blocks: from async code, call it inside
     /// `spawn_blocking`. Calling it again does nothing.
     pub fn close(&self) {
-        drop(lock(&self.sender).take());
-        let handle = lock(&self.writer).take();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                tracing::error!("the sqlite writer thread panicked");
-            }
-        }
+        self.writer.close();
     }
 
     fn read<T, F>(&self, query: F) -> BoxFuture<'_, Result<T, StoreError>>
@@ -152,7 +148,7 @@ impl SqliteStore {
         &self,
         make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Command + Send + 'static,
     ) -> BoxFuture<'_, Result<T, StoreError>> {
-        let sender = lock(&self.sender).clone();
+        let sender = self.writer.sender();
         let depth = self.metrics.queue_depth.clone();
         Box::pin(async move {
             let sender = sender.ok_or(StoreError::Closed)?;

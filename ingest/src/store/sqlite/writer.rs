@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::rows::{state_from_row, KEY_COLUMNS, SESSION_COLUMNS};
 use crate::event::{EventType, StoredEvent};
@@ -40,7 +40,9 @@ pub(super) enum Command {
 }
 
 impl Command {
-    fn events(&self) -> usize {
+    /// The events the command may write: its weight in a group, which takes
+    /// commands up to [`MAX_GROUP_EVENTS`].
+    pub(super) fn events(&self) -> usize {
         match self {
             Command::Append { events, .. } => events.len(),
             Command::Sweep { limit, .. } => *limit,
@@ -77,61 +79,48 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// The writer thread: group commit until every sender is gone.
-pub(super) fn run_writer(
-    mut conn: Connection,
-    mut receiver: mpsc::Receiver<Command>,
+/// Writes one group of commands (see [`GroupCommit`](crate::store::group::GroupCommit))
+/// in one transaction and answers each once it has committed.
+pub(super) fn commit_group(
+    conn: &mut Connection,
+    group: Vec<Command>,
     commits: &AtomicU64,
     metrics: &StoreMetrics,
 ) {
-    while let Some(first) = receiver.blocking_recv() {
-        let mut queued = first.events();
-        let mut group = vec![first];
-        while queued < MAX_GROUP_EVENTS {
-            match receiver.try_recv() {
-                Ok(command) => {
-                    queued += command.events();
-                    group.push(command);
+    metrics
+        .queue_depth
+        .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
+
+    let started = Instant::now();
+    match write_group(conn, &group) {
+        Ok(results) => {
+            metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+            metrics.commits.inc();
+            commits.fetch_add(1, Ordering::Relaxed);
+            for (command, done) in group.into_iter().zip(results) {
+                // The requester may have gone away; the events are stored
+                // all the same.
+                match (command, done) {
+                    (Command::Append { reply, .. }, Done::Appended(outcome)) => {
+                        let _ = reply.send(Ok(outcome));
+                    }
+                    (Command::Sweep { reply, .. }, Done::Swept(closed)) => {
+                        let _ = reply.send(Ok(closed));
+                    }
+                    (command, _) => command.fail(&StoreError::Commit("mismatch".to_owned())),
                 }
-                Err(_) => break,
             }
         }
-        metrics
-            .queue_depth
-            .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
-
-        let started = Instant::now();
-        match write_group(&mut conn, &group) {
-            Ok(results) => {
-                metrics
-                    .commit_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                metrics.commits.inc();
-                commits.fetch_add(1, Ordering::Relaxed);
-                for (command, done) in group.into_iter().zip(results) {
-                    // The requester may have gone away; the events are stored
-                    // all the same.
-                    match (command, done) {
-                        (Command::Append { reply, .. }, Done::Appended(outcome)) => {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                        (Command::Sweep { reply, .. }, Done::Swept(closed)) => {
-                            let _ = reply.send(Ok(closed));
-                        }
-                        (command, _) => command.fail(&StoreError::Commit("mismatch".to_owned())),
-                    }
-                }
-            }
-            Err(err) => {
-                tracing::error!(error = %err, requests = group.len(), "sqlite commit failed");
-                let err = StoreError::from(err);
-                for command in group {
-                    command.fail(&err);
-                }
+        Err(err) => {
+            tracing::error!(error = %err, requests = group.len(), "sqlite commit failed");
+            let err = StoreError::from(err);
+            for command in group {
+                command.fail(&err);
             }
         }
     }
-    tracing::debug!("sqlite writer stopped");
 }
 
 /// Writes a group in one transaction; the results are in command order.

@@ -3,7 +3,7 @@
 //!
 //! A request is acknowledged once its events are in the spool: one writer
 //! thread appends every queued request and calls `fdatasync` once for the
-//! group (group commit, as the SQLite store does), then answers them all.
+//! group ([`GroupCommit`], as the SQLite store does), then answers them all.
 //! The shipper ([`super::shipper`]) reads the spool in order with a
 //! [`SpoolReader`], inserts what it read into ClickHouse and only then moves
 //! the shipped mark forward ([`SpoolReader::commit`]), so every acknowledged
@@ -26,13 +26,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use crate::event::StoredEvent;
-use crate::store::{lock, StoreError};
+use crate::store::group::GroupCommit;
+use crate::store::StoreError;
 
 #[cfg(test)]
 mod tests;
@@ -77,8 +77,7 @@ struct Append {
 pub(crate) struct Spool {
     max_bytes: u64,
     shared: Arc<Shared>,
-    sender: Mutex<Option<mpsc::Sender<Append>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    writer: GroupCommit<Append>,
     /// Held (and locked) for as long as the spool is open.
     _lock: File,
 }
@@ -153,17 +152,20 @@ impl Spool {
                 "the spool holds events not yet in ClickHouse; they are sent first"
             );
         }
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let writer_state = Writer {
+        let mut writer_state = Writer {
             dir: dir.to_owned(),
             file,
             at: durable,
             max_bytes,
             shared: Arc::clone(&shared),
         };
-        let handle = std::thread::Builder::new()
-            .name("waymark-spool-writer".to_owned())
-            .spawn(move || writer_state.run(receiver))?;
+        let writer = GroupCommit::spawn(
+            "spool writer",
+            QUEUE_CAPACITY,
+            MAX_GROUP_REQUESTS,
+            |_| 1,
+            move |group| writer_state.write_group(group),
+        )?;
         let reader = SpoolReader {
             dir: dir.to_owned(),
             at,
@@ -173,8 +175,7 @@ impl Spool {
             Spool {
                 max_bytes,
                 shared,
-                sender: Mutex::new(Some(sender)),
-                writer: Mutex::new(Some(handle)),
+                writer,
                 _lock: lock,
             },
             reader,
@@ -187,7 +188,7 @@ impl Spool {
         if self.pending_bytes() + payload.len() as u64 + HEADER_BYTES > self.max_bytes {
             return Err(StoreError::Full);
         }
-        let sender = lock(&self.sender).clone().ok_or(StoreError::Closed)?;
+        let sender = self.writer.sender().ok_or(StoreError::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
             .send(Append {
@@ -222,12 +223,7 @@ impl Spool {
 
     /// Takes no more appends; waits for the writer to finish what is queued.
     pub fn close(&self) {
-        drop(lock(&self.sender).take());
-        if let Some(handle) = lock(&self.writer).take() {
-            if handle.join().is_err() {
-                tracing::error!("the spool writer thread panicked");
-            }
-        }
+        self.writer.close();
     }
 }
 
@@ -247,20 +243,8 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(mut self, mut receiver: mpsc::Receiver<Append>) {
-        while let Some(first) = receiver.blocking_recv() {
-            let mut group = vec![first];
-            while group.len() < MAX_GROUP_REQUESTS {
-                match receiver.try_recv() {
-                    Ok(next) => group.push(next),
-                    Err(_) => break,
-                }
-            }
-            self.write_group(group);
-        }
-        tracing::debug!("spool writer stopped");
-    }
-
+    /// Appends a group of records (see [`GroupCommit`]) with one sync and
+    /// answers each.
     fn write_group(&mut self, group: Vec<Append>) {
         let mut accepted = Vec::with_capacity(group.len());
         let mut buffer = Vec::new();
