@@ -1,0 +1,301 @@
+//! The decoder's own tests.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+
+use super::*;
+
+const ID: &str = "0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+
+fn event() -> Value {
+    json!({
+        "event_id": ID,
+        "type": "page_view",
+        "name": null,
+        "ts": 1_732_350_000_000u64,
+        "session_id": "s-1",
+        "visitor_id": "v-1",
+        "user_id": "u-42",
+        "url": "http://127.0.0.1:8080/about.html",
+        "title": "About",
+        "referrer": "http://127.0.0.1:8080/",
+        "props": {"plan": "pro"},
+        "context": {"language": "en-US"}
+    })
+}
+
+fn batch(events: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({"v": 1, "site": "demo", "sent_at": 5, "events": events})).unwrap()
+}
+
+/// The reason the single event of a batch was rejected.
+fn reason_for(mut event: Value, edit: impl FnOnce(&mut Map<String, Value>)) -> String {
+    edit(event.as_object_mut().unwrap());
+    match decode_batch(&batch(vec![event]), 7) {
+        Err(DecodeError::AllEventsRejected(rejected)) => rejected[0].reason.clone(),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_full_event_is_decoded_field_by_field() {
+    let decoded = decode_batch(&batch(vec![event()]), 7).unwrap();
+    assert_eq!(decoded.site, "demo");
+    assert_eq!(decoded.sent_at, Some(5));
+    assert!(decoded.rejected.is_empty());
+    assert_eq!(
+        decoded.events,
+        vec![StoredEvent {
+            event_id: ID.to_owned(),
+            site: "demo".to_owned(),
+            event_type: EventType::PageView,
+            name: None,
+            ts: 1_732_350_000_000,
+            client_ts: 1_732_350_000_000,
+            received_at: 7,
+            session_id: "s-1".to_owned(),
+            visitor_id: "v-1".to_owned(),
+            user_id: Some("u-42".to_owned()),
+            session_index: None,
+            seq: None,
+            previous_session_id: None,
+            storage: None,
+            url: "http://127.0.0.1:8080/about.html".to_owned(),
+            title: Some("About".to_owned()),
+            referrer: Some("http://127.0.0.1:8080/".to_owned()),
+            props: Some(r#"{"plan":"pro"}"#.to_owned()),
+            context: Some(r#"{"language":"en-US"}"#.to_owned()),
+            enrichment: Enrichment::default(),
+        }]
+    );
+}
+
+#[test]
+fn event_ids_are_stored_lowercase_hyphenated() {
+    let mut e = event();
+    e["event_id"] = json!("0193A1B2C3D47E5F8A9B0C1D2E3F4A5B");
+    let decoded = decode_batch(&batch(vec![e]), 7).unwrap();
+    assert_eq!(decoded.events[0].event_id, ID);
+}
+
+#[test]
+fn unknown_fields_are_ignored_and_v_defaults_to_1() {
+    let mut e = event();
+    e["future_field"] = json!([1, 2]);
+    let body = json!({"site": "demo", "events": [e], "extra": true});
+    let decoded = decode_batch(&serde_json::to_vec(&body).unwrap(), 7).unwrap();
+    assert_eq!(decoded.events.len(), 1);
+    assert_eq!(decoded.sent_at, None);
+}
+
+#[test]
+fn dropped_is_read_when_a_count_and_ignored_otherwise() {
+    let dropped = |value: Value| {
+        let body = json!({"site": "demo", "dropped": value, "events": [event()]});
+        let decoded = decode_batch(&serde_json::to_vec(&body).unwrap(), 7).unwrap();
+        assert_eq!(decoded.events.len(), 1);
+        decoded.dropped
+    };
+    assert_eq!(dropped(json!(7)), 7);
+    assert_eq!(dropped(json!(0)), 0);
+    assert_eq!(dropped(json!(u64::MAX)), u64::MAX);
+    for garbled in [
+        json!(-1),
+        json!(2.5),
+        json!(1e30),
+        json!("4"),
+        json!(null),
+        json!(true),
+        json!([3]),
+        json!({"n": 3}),
+    ] {
+        assert_eq!(dropped(garbled.clone()), 0, "{garbled}");
+    }
+    assert_eq!(decode_batch(&batch(vec![event()]), 7).unwrap().dropped, 0);
+    let envelope = Envelope::parse(br#"{"site": "demo", "dropped": 3, "events": [{}]}"#);
+    assert_eq!(envelope.unwrap().dropped, 3);
+}
+
+#[test]
+fn envelope_errors() {
+    let check = |body: &[u8], code: &str| {
+        let err = decode_batch(body, 7).unwrap_err();
+        let kind = match &err {
+            DecodeError::InvalidJson(_) => "invalid_json",
+            DecodeError::InvalidBatch(_) => "invalid_batch",
+            DecodeError::EmptyBatch => "empty_batch",
+            DecodeError::AllEventsRejected(_) => "all_events_rejected",
+        };
+        assert_eq!(kind, code, "{}: {err}", String::from_utf8_lossy(body));
+    };
+    check(b"", "invalid_json");
+    check(b"{\"site\":", "invalid_json");
+    check(b"not json", "invalid_json");
+    check(b"[]", "invalid_batch");
+    check(b"{\"events\": []}", "invalid_batch");
+    check(b"{\"site\": \"demo\"}", "invalid_batch");
+    check(b"{\"site\": \"demo\", \"events\": {}}", "invalid_batch");
+    check(
+        b"{\"v\": 2, \"site\": \"demo\", \"events\": [{}]}",
+        "invalid_batch",
+    );
+    check(b"{\"site\": \"\", \"events\": [{}]}", "invalid_batch");
+    check(b"{\"site\": \"de mo\", \"events\": [{}]}", "invalid_batch");
+    check(&batch(vec![]), "empty_batch");
+    check(
+        &batch(vec![event(); MAX_EVENTS_PER_BATCH + 1]),
+        "invalid_batch",
+    );
+    let long_site = format!("{{\"site\": \"{}\", \"events\": [{{}}]}}", "a".repeat(65));
+    check(long_site.as_bytes(), "invalid_batch");
+}
+
+#[test]
+fn site_may_use_letters_digits_and_punctuation() {
+    let body = json!({"site": "My_site-2.example", "events": [event()]});
+    assert!(decode_batch(&serde_json::to_vec(&body).unwrap(), 7).is_ok());
+    let body = json!({"site": "a".repeat(64), "events": [event()]});
+    assert!(decode_batch(&serde_json::to_vec(&body).unwrap(), 7).is_ok());
+}
+
+#[test]
+fn per_event_reasons_name_the_field() {
+    type Edit = Box<dyn FnOnce(&mut Map<String, Value>)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|e| e["event_id"] = json!("nope")),
+            "event_id: not a UUID",
+        ),
+        (
+            Box::new(|e| drop(e.remove("event_id"))),
+            "event_id: missing",
+        ),
+        (
+            Box::new(|e| e["type"] = json!("pageview")),
+            "type: unknown type",
+        ),
+        (Box::new(|e| e["type"] = json!(3)), "type: must be a string"),
+        (
+            Box::new(|e| e["type"] = json!("custom")),
+            "name: required for custom",
+        ),
+        (
+            Box::new(|e| e["name"] = json!("n".repeat(201))),
+            "name: longer than 200",
+        ),
+        (
+            Box::new(|e| e["ts"] = json!(0)),
+            "ts: must be a positive integer",
+        ),
+        (
+            Box::new(|e| e["ts"] = json!(-5)),
+            "ts: must be a positive integer",
+        ),
+        (
+            Box::new(|e| e["ts"] = json!(u64::MAX)),
+            "ts: must be a positive integer",
+        ),
+        (
+            Box::new(|e| e["ts"] = json!(1.5)),
+            "ts: must be a positive integer",
+        ),
+        (
+            Box::new(|e| e["ts"] = json!("1")),
+            "ts: must be a positive integer",
+        ),
+        (Box::new(|e| drop(e.remove("ts"))), "ts: missing"),
+        (
+            Box::new(|e| e["session_id"] = json!("")),
+            "session_id: must not be empty",
+        ),
+        (
+            Box::new(|e| e["session_id"] = json!("s".repeat(65))),
+            "session_id: longer than 64",
+        ),
+        (
+            Box::new(|e| drop(e.remove("visitor_id"))),
+            "visitor_id: missing",
+        ),
+        (
+            Box::new(|e| e["user_id"] = json!("u".repeat(257))),
+            "user_id: longer than 256",
+        ),
+        (Box::new(|e| e["url"] = json!("")), "url: must not be empty"),
+        (
+            Box::new(|e| e["url"] = json!("u".repeat(2049))),
+            "url: longer than 2048",
+        ),
+        (
+            Box::new(|e| e["title"] = json!("t".repeat(1025))),
+            "title: longer than 1024",
+        ),
+        (
+            Box::new(|e| e["referrer"] = json!(false)),
+            "referrer: must be a string",
+        ),
+        (
+            Box::new(|e| e["props"] = json!([1])),
+            "props: must be a JSON object",
+        ),
+        (
+            Box::new(|e| e["context"] = json!("x")),
+            "context: must be a JSON object",
+        ),
+        (
+            Box::new(|e| e["props"] = json!({"big": "x".repeat(16 * 1024)})),
+            "props: larger than 16384 bytes",
+        ),
+    ];
+    for (edit, expected) in cases {
+        let reason = reason_for(event(), edit);
+        assert!(
+            reason.starts_with(expected),
+            "{reason:?} should start with {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn limits_are_inclusive() {
+    let mut e = event();
+    e["session_id"] = json!("s".repeat(64));
+    e["name"] = json!("n".repeat(200));
+    e["url"] = json!("u".repeat(2048));
+    // Characters, not bytes: 64 two-byte characters still fit.
+    e["visitor_id"] = json!("é".repeat(64));
+    assert!(decode_batch(&batch(vec![e]), 7).is_ok());
+}
+
+#[test]
+fn custom_events_with_a_name_and_every_type_are_accepted() {
+    for t in EventType::ALL {
+        let mut e = event();
+        e["type"] = json!(t.as_str());
+        e["name"] = json!("signup");
+        let decoded = decode_batch(&batch(vec![e]), 7).unwrap();
+        assert_eq!(decoded.events[0].event_type, t);
+    }
+}
+
+#[test]
+fn bad_events_are_reported_by_index_and_good_ones_kept() {
+    let mut second = event();
+    second["event_id"] = json!("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5c");
+    let decoded =
+        decode_batch(&batch(vec![json!("not an object"), second, json!(null)]), 7).unwrap();
+    assert_eq!(decoded.events.len(), 1);
+    assert_eq!(
+        decoded.rejected,
+        vec![
+            Rejection {
+                index: 0,
+                reason: "not a JSON object".to_owned()
+            },
+            Rejection {
+                index: 2,
+                reason: "not a JSON object".to_owned()
+            },
+        ]
+    );
+}
