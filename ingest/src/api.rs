@@ -2,18 +2,22 @@
 //! token. Every time is epoch milliseconds.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::get;
+use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::state::AppState;
 use crate::store::{
-    Cursor, Interval, SessionPage, SessionQuery, SessionWithEvents, Stats, StatsQuery,
+    Cursor, Interval, SessionPage, SessionQuery, SessionReader, SessionWithEvents, Stats,
+    StatsQuery,
 };
 
 /// Sessions per page when `limit` is not given, and the most allowed.
@@ -25,6 +29,23 @@ const DEFAULT_STATS_RANGE_MS: u64 = 7 * 86_400_000;
 const HOURLY_UP_TO_MS: u64 = 2 * 86_400_000;
 /// The longest `/v1/stats` range: about three years of daily buckets.
 const MAX_STATS_RANGE_MS: u64 = 1100 * 86_400_000;
+
+/// What the read API's handlers share: the store's reader and the clock.
+#[derive(Debug, Clone)]
+struct ReadApi {
+    reader: Arc<dyn SessionReader>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The read API's routes over `reader` (the caller puts them behind
+/// [`require_admin`]).
+pub fn routes<S>(reader: Arc<dyn SessionReader>, clock: Arc<dyn Clock>) -> Router<S> {
+    Router::new()
+        .route("/v1/sessions", get(list_sessions))
+        .route("/v1/sessions/{id}", get(get_session))
+        .route("/v1/stats", get(get_stats))
+        .with_state(ReadApi { reader, clock })
+}
 
 /// Lets a request through only with `Authorization: Bearer <admin token>`,
 /// compared in constant time.
@@ -115,8 +136,8 @@ fn check_range(from: Option<u64>, to: Option<u64>) -> Result<(), Error> {
 }
 
 /// `GET /v1/sessions?site=&from=&to=&visitor_id=&user_id=&is_bot=&limit=&cursor=`
-pub async fn list_sessions(
-    State(state): State<AppState>,
+async fn list_sessions(
+    State(api): State<ReadApi>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SessionPage>, Error> {
     let p = Params::parse(
@@ -161,32 +182,32 @@ pub async fn list_sessions(
         limit,
         cursor,
     };
-    Ok(Json(state.store().sessions(query).await?))
+    Ok(Json(api.reader.sessions(query).await?))
 }
 
 /// `GET /v1/sessions/{id}`: the session and its events by time, then `seq`.
-pub async fn get_session(
-    State(state): State<AppState>,
+async fn get_session(
+    State(api): State<ReadApi>,
     Path(id): Path<String>,
 ) -> Result<Json<SessionWithEvents>, Error> {
-    let session = state
-        .store()
+    let session = api
+        .reader
         .session(&id)
         .await?
         .ok_or(Error::SessionNotFound)?;
-    let events = state.store().events_for_session(&id).await?;
+    let events = api.reader.events_for_session(&id).await?;
     Ok(Json(SessionWithEvents { session, events }))
 }
 
 /// `GET /v1/stats?site=&from=&to=&include_bots=`
-pub async fn get_stats(
-    State(state): State<AppState>,
+async fn get_stats(
+    State(api): State<ReadApi>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Stats>, Error> {
     let p = Params::parse(raw.as_deref(), &["site", "from", "to", "include_bots"])?;
     let to = match p.number("to")? {
         Some(to) => to,
-        None => state.clock().now_ms(),
+        None => api.clock.now_ms(),
     };
     let from = match p.number("from")? {
         Some(from) => from,
@@ -210,5 +231,5 @@ pub async fn get_stats(
         include_bots: p.flag("include_bots")?.unwrap_or(false),
         interval,
     };
-    Ok(Json(state.store().stats(query).await?))
+    Ok(Json(api.reader.stats(query).await?))
 }

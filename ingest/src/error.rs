@@ -103,7 +103,6 @@ impl Error {
             Error::InvalidQuery(_) => "invalid_query",
             Error::SessionNotFound => "not_found",
             Error::SdkNotBuilt(_) => "sdk_not_built",
-            Error::Store(StoreError::Unsupported(_)) => "not_implemented",
             Error::Store(_) => "store_unavailable",
             Error::Io(_) => "internal_error",
         }
@@ -121,7 +120,6 @@ impl Error {
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::SessionNotFound => StatusCode::NOT_FOUND,
-            Error::Store(StoreError::Unsupported(_)) => StatusCode::NOT_IMPLEMENTED,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::SdkNotBuilt(_) => StatusCode::NOT_FOUND,
@@ -162,9 +160,6 @@ impl Error {
             ),
             Error::InvalidQuery(detail) => detail.clone(),
             Error::SessionNotFound => "no session has that id".to_owned(),
-            Error::Store(StoreError::Unsupported(what)) => {
-                format!("{what} is not available with this store")
-            }
             Error::SdkNotBuilt(file) => {
                 format!("{file} has not been built; run `cargo xtask build-sdk`")
             }

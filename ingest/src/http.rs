@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -73,15 +74,16 @@ pub fn app(state: AppState) -> Router {
         .layer::<_, Infallible>(body_limit)
         .layer::<_, Infallible>(RequestDecompressionLayer::new().gzip(true))
         .layer::<_, Infallible>(middleware::from_fn_with_state(state.clone(), batch_gate));
-    let admin = Router::new()
-        .route("/v1/sessions", get(api::list_sessions))
-        .route("/v1/sessions/{id}", get(api::get_session))
-        .route("/v1/stats", get(api::get_stats))
-        .route("/metrics", get(metrics_text))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            api::require_admin,
-        ));
+    // The read API only with a store that reads sessions back; without
+    // one its paths are not routes at all (404).
+    let mut admin = Router::new().route("/metrics", get(metrics_text));
+    if let Some(reader) = state.reader() {
+        admin = admin.merge(api::routes(Arc::clone(reader), Arc::clone(state.clock())));
+    }
+    let admin = admin.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        api::require_admin,
+    ));
 
     Router::new()
         .route("/v1/batch", batch)

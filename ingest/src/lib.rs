@@ -2,7 +2,7 @@
 //!
 //! The browser SDK beacons batches of events to `POST /v1/batch`. The
 //! collector decodes and validates each batch ([`decode_batch`]), stores the
-//! valid events through a [`Store`] and answers only after the store has
+//! valid events through an [`EventSink`] and answers only after the store has
 //! committed them, so everything the SDK saw acknowledged survives a crash.
 //! It also serves the SDK itself (`GET /sdk.js`, `GET /sdk.wasm`), a liveness
 //! probe (`GET /healthz`) and, for every other path, the static files of the
@@ -53,9 +53,9 @@ pub use crate::session::{collector_end_id, fold_session, source_of, Session, Ses
 pub use crate::sites::Sites;
 pub use crate::state::AppState;
 pub use crate::store::{
-    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, Interval, KeyCount, MemoryStore,
-    NullStore, SessionPage, SessionQuery, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store,
-    StoreError, DB_FILE_NAME,
+    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventSink, Interval, KeyCount,
+    MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader, SessionSweeper,
+    SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{

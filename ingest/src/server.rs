@@ -15,7 +15,7 @@ use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::app;
 use crate::state::AppState;
-use crate::store::{ClickHouseStore, NullStore, SqliteStore, Store};
+use crate::store::{ClickHouseStore, EventSink, NullStore, SqliteStore};
 use crate::sweeper::run_sweeper;
 
 /// Serves the collector on `listener` until `shutdown` resolves.
@@ -31,7 +31,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let store: Arc<dyn Store> = match &config.store {
+    let store: Arc<dyn EventSink> = match &config.store {
         StoreKind::Sqlite => {
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))

@@ -7,14 +7,17 @@ use crate::config::Config;
 use crate::enrich::GeoIp;
 use crate::limit::RateLimit;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{EventSink, SessionReader, SessionSweeper};
 
-/// What every handler shares: the configuration, the store, the clock, the
-/// GeoIP databases, the rate limiter and the metrics.
+/// What every handler shares: the configuration, the store (and what it
+/// offers besides taking events: reading, sweeping), the clock, the GeoIP
+/// databases, the rate limiter and the metrics.
 #[derive(Debug, Clone)]
 pub struct AppState {
     config: Arc<Config>,
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventSink>,
+    reader: Option<Arc<dyn SessionReader>>,
+    sweeper: Option<Arc<dyn SessionSweeper>>,
     clock: Arc<dyn Clock>,
     geo: Arc<GeoIp>,
     rate_limit: Option<Arc<RateLimit>>,
@@ -26,13 +29,17 @@ impl AppState {
     /// [`FixedClock`](crate::FixedClock); [`serve`](crate::serve) passes the
     /// SQLite store and the system clock. No GeoIP database: see
     /// [`with_geoip`](Self::with_geoip).
-    pub fn new(config: Config, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: Config, store: Arc<dyn EventSink>, clock: Arc<dyn Clock>) -> Self {
+        let reader = Arc::clone(&store).reader();
+        let sweeper = Arc::clone(&store).sweeper();
         let rate_limit =
             RateLimit::new(config.rate_limit_per_second, config.rate_limit_burst).map(Arc::new);
         let metrics = Arc::new(Metrics::new(store.metrics()));
         AppState {
             config: Arc::new(config),
             store,
+            reader,
+            sweeper,
             clock,
             geo: Arc::new(GeoIp::none()),
             rate_limit,
@@ -50,8 +57,20 @@ impl AppState {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn EventSink> {
         &self.store
+    }
+
+    /// The store as a [`SessionReader`], if it is one: the read API is
+    /// served only then.
+    pub fn reader(&self) -> Option<&Arc<dyn SessionReader>> {
+        self.reader.as_ref()
+    }
+
+    /// The store as a [`SessionSweeper`], if it is one: the sweeper sweeps
+    /// only then.
+    pub fn sweeper(&self) -> Option<&Arc<dyn SessionSweeper>> {
+        self.sweeper.as_ref()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

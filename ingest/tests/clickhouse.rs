@@ -337,7 +337,7 @@ fn two_collectors_on_one_clickhouse_keep_sessions_right() {
 
 #[tokio::test]
 async fn sessions_are_rebuilt_from_the_events_of_a_version_1_database() {
-    use waymark_ingest::{ClickHouseStore, SessionQuery, Store};
+    use waymark_ingest::{ClickHouseStore, EventSink, SessionQuery, SessionReader};
     let Some(clickhouse) = ClickHouse::start_if_wanted() else {
         return;
     };

@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{header, Request, StatusCode};
 use tower::ServiceExt;
-use waymark_ingest::{app, AppState, Config, FixedClock, GeoIp, SqliteStore, Store};
+use waymark_ingest::{app, AppState, Config, FixedClock, GeoIp, SessionReader, SqliteStore};
 
 mod support;
 

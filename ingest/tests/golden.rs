@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use std::sync::Arc;
 use tower::ServiceExt;
-use waymark_ingest::{app, AppState, Config, EventType, FixedClock, MemoryStore, Store};
+use waymark_ingest::{app, AppState, Config, EventType, FixedClock, MemoryStore};
 
 const FIXTURE: &str = include_str!("../../tests/fixtures/batch-v1.json");
 

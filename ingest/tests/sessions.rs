@@ -781,6 +781,7 @@ fn session_after(batches: &[Vec<Value>], now: u64) -> Session {
         .build()
         .unwrap();
     runtime.block_on(async {
+        use waymark_ingest::{EventSink, SessionReader};
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
         let mut every_copy = Vec::new();

@@ -1,11 +1,14 @@
-//! Where events go: the [`Store`] trait and its implementations.
+//! Where events go: the store traits and their implementations.
+//!
+//! Every store is an [`EventSink`]; a store that reads sessions back is also
+//! a [`SessionReader`] (the read API is served only then), and one that
+//! closes idle sessions a [`SessionSweeper`]. [`Store`] is all three.
 //!
 //! [`SqliteStore`] is the default, one file on one machine: events, the
 //! sessions kept current from them, the sweeper's writes and the read API.
-//! [`MemoryStore`] is for tests of the HTTP surface: it keeps events only and
-//! answers the session and stats methods with [`StoreError::Unsupported`]
-//! (the read API's tests run on SQLite in a temporary directory).
-//! [`NullStore`] keeps nothing and answers the read API the same way: the ceiling for
+//! [`MemoryStore`] is for tests of the HTTP surface: a sink that keeps
+//! events only (the read API's tests run on SQLite in a temporary
+//! directory). [`NullStore`] is a sink that keeps nothing: the ceiling for
 //! benchmarks (`--store null`). [`ClickHouseStore`] is for scale-out:
 //! several collectors, one ClickHouse, with a durable local spool in front.
 
@@ -13,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -31,10 +35,10 @@ mod memory;
 mod null;
 mod sqlite;
 
-/// A boxed, sendable future, so [`Store`] stays object safe.
+/// A boxed, sendable future, so the store traits stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What an [`append`](Store::append) did.
+/// What an [`append`](EventSink::append) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Events stored for the first time.
@@ -70,10 +74,6 @@ pub enum StoreError {
     /// The database was written by a newer Waymark.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
-    /// This store does not implement the operation (the memory store and
-    /// the read API).
-    #[error("{0} is not supported by this store")]
-    Unsupported(&'static str),
 }
 
 /// The filters of `GET /v1/sessions`. Times are epoch milliseconds; a
@@ -298,61 +298,15 @@ pub struct SessionWithEvents {
     pub events: Vec<StoredEvent>,
 }
 
-/// Durable storage for events, shared by all requests as `Arc<dyn Store>`.
-pub trait Store: Send + Sync + Debug {
+/// Where accepted events go; every store is one, shared by all requests as
+/// `Arc<dyn EventSink>`. What else a store can do it offers through
+/// [`reader`](Self::reader) and [`sweeper`](Self::sweeper).
+pub trait EventSink: Send + Sync + Debug {
     /// Stores `events`, skipping any whose `event_id` is already stored.
     ///
     /// Resolves only once the events are durable: an `Ok` is a promise that
     /// they survive a crash.
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>>;
-
-    /// The events of one session, oldest first (by `ts`, `seq`, `event_id`).
-    fn events_for_session<'a>(
-        &'a self,
-        session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
-
-    /// The newest `limit` events (by `ts`, then `event_id`), of one site or
-    /// of all, newest first.
-    fn recent_events<'a>(
-        &'a self,
-        site: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
-
-    /// Closes the sessions with no activity before `idle_before` (epoch ms):
-    /// writes each one's `visit_ended` (reason `idle`, at its last activity,
-    /// received at `now`) unless it already has one. At most `limit` per
-    /// call; the number closed. Idempotent: the event id is derived from the
-    /// session id.
-    fn sweep(
-        &self,
-        _now: u64,
-        _idle_before: u64,
-        _limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(std::future::ready(Err(StoreError::Unsupported(
-            "the sweeper",
-        ))))
-    }
-
-    /// One session, if it is known.
-    fn session<'a>(
-        &'a self,
-        _session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(std::future::ready(Err(StoreError::Unsupported("sessions"))))
-    }
-
-    /// Sessions newest first (by `started_at`, then `session_id`).
-    fn sessions(&self, _query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
-        Box::pin(std::future::ready(Err(StoreError::Unsupported("sessions"))))
-    }
-
-    /// Aggregates over the sessions started in a range.
-    fn stats(&self, _query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        Box::pin(std::future::ready(Err(StoreError::Unsupported("stats"))))
-    }
 
     /// The store's own metrics, to be served at `/metrics`.
     fn metrics(&self) -> Option<&StoreMetrics> {
@@ -368,7 +322,69 @@ pub trait Store: Send + Sync + Debug {
 
     /// Stops taking events and finishes what was acknowledged: when this
     /// resolves, every acknowledged event is durable.
-    fn shutdown(self: std::sync::Arc<Self>) -> BoxFuture<'static, ()> {
+    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))
     }
+
+    /// The same store as a [`SessionReader`], if it reads sessions back
+    /// (the read API is served only then).
+    fn reader(self: Arc<Self>) -> Option<Arc<dyn SessionReader>> {
+        None
+    }
+
+    /// The same store as a [`SessionSweeper`], if it closes idle sessions
+    /// (the sweeper sweeps only then).
+    fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
+        None
+    }
 }
+
+/// Reads events and sessions back: what the read API serves.
+pub trait SessionReader: Send + Sync + Debug {
+    /// The events of one session, oldest first (by `ts`, `seq`, `event_id`).
+    fn events_for_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// The newest `limit` events (by `ts`, then `event_id`), of one site or
+    /// of all, newest first.
+    fn recent_events<'a>(
+        &'a self,
+        site: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// One session, if it is known.
+    fn session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;
+
+    /// Sessions newest first (by `started_at`, then `session_id`).
+    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>>;
+
+    /// Aggregates over the sessions started in a range.
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
+}
+
+/// Closes idle sessions: what the sweeper calls.
+pub trait SessionSweeper: Send + Sync + Debug {
+    /// Closes the sessions with no activity before `idle_before` (epoch ms):
+    /// writes each one's `visit_ended` (reason `idle`, at its last activity,
+    /// received at `now`) unless it already has one. At most `limit` per
+    /// call; the number closed. Idempotent: the event id is derived from the
+    /// session id.
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+}
+
+/// A store that does everything — takes events, reads them back, sweeps —
+/// as the SQLite and ClickHouse stores do: any type that is all three.
+pub trait Store: EventSink + SessionReader + SessionSweeper {}
+
+impl<T: EventSink + SessionReader + SessionSweeper + ?Sized> Store for T {}

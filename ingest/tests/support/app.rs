@@ -18,11 +18,11 @@ use axum::Router;
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
-use waymark_ingest::{app, AppState, Config, ManualClock, Store};
+use waymark_ingest::{app, AppState, Config, EventSink, ManualClock, Store};
 
 /// `app()` on `store`; `S` is the store's own type, so the test can look
-/// inside it (`dyn Store` for a store chosen at run time).
-pub struct TestApp<S: Store + ?Sized = dyn Store> {
+/// inside it (`dyn Store` for a store chosen at run time that can be read).
+pub struct TestApp<S: EventSink + ?Sized = dyn Store> {
     pub router: Router,
     pub state: AppState,
     pub store: Arc<S>,
@@ -31,11 +31,11 @@ pub struct TestApp<S: Store + ?Sized = dyn Store> {
     dir: TempDir,
 }
 
-impl<S: Store + 'static> TestApp<S> {
+impl<S: EventSink + 'static> TestApp<S> {
     /// The app with `config` on `store`, its clock at `now_ms`; `dir` is kept
     /// (and removed) with it.
     pub fn on(store: Arc<S>, config: Config, now_ms: u64, dir: TempDir) -> Self {
-        let shared: Arc<dyn Store> = store.clone();
+        let shared: Arc<dyn EventSink> = store.clone();
         TestApp::assemble(store.clone(), shared, config, now_ms, dir)
     }
 }
@@ -43,14 +43,15 @@ impl<S: Store + 'static> TestApp<S> {
 impl TestApp {
     /// [`TestApp::on`] for a store chosen at run time.
     pub fn on_dyn(store: Arc<dyn Store>, config: Config, now_ms: u64, dir: TempDir) -> Self {
-        TestApp::assemble(store.clone(), store, config, now_ms, dir)
+        let shared: Arc<dyn EventSink> = store.clone();
+        TestApp::assemble(store, shared, config, now_ms, dir)
     }
 }
 
-impl<S: Store + ?Sized> TestApp<S> {
+impl<S: EventSink + ?Sized> TestApp<S> {
     fn assemble(
         store: Arc<S>,
-        shared: Arc<dyn Store>,
+        shared: Arc<dyn EventSink>,
         config: Config,
         now_ms: u64,
         dir: TempDir,

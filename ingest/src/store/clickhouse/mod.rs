@@ -49,7 +49,8 @@ use self::rows::{EventRow, EVENT_COLUMNS};
 use self::shipper::Shipper;
 use self::spool::{Position, Spool};
 use super::{
-    lock, AppendOutcome, BoxFuture, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError,
+    lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
+    SessionSweeper, Stats, StatsQuery, StoreError,
 };
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
@@ -176,7 +177,7 @@ impl ClickHouseStore {
     }
 }
 
-impl Store for ClickHouseStore {
+impl EventSink for ClickHouseStore {
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
             if events.is_empty() {
@@ -196,67 +197,6 @@ impl Store for ClickHouseStore {
                 duplicates: 0,
             })
         })
-    }
-
-    fn events_for_session<'a>(
-        &'a self,
-        session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(async move {
-            let events = self.fetch_session_events(session_id).await?;
-            Ok(fold_session(events)
-                .map(|(_, kept)| kept)
-                .unwrap_or_default())
-        })
-    }
-
-    fn recent_events<'a>(
-        &'a self,
-        site: Option<&'a str>,
-        limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(async move {
-            let mut binds = Vec::new();
-            let filter = site_filter(site, &mut binds);
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
-                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
-                self.ch.db
-            );
-            let mut query = self.ch.client.query(&sql);
-            for value in &binds {
-                query = query.bind(value);
-            }
-            let rows = timed(query.fetch_all::<EventRow>()).await?;
-            Ok(rows.into_iter().map(StoredEvent::from).collect())
-        })
-    }
-
-    fn sweep(
-        &self,
-        now: u64,
-        idle_before: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(self.sweep_now(now, idle_before, limit))
-    }
-
-    fn session<'a>(
-        &'a self,
-        session_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(async move {
-            let events = self.fetch_session_events(session_id).await?;
-            Ok(fold_session(events).map(|(state, _)| state.session))
-        })
-    }
-
-    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
-        Box::pin(self.sessions_now(query))
-    }
-
-    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        Box::pin(self.stats_now(query))
     }
 
     fn metrics(&self) -> Option<&StoreMetrics> {
@@ -293,6 +233,79 @@ impl Store for ClickHouseStore {
                 );
             }
         })
+    }
+
+    fn reader(self: Arc<Self>) -> Option<Arc<dyn SessionReader>> {
+        Some(self)
+    }
+
+    fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
+        Some(self)
+    }
+}
+
+impl SessionReader for ClickHouseStore {
+    fn events_for_session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async move {
+            let events = self.fetch_session_events(session_id).await?;
+            Ok(fold_session(events)
+                .map(|(_, kept)| kept)
+                .unwrap_or_default())
+        })
+    }
+
+    fn recent_events<'a>(
+        &'a self,
+        site: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
+        Box::pin(async move {
+            let mut binds = Vec::new();
+            let filter = site_filter(site, &mut binds);
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
+                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
+                self.ch.db
+            );
+            let mut query = self.ch.client.query(&sql);
+            for value in &binds {
+                query = query.bind(value);
+            }
+            let rows = timed(query.fetch_all::<EventRow>()).await?;
+            Ok(rows.into_iter().map(StoredEvent::from).collect())
+        })
+    }
+
+    fn session<'a>(
+        &'a self,
+        session_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
+        Box::pin(async move {
+            let events = self.fetch_session_events(session_id).await?;
+            Ok(fold_session(events).map(|(state, _)| state.session))
+        })
+    }
+
+    fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        Box::pin(self.sessions_now(query))
+    }
+
+    fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        Box::pin(self.stats_now(query))
+    }
+}
+
+impl SessionSweeper for ClickHouseStore {
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.sweep_now(now, idle_before, limit))
     }
 }
 

@@ -10,7 +10,7 @@ use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
 use crate::session::{collector_visit_ended, fold_session, Session};
 use crate::store::{
-    page_key, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError, TOP,
+    page_key, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, StoreError, TOP,
 };
 
 impl ClickHouseStore {

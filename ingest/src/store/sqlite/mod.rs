@@ -28,7 +28,8 @@ use self::schema::migrate;
 use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
 use super::{
-    lock, AppendOutcome, BoxFuture, SessionPage, SessionQuery, Stats, StatsQuery, Store, StoreError,
+    lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
+    SessionSweeper, Stats, StatsQuery, StoreError,
 };
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
@@ -171,7 +172,7 @@ impl Drop for SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
+impl EventSink for SqliteStore {
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         if events.is_empty() {
             return Box::pin(std::future::ready(Ok(AppendOutcome::default())));
@@ -179,20 +180,28 @@ impl Store for SqliteStore {
         self.command(move |reply| Command::Append { events, reply })
     }
 
-    fn sweep(
-        &self,
-        now: u64,
-        idle_before: u64,
-        limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>> {
-        self.command(move |reply| Command::Sweep {
-            now,
-            idle_before,
-            limit,
-            reply,
+    fn metrics(&self) -> Option<&StoreMetrics> {
+        Some(&self.metrics)
+    }
+
+    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            if let Err(err) = tokio::task::spawn_blocking(move || self.close()).await {
+                tracing::error!(error = %err, "closing the sqlite store failed");
+            }
         })
     }
 
+    fn reader(self: Arc<Self>) -> Option<Arc<dyn SessionReader>> {
+        Some(self)
+    }
+
+    fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
+        Some(self)
+    }
+}
+
+impl SessionReader for SqliteStore {
     fn events_for_session<'a>(
         &'a self,
         session_id: &'a str,
@@ -247,16 +256,20 @@ impl Store for SqliteStore {
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         self.read(move |conn| stats(conn, &query))
     }
+}
 
-    fn metrics(&self) -> Option<&StoreMetrics> {
-        Some(&self.metrics)
-    }
-
-    fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            if let Err(err) = tokio::task::spawn_blocking(move || self.close()).await {
-                tracing::error!(error = %err, "closing the sqlite store failed");
-            }
+impl SessionSweeper for SqliteStore {
+    fn sweep(
+        &self,
+        now: u64,
+        idle_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.command(move |reply| Command::Sweep {
+            now,
+            idle_before,
+            limit,
+            reply,
         })
     }
 }
