@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use waymark_ingest::{
     collector_end_id, decode_batch, fold_session, sweep_idle_sessions, ClickHouseStore,
-    ClickHouseUrl, Config, Session, SessionQuery, SqliteStore, Store,
+    ClickHouseUrl, Config, Session, SessionQuery, SqliteStore,
 };
 
 mod support;
