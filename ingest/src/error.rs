@@ -12,22 +12,14 @@ use crate::wire::{DecodeError, Rejection};
 ///
 /// As an HTTP response every error is a JSON body
 /// `{"error": "<code>", "message": "<what to fix>"}` (plus `rejected` for
-/// [`Error::AllEventsRejected`]). Messages say what the client should change
+/// [`DecodeError::AllEventsRejected`]). Messages say what the client should change
 /// and never carry internal details; those go to the log.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The body is not JSON at all.
-    #[error("the body is not valid JSON: {0}")]
-    InvalidJson(String),
-    /// The body is JSON but not a version-1 batch.
-    #[error("the body is not a valid batch: {0}")]
-    InvalidBatch(String),
-    /// The batch has no events.
-    #[error("the batch has no events")]
-    EmptyBatch,
-    /// Every event in the batch failed validation; nothing was stored.
-    #[error("every event in the batch was rejected")]
-    AllEventsRejected(Vec<Rejection>),
+    /// The batch could not be decoded (the decoder's own error: not JSON,
+    /// not a batch, no events, or no valid event).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     /// The body is larger than [`Config::max_body_bytes`](crate::Config::max_body_bytes).
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -66,17 +58,6 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
-impl From<DecodeError> for Error {
-    fn from(err: DecodeError) -> Self {
-        match err {
-            DecodeError::InvalidJson(detail) => Error::InvalidJson(detail),
-            DecodeError::InvalidBatch(detail) => Error::InvalidBatch(detail),
-            DecodeError::EmptyBatch => Error::EmptyBatch,
-            DecodeError::AllEventsRejected(rejected) => Error::AllEventsRejected(rejected),
-        }
-    }
-}
-
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'static str,
@@ -89,10 +70,10 @@ impl Error {
     /// The stable machine-readable code in the `error` field.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::InvalidJson(_) => "invalid_json",
-            Error::InvalidBatch(_) => "invalid_batch",
-            Error::EmptyBatch => "empty_batch",
-            Error::AllEventsRejected(_) => "all_events_rejected",
+            Error::Decode(DecodeError::InvalidJson(_)) => "invalid_json",
+            Error::Decode(DecodeError::InvalidBatch(_)) => "invalid_batch",
+            Error::Decode(DecodeError::EmptyBatch) => "empty_batch",
+            Error::Decode(DecodeError::AllEventsRejected(_)) => "all_events_rejected",
             Error::PayloadTooLarge { .. } => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::UnsupportedEncoding(_) => "unsupported_encoding",
@@ -110,11 +91,7 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::InvalidJson(_)
-            | Error::InvalidBatch(_)
-            | Error::EmptyBatch
-            | Error::AllEventsRejected(_)
-            | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::Decode(_) | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
             Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnknownSite(_) | Error::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -131,10 +108,16 @@ impl Error {
     /// What the client should do about it; safe to show to anyone.
     fn client_message(&self) -> String {
         match self {
-            Error::InvalidJson(detail) => format!("the body must be JSON: {detail}"),
-            Error::InvalidBatch(detail) => format!("the body must be a version 1 batch: {detail}"),
-            Error::EmptyBatch => "`events` must hold at least one event".to_owned(),
-            Error::AllEventsRejected(_) => {
+            Error::Decode(DecodeError::InvalidJson(detail)) => {
+                format!("the body must be JSON: {detail}")
+            }
+            Error::Decode(DecodeError::InvalidBatch(detail)) => {
+                format!("the body must be a version 1 batch: {detail}")
+            }
+            Error::Decode(DecodeError::EmptyBatch) => {
+                "`events` must hold at least one event".to_owned()
+            }
+            Error::Decode(DecodeError::AllEventsRejected(_)) => {
                 "every event was invalid and none was stored; see `rejected` for why".to_owned()
             }
             Error::PayloadTooLarge { limit } => {
@@ -181,7 +164,7 @@ impl IntoResponse for Error {
             tracing::debug!(error = %self, "request refused");
         }
         let rejected = match &self {
-            Error::AllEventsRejected(rejected) => Some(rejected.as_slice()),
+            Error::Decode(DecodeError::AllEventsRejected(rejected)) => Some(rejected.as_slice()),
             _ => None,
         };
         let body = ErrorBody {

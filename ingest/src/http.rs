@@ -26,7 +26,7 @@ use crate::error::Error;
 use crate::metrics::reason_label;
 use crate::sites::SiteRefusal;
 use crate::state::AppState;
-use crate::wire::{Envelope, Rejection};
+use crate::wire::{DecodeError, Envelope, Rejection};
 
 /// The `200 OK` answer to `POST /v1/batch`, sent once the events are stored.
 ///
@@ -192,7 +192,7 @@ async fn post_batch(State(state): State<AppState>, request: Request) -> Response
         Err(err) => {
             let metrics = state.metrics();
             match &err {
-                Error::AllEventsRejected(rejected) => {
+                Error::Decode(DecodeError::AllEventsRejected(rejected)) => {
                     for r in rejected {
                         metrics
                             .events_rejected
@@ -232,9 +232,9 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
                     limit: state.config().max_body_bytes,
                 }
             } else {
-                Error::InvalidJson(
+                Error::Decode(DecodeError::InvalidJson(
                     "the body could not be read completely (or is not valid gzip)".to_owned(),
-                )
+                ))
             }
         })?;
 
