@@ -41,6 +41,14 @@ mod tests;
 const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Record header: length and CRC-32 of the payload.
 const HEADER_BYTES: u64 = 8;
+/// A record's payload is at most this long: the writer refuses a larger
+/// batch, and a length read from disk past it (or past the end of the file)
+/// is damage, refused before any buffer is made for it.
+const MAX_RECORD_BYTES: u64 = 256 * 1024 * 1024;
+/// The shortest payload, `[]`. A zero-filled tail (preallocated, or torn by
+/// a crash) reads as length 0 and CRC 0, and the CRC-32 of nothing is 0, so
+/// a length of 0 must be damage, not an empty record.
+const MIN_RECORD_BYTES: u64 = 2;
 /// Requests taken into one group commit, at most.
 const MAX_GROUP_REQUESTS: usize = 1024;
 /// Append requests waiting for the writer before senders wait for room.
@@ -256,11 +264,14 @@ impl Writer {
                 let _ = append.reply.send(Err(StoreError::Full));
                 continue;
             }
-            let Ok(len) = u32::try_from(append.payload.len()) else {
-                let _ = append.reply.send(Err(StoreError::Commit(
-                    "a batch too large for one spool record".to_owned(),
-                )));
-                continue;
+            let len = match u32::try_from(append.payload.len()) {
+                Ok(len) if u64::from(len) <= MAX_RECORD_BYTES => len,
+                _ => {
+                    let _ = append.reply.send(Err(StoreError::Commit(
+                        "a batch too large for one spool record".to_owned(),
+                    )));
+                    continue;
+                }
             };
             buffer.extend_from_slice(&len.to_le_bytes());
             buffer.extend_from_slice(&crc32fast::hash(&append.payload).to_le_bytes());
@@ -371,13 +382,10 @@ impl SpoolReader {
             let mut file = File::open(&path)?;
             file.seek(SeekFrom::Start(at.offset))?;
             let mut file = io::BufReader::new(file.take(end - at.offset));
+            let mut payload = Vec::new();
             while at.offset < end && events.len() < max_events {
-                let Some(payload) = read_record(&mut file)? else {
-                    return Err(StoreError::Commit(format!(
-                        "{}: a damaged record at byte {}",
-                        path.display(),
-                        at.offset
-                    )));
+                let Record::Good = read_record(&mut file, end - at.offset, &mut payload)? else {
+                    return Err(damaged(&path, at.offset));
                 };
                 let batch: Vec<StoredEvent> = serde_json::from_slice(&payload)
                     .map_err(|e| StoreError::Commit(format!("{}: {e}", path.display())))?;
@@ -456,28 +464,69 @@ fn read_shipped(dir: &Path) -> Result<Position, StoreError> {
     }
 }
 
-/// One record's payload; `None` at a torn or damaged record (or the end).
-fn read_record(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+fn damaged(path: &Path, offset: u64) -> StoreError {
+    StoreError::Commit(format!(
+        "{}: a damaged record at byte {offset}",
+        path.display()
+    ))
+}
+
+/// What [`read_record`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Record {
+    /// A whole record whose CRC matches; its payload is in the buffer.
+    Good,
+    /// A torn or damaged record: cut short, a length out of bounds (zero,
+    /// too large, or past `remaining`) or a CRC that does not match.
+    Bad,
+    /// Nothing left to read.
+    End,
+}
+
+/// Reads one record from `input`, which holds `remaining` more bytes, into
+/// `payload` (cleared first, and reused from record to record, so a reader
+/// holds one record at a time). The length from the header is checked
+/// against [`MAX_RECORD_BYTES`] and `remaining` before `payload` grows.
+fn read_record(input: &mut impl Read, remaining: u64, payload: &mut Vec<u8>) -> io::Result<Record> {
+    payload.clear();
+    if remaining == 0 {
+        return Ok(Record::End);
+    }
     let mut header = [0; HEADER_BYTES as usize];
     match input.read_exact(&mut header) {
         Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(Record::Bad),
         Err(err) => return Err(err),
     }
     let [l0, l1, l2, l3, c0, c1, c2, c3] = header;
-    let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
+    let len = u64::from(u32::from_le_bytes([l0, l1, l2, l3]));
     let crc = u32::from_le_bytes([c0, c1, c2, c3]);
-    let mut payload = vec![0; len];
-    match input.read_exact(&mut payload) {
+    if !(MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&len)
+        || len > remaining.saturating_sub(HEADER_BYTES)
+    {
+        return Ok(Record::Bad);
+    }
+    payload.resize(len as usize, 0);
+    match input.read_exact(payload) {
         Ok(()) => {}
-        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(Record::Bad),
         Err(err) => return Err(err),
     }
-    Ok((crc32fast::hash(&payload) == crc).then_some(payload))
+    Ok(if crc32fast::hash(payload) == crc {
+        Record::Good
+    } else {
+        Record::Bad
+    })
 }
 
-/// Checks the records of the last segment from `start` and cuts off a torn
-/// tail; the end of the good records.
+/// Checks the records of the last segment from `start` and cuts off what
+/// follows the last good one; the end of the good records.
+///
+/// What is cut is logged as one of two things. A torn tail (nothing valid
+/// after the damage: a write cut short by a crash, or a zero-filled tail)
+/// was never acknowledged, and is a warning. A damaged record with complete
+/// records after it means acknowledged events are lost (the disk or someone
+/// changed the file): an error, with the records and bytes cut.
 fn recover_tail(path: &Path, start: u64) -> io::Result<u64> {
     let Ok(file) = OpenOptions::new().read(true).write(true).open(path) else {
         return Ok(0);
@@ -486,19 +535,115 @@ fn recover_tail(path: &Path, start: u64) -> io::Result<u64> {
     let mut reader = io::BufReader::new(&file);
     reader.seek(SeekFrom::Start(start.min(len)))?;
     let mut end = start.min(len);
-    while let Some(payload) = read_record(&mut reader)? {
+    let mut payload = Vec::new();
+    while let Record::Good = read_record(&mut reader, len - end, &mut payload)? {
         end += payload.len() as u64 + HEADER_BYTES;
     }
+    drop(reader);
     if end < len {
-        tracing::warn!(
-            path = %path.display(),
-            cut = len - end,
-            "cut a torn record off the spool (it was never acknowledged)"
-        );
+        let after = records_after(&file, end, len)?;
+        if after.records == 0 {
+            tracing::warn!(
+                path = %path.display(),
+                at = end,
+                cut = len - end,
+                "cut a torn tail off the spool after its last complete record \
+                 (a write cut short by a crash, or zeros; it was never acknowledged)"
+            );
+        } else {
+            tracing::error!(
+                path = %path.display(),
+                at = end,
+                cut = len - end,
+                lost_records = after.records,
+                lost_bytes = after.bytes,
+                "a damaged record in the middle of the spool, with complete records after it: \
+                 cut off from the damage on; acknowledged events are lost"
+            );
+        }
         file.set_len(end)?;
         file.sync_all()?;
     }
     Ok(end)
+}
+
+/// Complete records found after damage.
+#[derive(Debug, Default)]
+struct After {
+    records: u64,
+    bytes: u64,
+}
+
+/// Looks for complete records (a length in bounds, a payload that opens a
+/// JSON array, a matching CRC) at every byte after the damaged record at
+/// `from`, reading the file in windows, and counts them.
+fn records_after(file: &File, from: u64, len: u64) -> io::Result<After> {
+    const WINDOW: usize = 1 << 20;
+    let mut after = After::default();
+    let mut window = vec![0; WINDOW];
+    let mut payload = Vec::new();
+    let mut from = from + 1;
+    while from + HEADER_BYTES + MIN_RECORD_BYTES <= len {
+        let n = usize::try_from(len - from).unwrap_or(WINDOW).min(WINDOW);
+        read_at(file, &mut window[..n], from)?;
+        let mut found = None;
+        for (i, header) in window[..n].windows(HEADER_BYTES as usize).enumerate() {
+            let at = from + i as u64;
+            if let [l0, l1, l2, l3, c0, c1, c2, c3] = *header {
+                let size = u64::from(u32::from_le_bytes([l0, l1, l2, l3]));
+                let crc = u32::from_le_bytes([c0, c1, c2, c3]);
+                if (MIN_RECORD_BYTES..=MAX_RECORD_BYTES).contains(&size)
+                    && at + HEADER_BYTES + size <= len
+                    && payload_matches(file, at + HEADER_BYTES, size, crc)?
+                {
+                    found = Some(at);
+                    break;
+                }
+            }
+        }
+        let Some(mut at) = found else {
+            from += (n as u64).saturating_sub(HEADER_BYTES - 1).max(1);
+            continue;
+        };
+        // Follow the records from there, up to the next damage if any.
+        let mut reader = io::BufReader::new(file);
+        reader.seek(SeekFrom::Start(at))?;
+        while let Record::Good = read_record(&mut reader, len - at, &mut payload)? {
+            let size = payload.len() as u64 + HEADER_BYTES;
+            at += size;
+            after.records += 1;
+            after.bytes += size;
+        }
+        from = at + 1;
+    }
+    Ok(after)
+}
+
+/// Whether the `size` bytes at `offset` start a JSON array and have the CRC
+/// `crc`; read in pieces, so a large candidate costs no large buffer.
+fn payload_matches(file: &File, offset: u64, size: u64, crc: u32) -> io::Result<bool> {
+    let mut first = [0];
+    read_at(file, &mut first, offset)?;
+    if first != *b"[" {
+        return Ok(false);
+    }
+    let mut hasher = crc32fast::Hasher::new();
+    let mut piece = vec![0; 64 * 1024];
+    let mut done = 0;
+    while done < size {
+        let n = usize::try_from(size - done)
+            .unwrap_or(piece.len())
+            .min(piece.len());
+        read_at(file, &mut piece[..n], offset + done)?;
+        hasher.update(&piece[..n]);
+        done += n as u64;
+    }
+    Ok(hasher.finalize() == crc)
+}
+
+fn read_at(mut file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {

@@ -133,3 +133,150 @@ fn segments_are_read_across_and_deleted_once_shipped() {
     );
     assert_eq!(spool.pending_bytes(), 0);
 }
+
+/// One record's bytes, as the writer lays them out.
+fn record(n: u128) -> Vec<u8> {
+    let payload = serde_json::to_vec(&[event(n)]).unwrap();
+    let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    bytes
+}
+
+/// Runs `work` with the `tracing` output it logs caught; returns both.
+fn logged<T>(work: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone, Default)]
+    struct Caught(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Caught {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let caught = Caught::default();
+    let writer = caught.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, work);
+    let text = String::from_utf8(caught.0.lock().unwrap().clone()).unwrap();
+    (out, text)
+}
+
+#[tokio::test]
+async fn a_zero_filled_tail_is_cut_and_every_acknowledged_record_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (spool, _reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+        spool.append(&[event(1)]).await.unwrap();
+        spool.append(&[event(2), event(3)]).await.unwrap();
+    }
+    let segment = segment_path(dir.path(), 1);
+    let good = fs::metadata(&segment).unwrap().len();
+    // A preallocated or torn tail after a crash: zeros read as a header of
+    // length 0 and CRC 0, and the CRC-32 of nothing is 0.
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    file.write_all(&[0; 4096]).unwrap();
+    drop(file);
+
+    let (spool, reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(fs::metadata(&segment).unwrap().len(), good, "the zeros cut");
+    assert_eq!(spool.pending_events(), 3);
+    spool.append(&[event(4)]).await.unwrap();
+    let (events, _, _) = reader.read(spool.durable(), usize::MAX).unwrap();
+    assert_eq!(ids(&events), [1, 2, 3, 4]);
+}
+
+/// A reader that fails the test when asked for more than a few bytes at
+/// once: a record length from disk must be checked before a buffer of that
+/// size is made.
+struct Stingy(io::Cursor<Vec<u8>>);
+
+impl Read for Stingy {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        assert!(
+            buf.len() <= 1 << 20,
+            "a buffer of {} bytes was made for a record length read from disk",
+            buf.len()
+        );
+        self.0.read(buf)
+    }
+}
+
+#[test]
+fn a_corrupt_record_length_is_refused_before_allocating() {
+    let mut bytes = (1u32 << 31).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&[1, 2, 3, 4]);
+    bytes.extend_from_slice(b"[{\"event_id\":");
+    let remaining = bytes.len() as u64;
+    let mut input = Stingy(io::Cursor::new(bytes));
+    let mut buf = Vec::new();
+    assert!(matches!(
+        read_record(&mut input, remaining, &mut buf).unwrap(),
+        Record::Bad
+    ));
+    assert!(buf.capacity() < 1 << 20);
+}
+
+#[tokio::test]
+async fn a_corrupt_length_in_a_segment_file_is_cut_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = record(1);
+    let good = bytes.len() as u64;
+    bytes.extend_from_slice(&u32::MAX.to_le_bytes());
+    bytes.extend_from_slice(&[0; 4]);
+    bytes.extend_from_slice(&[7; 100]);
+    fs::write(segment_path(dir.path(), 1), bytes).unwrap();
+    let (spool, reader) = Spool::open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(
+        fs::metadata(segment_path(dir.path(), 1)).unwrap().len(),
+        good
+    );
+    let (events, _, _) = reader.read(spool.durable(), usize::MAX).unwrap();
+    assert_eq!(ids(&events), [1]);
+}
+
+#[test]
+fn a_torn_tail_is_logged_as_never_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = record(1);
+    bytes.extend_from_slice(&record(2)[..20]);
+    fs::write(segment_path(dir.path(), 1), bytes).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let (opened, log) = logged(|| Spool::open(dir.path(), 1 << 20));
+    let (spool, _reader) = opened.unwrap();
+    assert_eq!(spool.pending_events(), 1);
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains("torn"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+#[test]
+fn a_corrupt_record_before_valid_ones_is_logged_as_lost_acknowledged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = record(1);
+    let mut damaged = record(2);
+    let last = damaged.len() - 3;
+    damaged[last] ^= 0xff; // a flipped bit in the payload: the CRC fails
+    bytes.extend_from_slice(&damaged);
+    bytes.extend_from_slice(&record(3));
+    bytes.extend_from_slice(&record(4));
+    fs::write(segment_path(dir.path(), 1), bytes).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let (opened, log) = logged(|| Spool::open(dir.path(), 1 << 20));
+    let (spool, _reader) = opened.unwrap();
+    assert_eq!(spool.pending_events(), 1, "the records before it are kept");
+    assert!(log.contains("ERROR"), "{log}");
+    assert!(log.contains("acknowledged"), "{log}");
+    assert!(log.contains("lost_records=2"), "{log}");
+}
