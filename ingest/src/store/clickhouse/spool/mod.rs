@@ -121,27 +121,17 @@ impl Spool {
         };
         let end = recover_tail(&segment_path(dir, last), start)?;
 
-        // Count what is left to ship.
+        // Count what is left to ship, one record at a time.
         let at = shipped;
         let durable = Position {
             segment: last,
             offset: end,
         };
-        let (mut pending_bytes, mut pending_events) = (0, 0);
-        let mut counter = SpoolReader {
-            dir: dir.to_owned(),
-            at,
-            shared: None,
-        };
-        while counter.at < durable {
-            let (events, bytes, next) = counter.read(durable, usize::MAX)?;
-            if next == counter.at {
-                break;
-            }
-            pending_bytes += bytes;
-            pending_events += events.len() as u64;
-            counter.at = next;
-        }
+        let Pending {
+            bytes: pending_bytes,
+            events: pending_events,
+            ..
+        } = count_pending(dir, at, durable)?;
 
         let file = OpenOptions::new()
             .create(true)
@@ -517,6 +507,58 @@ fn read_record(input: &mut impl Read, remaining: u64, payload: &mut Vec<u8>) -> 
     } else {
         Record::Bad
     })
+}
+
+/// What is left to ship, as [`count_pending`] counted it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Pending {
+    bytes: u64,
+    events: u64,
+    /// The most the counter held at once: one record's buffer.
+    buffer: usize,
+}
+
+/// Counts the records and events from `from` up to `to` by streaming the
+/// segments one record at a time (one reused buffer, events counted without
+/// being decoded), so opening a large spool costs the largest record in
+/// memory, not the spool.
+fn count_pending(dir: &Path, from: Position, to: Position) -> Result<Pending, StoreError> {
+    let mut pending = Pending::default();
+    let mut payload = Vec::new();
+    let mut at = from;
+    while at < to {
+        let path = segment_path(dir, at.segment);
+        let end = if at.segment == to.segment {
+            to.offset
+        } else {
+            fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        };
+        if at.offset < end {
+            let mut file = File::open(&path)?;
+            file.seek(SeekFrom::Start(at.offset))?;
+            let mut file = io::BufReader::new(file.take(end - at.offset));
+            while at.offset < end {
+                let Record::Good = read_record(&mut file, end - at.offset, &mut payload)? else {
+                    return Err(damaged(&path, at.offset));
+                };
+                let events: Vec<serde::de::IgnoredAny> = serde_json::from_slice(&payload)
+                    .map_err(|e| StoreError::Commit(format!("{}: {e}", path.display())))?;
+                let size = payload.len() as u64 + HEADER_BYTES;
+                at.offset += size;
+                pending.bytes += size;
+                pending.events += events.len() as u64;
+                pending.buffer = pending.buffer.max(payload.capacity());
+            }
+        }
+        if at.segment >= to.segment {
+            break;
+        }
+        at = Position {
+            segment: at.segment + 1,
+            offset: 0,
+        };
+    }
+    Ok(pending)
 }
 
 /// Checks the records of the last segment from `start` and cuts off what

@@ -280,3 +280,38 @@ fn a_corrupt_record_before_valid_ones_is_logged_as_lost_acknowledged_data() {
     assert!(log.contains("acknowledged"), "{log}");
     assert!(log.contains("lost_records=2"), "{log}");
 }
+
+#[test]
+fn counting_a_large_spool_streams_with_one_record_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = record(1);
+    let records = 20_000u64;
+    {
+        let mut file = io::BufWriter::new(File::create(segment_path(dir.path(), 1)).unwrap());
+        for n in 0..records {
+            file.write_all(&record(u128::from(n))).unwrap();
+        }
+        file.flush().unwrap();
+    }
+    let end = Position {
+        segment: 1,
+        offset: fs::metadata(segment_path(dir.path(), 1)).unwrap().len(),
+    };
+    let counted = count_pending(
+        dir.path(),
+        Position {
+            segment: 1,
+            offset: 0,
+        },
+        end,
+    )
+    .unwrap();
+    assert_eq!(counted.events, records);
+    assert_eq!(counted.bytes, end.offset);
+    assert!(
+        counted.buffer <= 2 * one.len(),
+        "the counter kept {} bytes for records of {}",
+        counted.buffer,
+        one.len()
+    );
+}
