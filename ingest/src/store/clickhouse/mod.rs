@@ -46,7 +46,7 @@ use tokio::sync::{watch, Notify};
 
 use self::queries::site_filter;
 use self::rows::{EventRow, EVENT_COLUMNS};
-use self::shipper::Shipper;
+use self::shipper::{Health, Shipper};
 use self::spool::{Position, Spool};
 use super::{
     lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
@@ -87,6 +87,7 @@ pub struct ClickHouseStore {
     stop: watch::Sender<bool>,
     shipper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics: StoreMetrics,
+    health: Arc<Health>,
 }
 
 /// The client and what it knows of the server.
@@ -149,6 +150,7 @@ impl ClickHouseStore {
         let (stop, stopping) = watch::channel(false);
         let flush_now = Arc::new(Notify::new());
         let metrics = StoreMetrics::new();
+        let health = Arc::new(Health::default());
         let shipper = Shipper {
             ch: Arc::clone(&ch),
             spool: Arc::clone(&spool),
@@ -158,6 +160,8 @@ impl ClickHouseStore {
             stopping,
             flush_interval,
             metrics: metrics.clone(),
+            health: Arc::clone(&health),
+            read_retry: shipper::RETRY_FIRST,
         };
         let handle = tokio::spawn(shipper.run());
         Ok(ClickHouseStore {
@@ -168,12 +172,32 @@ impl ClickHouseStore {
             stop,
             shipper: Mutex::new(Some(handle)),
             metrics,
+            health,
         })
     }
 
     /// Events acknowledged and not yet in ClickHouse.
     pub fn spooled_events(&self) -> u64 {
         self.spool.pending_events()
+    }
+
+    /// Whether the shipper is working: false when its task has ended
+    /// before shutdown, or while it keeps failing on the spool itself
+    /// (reading it, or writing the `shipped` mark, say on a full disk),
+    /// which it retries with backoff. ClickHouse being unreachable is not
+    /// unhealthy (that is what the spool is for); it shows in
+    /// [`shipper_last_error`](Self::shipper_last_error). For `/healthz`.
+    pub fn shipper_healthy(&self) -> bool {
+        let running = lock(&self.shipper)
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        running && self.health.spool_ok()
+    }
+
+    /// The shipper's last failure (the spool, or a ClickHouse insert),
+    /// until it next ships a batch.
+    pub fn shipper_last_error(&self) -> Option<String> {
+        self.health.last_error()
     }
 }
 

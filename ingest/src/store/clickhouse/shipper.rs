@@ -1,7 +1,7 @@
 //! The shipper: moves the spool into ClickHouse, in order, in large
 //! inserts, retrying with backoff; see the [module documentation](super).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
@@ -18,7 +18,7 @@ use crate::store::StoreError;
 /// many are waiting.
 pub(super) const BATCH_EVENTS: usize = 20_000;
 /// Backoff between failed inserts: doubling from the first to the last.
-const RETRY_FIRST: Duration = Duration::from_millis(100);
+pub(super) const RETRY_FIRST: Duration = Duration::from_millis(100);
 const RETRY_LAST: Duration = Duration::from_secs(5);
 /// How long shutdown keeps trying to empty the spool into ClickHouse.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,6 +37,47 @@ impl Ch {
     }
 }
 
+/// How the shipper is doing, shared with the store
+/// ([`ClickHouseStore::shipper_healthy`](super::ClickHouseStore::shipper_healthy)).
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    state: Mutex<HealthState>,
+}
+
+#[derive(Debug, Default)]
+struct HealthState {
+    /// The last failure, until the next batch is shipped.
+    last_error: Option<String>,
+    /// Whether that failure is the spool's own (reading it, moving the
+    /// shipped mark) rather than ClickHouse's.
+    spool: bool,
+}
+
+impl Health {
+    fn set(&self, last_error: Option<String>, spool: bool) {
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) =
+            HealthState { last_error, spool };
+    }
+
+    /// False while the shipper keeps failing on the spool itself.
+    pub(super) fn spool_ok(&self) -> bool {
+        !self
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .spool
+    }
+
+    /// The last failure, until the next batch is shipped.
+    pub(super) fn last_error(&self) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last_error
+            .clone()
+    }
+}
+
 /// Moves the spool into ClickHouse; see the module docs.
 pub(super) struct Shipper {
     pub(super) ch: Arc<Ch>,
@@ -47,6 +88,9 @@ pub(super) struct Shipper {
     pub(super) stopping: watch::Receiver<bool>,
     pub(super) flush_interval: Duration,
     pub(super) metrics: StoreMetrics,
+    pub(super) health: Arc<Health>,
+    /// The wait before the next try after the spool could not be read.
+    pub(super) read_retry: Duration,
 }
 
 impl Shipper {
@@ -95,14 +139,39 @@ impl Shipper {
         }
     }
 
+    /// Sleeps `wait`, or less when shutdown starts; the wait after it.
+    async fn pause(&mut self, wait: Duration) -> Duration {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            Ok(()) = self.stopping.changed() => {}
+        }
+        (wait * 2).min(RETRY_LAST)
+    }
+
     /// Inserts the next batch, retrying until it is in; false when shutdown
-    /// gave up on it (it stays in the spool).
+    /// gave up on it (it stays in the spool). A spool that cannot be read
+    /// or a shipped mark that cannot be written is retried with backoff
+    /// too: the shipper never stops while the collector runs.
     async fn ship_once(&mut self, mut drain_until: Option<Instant>) -> bool {
         let (events, bytes, next) = match self.reader.read(self.spool.durable(), BATCH_EVENTS) {
-            Ok(read) => read,
+            Ok(read) => {
+                self.read_retry = RETRY_FIRST;
+                read
+            }
             Err(err) => {
-                tracing::error!(error = %err, "cannot read the spool; shipping stopped");
-                return false;
+                tracing::error!(
+                    error = %err,
+                    retry_in_ms = self.read_retry.as_millis() as u64,
+                    spooled = self.spool.pending_events(),
+                    "cannot read the spool; retrying"
+                );
+                self.health
+                    .set(Some(format!("cannot read the spool: {err}")), true);
+                if *self.stopping.borrow() {
+                    return false;
+                }
+                self.read_retry = self.pause(self.read_retry).await;
+                return true;
             }
         };
         let mut wait = RETRY_FIRST;
@@ -123,6 +192,8 @@ impl Shipper {
                         spooled = self.spool.pending_events(),
                         "the ClickHouse insert failed; retrying"
                     );
+                    self.health
+                        .set(Some(format!("the ClickHouse insert failed: {err}")), false);
                     if *self.stopping.borrow() && drain_until.is_none() {
                         drain_until = Some(Instant::now() + DRAIN_TIMEOUT);
                     }
@@ -134,12 +205,25 @@ impl Shipper {
                 }
             }
         }
-        if let Err(err) = self.reader.commit(next, bytes, events.len() as u64) {
-            // The events are in ClickHouse; a replay after a restart is
-            // deduplicated.
-            tracing::error!(error = %err, "cannot move the spool's shipped mark");
-            return false;
+        // The events are in ClickHouse: only the mark is retried, and a
+        // replay of them after a restart is deduplicated.
+        let mut wait = RETRY_FIRST;
+        while let Err(err) = self.reader.commit(next, bytes, events.len() as u64) {
+            tracing::error!(
+                error = %err,
+                retry_in_ms = wait.as_millis() as u64,
+                "cannot move the spool's shipped mark; retrying"
+            );
+            self.health.set(
+                Some(format!("cannot move the spool's shipped mark: {err}")),
+                true,
+            );
+            if *self.stopping.borrow() {
+                return false;
+            }
+            wait = self.pause(wait).await;
         }
+        self.health.set(None, false);
         self.shipped.send_replace(next);
         self.metrics
             .spooled_events

@@ -1,0 +1,127 @@
+//! The ClickHouse store's shipper when its own spool fails under it: a
+//! damaged record it cannot read, a `shipped` mark it cannot write. Shipping
+//! must stop only for as long as the failure lasts, never for good while
+//! batches keep being acknowledged.
+//!
+//! These need a ClickHouse server (`WAYMARK_TEST_CLICKHOUSE=1`) and skip
+//! otherwise.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use waymark_ingest::{ClickHouseStore, ClickHouseUrl, EventSink, StoredEvent};
+
+use crate::support::clickhouse::ClickHouse;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A batch of `count` page views numbered from `first`, as the collector
+/// stores them.
+fn events(first: u64, count: u64) -> Vec<StoredEvent> {
+    let now = now_ms();
+    let events: Vec<_> = (first..first + count)
+        .map(|n| {
+            json!({
+                "event_id": uuid::Uuid::from_u64_pair(0x5b001, n).hyphenated().to_string(),
+                "type": "page_view", "ts": now, "seq": n,
+                "session_id": "s-hostile", "visitor_id": "v-hostile", "session_index": 1,
+                "url": "https://shop.example/",
+            })
+        })
+        .collect();
+    let body = json!({"v": 1, "site": "shop", "sent_at": now, "events": events}).to_string();
+    waymark_ingest::decode_batch(body.as_bytes(), now)
+        .unwrap()
+        .events
+}
+
+/// Waits up to 20 s for `done`.
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn open(clickhouse: &ClickHouse, database: &str, data: &Path) -> ClickHouseStore {
+    let url: ClickHouseUrl = clickhouse.url(database).parse().unwrap();
+    ClickHouseStore::open(&url, data, 1 << 20, Duration::from_millis(300))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
+    let Some(clickhouse) = ClickHouse::start_if_wanted() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    // The mark is written to `shipped.tmp` and renamed; a directory by that
+    // name makes the write fail, as a full disk (ENOSPC) would.
+    let obstacle = data.path().join("spool").join("shipped.tmp");
+    fs::create_dir_all(&obstacle).unwrap();
+    let store = open(&clickhouse, "mark", data.path()).await;
+    store.append(events(1, 3)).await.unwrap();
+    // The insert goes through; moving the mark fails for a while.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!store.shipper_healthy());
+    let error = store.shipper_last_error().unwrap();
+    assert!(error.contains("shipped mark"), "{error}");
+    fs::remove_dir(&obstacle).unwrap();
+
+    store.append(events(4, 2)).await.unwrap();
+    wait_for(
+        "the spool to be shipped once the mark can be written",
+        || store.spooled_events() == 0 && store.shipper_healthy(),
+    )
+    .await;
+    assert_eq!(store.shipper_last_error(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipper_outlives_a_spool_read_that_fails() {
+    let Some(clickhouse) = ClickHouse::start_if_wanted() else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let store = open(&clickhouse, "read", data.path()).await;
+    store.append(events(1, 3)).await.unwrap();
+    // Damage the record before the shipper (flushing every 300 ms) reads
+    // it: one payload byte flipped, so its CRC fails.
+    let segment = data.path().join("spool").join("00000000000000000001.seg");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&segment)
+        .unwrap();
+    let mut byte = [0];
+    file.read_exact_at(&mut byte, 20).unwrap();
+    file.write_all_at(&[byte[0] ^ 0xff], 20).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        store.spooled_events(),
+        3,
+        "the damaged record is not shipped"
+    );
+    assert!(!store.shipper_healthy());
+    let error = store.shipper_last_error().unwrap();
+    assert!(error.contains("cannot read the spool"), "{error}");
+    // The damage goes away (a disk that answers again).
+    file.write_all_at(&byte, 20).unwrap();
+
+    store.append(events(4, 2)).await.unwrap();
+    wait_for("the spool to be shipped once it reads again", || {
+        store.spooled_events() == 0 && store.shipper_healthy()
+    })
+    .await;
+    assert_eq!(store.shipper_last_error(), None);
+}
