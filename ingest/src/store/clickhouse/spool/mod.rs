@@ -15,8 +15,13 @@
 //! replaced atomically) and a `lock` file that keeps a second collector off
 //! the same spool. A record is `[len: u32 LE][crc32: u32 LE][payload]`, the
 //! payload a JSON array of [`StoredEvent`]s. At start the tail of the last
-//! segment is checked and a torn record (a crash mid-write, never
-//! acknowledged) is cut off. Segments wholly shipped are deleted.
+//! segment is checked and what follows its last good record is cut off: a
+//! torn record or a zero-filled tail (a crash mid-write, never
+//! acknowledged) with a warning, a damaged record followed by complete ones
+//! (acknowledged events lost) with an error ([`recover_tail`]). A length
+//! read from disk is bounded before anything is allocated for it
+//! ([`read_record`]), and what is left to ship is counted one record at a
+//! time ([`count_pending`]). Segments wholly shipped are deleted.
 //!
 //! The spool is bounded: past `max_bytes` of unshipped records an append
 //! fails with [`StoreError::Full`], which the collector answers with 503 and
