@@ -72,8 +72,12 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     let store = open(&clickhouse, "mark", data.path()).await;
     store.append(events(1, 3)).await.unwrap();
     // The insert goes through; moving the mark fails for a while.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(!store.shipper_healthy());
+    wait_for("the shipper to report the failed mark", || {
+        !store.shipper_healthy()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!store.shipper_healthy(), "still failing, still retrying");
     let error = store.shipper_last_error().unwrap();
     assert!(error.contains("shipped mark"), "{error}");
     fs::remove_dir(&obstacle).unwrap();
@@ -106,13 +110,17 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
     let mut byte = [0];
     file.read_exact_at(&mut byte, 20).unwrap();
     file.write_all_at(&[byte[0] ^ 0xff], 20).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_for("the shipper to report the failed read", || {
+        !store.shipper_healthy()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         store.spooled_events(),
         3,
         "the damaged record is not shipped"
     );
-    assert!(!store.shipper_healthy());
+    assert!(!store.shipper_healthy(), "still failing, still retrying");
     let error = store.shipper_last_error().unwrap();
     assert!(error.contains("cannot read the spool"), "{error}");
     // The damage goes away (a disk that answers again).
