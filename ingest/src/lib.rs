@@ -55,7 +55,8 @@ pub use crate::state::AppState;
 pub use crate::store::{
     AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventSink, Interval, KeyCount,
     MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader, SessionSweeper,
-    SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError, DB_FILE_NAME,
+    SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError, SweepCursor, SweepPage,
+    DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{

@@ -11,7 +11,8 @@ use std::time::Duration;
 use crate::error::Error;
 use crate::state::AppState;
 
-/// Sessions closed per store call; a sweep repeats until fewer come back.
+/// Sessions looked at per store call; a sweep pages on, past sessions it
+/// could not close, until the store has none left to look at.
 const SWEEP_BATCH: usize = 1000;
 
 /// One sweep at the state's clock's `now`: closes every session with no
@@ -26,12 +27,14 @@ pub async fn sweep_idle_sessions(state: &AppState) -> Result<usize, Error> {
     let now = state.clock().now_ms();
     let idle_before = now.saturating_sub(state.config().session_timeout_ms());
     let mut total = 0;
+    let mut after = None;
     loop {
-        let closed = sweeper.sweep(now, idle_before, SWEEP_BATCH).await?;
-        total += closed;
-        state.metrics().sessions_swept.inc_by(closed as u64);
-        if closed < SWEEP_BATCH {
-            break;
+        let page = sweeper.sweep(now, idle_before, after, SWEEP_BATCH).await?;
+        total += page.closed;
+        state.metrics().sessions_swept.inc_by(page.closed as u64);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
         }
     }
     Ok(total)

@@ -368,19 +368,40 @@ pub trait SessionReader: Send + Sync + Debug {
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
 }
 
+/// Where a sweep goes on from: the last session the previous call looked at,
+/// in the order sweeps go (last activity, then session id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepCursor {
+    pub last_seen_at: u64,
+    pub session_id: String,
+}
+
+/// What one [`SessionSweeper::sweep`] call did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepPage {
+    /// Sessions closed.
+    pub closed: usize,
+    /// Where the next call goes on from; `None` when the call looked at
+    /// fewer than `limit` sessions (none are left to look at).
+    pub next: Option<SweepCursor>,
+}
+
 /// Closes idle sessions: what the sweeper calls.
 pub trait SessionSweeper: Send + Sync + Debug {
     /// Closes the sessions with no activity before `idle_before` (epoch ms):
     /// writes each one's `visit_ended` (reason `idle`, at its last activity,
-    /// received at `now`) unless it already has one. At most `limit` per
-    /// call; the number closed. Idempotent: the event id is derived from the
-    /// session id.
+    /// received at `now`) unless it already has one. Looks at up to `limit`
+    /// open sessions after `after` (oldest activity first, then session id),
+    /// and says where to go on from, so sessions it cannot close (whatever
+    /// the reason) never stop it from reaching the others. Idempotent: the
+    /// event id is derived from the session id.
     fn sweep(
         &self,
         now: u64,
         idle_before: u64,
+        after: Option<SweepCursor>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+    ) -> BoxFuture<'_, Result<SweepPage, StoreError>>;
 }
 
 /// A store that does everything — takes events, reads them back, sweeps —

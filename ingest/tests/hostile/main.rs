@@ -1,5 +1,6 @@
-//! Hostile conditions for the collector: disks that fail, files that are
-//! damaged, servers that misbehave. Each module is one subject.
+//! The adversarial suite: what a hostile client, a hostile batch or a
+//! failing disk can do to the collector, one submodule per area. Each test
+//! shows a defect that could be exploited (or hit) and that it no longer can.
 
 #![cfg(unix)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,3 +9,4 @@
 mod support;
 
 mod spool;
+mod wedging;

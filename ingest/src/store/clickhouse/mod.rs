@@ -50,7 +50,7 @@ use self::shipper::{Health, Shipper};
 use self::spool::{Position, Spool};
 use super::{
     lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, Stats, StatsQuery, StoreError,
+    SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
@@ -327,9 +327,10 @@ impl SessionSweeper for ClickHouseStore {
         &self,
         now: u64,
         idle_before: u64,
+        after: Option<SweepCursor>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>> {
-        Box::pin(self.sweep_now(now, idle_before, limit))
+    ) -> BoxFuture<'_, Result<SweepPage, StoreError>> {
+        Box::pin(self.sweep_now(now, idle_before, after, limit))
     }
 }
 

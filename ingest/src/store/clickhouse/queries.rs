@@ -10,7 +10,8 @@ use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
 use crate::session::{collector_visit_ended, fold_session, Session};
 use crate::store::{
-    page_key, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, StoreError, TOP,
+    page_key, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, StoreError,
+    SweepCursor, SweepPage, TOP,
 };
 
 impl ClickHouseStore {
@@ -42,16 +43,36 @@ impl ClickHouseStore {
         &self,
         now: u64,
         idle_before: u64,
+        after: Option<SweepCursor>,
         limit: usize,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<SweepPage, StoreError> {
         let sessions = sessions_sql(&self.ch.db, "1");
         let sql = format!(
-            "SELECT session_id FROM ({sessions}) WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
-             ORDER BY last_seen_at LIMIT {limit}"
+            "SELECT last_seen_at, session_id FROM ({sessions}) \
+             WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
+             AND (last_seen_at, session_id) > (?, ?) \
+             ORDER BY last_seen_at, session_id LIMIT {limit}"
         );
-        let ids: Vec<String> = timed(self.ch.client.query(&sql).fetch_all::<String>()).await?;
+        let (after_seen, after_id) =
+            after.map_or((0, String::new()), |c| (c.last_seen_at, c.session_id));
+        let found: Vec<(u64, String)> = timed(
+            self.ch
+                .client
+                .query(&sql)
+                .bind(after_seen)
+                .bind(after_id)
+                .fetch_all::<(u64, String)>(),
+        )
+        .await?;
+        let next = (found.len() >= limit).then(|| found.last()).flatten().map(
+            |(last_seen_at, session_id)| SweepCursor {
+                last_seen_at: *last_seen_at,
+                session_id: session_id.clone(),
+            },
+        );
+        let ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
         if ids.is_empty() {
-            return Ok(0);
+            return Ok(SweepPage { closed: 0, next });
         }
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM {}.events WHERE has(?, session_id)",
@@ -91,7 +112,7 @@ impl ClickHouseStore {
                     StoreError::Commit("ClickHouse did not take the sweep in time".to_owned())
                 })??;
         }
-        Ok(closed)
+        Ok(SweepPage { closed, next })
     }
 
     pub(super) async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {

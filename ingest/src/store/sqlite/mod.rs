@@ -29,7 +29,7 @@ use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
 use super::{
     lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, Stats, StatsQuery, StoreError,
+    SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
@@ -263,11 +263,13 @@ impl SessionSweeper for SqliteStore {
         &self,
         now: u64,
         idle_before: u64,
+        after: Option<SweepCursor>,
         limit: usize,
-    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+    ) -> BoxFuture<'_, Result<SweepPage, StoreError>> {
         self.command(move |reply| Command::Sweep {
             now,
             idle_before,
+            after,
             limit,
             reply,
         })

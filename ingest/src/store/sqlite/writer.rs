@@ -13,7 +13,7 @@ use super::rows::{state_from_row, KEY_COLUMNS, SESSION_COLUMNS};
 use crate::event::{EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
 use crate::session::{collector_visit_ended, EndDecision, EventKey, SessionState};
-use crate::store::{AppendOutcome, StoreError};
+use crate::store::{AppendOutcome, StoreError, SweepCursor, SweepPage};
 
 /// Events taken into one transaction, at most (one request more may push a
 /// group past it; a request is never split).
@@ -34,8 +34,9 @@ pub(super) enum Command {
     Sweep {
         now: u64,
         idle_before: u64,
+        after: Option<SweepCursor>,
         limit: usize,
-        reply: oneshot::Sender<Result<usize, StoreError>>,
+        reply: oneshot::Sender<Result<SweepPage, StoreError>>,
     },
 }
 
@@ -61,7 +62,7 @@ impl Command {
 /// What a command did, sent once the transaction has committed.
 enum Done {
     Appended(AppendOutcome),
-    Swept(usize),
+    Swept(SweepPage),
 }
 
 impl std::fmt::Debug for Command {
@@ -145,9 +146,10 @@ fn write_group(conn: &mut Connection, group: &[Command]) -> Result<Vec<Done>, ru
                 Command::Sweep {
                     now,
                     idle_before,
+                    after,
                     limit,
                     ..
-                } => Done::Swept(writer.sweep(*now, *idle_before, *limit)?),
+                } => Done::Swept(writer.sweep(*now, *idle_before, after.as_ref(), *limit)?),
             });
         }
         writer.flush()?;
@@ -225,20 +227,45 @@ impl<'t> GroupWriter<'t> {
         Ok(true)
     }
 
-    fn sweep(&mut self, now: u64, idle_before: u64, limit: usize) -> rusqlite::Result<usize> {
-        let ids: Vec<String> = self
+    fn sweep(
+        &mut self,
+        now: u64,
+        idle_before: u64,
+        after: Option<&SweepCursor>,
+        limit: usize,
+    ) -> rusqlite::Result<SweepPage> {
+        let (after_seen, after_id) = after.map_or((-1, ""), |c| {
+            (
+                i64::try_from(c.last_seen_at).unwrap_or(i64::MAX),
+                c.session_id.as_str(),
+            )
+        });
+        let found: Vec<(u64, String)> = self
             .tx
             .prepare_cached(
-                "SELECT session_id FROM sessions WHERE ended_at IS NULL AND last_seen_at < ?1 \
-                 ORDER BY last_seen_at LIMIT ?2",
+                "SELECT last_seen_at, session_id FROM sessions \
+                 WHERE ended_at IS NULL AND last_seen_at < ?1 \
+                 AND (last_seen_at, session_id) > (?2, ?3) \
+                 ORDER BY last_seen_at, session_id LIMIT ?4",
             )?
             .query_map(
-                params![idle_before, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |row| row.get(0),
+                params![
+                    idle_before,
+                    after_seen,
+                    after_id,
+                    i64::try_from(limit).unwrap_or(i64::MAX)
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )?
             .collect::<Result<_, _>>()?;
+        let next = (found.len() >= limit).then(|| found.last()).flatten().map(
+            |(last_seen_at, session_id)| SweepCursor {
+                last_seen_at: *last_seen_at,
+                session_id: session_id.clone(),
+            },
+        );
         let mut closed = 0;
-        for id in ids {
+        for (_, id) in found {
             // This group may have brought news of the session already.
             let Some(state) = self.load(&id)? else {
                 continue;
@@ -251,7 +278,7 @@ impl<'t> GroupWriter<'t> {
                 closed += 1;
             }
         }
-        Ok(closed)
+        Ok(SweepPage { closed, next })
     }
 
     /// Writes every changed session back.

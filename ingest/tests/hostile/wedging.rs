@@ -1,0 +1,185 @@
+//! Wedging: requests that stop the collector's background work for good.
+//!
+//! The sweeper closes idle sessions by writing a `visit_ended` whose id the
+//! collector derives from the session id, and skips a session whose such id
+//! is already stored. A client that stores events under those ids itself
+//! must neither make the sweeper give up on every other session nor keep it
+//! sweeping the same sessions for ever.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use serde_json::{json, Value};
+use uuid::Uuid;
+use waymark_ingest::{
+    decode_batch, sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Config, SqliteStore,
+    StoredEvent,
+};
+
+use crate::support;
+use crate::support::app::TestApp;
+use crate::support::clickhouse::ClickHouse;
+
+/// Late 2024, as a clock the test holds.
+const NOW: u64 = 1_732_350_000_000;
+const MIN: u64 = 60_000;
+/// More sessions than the sweeper looks at per store call (1,000).
+const FORGED: usize = 1_001;
+
+/// The namespace the collector derived its `visit_ended` ids from: public,
+/// in the source, so any client can compute them.
+const VISIT_ENDED_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9a55_3b8e_4d1e_9a0f_7e2b_5c4d_0a11);
+
+fn forged_end_id(session_id: &str) -> String {
+    Uuid::new_v5(&VISIT_ENDED_NAMESPACE, session_id.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+fn config() -> Config {
+    Config {
+        // The attack is a handful of batches from one address.
+        rate_limit_per_second: 1_000,
+        rate_limit_burst: 1_000,
+        ..Config::default()
+    }
+}
+
+fn clickhouse_server() -> Option<&'static ClickHouse> {
+    static SERVER: OnceLock<ClickHouse> = OnceLock::new();
+    support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
+}
+
+fn sqlite() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    TestApp::on_dyn(store, config(), NOW, dir)
+}
+
+async fn clickhouse(name: &str) -> Option<TestApp> {
+    let server = clickhouse_server()?;
+    let dir = tempfile::tempdir().unwrap();
+    let url: ClickHouseUrl = server.url(&format!("hostile_{name}")).parse().unwrap();
+    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
+        .await
+        .unwrap();
+    Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+}
+
+fn page_view(event_id: &str, session: &str, ts: u64) -> Value {
+    json!({
+        "event_id": event_id, "type": "page_view", "ts": ts,
+        "session_id": session, "visitor_id": format!("v-{session}"), "session_index": 1,
+        "url": "https://shop.example/",
+    })
+}
+
+/// Page views of `FORGED` sessions, an hour old (older than any honest
+/// session), each under the id of its session's collector `visit_ended`.
+fn forged_page_views() -> Vec<Value> {
+    (0..FORGED)
+        .map(|i| {
+            let session = format!("forged-{i:05}");
+            page_view(
+                &forged_end_id(&session),
+                &session,
+                NOW - 60 * MIN + i as u64,
+            )
+        })
+        .collect()
+}
+
+/// An honest page view, 40 minutes old: idle past the 30-minute timeout.
+fn honest_page_view() -> Value {
+    page_view(&Uuid::new_v4().to_string(), "honest", NOW - 40 * MIN)
+}
+
+async fn post(app: &TestApp, events: &[Value]) -> Value {
+    let body = json!({"v": 1, "site": "shop", "sent_at": NOW, "events": events});
+    let request = Request::post("/v1/batch")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let reply = app.send(request).await;
+    tokio::time::timeout(Duration::from_secs(20), app.store.sync())
+        .await
+        .expect("the store takes the batch within 20 s")
+        .unwrap();
+    reply.json()
+}
+
+/// Sweeps until the sweep closes nothing, within a bound: a sweep that
+/// never ends is a wedge too.
+async fn sweep_all(app: &TestApp) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while sweep_idle_sessions(&app.state).await.unwrap() > 0 {}
+    })
+    .await
+    .expect("the sweep finishes");
+}
+
+async fn assert_honest_session_closed(app: &TestApp) {
+    let honest = app.store.session("honest").await.unwrap().unwrap();
+    assert_eq!(honest.end_reason.as_deref(), Some("idle"), "{honest:?}");
+    assert_eq!(honest.ended_at, Some(NOW - 40 * MIN));
+}
+
+/// The attack through the front door: the forged page views, then an
+/// honest session; the sweep must still close the honest one.
+async fn forged_batches_do_not_stop_the_sweeper(app: TestApp) {
+    for chunk in forged_page_views().chunks(500) {
+        post(&app, chunk).await;
+    }
+    post(&app, &[honest_page_view()]).await;
+    sweep_all(&app).await;
+    assert_honest_session_closed(&app).await;
+}
+
+/// Events stored under the collector's ids before the door checked (or by
+/// any other way in): the sweep pages past the sessions it cannot close.
+async fn forged_events_already_stored_do_not_stop_the_sweeper(app: TestApp) {
+    let mut events = forged_page_views();
+    events.push(honest_page_view());
+    let mut stored: Vec<StoredEvent> = Vec::new();
+    for chunk in events.chunks(500) {
+        // Decoded as if valid, then the forged ids put back: the store
+        // takes what it is given.
+        let body = json!({"v": 1, "site": "shop", "sent_at": NOW, "events": chunk});
+        let decoded = decode_batch(body.to_string().as_bytes(), NOW).unwrap();
+        for (mut event, value) in decoded.events.into_iter().zip(chunk) {
+            event.event_id = value["event_id"].as_str().unwrap().to_owned();
+            stored.push(event);
+        }
+    }
+    assert_eq!(stored.len(), FORGED + 1);
+    app.store.append(stored).await.unwrap();
+    app.store.sync().await.unwrap();
+    sweep_all(&app).await;
+    assert_honest_session_closed(&app).await;
+}
+
+#[tokio::test]
+async fn sqlite_forged_batches_do_not_stop_the_sweeper() {
+    forged_batches_do_not_stop_the_sweeper(sqlite()).await;
+}
+
+#[tokio::test]
+async fn clickhouse_forged_batches_do_not_stop_the_sweeper() {
+    if let Some(app) = clickhouse("forged_batches").await {
+        forged_batches_do_not_stop_the_sweeper(app).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_forged_events_already_stored_do_not_stop_the_sweeper() {
+    forged_events_already_stored_do_not_stop_the_sweeper(sqlite()).await;
+}
+
+#[tokio::test]
+async fn clickhouse_forged_events_already_stored_do_not_stop_the_sweeper() {
+    if let Some(app) = clickhouse("forged_stored").await {
+        forged_events_already_stored_do_not_stop_the_sweeper(app).await;
+    }
+}
