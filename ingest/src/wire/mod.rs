@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{Enrichment, EventType, StoredEvent};
+use crate::session::collector_end_id;
 
 use waymark_wire::{
     MAX_CONTEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
@@ -235,7 +236,7 @@ fn decode_event(
         },
     };
 
-    Ok(StoredEvent {
+    let event = StoredEvent {
         event_id,
         site: site.to_owned(),
         event_type,
@@ -256,7 +257,13 @@ fn decode_event(
         props: optional_object(obj, "props", MAX_PROPS_BYTES)?,
         context: optional_object(obj, "context", MAX_CONTEXT_BYTES)?,
         enrichment: Enrichment::default(),
-    })
+    };
+    if event.event_id == collector_end_id(&event.session_id) {
+        // The id of the `visit_ended` the sweeper writes for this session:
+        // stored under it, the sweeper could never close the session.
+        return Err("event_id: reserved for the collector's own events".to_owned());
+    }
+    Ok(event)
 }
 
 /// A positive counter that may be absent or `null`.

@@ -144,9 +144,17 @@ async fn forged_events_already_stored_do_not_stop_the_sweeper(app: TestApp) {
     events.push(honest_page_view());
     let mut stored: Vec<StoredEvent> = Vec::new();
     for chunk in events.chunks(500) {
-        // Decoded as if valid, then the forged ids put back: the store
-        // takes what it is given.
-        let body = json!({"v": 1, "site": "shop", "sent_at": NOW, "events": chunk});
+        // Decoded under fresh ids (the door refuses the forged ones), then
+        // the forged ids put back: the store takes what it is given.
+        let fresh: Vec<Value> = chunk
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e["event_id"] = json!(Uuid::new_v4().to_string());
+                e
+            })
+            .collect();
+        let body = json!({"v": 1, "site": "shop", "sent_at": NOW, "events": fresh});
         let decoded = decode_batch(body.to_string().as_bytes(), NOW).unwrap();
         for (mut event, value) in decoded.events.into_iter().zip(chunk) {
             event.event_id = value["event_id"].as_str().unwrap().to_owned();
@@ -182,4 +190,23 @@ async fn clickhouse_forged_events_already_stored_do_not_stop_the_sweeper() {
     if let Some(app) = clickhouse("forged_stored").await {
         forged_events_already_stored_do_not_stop_the_sweeper(app).await;
     }
+}
+
+/// A client cannot store an event under the id of a collector `visit_ended`.
+#[tokio::test]
+async fn the_collectors_own_event_ids_are_rejected() {
+    let app = sqlite();
+    let forged = page_view(&forged_end_id("s-1"), "s-1", NOW - MIN);
+    let honest = page_view(&Uuid::new_v4().to_string(), "s-1", NOW - MIN);
+    let body = post(&app, &[forged, honest]).await;
+    let rejected = body["rejected"].as_array().expect("a rejected list");
+    assert_eq!(rejected.len(), 1, "{body}");
+    assert_eq!(rejected[0]["index"], 0, "{body}");
+    assert!(
+        rejected[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("event_id"),
+        "{body}"
+    );
 }
