@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use crate::sites::Sites;
 pub use crate::store::ClickHouseUrl;
+use crate::wire::{TimeBounds, MAX_EVENT_AHEAD_MS};
 
 /// The default limit on a `POST /v1/batch` body: 1 MiB, the wire format's
 /// [`MAX_BODY_BYTES`](waymark_wire::MAX_BODY_BYTES).
@@ -17,6 +18,8 @@ pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 100;
 /// Default idle time after which the sweeper closes a session.
 pub const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
+/// Default age past which events are rejected (reason `ts`).
+pub const DEFAULT_MAX_EVENT_AGE_DAYS: u64 = 31;
 /// Default time between sweeps.
 pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 60;
 
@@ -71,6 +74,10 @@ pub struct Config {
     pub session_timeout_minutes: u64,
     /// Seconds between sweeps.
     pub sweep_interval_seconds: u64,
+    /// Events older than this many days (after the clock-skew correction)
+    /// are rejected with reason `ts`, as are events more than an hour in
+    /// the future ([`MAX_EVENT_AHEAD_MS`](crate::MAX_EVENT_AHEAD_MS)).
+    pub max_event_age_days: u64,
     /// ClickHouse store: the most bytes of events its spool holds while
     /// ClickHouse is unreachable; beyond it batches get 503 + Retry-After.
     pub spool_max_bytes: u64,
@@ -82,6 +89,15 @@ pub struct Config {
 impl Config {
     pub fn session_timeout_ms(&self) -> u64 {
         self.session_timeout_minutes.saturating_mul(60_000)
+    }
+
+    /// The times events may carry: [`max_event_age_days`](Self::max_event_age_days)
+    /// back, an hour ahead.
+    pub fn time_bounds(&self) -> TimeBounds {
+        TimeBounds {
+            max_age_ms: self.max_event_age_days.saturating_mul(86_400_000),
+            max_ahead_ms: MAX_EVENT_AHEAD_MS,
+        }
     }
 }
 
@@ -102,6 +118,7 @@ impl Default for Config {
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
             session_timeout_minutes: DEFAULT_SESSION_TIMEOUT_MINUTES,
             sweep_interval_seconds: DEFAULT_SWEEP_INTERVAL_SECONDS,
+            max_event_age_days: DEFAULT_MAX_EVENT_AGE_DAYS,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         }

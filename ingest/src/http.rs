@@ -256,7 +256,7 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
     // is answered (400) and counts; a store failure (503) is retried.
     let dropped = envelope.dropped;
     let mut batch = envelope
-        .validate(state.clock().now_ms())
+        .validate_within(state.clock().now_ms(), state.config().time_bounds())
         .inspect_err(|_| state.metrics().events_dropped_by_client.inc_by(dropped))?;
     enrich(
         state.geo(),

@@ -40,8 +40,8 @@
 pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use crate::config::{
     ClickHouseUrl, Config, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES,
-    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
+    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
 pub use crate::error::Error;
@@ -60,8 +60,8 @@ pub use crate::store::{
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{
-    decode_batch, DecodeError, DecodedBatch, Envelope, Rejection, MAX_EVENTS_PER_BATCH,
-    MAX_UNCORRECTED_SKEW_MS, WIRE_VERSION,
+    decode_batch, DecodeError, DecodedBatch, Envelope, Rejection, TimeBounds, MAX_EVENTS_PER_BATCH,
+    MAX_EVENT_AHEAD_MS, MAX_UNCORRECTED_SKEW_MS, WIRE_VERSION,
 };
 
 mod api;

@@ -9,8 +9,8 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
     Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES,
-    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
+    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
@@ -66,6 +66,10 @@ struct Args {
     /// Seconds between sweeps for idle sessions.
     #[arg(long, env = "WAYMARK_SWEEP_INTERVAL_SECONDS", default_value_t = DEFAULT_SWEEP_INTERVAL_SECONDS)]
     sweep_interval_seconds: u64,
+    /// Days back an event's time may be (after clock-skew correction); older
+    /// events are rejected (reason `ts`), as are events over an hour ahead.
+    #[arg(long, env = "WAYMARK_MAX_EVENT_AGE_DAYS", default_value_t = DEFAULT_MAX_EVENT_AGE_DAYS)]
+    max_event_age_days: u64,
     /// ClickHouse store: bytes the spool may hold while ClickHouse is down
     /// (then batches get 503 with Retry-After).
     #[arg(long, env = "WAYMARK_SPOOL_MAX_BYTES", default_value_t = DEFAULT_SPOOL_MAX_BYTES)]
@@ -92,6 +96,7 @@ impl From<Args> for Config {
             rate_limit_burst: args.rate_limit_burst,
             session_timeout_minutes: args.session_timeout_minutes.max(1),
             sweep_interval_seconds: args.sweep_interval_seconds.max(1),
+            max_event_age_days: args.max_event_age_days.max(1),
             spool_max_bytes: args.spool_max_bytes,
             flush_interval_ms: args.flush_interval_ms.max(1),
         }

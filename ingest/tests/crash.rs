@@ -33,6 +33,13 @@ fn event_id(poster: u128, batch: u128, index: u128) -> String {
         .to_string()
 }
 
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
 fn batch_body(poster: u128, batch: u128) -> (Vec<String>, String) {
     let ids: Vec<String> = (0..BATCH_SIZE)
         .map(|i| event_id(poster, batch, i))
@@ -44,7 +51,9 @@ fn batch_body(poster: u128, batch: u128) -> (Vec<String>, String) {
             json!({
                 "event_id": id,
                 "type": "page_view",
-                "ts": 1_732_350_000_000u64 + i as u64,
+                // Now: the collector runs on the system clock and rejects
+                // events more than 31 days old.
+                "ts": now_ms() + i as u64,
                 "session_id": format!("session-{poster}"),
                 "visitor_id": format!("visitor-{poster}"),
                 "url": format!("http://127.0.0.1/p{poster}/b{batch}/e{i}"),

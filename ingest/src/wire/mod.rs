@@ -98,6 +98,21 @@ fn count_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error
 /// noise (and could reorder events across batches of one session).
 pub const MAX_UNCORRECTED_SKEW_MS: u64 = 60_000;
 
+/// How far an event's time, after the clock-skew correction, may be from
+/// the collector's clock; outside, the event is rejected with reason `ts`.
+/// (ClickHouse partitions by month: without bounds one batch could make a
+/// part for each of hundreds of months.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeBounds {
+    /// The oldest accepted event: this many ms before `received_at`.
+    pub max_age_ms: u64,
+    /// The furthest accepted in the future: this many ms after `received_at`.
+    pub max_ahead_ms: u64,
+}
+
+/// How far in the future an event may be: one hour.
+pub const MAX_EVENT_AHEAD_MS: u64 = 3_600_000;
+
 /// Decodes and validates a batch body, stamping every event with
 /// `received_at`: [`Envelope::parse`] then [`Envelope::validate`].
 ///
@@ -153,13 +168,34 @@ impl Envelope {
     }
 
     /// Validates each event on its own: the valid ones, with their times
-    /// corrected by the clock skew, and a [`Rejection`] for each other.
+    /// corrected by the clock skew, and a [`Rejection`] for each other. Any
+    /// time from 1 to 2^53 - 1 is accepted (see
+    /// [`validate_within`](Self::validate_within)).
     pub fn validate(self, received_at: u64) -> Result<DecodedBatch, DecodeError> {
+        self.validate_bounded(received_at, None)
+    }
+
+    /// [`validate`](Self::validate), rejecting too with reason `ts` each
+    /// event whose corrected time is outside `bounds` around `received_at`:
+    /// what the collector does.
+    pub fn validate_within(
+        self,
+        received_at: u64,
+        bounds: TimeBounds,
+    ) -> Result<DecodedBatch, DecodeError> {
+        self.validate_bounded(received_at, Some(bounds))
+    }
+
+    fn validate_bounded(
+        self,
+        received_at: u64,
+        bounds: Option<TimeBounds>,
+    ) -> Result<DecodedBatch, DecodeError> {
         let skew = self.skew_ms(received_at);
         let mut events = Vec::with_capacity(self.events.len());
         let mut rejected = Vec::new();
         for (index, value) in self.events.iter().enumerate() {
-            match decode_event(value, &self.site, received_at, skew) {
+            match decode_event(value, &self.site, received_at, skew, bounds) {
                 Ok(event) => events.push(event),
                 Err(reason) => rejected.push(Rejection { index, reason }),
             }
@@ -206,6 +242,7 @@ fn decode_event(
     site: &str,
     received_at: u64,
     skew: Option<i64>,
+    bounds: Option<TimeBounds>,
 ) -> Result<StoredEvent, String> {
     let Value::Object(obj) = value else {
         return Err("not a JSON object".to_owned());
@@ -235,6 +272,22 @@ fn decode_event(
             _ => return Err("ts: must be a positive integer (epoch milliseconds)".to_owned()),
         },
     };
+
+    if let Some(bounds) = bounds {
+        let at = corrected(ts, skew);
+        if at < received_at.saturating_sub(bounds.max_age_ms) {
+            return Err(format!(
+                "ts: older than {} days (after clock-skew correction)",
+                bounds.max_age_ms / 86_400_000
+            ));
+        }
+        if at > received_at.saturating_add(bounds.max_ahead_ms) {
+            return Err(format!(
+                "ts: more than {} minutes in the future (after clock-skew correction)",
+                bounds.max_ahead_ms / 60_000
+            ));
+        }
+    }
 
     let event = StoredEvent {
         event_id,

@@ -210,3 +210,77 @@ async fn the_collectors_own_event_ids_are_rejected() {
         "{body}"
     );
 }
+
+const DAY: u64 = 24 * 60 * MIN;
+
+/// The `rejected` indexes of a reply and whether each reason names `ts`.
+fn rejected_ts(body: &Value) -> Vec<u64> {
+    body["rejected"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no rejected list: {body}"))
+        .iter()
+        .map(|r| {
+            assert!(r["reason"].as_str().unwrap().starts_with("ts"), "{body}");
+            r["index"].as_u64().unwrap()
+        })
+        .collect()
+}
+
+/// Events spread over many months would make as many ClickHouse parts per
+/// batch (it partitions by month): times far in the past or in the future
+/// are rejected, per event, with reason `ts`.
+#[tokio::test]
+async fn events_too_old_or_in_the_future_are_rejected() {
+    let app = sqlite();
+    let at = |n: u128, ts: u64| page_view(&Uuid::from_u128(n).to_string(), "s-time", ts);
+    let body = post(
+        &app,
+        &[
+            at(1, NOW - 40 * DAY),
+            at(2, NOW - 10 * DAY),
+            at(3, NOW + 2 * 60 * MIN),
+            at(4, 1),
+            at(5, NOW + 30 * MIN),
+            at(6, (1 << 53) - 1),
+            at(7, NOW - 30 * DAY),
+        ],
+    )
+    .await;
+    assert_eq!(rejected_ts(&body), vec![0, 2, 3, 5], "{body}");
+    assert_eq!(body["accepted"], 3, "{body}");
+}
+
+/// The bounds apply after the clock-skew correction: a device whose clock
+/// is 50 days behind sends events that are recent once corrected.
+#[tokio::test]
+async fn the_time_bounds_apply_after_the_skew_correction() {
+    let app = sqlite();
+    let skewed = NOW - 50 * DAY;
+    let events = [page_view(
+        &Uuid::new_v4().to_string(),
+        "s-skew",
+        skewed - MIN,
+    )];
+    let body = json!({"v": 1, "site": "shop", "sent_at": skewed, "events": events});
+    let request = Request::post("/v1/batch")
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let body = app.send(request).await.json();
+    assert_eq!(body["accepted"], 1, "{body}");
+}
+
+/// `--max-event-age-days` moves the bound back.
+#[tokio::test]
+async fn the_age_bound_is_configurable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let config = Config {
+        max_event_age_days: 5,
+        ..config()
+    };
+    let app = TestApp::on_dyn(store, config, NOW, dir);
+    let at = |n: u128, ts: u64| page_view(&Uuid::from_u128(n).to_string(), "s-age", ts);
+    let body = post(&app, &[at(1, NOW - 6 * DAY), at(2, NOW - 4 * DAY)]).await;
+    assert_eq!(rejected_ts(&body), vec![0], "{body}");
+}
