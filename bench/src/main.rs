@@ -382,7 +382,7 @@ impl Collector {
             .arg("--sdk-dir")
             .arg(dir.join("www"))
             .env("RUST_LOG", "warn")
-            .env("WAYMARK_ADMIN_TOKEN", "bench")
+            .env("WAYMARK_ADMIN_TOKEN", "bench-admin-token-not-secret")
             .env_remove("WAYMARK_SITES")
             .stdout(Stdio::null())
             .stderr(log)

@@ -28,6 +28,32 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 /// Default longest wait of an event in the spool before its insert.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 
+/// The shortest admin token [`serve`](crate::serve) and the `waymark` binary
+/// accept, in characters.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Whether `token` may be the admin token: at least [`MIN_ADMIN_TOKEN_LEN`]
+/// characters. The error says what to fix without repeating the token.
+///
+/// [`serve`](crate::serve) and the binary check it at start; [`app`](crate::app)
+/// does not, so tests may build a router with any token.
+///
+/// ```
+/// assert!(waymark_ingest::check_admin_token("t").is_err());
+/// assert!(waymark_ingest::check_admin_token("0123456789abcdef").is_ok());
+/// ```
+pub fn check_admin_token(token: &str) -> Result<(), String> {
+    if token.chars().count() < MIN_ADMIN_TOKEN_LEN {
+        Err(format!(
+            "the admin token (WAYMARK_ADMIN_TOKEN, --admin-token) must be at least \
+             {MIN_ADMIN_TOKEN_LEN} characters; use a long random one, e.g. `openssl rand -hex 32`, \
+             or leave it unset for a random token for this run"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
 /// Everything [`serve`](crate::serve) and [`app`](crate::app) need to know.
 ///
 /// Build one with struct-update syntax over [`Config::default`]:
@@ -39,7 +65,9 @@ pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
 /// };
 /// assert_eq!(config.max_body_bytes, 1024 * 1024);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its `Debug` shows every field but the admin token, which it redacts.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     /// The address the binary binds (`serve` itself takes a bound listener).
     pub addr: SocketAddr,
@@ -84,6 +112,57 @@ pub struct Config {
     /// ClickHouse store: longest an acknowledged event waits in the spool
     /// before it is inserted (sooner when a full insert has gathered).
     pub flush_interval_ms: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Destructured, so a new field cannot be left out unnoticed.
+        let Config {
+            addr,
+            data_dir,
+            www_dir,
+            sdk_dir,
+            max_body_bytes,
+            store,
+            geoip,
+            sites,
+            admin_token,
+            trust_proxy,
+            rate_limit_per_second,
+            rate_limit_burst,
+            session_timeout_minutes,
+            sweep_interval_seconds,
+            spool_max_bytes,
+            flush_interval_ms,
+        } = self;
+        f.debug_struct("Config")
+            .field("addr", addr)
+            .field("data_dir", data_dir)
+            .field("www_dir", www_dir)
+            .field("sdk_dir", sdk_dir)
+            .field("max_body_bytes", max_body_bytes)
+            .field("store", store)
+            .field("geoip", geoip)
+            .field("sites", sites)
+            .field("admin_token", &admin_token.as_ref().map(|_| Redacted))
+            .field("trust_proxy", trust_proxy)
+            .field("rate_limit_per_second", rate_limit_per_second)
+            .field("rate_limit_burst", rate_limit_burst)
+            .field("session_timeout_minutes", session_timeout_minutes)
+            .field("sweep_interval_seconds", sweep_interval_seconds)
+            .field("spool_max_bytes", spool_max_bytes)
+            .field("flush_interval_ms", flush_interval_ms)
+            .finish()
+    }
+}
+
+/// Stands for a secret in `Debug` output.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 impl Config {

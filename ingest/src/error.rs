@@ -56,6 +56,10 @@ pub enum Error {
     /// An I/O error outside the store (binding, reading a file, ...).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// [`serve`](crate::serve) refuses the configuration (e.g. an admin
+    /// token shorter than [`MIN_ADMIN_TOKEN_LEN`](crate::MIN_ADMIN_TOKEN_LEN)).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
 }
 
 #[derive(Serialize)]
@@ -85,7 +89,7 @@ impl Error {
             Error::SessionNotFound => "not_found",
             Error::SdkNotBuilt(_) => "sdk_not_built",
             Error::Store(_) => "store_unavailable",
-            Error::Io(_) => "internal_error",
+            Error::Io(_) | Error::InvalidConfig(_) => "internal_error",
         }
     }
 
@@ -101,7 +105,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::SdkNotBuilt(_) => StatusCode::NOT_FOUND,
             Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Io(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -147,7 +151,7 @@ impl Error {
                 format!("{file} has not been built; run `cargo xtask build-sdk`")
             }
             Error::Store(_) => "the store is unavailable right now; retry later".to_owned(),
-            Error::Io(_) => "internal error".to_owned(),
+            Error::Io(_) | Error::InvalidConfig(_) => "internal error".to_owned(),
         }
     }
 }

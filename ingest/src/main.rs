@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
-    Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
+    check_admin_token, Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
     DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
@@ -46,8 +46,8 @@ struct Args {
     /// demo mode, any site from any origin.
     #[arg(long, env = "WAYMARK_SITES")]
     sites: Option<Sites>,
-    /// Bearer token of the read API and /metrics. Unset: a random token is
-    /// made and logged at start.
+    /// Bearer token of the read API and /metrics, at least 16 characters.
+    /// Unset (or empty): a random token is made and logged at start.
     #[arg(long, env = "WAYMARK_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Reverse proxies in front of the collector whose X-Forwarded-For is
@@ -112,6 +112,12 @@ async fn main() -> ExitCode {
         )
         .with_ansi(std::io::stdout().is_terminal())
         .init();
+
+    // Before binding, so a short token is the one thing reported.
+    if let Some(Err(message)) = config.admin_token.as_deref().map(check_admin_token) {
+        tracing::error!("{message}");
+        return ExitCode::FAILURE;
+    }
 
     let listener = match tokio::net::TcpListener::bind(config.addr).await {
         Ok(listener) => listener,

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::SystemClock;
-use crate::config::{Config, StoreKind};
+use crate::config::{check_admin_token, Config, StoreKind};
 use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::app;
@@ -22,7 +22,9 @@ use crate::sweeper::run_sweeper;
 ///
 /// Opens the store in [`Config::data_dir`] (creating the directory) and the
 /// GeoIP databases, serves [`app`] and runs the sweeper. Without an admin
-/// token it makes a random one and logs it. On shutdown it stops accepting
+/// token it makes a random one and logs it; an admin token shorter than
+/// [`MIN_ADMIN_TOKEN_LEN`](crate::MIN_ADMIN_TOKEN_LEN) characters is refused
+/// ([`Error::InvalidConfig`]) before anything is opened. On shutdown it stops accepting
 /// connections, lets the requests in flight finish, stops the sweeper, then
 /// waits for the store to commit everything queued. When it returns `Ok`,
 /// every acknowledged event is on disk.
@@ -31,6 +33,9 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    if let Some(token) = config.admin_token.as_deref().filter(|t| !t.is_empty()) {
+        check_admin_token(token).map_err(Error::InvalidConfig)?;
+    }
     let store: Arc<dyn EventSink> = match &config.store {
         StoreKind::Sqlite => {
             let data_dir = config.data_dir.clone();

@@ -1,0 +1,98 @@
+//! The admin surface: the admin token, the read API's query parameters, the
+//! headers of the collector's own pages, `/healthz`.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use waymark_ingest::{AppState, Config, FixedClock, MemoryStore};
+
+const TOKEN: &str = "hostile-admin-token-0123456789";
+const T0: u64 = 1_700_000_000_000;
+
+/// Runs the `waymark` binary with `args` and `env` until it exits (at most
+/// 20 s; then it is killed and the test fails): its stderr.
+fn refused_at_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_waymark"))
+        .args(["--addr", "127.0.0.1:0", "--data"])
+        .arg(dir.path().join("data"))
+        .args(args)
+        .env_remove("WAYMARK_ADMIN_TOKEN")
+        .env_remove("WAYMARK_STORE")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("the collector started with {args:?} {env:?} instead of refusing it");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn a_short_admin_token_flag_is_refused_at_start_without_echoing_it() {
+    let said = refused_at_start(&["--admin-token", "short-token-15c"], &[]);
+    assert!(said.contains("at least 16"), "{said}");
+    assert!(!said.contains("short-token-15c"), "{said}");
+}
+
+#[test]
+fn a_short_admin_token_in_the_environment_is_refused_at_start() {
+    let env = [("WAYMARK_ADMIN_TOKEN", "hunter2")];
+    let said = refused_at_start(&[], &env);
+    assert!(said.contains("WAYMARK_ADMIN_TOKEN"), "{said}");
+    assert!(said.contains("at least 16"), "{said}");
+    assert!(!said.contains("hunter2"), "{said}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_short_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        admin_token: Some("t".to_owned()),
+        ..Config::default()
+    };
+    let served = tokio::time::timeout(
+        Duration::from_secs(20),
+        waymark_ingest::serve(config, listener, std::future::pending()),
+    )
+    .await
+    .expect("serve refuses a short token instead of serving");
+    let err = served.expect_err("a one-character token is refused");
+    assert!(err.to_string().contains("at least 16"), "{err}");
+}
+
+#[test]
+fn debug_of_config_and_app_state_hides_the_admin_token() {
+    let config = Config {
+        admin_token: Some(TOKEN.to_owned()),
+        ..Config::default()
+    };
+    let shown = format!("{config:?} {config:#?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    assert!(shown.contains("admin_token"), "{shown}");
+    let state = AppState::new(
+        config,
+        Arc::new(MemoryStore::new()),
+        Arc::new(FixedClock(T0)),
+    );
+    let shown = format!("{state:?} {state:#?}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+}
