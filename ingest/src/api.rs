@@ -104,12 +104,21 @@ impl Params {
         self.0.get(key).filter(|v| !v.is_empty()).cloned()
     }
 
+    /// A non-negative integer no larger than `i64::MAX`: every number the
+    /// stores take is a signed 64-bit integer, so a larger one is the
+    /// client's mistake (400), not the store's (503).
     fn number(&self, key: &str) -> Result<Option<u64>, Error> {
         self.text(key)
             .map(|v| {
-                v.parse().map_err(|_| {
-                    Error::InvalidQuery(format!("{key} must be a non-negative integer, got {v:?}"))
-                })
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| i64::try_from(*n).is_ok())
+                    .ok_or_else(|| {
+                        Error::InvalidQuery(format!(
+                            "{key} must be a non-negative integer up to {}, got {v:?}",
+                            i64::MAX
+                        ))
+                    })
             })
             .transpose()
     }
@@ -167,9 +176,11 @@ async fn list_sessions(
     let cursor = p
         .text("cursor")
         .map(|c| {
-            Cursor::decode(&c).ok_or_else(|| {
-                Error::InvalidQuery("cursor: pass back a next_cursor unchanged".to_owned())
-            })
+            Cursor::decode(&c)
+                .filter(|c| i64::try_from(c.started_at).is_ok())
+                .ok_or_else(|| {
+                    Error::InvalidQuery("cursor: pass back a next_cursor unchanged".to_owned())
+                })
         })
         .transpose()?;
     let query = SessionQuery {

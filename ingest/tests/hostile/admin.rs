@@ -5,7 +5,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use waymark_ingest::{AppState, Config, FixedClock, MemoryStore};
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use waymark_ingest::{AppState, Config, FixedClock, MemoryStore, SqliteStore};
+
+use crate::support::app::TestApp;
 
 const TOKEN: &str = "hostile-admin-token-0123456789";
 const T0: u64 = 1_700_000_000_000;
@@ -95,4 +99,69 @@ fn debug_of_config_and_app_state_hides_the_admin_token() {
     );
     let shown = format!("{state:?} {state:#?}");
     assert!(!shown.contains(TOKEN), "{shown}");
+}
+
+/// The read API on a SQLite store (whose integers are i64).
+fn sqlite_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let config = Config {
+        admin_token: Some(TOKEN.to_owned()),
+        ..Config::default()
+    };
+    TestApp::on_dyn(store, config, T0, dir)
+}
+
+fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// One past `i64::MAX`: fits a `u64`, not the store's integers.
+const BEYOND_I64: &str = "9223372036854775808";
+
+#[tokio::test]
+async fn sessions_from_beyond_i64_is_an_invalid_query() {
+    let app = sqlite_app();
+    let reply = app
+        .send(admin_get(&format!("/v1/sessions?from={BEYOND_I64}")))
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[tokio::test]
+async fn sessions_to_beyond_i64_is_an_invalid_query() {
+    let app = sqlite_app();
+    let reply = app
+        .send(admin_get(&format!("/v1/sessions?to={BEYOND_I64}")))
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[tokio::test]
+async fn a_cursor_beyond_i64_is_an_invalid_query() {
+    let app = sqlite_app();
+    let reply = app
+        .send(admin_get(&format!(
+            "/v1/sessions?cursor={BEYOND_I64}.some-session"
+        )))
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+}
+
+#[tokio::test]
+async fn stats_from_and_to_beyond_i64_are_an_invalid_query() {
+    let app = sqlite_app();
+    let reply = app
+        .send(admin_get(&format!(
+            "/v1/stats?from={BEYOND_I64}&to=9223372036854775809"
+        )))
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
+    let reply = app
+        .send(admin_get(&format!("/v1/stats?to={BEYOND_I64}")))
+        .await;
+    reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
 }
