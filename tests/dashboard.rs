@@ -486,3 +486,98 @@ async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
     browser.close().await;
     collector.stop().await;
 }
+
+/// Opens `/dashboard/`, records every uncaught error, unhandled rejection
+/// and Content-Security-Policy violation from then on (in
+/// `window.__trouble`), and gives it the token.
+async fn open_dashboard_recording_trouble(browser: &Browser, collector: &Collector) {
+    browser
+        .client
+        .goto(&collector.url("/dashboard/"))
+        .await
+        .expect("open the dashboard");
+    browser
+        .eval(
+            "const t = window.__trouble = [];
+             window.addEventListener('error', (e) => t.push('error: ' + e.message));
+             window.addEventListener('unhandledrejection', (e) => t.push('rejection: ' + e.reason));
+             document.addEventListener('securitypolicyviolation', (e) =>
+               t.push('csp: ' + e.effectiveDirective + ' ' + e.blockedURI));
+             return null",
+        )
+        .await;
+    browser
+        .wait_until("return !document.querySelector('#login').hidden")
+        .await;
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#token"))
+        .await
+        .expect("token field")
+        .send_keys(TOKEN)
+        .await
+        .expect("type");
+    browser.click("#login-form button[type=submit]").await;
+    wait_drawn(browser).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_draws_under_its_content_security_policy() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    // One visit, so the overview draws its charts and bars.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    let batch = serde_json::json!({"v": 1, "site": "shop", "sent_at": now, "events": [{
+        "event_id": "0190c0de-0000-7000-8000-00000000c5c5", "type": "page_view",
+        "ts": now - 60_000, "seq": 1, "session_id": "0190c0de-0000-7000-9000-00000000c5c5",
+        "visitor_id": "0190c0de-0000-7000-a000-00000000c5c5", "session_index": 1,
+        "url": "https://shop.example/?utm_source=csp", "title": "Shop",
+    }]});
+    assert_eq!(
+        post_batch(&collector, &batch.to_string(), FIREFOX).await,
+        200
+    );
+    collector
+        .wait_for("the visit", |rows| rows.len() == 1)
+        .await;
+
+    let browser = Browser::start().await;
+    open_dashboard_recording_trouble(&browser, &collector).await;
+    let policy = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/dashboard/').then(r => done(r.headers.get('content-security-policy')),
+                                       e => done(String(e)));",
+        )
+        .await;
+    assert!(
+        policy
+            .as_str()
+            .is_some_and(|p| p.contains("script-src 'self'")),
+        "the dashboard is served under its policy: {policy}"
+    );
+    assert!(
+        browser
+            .eval("return document.querySelectorAll('.list .bar').length")
+            .await
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the overview drew its bars"
+    );
+    browser.click(".tabs a[data-tab=sessions]").await;
+    wait_drawn(&browser).await;
+    browser.click("tr.session-row a").await;
+    wait_drawn(&browser).await;
+    assert_eq!(
+        browser.eval("return window.__trouble").await,
+        serde_json::json!([]),
+        "the dashboard threw or broke its policy"
+    );
+    browser.close().await;
+    collector.stop().await;
+}

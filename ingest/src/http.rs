@@ -65,7 +65,8 @@ pub fn app(state: AppState) -> Router {
         .max_age(Duration::from_secs(24 * 60 * 60));
     let static_files = Router::new()
         .fallback_service(ServeDir::new(&state.config().www_dir))
-        .layer(middleware::from_fn(name_this_collector_in_demo_pages));
+        .layer(middleware::from_fn(name_this_collector_in_demo_pages))
+        .layer(middleware::from_fn(protect_own_pages));
     // Applies to the body as the handler reads it, after decompression: a
     // gzip bomb is cut off at the limit.
     let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes);
@@ -102,7 +103,54 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .layer(cors)
+        .layer(middleware::map_response(no_sniffing))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The dashboard's policy: its own script, style sheet and read API, nothing
+/// else; no framing, no `<base>`, no form posts, no plugins.
+pub const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// The demo pages' policy. They carry the README's snippet verbatim (an
+/// inline stub, inline `onclick`s, the SDK and its wasm from this
+/// collector), so scripts are not restricted; framing, `<base>` and plugins
+/// are.
+pub const DEMO_PAGE_CSP: &str = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// The collector's own pages and files (everything `www/` serves): a
+/// Content-Security-Policy (strict for `/dashboard/`, see [`DASHBOARD_CSP`];
+/// [`DEMO_PAGE_CSP`] elsewhere) and a `Referrer-Policy` (`no-referrer` for the
+/// dashboard). Not for `/sdk.js`, `/sdk.wasm` and `/v1/batch`, which other
+/// sites' pages use.
+async fn protect_own_pages(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let dashboard = path == "/dashboard" || path.starts_with("/dashboard/");
+    let mut response = next.run(request).await;
+    let (csp, referrer) = if dashboard {
+        (DASHBOARD_CSP, "no-referrer")
+    } else {
+        (DEMO_PAGE_CSP, "strict-origin-when-cross-origin")
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
+    response
+}
+
+/// `X-Content-Type-Options: nosniff` on every response: a browser takes each
+/// for its declared type only (no script or style sniffed out of JSON or
+/// text).
+async fn no_sniffing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
 }
 
 /// The client's address: the socket peer, or with `trust_proxy = n` the

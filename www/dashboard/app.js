@@ -67,6 +67,9 @@ function setAttrs(el, attrs) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v == null || v === false) continue;
     if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    // Through the CSSOM: the page's policy (style-src 'self') refuses
+    // style attributes, not styles set from a script it allows.
+    else if (k === 'style') el.style.cssText = String(v);
     else el.setAttribute(k, v === true ? '' : String(v));
   }
 }

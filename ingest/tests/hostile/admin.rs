@@ -165,3 +165,90 @@ async fn stats_from_and_to_beyond_i64_are_an_invalid_query() {
         .await;
     reply.assert_error(StatusCode::BAD_REQUEST, "invalid_query");
 }
+
+/// The app with a demo page, the dashboard's page and a built SDK on disk.
+fn app_with_pages() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(www.join("dashboard")).unwrap();
+    std::fs::write(www.join("index.html"), "<!doctype html><title>demo</title>").unwrap();
+    std::fs::write(
+        www.join("dashboard/index.html"),
+        "<!doctype html><title>dashboard</title>",
+    )
+    .unwrap();
+    std::fs::write(www.join("dashboard/app.js"), "void 0;").unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("sdk.js"), "void 0;").unwrap();
+    std::fs::write(pkg.join("sdk.wasm"), b"\0asm").unwrap();
+    let config = Config {
+        www_dir: www,
+        sdk_dir: pkg,
+        admin_token: Some(TOKEN.to_owned()),
+        ..Config::default()
+    };
+    let store = Arc::new(SqliteStore::open(dir.path().join("data")).unwrap());
+    TestApp::on_dyn(store, config, T0, dir)
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::ORIGIN, "https://shop.example")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_dashboard_is_served_under_a_strict_policy() {
+    let app = app_with_pages();
+    for path in ["/dashboard/", "/dashboard/index.html", "/dashboard/app.js"] {
+        let reply = app.send(get(path)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let csp = reply.header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "connect-src 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(directive), "{path}: {directive} in {csp}");
+        }
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(reply.header("referrer-policy"), "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn demo_pages_and_missing_files_may_not_be_framed_or_sniffed() {
+    let app = app_with_pages();
+    for path in ["/", "/index.html", "/no-such-page.html"] {
+        let reply = app.send(get(path)).await;
+        let csp = reply.header("content-security-policy");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{path}");
+        assert!(reply.headers.contains_key("referrer-policy"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_sdk_and_the_apis_get_nosniff_but_no_page_policy() {
+    let app = app_with_pages();
+    for path in ["/sdk.js", "/sdk.wasm", "/healthz"] {
+        let reply = app.send(get(path)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(reply.header("x-content-type-options"), "nosniff", "{path}");
+        assert!(
+            !reply.headers.contains_key("content-security-policy"),
+            "{path}: other sites load it"
+        );
+        assert!(!reply.headers.contains_key("referrer-policy"), "{path}");
+        assert_eq!(reply.header("access-control-allow-origin"), "*", "{path}");
+    }
+    let reply = app.send(admin_get("/v1/sessions")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.header("x-content-type-options"), "nosniff");
+}
