@@ -522,6 +522,39 @@ async fn open_dashboard_recording_trouble(browser: &Browser, collector: &Collect
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_session_link_shows_an_error_not_an_exception() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    let browser = Browser::start().await;
+    open_dashboard_recording_trouble(&browser, &collector).await;
+
+    // `%E0%A4%A` is a cut-off escape: decodeURIComponent throws on it.
+    browser
+        .eval("location.hash = '#/sessions/%E0%A4%A'; return null")
+        .await;
+    browser
+        .wait_until("return document.querySelector('#view').dataset.state === 'error'")
+        .await;
+    let shown = browser.text_of("#view").await;
+    assert!(shown.contains("not a valid session link"), "{shown}");
+    assert_eq!(
+        browser.eval("return window.__trouble").await,
+        serde_json::json!([]),
+        "the dashboard threw or broke its policy"
+    );
+
+    // A good link still works after it.
+    browser
+        .eval("location.hash = '#/sessions'; return null")
+        .await;
+    wait_drawn(&browser).await;
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_draws_under_its_content_security_policy() {
     if !waymark_e2e::e2e_wanted() {
         return;

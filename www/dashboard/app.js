@@ -133,6 +133,15 @@ function page(url, pathOnly) {
   }
 }
 
+/** decodeURIComponent, or null for a malformed escape. */
+function safeDecodeComponent(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
 function safeDecode(text) {
   try {
     return decodeURI(text);
@@ -259,6 +268,8 @@ function render() {
   if (!state.token) return showLogin();
   const path = location.hash.replace(/^#/, '') || '/';
   const session = path.match(/^\/sessions\/(.+)$/);
+  // A link cut short or typed by hand may not decode: say so, do not throw.
+  const sessionId = session ? safeDecodeComponent(session[1]) : null;
   const tab = session || path.startsWith('/sessions') ? 'sessions' : 'overview';
   for (const a of document.querySelectorAll('.tabs a')) {
     a.classList.toggle('active', a.dataset.tab === tab);
@@ -266,9 +277,15 @@ function render() {
   document.body.dataset.view = session ? 'session' : tab;
   const generation = ++state.generation;
   const view = $('#view');
+  if (session && sessionId === null) {
+    view.replaceChildren(h('div', { class: 'panel notice error' },
+      'This address is not a valid session link. Pick a session from the list.'));
+    view.dataset.state = 'error';
+    return;
+  }
   view.dataset.state = 'loading';
   const draw = session
-    ? renderSession(decodeURIComponent(session[1]))
+    ? renderSession(sessionId)
     : tab === 'sessions' ? renderSessions() : renderOverview();
   draw
     .then((nodes) => {
