@@ -350,8 +350,17 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), Error> {
     }
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// `200 {"status":"ok"}`, or `503 {"status":"unavailable","reason":…}`
+/// while the store cannot take events ([`EventSink::health`](crate::EventSink::health)).
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.store().health() {
+        Ok(()) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "status": "unavailable", "reason": reason })),
+        )
+            .into_response(),
+    }
 }
 
 async fn sdk_js(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {

@@ -5,7 +5,8 @@
 //! valid events through an [`EventSink`] and answers only after the store has
 //! committed them, so everything the SDK saw acknowledged survives a crash.
 //! It also serves the SDK itself (`GET /sdk.js`, `GET /sdk.wasm`), a liveness
-//! probe (`GET /healthz`) and, for every other path, the static files of the
+//! probe (`GET /healthz`, 503 while the store cannot take events:
+//! [`EventSink::health`]) and, for every other path, the static files of the
 //! demo site and dashboard.
 //!
 //! The crate is shaped for tests: [`app`] builds the whole router from an

@@ -313,6 +313,13 @@ pub trait EventSink: Send + Sync + Debug {
         None
     }
 
+    /// Whether the store can take events now: `Err` with a reason (shown by
+    /// `/healthz`, so nothing secret) while it cannot, e.g. the SQLite
+    /// writer thread has died or is stuck on a commit. Default: healthy.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// Resolves once everything appended before the call can be read back
     /// (the ClickHouse store inserts what its spool holds; the others read
     /// their own writes at once).

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use waymark_ingest::{AppState, Config, FixedClock, MemoryStore, SqliteStore};
+use waymark_ingest::{
+    AppState, AppendOutcome, BoxFuture, Config, EventSink, FixedClock, MemoryStore, SqliteStore,
+    StoreError, StoredEvent,
+};
 
 use crate::support::app::TestApp;
 
@@ -251,4 +254,62 @@ async fn the_sdk_and_the_apis_get_nosniff_but_no_page_policy() {
     let reply = app.send(admin_get("/v1/sessions")).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.header("x-content-type-options"), "nosniff");
+}
+
+#[tokio::test]
+async fn healthz_is_503_with_the_reason_once_the_sqlite_writer_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path().join("data")).unwrap());
+    let app = TestApp::on(store, Config::default(), T0, dir);
+    let reply = app.send(get("/healthz")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["status"], "ok");
+
+    // The writer thread ends, as it does when it panics or is closed: every
+    // batch would now get 503, and so must the probe.
+    app.store.close();
+    let reply = app.send(get("/healthz")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text()
+    );
+    let body = reply.json();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("sqlite writer")),
+        "{body}"
+    );
+}
+
+/// A store that takes nothing and says why.
+#[derive(Debug)]
+struct SickStore;
+
+impl EventSink for SickStore {
+    fn append(
+        &self,
+        _events: Vec<StoredEvent>,
+    ) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
+        Box::pin(std::future::ready(Err(StoreError::Closed)))
+    }
+
+    fn health(&self) -> Result<(), String> {
+        Err("the disk is on fire".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn healthz_reports_what_the_store_says_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::on(Arc::new(SickStore), Config::default(), T0, dir);
+    let reply = app.send(get("/healthz")).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({"status": "unavailable", "reason": "the disk is on fire"})
+    );
 }

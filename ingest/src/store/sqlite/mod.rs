@@ -45,6 +45,10 @@ mod writer;
 /// The file the store keeps in the data directory.
 pub const DB_FILE_NAME: &str = "waymark.db";
 
+/// One commit running longer than this makes the store unhealthy
+/// (`/healthz` 503): well past the busy timeout and a slow `fsync`.
+pub(crate) const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Append requests waiting for the writer before senders wait for room.
 const QUEUE_CAPACITY: usize = 1024;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -182,6 +186,12 @@ impl EventSink for SqliteStore {
 
     fn metrics(&self) -> Option<&StoreMetrics> {
         Some(&self.metrics)
+    }
+
+    /// Unhealthy while the writer thread is gone or one commit has taken
+    /// longer than 30 s (`STUCK_AFTER`).
+    fn health(&self) -> Result<(), String> {
+        self.writer.health(STUCK_AFTER)
     }
 
     fn shutdown(self: Arc<Self>) -> BoxFuture<'static, ()> {
