@@ -134,6 +134,7 @@ impl fmt::Debug for Config {
             sweep_interval_seconds,
             spool_max_bytes,
             flush_interval_ms,
+            max_event_age_days,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -152,6 +153,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval_seconds", sweep_interval_seconds)
             .field("spool_max_bytes", spool_max_bytes)
             .field("flush_interval_ms", flush_interval_ms)
+            .field("max_event_age_days", max_event_age_days)
             .finish()
     }
 }

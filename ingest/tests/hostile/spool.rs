@@ -78,6 +78,11 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!store.shipper_healthy(), "still failing, still retrying");
+    let unhealthy = store.health().unwrap_err();
+    assert!(
+        unhealthy.contains("shipper"),
+        "/healthz gives the reason: {unhealthy}"
+    );
     let error = store.shipper_last_error().unwrap();
     assert!(error.contains("shipped mark"), "{error}");
     fs::remove_dir(&obstacle).unwrap();
@@ -89,6 +94,7 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     )
     .await;
     assert_eq!(store.shipper_last_error(), None);
+    assert_eq!(store.health(), Ok(()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -121,6 +127,11 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
         "the damaged record is not shipped"
     );
     assert!(!store.shipper_healthy(), "still failing, still retrying");
+    let unhealthy = store.health().unwrap_err();
+    assert!(
+        unhealthy.contains("shipper"),
+        "/healthz gives the reason: {unhealthy}"
+    );
     let error = store.shipper_last_error().unwrap();
     assert!(error.contains("cannot read the spool"), "{error}");
     // The damage goes away (a disk that answers again).
@@ -132,4 +143,5 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
     })
     .await;
     assert_eq!(store.shipper_last_error(), None);
+    assert_eq!(store.health(), Ok(()));
 }

@@ -202,6 +202,19 @@ impl ClickHouseStore {
 }
 
 impl EventSink for ClickHouseStore {
+    /// Unhealthy (so `/healthz` answers 503 with the reason) while the
+    /// shipper has stopped or keeps failing on the spool itself. ClickHouse
+    /// being down is not unhealthy: the spool takes the batches meanwhile.
+    fn health(&self) -> Result<(), String> {
+        if self.shipper_healthy() {
+            return Ok(());
+        }
+        Err(match self.shipper_last_error() {
+            Some(error) => format!("the ClickHouse shipper is failing: {error}"),
+            None => "the ClickHouse shipper has stopped".to_owned(),
+        })
+    }
+
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
             if events.is_empty() {
