@@ -148,10 +148,7 @@ async fn dashboard_shows_the_demo_sessions_and_escapes_what_visitors_sent() {
     // A hostile page: markup in its URL, its title and a prop, sent by an
     // ordinary desktop Firefox (so no bot).
     let hostile = "0190c0de-0000-7000-8000-00000000b0b0";
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let now = waymark_e2e::now_ms();
     let url = collector.url(&format!("/{MARKUP}"));
     let base = serde_json::json!({
         "session_id": hostile, "visitor_id": "0190c0de-0000-7000-8000-00000000f00d",
@@ -375,10 +372,7 @@ async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
     }
     let collector = Collector::start_with_admin_token(TOKEN).await;
     // 30 visits to "shop", one every 20 minutes, from various sources; one to "demo".
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let now = waymark_e2e::now_ms();
     let visit = |i: u64, source: &str| {
         serde_json::json!({
             "event_id": format!("0190c0de-0000-7000-8000-{:012x}", 0x1000 + i),
@@ -561,10 +555,7 @@ async fn the_dashboard_draws_under_its_content_security_policy() {
     }
     let collector = Collector::start_with_admin_token(TOKEN).await;
     // One visit, so the overview draws its charts and bars.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    let now = waymark_e2e::now_ms();
     let batch = serde_json::json!({"v": 1, "site": "shop", "sent_at": now, "events": [{
         "event_id": "0190c0de-0000-7000-8000-00000000c5c5", "type": "page_view",
         "ts": now - 60_000, "seq": 1, "session_id": "0190c0de-0000-7000-9000-00000000c5c5",

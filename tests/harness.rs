@@ -45,6 +45,15 @@ pub fn e2e_wanted() -> bool {
     }
 }
 
+/// The system clock in epoch milliseconds (the collector checks event times
+/// against it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
