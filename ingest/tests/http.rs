@@ -690,6 +690,13 @@ async fn metrics_of<S: EventSink + ?Sized>(app: &TestApp<S>) -> String {
     reply.text()
 }
 
+/// `waymark_events_dropped_by_client_total` reads `count` on `/metrics`.
+async fn assert_dropped_by_client<S: EventSink + ?Sized>(app: &TestApp<S>, count: u64) {
+    let text = metrics_of(app).await;
+    let line = format!("waymark_events_dropped_by_client_total {count}\n");
+    assert!(text.contains(&line), "{line:?} not in\n{text}");
+}
+
 /// A batch of `events` that reports `dropped` events the SDK dropped for space.
 fn batch_dropping(dropped: Value, events: Vec<Value>) -> String {
     json!({"v": 1, "site": "demo", "sent_at": 1_732_350_000_123u64, "dropped": dropped, "events": events})
@@ -713,11 +720,8 @@ async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(app.store.events().len(), 1);
+    assert_dropped_by_client(&app, 7).await;
     let text = metrics_of(&app).await;
-    assert!(
-        text.contains("waymark_events_dropped_by_client_total 7"),
-        "not in\n{text}"
-    );
     assert!(
         text.contains("# HELP waymark_events_dropped_by_client_total "),
         "no help text in\n{text}"
@@ -750,11 +754,7 @@ async fn events_the_sdk_dropped_for_space_are_counted_once_per_valid_batch() {
     ))
     .await
     .assert_error(StatusCode::BAD_REQUEST, "invalid_batch");
-    let text = metrics_of(&app).await;
-    assert!(
-        text.contains("waymark_events_dropped_by_client_total 10"),
-        "not in\n{text}"
-    );
+    assert_dropped_by_client(&app, 10).await;
 }
 
 #[tokio::test]
@@ -772,11 +772,7 @@ async fn a_batch_the_sdk_will_retry_does_not_count_its_dropped_events_yet() {
     ))
     .await
     .assert_error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable");
-    let text = metrics_of(&app).await;
-    assert!(
-        text.contains("waymark_events_dropped_by_client_total 0"),
-        "not in\n{text}"
-    );
+    assert_dropped_by_client(&app, 0).await;
 }
 
 #[tokio::test]

@@ -59,6 +59,19 @@ async fn open(clickhouse: &ClickHouse, database: &str, data: &Path) -> ClickHous
         .unwrap()
 }
 
+/// The shipper keeps failing and retrying, and says why: its last error
+/// names `what`, and the store's health (what `/healthz` reports) names it.
+fn assert_still_failing(store: &ClickHouseStore, what: &str) {
+    assert!(!store.shipper_healthy(), "still failing, still retrying");
+    let unhealthy = store.health().unwrap_err();
+    assert!(
+        unhealthy.contains("shipper"),
+        "/healthz gives the reason: {unhealthy}"
+    );
+    let error = store.shipper_last_error().unwrap();
+    assert!(error.contains(what), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     let Some(clickhouse) = ClickHouse::start_if_wanted() else {
@@ -77,14 +90,7 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(!store.shipper_healthy(), "still failing, still retrying");
-    let unhealthy = store.health().unwrap_err();
-    assert!(
-        unhealthy.contains("shipper"),
-        "/healthz gives the reason: {unhealthy}"
-    );
-    let error = store.shipper_last_error().unwrap();
-    assert!(error.contains("shipped mark"), "{error}");
+    assert_still_failing(&store, "shipped mark");
     fs::remove_dir(&obstacle).unwrap();
 
     store.append(events(4, 2)).await.unwrap();
@@ -126,14 +132,7 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
         3,
         "the damaged record is not shipped"
     );
-    assert!(!store.shipper_healthy(), "still failing, still retrying");
-    let unhealthy = store.health().unwrap_err();
-    assert!(
-        unhealthy.contains("shipper"),
-        "/healthz gives the reason: {unhealthy}"
-    );
-    let error = store.shipper_last_error().unwrap();
-    assert!(error.contains("cannot read the spool"), "{error}");
+    assert_still_failing(&store, "cannot read the spool");
     // The damage goes away (a disk that answers again).
     file.write_all_at(&byte, 20).unwrap();
 
