@@ -83,16 +83,23 @@ async fn post_batch(collector: &Collector, body: &str, user_agent: &str) -> u16 
 
 /// Opens `/dashboard/` with the alert recorder in place and gives it the token.
 async fn open_dashboard(browser: &Browser, collector: &Collector) {
+    open_dashboard_with(
+        browser,
+        collector,
+        "window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); return null",
+    )
+    .await;
+}
+
+/// Opens `/dashboard/`, runs `recorder` (a script that installs what the
+/// test records), then logs in with the token and waits for the overview.
+async fn open_dashboard_with(browser: &Browser, collector: &Collector, recorder: &str) {
     browser
         .client
         .goto(&collector.url("/dashboard/"))
         .await
         .expect("open the dashboard");
-    browser
-        .eval(
-            "window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); return null",
-        )
-        .await;
+    browser.eval(recorder).await;
     browser
         .wait_until("return !document.querySelector('#login').hidden")
         .await;
@@ -485,34 +492,17 @@ async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
 /// and Content-Security-Policy violation from then on (in
 /// `window.__trouble`), and gives it the token.
 async fn open_dashboard_recording_trouble(browser: &Browser, collector: &Collector) {
-    browser
-        .client
-        .goto(&collector.url("/dashboard/"))
-        .await
-        .expect("open the dashboard");
-    browser
-        .eval(
-            "const t = window.__trouble = [];
+    open_dashboard_with(
+        browser,
+        collector,
+        "const t = window.__trouble = [];
              window.addEventListener('error', (e) => t.push('error: ' + e.message));
              window.addEventListener('unhandledrejection', (e) => t.push('rejection: ' + e.reason));
              document.addEventListener('securitypolicyviolation', (e) =>
                t.push('csp: ' + e.effectiveDirective + ' ' + e.blockedURI));
              return null",
-        )
-        .await;
-    browser
-        .wait_until("return !document.querySelector('#login').hidden")
-        .await;
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(TOKEN)
-        .await
-        .expect("type");
-    browser.click("#login-form button[type=submit]").await;
-    wait_drawn(browser).await;
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

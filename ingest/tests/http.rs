@@ -368,14 +368,7 @@ async fn the_null_store_acknowledges_valid_events_refuses_bad_ones_and_reads_not
     assert_eq!(body["accepted"], 2, "{body}");
     assert_eq!(body["rejected"].as_array().map(Vec::len), Some(1), "{body}");
 
-    let reply = app
-        .send(
-            Request::get("/v1/sessions")
-                .header(header::AUTHORIZATION, "Bearer t")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = app.send(admin_get("/v1/sessions")).await;
     // The null store reads nothing back, so there is no read API: 404.
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
 }
@@ -678,16 +671,17 @@ async fn metrics_count_requests_events_and_rejections_behind_the_token() {
 
 /// `/metrics` as the admin (token `t`) sees it.
 async fn metrics_of<S: EventSink + ?Sized>(app: &TestApp<S>) -> String {
-    let reply = app
-        .send(
-            Request::get("/metrics")
-                .header(header::AUTHORIZATION, "Bearer t")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = app.send(admin_get("/metrics")).await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.text()
+}
+
+/// A GET of `path` with the tests' admin token (`t`).
+fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, "Bearer t")
+        .body(Body::empty())
+        .unwrap()
 }
 
 /// `waymark_events_dropped_by_client_total` reads `count` on `/metrics`.
@@ -786,15 +780,7 @@ async fn the_sqlite_store_reports_commit_latency_and_queue_depth() {
     let app = TestApp::on(store, config, NOW, dir);
     app.send(post_request(Some("text/plain"), batch(vec![event(1)])))
         .await;
-    let text = app
-        .send(
-            Request::get("/metrics")
-                .header(header::AUTHORIZATION, "Bearer t")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .text();
+    let text = app.send(admin_get("/metrics")).await.text();
     for line in [
         "waymark_store_commit_seconds_count 1",
         "waymark_store_queue_depth 0",
@@ -813,14 +799,7 @@ async fn the_memory_store_has_no_read_api() {
             ..Config::default()
         },
     );
-    let reply = app
-        .send(
-            Request::get("/v1/sessions")
-                .header(header::AUTHORIZATION, "Bearer t")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let reply = app.send(admin_get("/v1/sessions")).await;
     // The memory store keeps no sessions: the read API's routes are not
     // mounted, so the path is not found (and the admin token is not asked).
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
