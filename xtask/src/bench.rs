@@ -53,6 +53,11 @@ pub fn bench() -> Result {
     report.push_str("\n## Collector\n\n");
     report.push_str(&String::from_utf8_lossy(&collector));
 
+    eprintln!("xtask: the soak, {SOAK_SECS} s on each store (honest beside hostile traffic)");
+    report.push_str("\n## Soak\n\n```\n");
+    report.push_str(&soak()?);
+    report.push_str("```\n");
+
     eprintln!("xtask: the SDK and its peers in headless Chromium");
     let sdk_dir = target.join("bench-sdk");
     fs::create_dir_all(&sdk_dir).map_err(|e| format!("{}: {e}", sdk_dir.display()))?;
@@ -88,6 +93,41 @@ pub fn bench() -> Result {
     println!("{report}");
     eprintln!("xtask: written to {}", out.display());
     Ok(())
+}
+
+/// How long the soak runs on each store here (`cargo xtask test` runs it
+/// for 30 s).
+const SOAK_SECS: &str = "300";
+
+/// `ingest/tests/soak.rs` on SQLite and ClickHouse, in release: its `SOAK`
+/// lines (what was sent, how it was answered, peak RSS).
+fn soak() -> Result<String> {
+    let out = cargo()
+        .args([
+            "test",
+            "--release",
+            "-p",
+            "waymark-ingest",
+            "--test",
+            "soak",
+        ])
+        .env("WAYMARK_SOAK_SECS", SOAK_SECS)
+        .env("WAYMARK_TEST_CLICKHOUSE", "1")
+        .current_dir(root())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("could not run the soak: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return Err(format!("the soak failed:\n{stderr}"));
+    }
+    let lines: String = stderr
+        .lines()
+        .filter(|l| l.starts_with("SOAK"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    eprint!("{lines}");
+    Ok(lines)
 }
 
 /// Cores, CPU model, memory and OS, from /proc.

@@ -275,7 +275,9 @@ fn test() -> Result {
         command
             .env("WAYMARK_TEST_CLICKHOUSE", "1")
             .env("WAYMARK_TEST_GEOIP", setup::geoip_database())
-            .env("WAYMARK_TEST_E2E", "1");
+            .env("WAYMARK_TEST_E2E", "1")
+            // ingest/tests/soak.rs: 30 s on each store, side by side.
+            .env("WAYMARK_SOAK_SECS", "30");
         match run_tests(&mut command) {
             Ok(count) => totals.add(count),
             Err((count, e)) => {

@@ -30,9 +30,15 @@ impl Collector {
     }
 
     /// The collector with its store's files in `data` and `args` added to
-    /// its command line.
+    /// its command line; without a `--rate-limit` there, no per-IP limit (one
+    /// client streaming as fast as it can).
     pub fn start_with(root: &Path, name: &str, data: &Path, args: &[&str]) -> Collector {
         let port = free_port();
+        let unlimited: &[&str] = if args.contains(&"--rate-limit") {
+            &[]
+        } else {
+            &["--rate-limit", "0"]
+        };
         let log = File::create(root.join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_waymark"))
             .arg("--addr")
@@ -43,8 +49,7 @@ impl Collector {
             .arg(root.join("www"))
             .arg("--sdk-dir")
             .arg(root.join("pkg"))
-            // One client streaming as fast as it can: no per-IP limit.
-            .args(["--rate-limit", "0"])
+            .args(unlimited)
             .args(args)
             .env_remove("RUST_LOG")
             .env_remove("WAYMARK_STORE")
@@ -146,21 +151,33 @@ pub fn exchange(
     body: &str,
     token: &str,
 ) -> io::Result<(u16, String, String)> {
-    let auth = if token.is_empty() {
-        String::new()
-    } else {
-        format!("Authorization: Bearer {token}\r\n")
-    };
+    let mut headers = String::from("Content-Type: text/plain;charset=UTF-8\r\n");
+    if !token.is_empty() {
+        headers.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    exchange_raw(port, method, path, &headers, body.as_bytes())
+}
+
+/// One request with `headers` (each line ending in `\r\n`) added to `Host`,
+/// `Content-Length` and `Connection: close`, and any bytes as its body: the
+/// status, the response head and the body.
+pub fn exchange_raw(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> io::Result<(u16, String, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\
-         {auth}Connection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{headers}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
+    stream.write_all(body)?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
