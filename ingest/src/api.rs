@@ -196,17 +196,33 @@ async fn list_sessions(
     Ok(Json(api.reader.sessions(query).await?))
 }
 
-/// `GET /v1/sessions/{id}`: the session and its events by time, then `seq`.
+/// `GET /v1/sessions/{id}?site=`: the site's session and its events by
+/// time, then `seq`. Without `site`, the session of the one site that has
+/// one with this id; an id more than one site uses needs `site` (400).
 async fn get_session(
     State(api): State<ReadApi>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Json<SessionWithEvents>, Error> {
+    let p = Params::parse(raw.as_deref(), &["site"])?;
+    let site = match p.text("site") {
+        Some(site) => site,
+        None => {
+            let mut sites = api.reader.session_sites(&id, 2).await?;
+            if sites.len() > 1 {
+                return Err(Error::InvalidQuery(
+                    "more than one site has a session with this id: pass site".to_owned(),
+                ));
+            }
+            sites.pop().ok_or(Error::SessionNotFound)?
+        }
+    };
     let session = api
         .reader
-        .session(&id)
+        .session(&site, &id)
         .await?
         .ok_or(Error::SessionNotFound)?;
-    let events = api.reader.events_for_session(&id).await?;
+    let events = api.reader.events_for_session(&site, &id).await?;
     Ok(Json(SessionWithEvents { session, events }))
 }
 

@@ -20,6 +20,8 @@ pub const DEFAULT_RATE_LIMIT_BURST: u32 = 100;
 pub const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
 /// Default age past which events are rejected (reason `ts`).
 pub const DEFAULT_MAX_EVENT_AGE_DAYS: u64 = 31;
+/// Default most events one session holds besides its `visit_ended`.
+pub const DEFAULT_MAX_EVENTS_PER_SESSION: u64 = 10_000;
 /// Default time between sweeps.
 pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 60;
 
@@ -106,6 +108,10 @@ pub struct Config {
     /// are rejected with reason `ts`, as are events more than an hour in
     /// the future ([`MAX_EVENT_AHEAD_MS`](crate::MAX_EVENT_AHEAD_MS)).
     pub max_event_age_days: u64,
+    /// The most events one session (a site's session id) holds besides its
+    /// `visit_ended`; each further event is rejected with reason
+    /// `session_full`.
+    pub max_events_per_session: u64,
     /// ClickHouse store: the most bytes of events its spool holds while
     /// ClickHouse is unreachable; beyond it batches get 503 + Retry-After.
     pub spool_max_bytes: u64,
@@ -135,6 +141,7 @@ impl fmt::Debug for Config {
             spool_max_bytes,
             flush_interval_ms,
             max_event_age_days,
+            max_events_per_session,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -154,6 +161,7 @@ impl fmt::Debug for Config {
             .field("spool_max_bytes", spool_max_bytes)
             .field("flush_interval_ms", flush_interval_ms)
             .field("max_event_age_days", max_event_age_days)
+            .field("max_events_per_session", max_events_per_session)
             .finish()
     }
 }
@@ -200,6 +208,7 @@ impl Default for Config {
             session_timeout_minutes: DEFAULT_SESSION_TIMEOUT_MINUTES,
             sweep_interval_seconds: DEFAULT_SWEEP_INTERVAL_SECONDS,
             max_event_age_days: DEFAULT_MAX_EVENT_AGE_DAYS,
+            max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
         }

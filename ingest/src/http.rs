@@ -314,13 +314,33 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
         },
         &mut batch.events,
     );
+    // Where each event to store was in the batch, for the store's
+    // per-event refusals.
+    let positions = valid_positions(&batch.rejected, batch.events.len());
     let outcome = state.store().append(batch.events).await?;
+    let mut rejected = batch.rejected;
+    if !outcome.session_full.is_empty() {
+        let max = state.config().max_events_per_session;
+        rejected.extend(
+            outcome
+                .session_full
+                .iter()
+                .filter_map(|i| positions.get(*i))
+                .map(|index| Rejection {
+                    index: *index,
+                    reason: format!(
+                        "session_full: the session already holds {max} events, the most one may"
+                    ),
+                }),
+        );
+        rejected.sort_by_key(|r| r.index);
+    }
 
     let metrics = state.metrics();
     metrics.events_dropped_by_client.inc_by(batch.dropped);
     metrics.events_accepted.inc_by(outcome.inserted as u64);
     metrics.events_duplicate.inc_by(outcome.duplicates as u64);
-    for r in &batch.rejected {
+    for r in &rejected {
         metrics
             .events_rejected
             .with_label_values(&[reason_label(&r.reason)])
@@ -329,8 +349,18 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
     Ok(BatchAccepted {
         accepted: outcome.inserted,
         duplicates: outcome.duplicates,
-        rejected: batch.rejected,
+        rejected,
     })
+}
+
+/// The batch positions of the `count` events that passed validation, in
+/// order: every position but the `rejected` ones (ascending).
+fn valid_positions(rejected: &[Rejection], count: usize) -> Vec<usize> {
+    let mut skip = rejected.iter().map(|r| r.index).peekable();
+    (0..)
+        .filter(|i| skip.next_if_eq(i).is_none())
+        .take(count)
+        .collect()
 }
 
 /// `text/plain` (what `sendBeacon` sends for a string) and `application/json`

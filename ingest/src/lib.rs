@@ -41,9 +41,9 @@
 pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use crate::config::{
     check_admin_token, ClickHouseUrl, Config, StoreKind, DEFAULT_FLUSH_INTERVAL_MS,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST,
-    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES,
-    DEFAULT_SWEEP_INTERVAL_SECONDS, MIN_ADMIN_TOKEN_LEN,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_EVENT_AGE_DAYS,
+    DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES,
+    DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS, MIN_ADMIN_TOKEN_LEN,
 };
 pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
 pub use crate::error::Error;
@@ -51,7 +51,9 @@ pub use crate::event::{Enrichment, EventType, StoredEvent};
 pub use crate::http::{app, client_ip, BatchAccepted};
 pub use crate::metrics::{Metrics, StoreMetrics};
 pub use crate::server::serve;
-pub use crate::session::{collector_end_id, fold_session, source_of, Session, SessionState};
+pub use crate::session::{
+    collector_end_id, fold_session, is_collector_end_id, source_of, Session, SessionState,
+};
 pub use crate::sites::Sites;
 pub use crate::state::AppState;
 pub use crate::store::{

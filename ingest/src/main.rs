@@ -9,8 +9,9 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
     check_admin_token, Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
-    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
@@ -70,6 +71,10 @@ struct Args {
     /// events are rejected (reason `ts`), as are events over an hour ahead.
     #[arg(long, env = "WAYMARK_MAX_EVENT_AGE_DAYS", default_value_t = DEFAULT_MAX_EVENT_AGE_DAYS)]
     max_event_age_days: u64,
+    /// Events one session may hold besides its visit_ended; each further
+    /// event is rejected (reason `session_full`).
+    #[arg(long, env = "WAYMARK_MAX_EVENTS_PER_SESSION", default_value_t = DEFAULT_MAX_EVENTS_PER_SESSION)]
+    max_events_per_session: u64,
     /// ClickHouse store: bytes the spool may hold while ClickHouse is down
     /// (then batches get 503 with Retry-After).
     #[arg(long, env = "WAYMARK_SPOOL_MAX_BYTES", default_value_t = DEFAULT_SPOOL_MAX_BYTES)]
@@ -97,6 +102,7 @@ impl From<Args> for Config {
             session_timeout_minutes: args.session_timeout_minutes.max(1),
             sweep_interval_seconds: args.sweep_interval_seconds.max(1),
             max_event_age_days: args.max_event_age_days.max(1),
+            max_events_per_session: args.max_events_per_session.max(1),
             spool_max_bytes: args.spool_max_bytes,
             flush_interval_ms: args.flush_interval_ms.max(1),
         }

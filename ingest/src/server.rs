@@ -41,7 +41,8 @@ pub async fn serve(
             let data_dir = config.data_dir.clone();
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(data_dir))
                 .await
-                .map_err(|err| Error::Io(std::io::Error::other(err)))??;
+                .map_err(|err| Error::Io(std::io::Error::other(err)))??
+                .with_max_events_per_session(config.max_events_per_session);
             tracing::info!(path = %store.path().display(), "opened the sqlite store");
             Arc::new(store)
         }
@@ -56,7 +57,8 @@ pub async fn serve(
                 config.spool_max_bytes,
                 Duration::from_millis(config.flush_interval_ms),
             )
-            .await?;
+            .await?
+            .with_max_events_per_session(config.max_events_per_session);
             tracing::info!(clickhouse = %url, spool = %config.data_dir.join("spool").display(), "opened the ClickHouse store");
             Arc::new(store)
         }

@@ -159,8 +159,10 @@ impl SessionState {
 
     /// Whether the kept end is one the collector wrote.
     pub fn ended_by_collector(&self) -> bool {
-        self.keys.end_event_id.as_deref()
-            == Some(collector_end_id(&self.session.session_id).as_str())
+        self.keys
+            .end_event_id
+            .as_deref()
+            .is_some_and(|id| is_collector_end_id(&self.session.site, &self.session.session_id, id))
     }
 
     /// Folds in an event that was just stored for the first time. A
@@ -233,7 +235,8 @@ impl SessionState {
         let (Some(kept_key), Some(kept_id)) = (&self.keys.end, &self.keys.end_event_id) else {
             return EndDecision::Keep;
         };
-        let incoming_by_collector = event.event_id == collector_end_id(&event.session_id);
+        let incoming_by_collector =
+            is_collector_end_id(&event.site, &event.session_id, &event.event_id);
         let kept_by_collector = self.ended_by_collector();
         let incoming_wins = match (incoming_by_collector, kept_by_collector) {
             (false, true) => true,
@@ -360,12 +363,32 @@ pub fn fold_session(mut events: Vec<StoredEvent>) -> Option<(SessionState, Vec<S
 /// Namespace of the collector's `visit_ended` event ids.
 const VISIT_ENDED_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9a55_3b8e_4d1e_9a0f_7e2b_5c4d_0a11);
 
-/// The id of the `visit_ended` the collector writes for a session: the same
-/// for every sweep and every collector, so it is stored at most once.
-pub fn collector_end_id(session_id: &str) -> String {
+/// The id of the `visit_ended` the collector writes for a site's session:
+/// the same for every sweep and every collector, so it is stored at most
+/// once, and another for the same session id on another site (a UUID v5 of
+/// the session id in a namespace of the site's own, itself a UUID v5 of
+/// the site in the collector's own namespace).
+pub fn collector_end_id(site: &str, session_id: &str) -> String {
+    let site_namespace = Uuid::new_v5(&VISIT_ENDED_NAMESPACE, site.as_bytes());
+    Uuid::new_v5(&site_namespace, session_id.as_bytes())
+        .hyphenated()
+        .to_string()
+}
+
+/// The id the collector gave its `visit_ended` before sessions were keyed
+/// by site: from the session id alone. Still recognised (and refused from
+/// clients), so sessions closed before an upgrade keep their rules.
+fn legacy_collector_end_id(session_id: &str) -> String {
     Uuid::new_v5(&VISIT_ENDED_NAMESPACE, session_id.as_bytes())
         .hyphenated()
         .to_string()
+}
+
+/// Whether `event_id` is (or was, before sessions were keyed by site) the
+/// id of the collector's `visit_ended` for this site's session.
+pub fn is_collector_end_id(site: &str, session_id: &str, event_id: &str) -> bool {
+    event_id == collector_end_id(site, session_id)
+        || event_id == legacy_collector_end_id(session_id)
 }
 
 /// The `visit_ended` the sweeper writes for an idle session, timed at its
@@ -381,7 +404,7 @@ pub fn collector_visit_ended(state: &SessionState, now: u64) -> StoredEvent {
         "by": "collector",
     });
     StoredEvent {
-        event_id: collector_end_id(&s.session_id),
+        event_id: collector_end_id(&s.site, &s.session_id),
         site: s.site.clone(),
         event_type: EventType::VisitEnded,
         name: None,
@@ -453,8 +476,29 @@ mod tests {
     }
 
     #[test]
-    fn collector_end_ids_are_stable_per_session() {
-        assert_eq!(collector_end_id("s-1"), collector_end_id("s-1"));
-        assert_ne!(collector_end_id("s-1"), collector_end_id("s-2"));
+    fn collector_end_ids_are_stable_per_site_and_session() {
+        assert_eq!(collector_end_id("a", "s-1"), collector_end_id("a", "s-1"));
+        assert_ne!(collector_end_id("a", "s-1"), collector_end_id("a", "s-2"));
+        assert_ne!(collector_end_id("a", "s-1"), collector_end_id("b", "s-1"));
+        // No site and session id run together into another pair's id.
+        assert_ne!(collector_end_id("ab", "c"), collector_end_id("a", "bc"));
+    }
+
+    #[test]
+    fn ids_from_before_the_site_was_in_them_are_still_the_collectors() {
+        let legacy = legacy_collector_end_id("s-1");
+        assert!(is_collector_end_id("a", "s-1", &legacy));
+        assert!(is_collector_end_id("b", "s-1", &legacy));
+        assert!(is_collector_end_id(
+            "a",
+            "s-1",
+            &collector_end_id("a", "s-1")
+        ));
+        assert!(!is_collector_end_id(
+            "b",
+            "s-1",
+            &collector_end_id("a", "s-1")
+        ));
+        assert!(!is_collector_end_id("a", "s-2", &legacy));
     }
 }

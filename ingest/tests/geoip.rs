@@ -84,7 +84,7 @@ async fn a_session_gets_the_country_region_and_city_of_its_ip_and_the_ip_is_not_
     let response = app(state).oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
-    let session = store.session("s-geo").await.unwrap().unwrap();
+    let session = store.session("demo", "s-geo").await.unwrap().unwrap();
     assert_eq!(session.country.as_deref(), Some("DE"));
     // The package is pinned by xtask, so the place is known exactly.
     assert_eq!(expected.region.as_deref(), Some("Lower Saxony"));

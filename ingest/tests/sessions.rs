@@ -112,7 +112,7 @@ impl TestApp {
     /// a store that derives lists differently (ClickHouse aggregates in SQL,
     /// folds one session in Rust) must agree with itself.
     async fn session(&self, id: &str) -> Session {
-        let one = self.store.session(id).await.unwrap().unwrap();
+        let one = self.store.session("shop", id).await.unwrap().unwrap();
         let listed = self
             .store
             .sessions(SessionQuery {
@@ -361,7 +361,7 @@ conformance! {
             )],
         )
         .await;
-        let events = app.store.events_for_session("s-skew").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-skew").await.unwrap();
         assert_eq!(events[0].ts, T0 - 30_000);
         assert_eq!(events[0].client_ts, sent_at - 30_000);
         assert_eq!(app.session("s-skew").await.started_at, T0 - 30_000);
@@ -379,7 +379,7 @@ conformance! {
             )],
         )
         .await;
-        let events = app.store.events_for_session("s-close").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-close").await.unwrap();
         assert_eq!(
             (events[0].ts, events[0].client_ts),
             (T0 - 55_000, T0 - 55_000)
@@ -426,8 +426,8 @@ conformance! {
         assert_eq!(s.ended_at, Some(T0 + 4 * MIN), "ended at the last activity");
         assert_eq!(s.end_reason.as_deref(), Some("idle"));
         assert_eq!(s.event_count, 2, "visit_ended is not counted as activity");
-        let events = app.store.events_for_session("s-idle").await.unwrap();
-        assert_eq!(visit_ended_ids(&events), vec![collector_end_id("s-idle")]);
+        let events = app.store.events_for_session("shop", "s-idle").await.unwrap();
+        assert_eq!(visit_ended_ids(&events), vec![collector_end_id("shop", "s-idle")]);
         let ended = events.last().unwrap();
         assert_eq!(
             (ended.ts, ended.received_at),
@@ -450,7 +450,7 @@ conformance! {
         .await;
         app.clock.set(T0 + 120 * MIN);
         assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
-        let events = app.store.events_for_session("s-1").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-1").await.unwrap();
         assert_eq!(visit_ended_ids(&events), vec![uuid(2)]);
         let s = app.session("s-1").await;
         assert_eq!(
@@ -474,7 +474,7 @@ conformance! {
             .post(CHROME_MAC, vec![sdk_visit_ended(9, "s-1", T0, "idle")])
             .await;
         assert_eq!(answer["accepted"], 1);
-        let events = app.store.events_for_session("s-1").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-1").await.unwrap();
         assert_eq!(
             visit_ended_ids(&events),
             vec![uuid(9)],
@@ -492,7 +492,7 @@ conformance! {
             );
         }
         assert_eq!(sweep_idle_sessions(&app.state).await.unwrap(), 0);
-        let events = app.store.events_for_session("s-1").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-1").await.unwrap();
         assert_eq!(visit_ended_ids(&events), vec![uuid(9)]);
     }
 
@@ -522,7 +522,7 @@ conformance! {
             (s.last_seen_at, s.ended_at),
             (T0 + 3 * MIN, Some(T0 + 3 * MIN))
         );
-        let events = app.store.events_for_session("s-1").await.unwrap();
+        let events = app.store.events_for_session("shop", "s-1").await.unwrap();
         assert_eq!(events.last().unwrap().ts, T0 + 3 * MIN);
         assert_eq!(visit_ended_ids(&events).len(), 1);
     }
@@ -792,11 +792,14 @@ fn session_after(batches: &[Vec<Value>], now: u64) -> Session {
             store.append(decoded.events).await.unwrap();
         }
         let folded = fold_session(every_copy).unwrap();
-        let session = store.session("s-p").await.unwrap().unwrap();
+        let session = store.session("shop", "s-p").await.unwrap().unwrap();
         // What a store keeping every copy (ClickHouse) folds on read is what
         // SQLite folded on write, and so are the events it keeps.
         assert_eq!(folded.0.session, session);
-        assert_eq!(folded.1, store.events_for_session("s-p").await.unwrap());
+        assert_eq!(
+            folded.1,
+            store.events_for_session("shop", "s-p").await.unwrap()
+        );
         session
     })
 }

@@ -454,7 +454,9 @@ async function renderSessions() {
 // ---- one session ---------------------------------------------------------------------
 
 async function renderSession(id) {
-  const x = await api(`/v1/sessions/${encodeURIComponent(id)}`);
+  // The picked site's session; without one, the session of the one site
+  // that has this id (the collector asks for a site when two do).
+  const x = await api(`/v1/sessions/${encodeURIComponent(id)}`, { site: state.prefs.site });
   const fact = (label, value, cls) =>
     h('div', { class: `fact ${cls || ''}` }, h('dt', {}, label), h('dd', {}, value));
   const place = [x.city, x.region].filter(Boolean).join(', ');

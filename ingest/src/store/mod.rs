@@ -39,13 +39,17 @@ mod sqlite;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What an [`append`](EventSink::append) did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AppendOutcome {
     /// Events stored for the first time.
     pub inserted: usize,
     /// Events whose `event_id` was already stored (retries, double sends);
     /// they are left as they were.
     pub duplicates: usize,
+    /// Events not stored because their session already holds the most
+    /// events it may (`--max-events-per-session`): their positions in the
+    /// appended `Vec`, ascending. Reason `session_full` to the client.
+    pub session_full: Vec<usize>,
 }
 
 /// Why the store could not do what was asked. Never shown to clients.
@@ -348,9 +352,11 @@ pub trait EventSink: Send + Sync + Debug {
 
 /// Reads events and sessions back: what the read API serves.
 pub trait SessionReader: Send + Sync + Debug {
-    /// The events of one session, oldest first (by `ts`, `seq`, `event_id`).
+    /// The events of one site's session, oldest first (by `ts`, `seq`,
+    /// `event_id`).
     fn events_for_session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
 
@@ -362,11 +368,22 @@ pub trait SessionReader: Send + Sync + Debug {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
 
-    /// One session, if it is known.
+    /// One site's session, if it is known. Sessions are keyed by
+    /// `(site, session_id)`: another site's session with the same id is
+    /// another session.
     fn session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>>;
+
+    /// The sites that have a session with this id, at most `limit` of
+    /// them, in order (for `GET /v1/sessions/{id}` without `site`).
+    fn session_sites<'a>(
+        &'a self,
+        session_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
     /// Sessions newest first (by `started_at`, then `session_id`).
     fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>>;
@@ -376,10 +393,11 @@ pub trait SessionReader: Send + Sync + Debug {
 }
 
 /// Where a sweep goes on from: the last session the previous call looked at,
-/// in the order sweeps go (last activity, then session id).
+/// in the order sweeps go (last activity, then site, then session id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepCursor {
     pub last_seen_at: u64,
+    pub site: String,
     pub session_id: String,
 }
 
@@ -398,10 +416,11 @@ pub trait SessionSweeper: Send + Sync + Debug {
     /// Closes the sessions with no activity before `idle_before` (epoch ms):
     /// writes each one's `visit_ended` (reason `idle`, at its last activity,
     /// received at `now`) unless it already has one. Looks at up to `limit`
-    /// open sessions after `after` (oldest activity first, then session id),
+    /// open sessions after `after` (oldest activity first, then site and
+    /// session id),
     /// and says where to go on from, so sessions it cannot close (whatever
     /// the reason) never stop it from reaching the others. Idempotent: the
-    /// event id is derived from the session id.
+    /// event id is derived from the site and the session id.
     fn sweep(
         &self,
         now: u64,

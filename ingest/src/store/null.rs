@@ -16,6 +16,7 @@ impl EventSink for NullStore {
         let outcome = AppendOutcome {
             inserted: events.len(),
             duplicates: 0,
+            session_full: Vec::new(),
         };
         Box::pin(std::future::ready(Ok(outcome)))
     }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::event::{Enrichment, EventType, StoredEvent};
-use crate::session::collector_end_id;
+use crate::session::is_collector_end_id;
 
 use waymark_wire::{
     MAX_CONTEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
@@ -311,7 +311,7 @@ fn decode_event(
         context: optional_object(obj, "context", MAX_CONTEXT_BYTES)?,
         enrichment: Enrichment::default(),
     };
-    if event.event_id == collector_end_id(&event.session_id) {
+    if is_collector_end_id(&event.site, &event.session_id, &event.event_id) {
         // The id of the `visit_ended` the sweeper writes for this session:
         // stored under it, the sweeper could never close the session.
         return Err("event_id: reserved for the collector's own events".to_owned());

@@ -9,5 +9,7 @@
 mod support;
 
 mod admin;
+mod exhausting;
+mod poisoning;
 mod spool;
 mod wedging;

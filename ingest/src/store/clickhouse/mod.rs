@@ -44,6 +44,7 @@ use std::time::Duration;
 use clickhouse::Client;
 use tokio::sync::{watch, Notify};
 
+use self::counts::SessionCounts;
 use self::queries::site_filter;
 use self::rows::{EventRow, EVENT_COLUMNS};
 use self::shipper::{Health, Shipper};
@@ -52,12 +53,14 @@ use super::{
     lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
     SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
+use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::{fold_session, Session};
 
 pub use self::url::ClickHouseUrl;
 
+mod counts;
 mod queries;
 mod rows;
 mod schema;
@@ -88,6 +91,10 @@ pub struct ClickHouseStore {
     shipper: Mutex<Option<tokio::task::JoinHandle<()>>>,
     metrics: StoreMetrics,
     health: Arc<Health>,
+    /// Events one session may hold besides its `visit_ended`.
+    max_events: u64,
+    /// What this collector has taken per session, for the cap.
+    counts: SessionCounts,
 }
 
 /// The client and what it knows of the server.
@@ -173,7 +180,19 @@ impl ClickHouseStore {
             shipper: Mutex::new(Some(handle)),
             metrics,
             health,
+            max_events: DEFAULT_MAX_EVENTS_PER_SESSION,
+            counts: SessionCounts::new(counts::CAPACITY),
         })
+    }
+
+    /// The store with each session holding at most `max` events besides
+    /// its `visit_ended` (default [`DEFAULT_MAX_EVENTS_PER_SESSION`]), as
+    /// this collector counts them (see the module docs); the appends of
+    /// further ones list them in [`AppendOutcome::session_full`].
+    #[must_use]
+    pub fn with_max_events_per_session(mut self, max: u64) -> Self {
+        self.max_events = max;
+        self
     }
 
     /// Events acknowledged and not yet in ClickHouse.
@@ -217,21 +236,40 @@ impl EventSink for ClickHouseStore {
 
     fn append(&self, events: Vec<StoredEvent>) -> BoxFuture<'_, Result<AppendOutcome, StoreError>> {
         Box::pin(async move {
-            if events.is_empty() {
-                return Ok(AppendOutcome::default());
+            let session_full = self.counts.take(&events, self.max_events);
+            let taken: Vec<StoredEvent> = if session_full.is_empty() {
+                events
+            } else {
+                let mut full = session_full.iter().peekable();
+                events
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| full.next_if_eq(&i).is_none())
+                    .map(|(_, event)| event)
+                    .collect()
+            };
+            if taken.is_empty() {
+                return Ok(AppendOutcome {
+                    session_full,
+                    ..AppendOutcome::default()
+                });
             }
             self.metrics.queue_depth.inc();
-            let appended = self.spool.append(&events).await;
+            let appended = self.spool.append(&taken).await;
             self.metrics.queue_depth.dec();
-            appended?;
+            if let Err(err) = appended {
+                self.counts.give_back(&taken);
+                return Err(err);
+            }
             self.metrics
                 .spooled_events
                 .set(i64::try_from(self.spool.pending_events()).unwrap_or(i64::MAX));
             // Duplicates are only found in ClickHouse, later; they are
             // counted once there.
             Ok(AppendOutcome {
-                inserted: events.len(),
+                inserted: taken.len(),
                 duplicates: 0,
+                session_full,
             })
         })
     }
@@ -284,10 +322,11 @@ impl EventSink for ClickHouseStore {
 impl SessionReader for ClickHouseStore {
     fn events_for_session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
         Box::pin(async move {
-            let events = self.fetch_session_events(session_id).await?;
+            let events = self.fetch_session_events(site, session_id).await?;
             Ok(fold_session(events)
                 .map(|(_, kept)| kept)
                 .unwrap_or_default())
@@ -318,12 +357,21 @@ impl SessionReader for ClickHouseStore {
 
     fn session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
         Box::pin(async move {
-            let events = self.fetch_session_events(session_id).await?;
+            let events = self.fetch_session_events(site, session_id).await?;
             Ok(fold_session(events).map(|(state, _)| state.session))
         })
+    }
+
+    fn session_sites<'a>(
+        &'a self,
+        session_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(self.session_sites_now(session_id, limit))
     }
 
     fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {

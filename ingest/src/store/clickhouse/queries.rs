@@ -17,26 +17,43 @@ use crate::store::{
 impl ClickHouseStore {
     pub(super) async fn fetch_session_events(
         &self,
+        site: &str,
         session_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        // The site from the (much smaller) sessions table first, so the
-        // events are found by their sort key's prefix.
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {db}.events \
-             WHERE site IN (SELECT site FROM {db}.sessions_agg WHERE session_id = ?) \
-             AND session_id = ?",
+            "SELECT {EVENT_COLUMNS} FROM {db}.events WHERE site = ? AND session_id = ?",
             db = self.ch.db
         );
         let rows = timed(
             self.ch
                 .client
                 .query(&sql)
-                .bind(session_id)
+                .bind(site)
                 .bind(session_id)
                 .fetch_all::<EventRow>(),
         )
         .await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
+    }
+
+    pub(super) async fn session_sites_now(
+        &self,
+        session_id: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT site FROM {}.sessions_agg WHERE session_id = ? \
+             ORDER BY site LIMIT {limit}",
+            self.ch.db
+        );
+        timed(
+            self.ch
+                .client
+                .query(&sql)
+                .bind(session_id)
+                .fetch_all::<String>(),
+        )
+        .await
     }
 
     pub(super) async fn sweep_now(
@@ -48,51 +65,62 @@ impl ClickHouseStore {
     ) -> Result<SweepPage, StoreError> {
         let sessions = sessions_sql(&self.ch.db, "1");
         let sql = format!(
-            "SELECT last_seen_at, session_id FROM ({sessions}) \
+            "SELECT last_seen_at, site, session_id FROM ({sessions}) \
              WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
-             AND (last_seen_at, session_id) > (?, ?) \
-             ORDER BY last_seen_at, session_id LIMIT {limit}"
+             AND (last_seen_at, site, session_id) > (?, ?, ?) \
+             ORDER BY last_seen_at, site, session_id LIMIT {limit}"
         );
-        let (after_seen, after_id) =
-            after.map_or((0, String::new()), |c| (c.last_seen_at, c.session_id));
-        let found: Vec<(u64, String)> = timed(
+        let (after_seen, after_site, after_id) = after
+            .map_or((0, String::new(), String::new()), |c| {
+                (c.last_seen_at, c.site, c.session_id)
+            });
+        let found: Vec<(u64, String, String)> = timed(
             self.ch
                 .client
                 .query(&sql)
                 .bind(after_seen)
+                .bind(after_site)
                 .bind(after_id)
-                .fetch_all::<(u64, String)>(),
+                .fetch_all::<(u64, String, String)>(),
         )
         .await?;
         let next = (found.len() >= limit).then(|| found.last()).flatten().map(
-            |(last_seen_at, session_id)| SweepCursor {
+            |(last_seen_at, site, session_id)| SweepCursor {
                 last_seen_at: *last_seen_at,
+                site: site.clone(),
                 session_id: session_id.clone(),
             },
         );
-        let ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
-        if ids.is_empty() {
+        if found.is_empty() {
             return Ok(SweepPage { closed: 0, next });
         }
+        let mut by_session: HashMap<(String, String), Vec<StoredEvent>> = found
+            .into_iter()
+            .map(|(_, site, id)| ((site, id), Vec::new()))
+            .collect();
+        let sites: Vec<&String> = by_session.keys().map(|(site, _)| site).collect();
+        let ids: Vec<&String> = by_session.keys().map(|(_, id)| id).collect();
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {}.events WHERE has(?, session_id)",
+            "SELECT {EVENT_COLUMNS} FROM {}.events WHERE has(?, site) AND has(?, session_id)",
             self.ch.db
         );
         let rows = timed(
             self.ch
                 .client
                 .query(&sql)
+                .bind(&sites)
                 .bind(&ids)
                 .fetch_all::<EventRow>(),
         )
         .await?;
-        let mut by_session: HashMap<String, Vec<StoredEvent>> = HashMap::new();
         for row in rows {
             let event = StoredEvent::from(row);
-            by_session
-                .entry(event.session_id.clone())
-                .or_default()
-                .push(event);
+            // Only the sessions found: not another site's under the same id.
+            if let Some(events) =
+                by_session.get_mut(&(event.site.clone(), event.session_id.clone()))
+            {
+                events.push(event);
+            }
         }
         let ends: Vec<StoredEvent> = by_session
             .into_values()
@@ -159,7 +187,8 @@ impl ClickHouseStore {
         let mut pages_query = client.query(&format!(
             "SELECT url AS key, uniqExact(event_id) AS count FROM {db}.events \
              WHERE {events_site}event_type = 'page_view' \
-             AND session_id IN (SELECT session_id FROM ({in_range})) GROUP BY url",
+             AND (site, session_id) IN (SELECT site, session_id FROM ({in_range})) \
+             GROUP BY url",
             db = self.ch.db
         ));
         if let Some(site) = &q.site {

@@ -4,7 +4,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Enrichment, EventType, StoredEvent};
-use crate::session::{collector_end_id, end_reason, source_of, EventKey, Session};
+use crate::session::{end_reason, is_collector_end_id, source_of, EventKey, Session};
 use crate::store::KeyCount;
 
 /// One row of `events`: a [`StoredEvent`] and the keys the session
@@ -66,7 +66,7 @@ impl From<&StoredEvent> for EventRow {
     fn from(e: &StoredEvent) -> Self {
         let key = EventKey::of(e).0;
         let is_end = e.event_type == EventType::VisitEnded;
-        let by_collector = is_end && e.event_id == collector_end_id(&e.session_id);
+        let by_collector = is_end && is_collector_end_id(&e.site, &e.session_id, &e.event_id);
         let en = &e.enrichment;
         EventRow {
             event_id: e.event_id.clone(),

@@ -302,7 +302,9 @@ fn sessions_schema(db: &str) -> Vec<String> {
 }
 
 /// The sessions of `sessions_agg` rows matching `filter` (on `site`), as
-/// [`Session`](crate::Session) columns (and the merged aggregates, `m_*`).
+/// [`Session`](crate::Session) columns (and the merged aggregates, `m_*`):
+/// one per `(site, session_id)`, so another site's events under the same
+/// session id never merge into a session.
 pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
     let merged: Vec<String> = AGGREGATES
         .iter()
@@ -310,7 +312,7 @@ pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
         .collect();
     format!(
         "SELECT session_id,
-            if(m_has_act, m_site_act, m_site_end) AS site,
+            site,
             if(m_has_act, m_visitor_act, m_visitor_end) AS visitor_id,
             if(m_has_user, toNullable(m_user), NULL) AS user_id,
             nullIf(if(m_has_act, m_index_act, m_index_end), 0) AS session_index,
@@ -332,7 +334,8 @@ pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
             m_event_count AS event_count,
             m_page_views AS page_views,
             m_is_bot AS is_bot
-        FROM (SELECT session_id, {} FROM {db}.sessions_agg WHERE {filter} GROUP BY session_id)",
+        FROM (SELECT site, session_id, {} FROM {db}.sessions_agg WHERE {filter}
+            GROUP BY site, session_id)",
         merged.join(", ")
     )
 }

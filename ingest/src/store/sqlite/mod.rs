@@ -31,6 +31,7 @@ use super::{
     lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
     SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
+use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::Session;
@@ -73,6 +74,9 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     commits: Arc<AtomicU64>,
     metrics: StoreMetrics,
+    /// Events one session may hold besides its `visit_ended`, shared with
+    /// the writer thread.
+    max_events: Arc<AtomicU64>,
 }
 
 impl SqliteStore {
@@ -97,15 +101,26 @@ impl SqliteStore {
 
         let commits = Arc::new(AtomicU64::new(0));
         let metrics = StoreMetrics::new();
+        let max_events = Arc::new(AtomicU64::new(DEFAULT_MAX_EVENTS_PER_SESSION));
         let writer_commits = Arc::clone(&commits);
         let writer_metrics = metrics.clone();
+        let writer_max_events = Arc::clone(&max_events);
         let mut conn = writer;
         let writer = GroupCommit::spawn(
             "sqlite writer",
             QUEUE_CAPACITY,
             MAX_GROUP_EVENTS,
             Command::events,
-            move |group| commit_group(&mut conn, group, &writer_commits, &writer_metrics),
+            move |group| {
+                let max_events = writer_max_events.load(Ordering::Relaxed);
+                commit_group(
+                    &mut conn,
+                    group,
+                    &writer_commits,
+                    &writer_metrics,
+                    max_events,
+                );
+            },
         )?;
 
         Ok(SqliteStore {
@@ -114,7 +129,18 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             commits,
             metrics,
+            max_events,
         })
+    }
+
+    /// The store with each session holding at most `max` events besides
+    /// its `visit_ended` (default [`DEFAULT_MAX_EVENTS_PER_SESSION`]); the
+    /// appends of further ones list them in
+    /// [`AppendOutcome::session_full`].
+    #[must_use]
+    pub fn with_max_events_per_session(self, max: u64) -> Self {
+        self.max_events.store(max, Ordering::Relaxed);
+        self
     }
 
     /// The database file.
@@ -214,15 +240,17 @@ impl EventSink for SqliteStore {
 impl SessionReader for SqliteStore {
     fn events_for_session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        let session_id = session_id.to_owned();
+        let (site, session_id) = (site.to_owned(), session_id.to_owned());
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY ts, seq, event_id"
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site = ?1 AND session_id = ?2 \
+                 ORDER BY ts, seq, event_id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![session_id], event_from_row)?;
+            let rows = stmt.query_map(params![site, session_id], event_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -247,15 +275,34 @@ impl SessionReader for SqliteStore {
 
     fn session<'a>(
         &'a self,
+        site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        let session_id = session_id.to_owned();
+        let (site, session_id) = (site.to_owned(), session_id.to_owned());
         self.read(move |conn| {
-            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE session_id = ?1");
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE site = ?1 AND session_id = ?2"
+            );
             let mut stmt = conn.prepare_cached(&sql)?;
             Ok(stmt
-                .query_row(params![session_id], session_from_row)
+                .query_row(params![site, session_id], session_from_row)
                 .optional()?)
+        })
+    }
+
+    fn session_sites<'a>(
+        &'a self,
+        session_id: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        let session_id = session_id.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT site FROM sessions WHERE session_id = ?1 ORDER BY site LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![session_id, limit], |row| row.get(0))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
 

@@ -140,7 +140,8 @@ pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
     let mut pages: HashMap<String, u64> = HashMap::new();
     {
         let sql = format!(
-            "SELECT e.url, COUNT(*) FROM events e JOIN sessions s ON s.session_id = e.session_id \
+            "SELECT e.url, COUNT(*) FROM events e \
+             JOIN sessions s ON s.site = e.site AND s.session_id = e.session_id \
              WHERE {filter} AND e.type = 'page_view' GROUP BY e.url"
         );
         let mut stmt = conn.prepare(&sql)?;

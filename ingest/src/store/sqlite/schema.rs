@@ -9,7 +9,7 @@ use crate::session::{EndDecision, SessionState};
 use crate::store::StoreError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations by the `user_version` they lead to; index 0 leads to 1.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -87,7 +87,59 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
     CREATE INDEX sessions_user ON sessions (user_id, started_at);
 ",
+    // Sessions keyed by (site, session_id), not session_id alone: every row
+    // copied over as it is; the sessions of ids more than one site used are
+    // then rebuilt from their events, per site (see `migrate`).
+    r"
+    CREATE TABLE sessions_by_site (
+        session_id    TEXT NOT NULL,
+        site          TEXT NOT NULL,
+        visitor_id    TEXT NOT NULL,
+        user_id       TEXT,
+        session_index INTEGER,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        duration_ms   INTEGER NOT NULL,
+        landing_page  TEXT,
+        exit_page     TEXT,
+        source        TEXT NOT NULL,
+        country       TEXT,
+        region        TEXT,
+        city          TEXT,
+        browser       TEXT,
+        os            TEXT,
+        device_type   TEXT,
+        event_count   INTEGER NOT NULL,
+        page_views    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL,
+        first_key     TEXT,
+        last_key      TEXT,
+        landing_key   TEXT,
+        exit_key      TEXT,
+        user_key      TEXT,
+        geo_key       TEXT,
+        agent_key     TEXT,
+        end_key       TEXT,
+        end_event_id  TEXT,
+        PRIMARY KEY (site, session_id)
+    );
+    INSERT INTO sessions_by_site SELECT * FROM sessions;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_by_site RENAME TO sessions;
+    CREATE INDEX sessions_id ON sessions (session_id);
+    CREATE INDEX sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX sessions_user ON sessions (user_id, started_at);
+",
 ];
+
+/// The session ids events of more than one site carry.
+const SHARED_IDS: &str = "session_id IN (SELECT session_id FROM events \
+     GROUP BY session_id HAVING COUNT(DISTINCT site) > 1)";
 
 /// Brings the schema to [`SCHEMA_VERSION`], one transaction per step.
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -101,8 +153,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (version, sql) in (1..).zip(MIGRATIONS).skip_while(|(v, _)| *v <= found) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
-        if version == 2 {
-            rebuild_sessions(&tx)?;
+        match version {
+            2 => rebuild_sessions(&tx, "1")?,
+            3 => {
+                // Before sessions were keyed by site, two sites' events
+                // under one session id made one session of both; their
+                // events say which is whose.
+                tx.execute(&format!("DELETE FROM sessions WHERE {SHARED_IDS}"), [])?;
+                rebuild_sessions(&tx, SHARED_IDS)?;
+            }
+            _ => {}
         }
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
@@ -111,16 +171,23 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Derives the sessions of events stored before sessions were kept.
-fn rebuild_sessions(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    let sql = format!("SELECT {EVENT_COLUMNS} FROM events ORDER BY session_id, ts, seq, rowid");
+/// Derives the sessions of the events matching `filter` (SQL over
+/// `events`): those stored before sessions were kept, or those of session
+/// ids two sites shared before sessions were keyed by site.
+fn rebuild_sessions(tx: &Transaction<'_>, filter: &str) -> Result<(), StoreError> {
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {filter} \
+         ORDER BY site, session_id, ts, seq, rowid"
+    );
     let mut stmt = tx.prepare(&sql)?;
     let events = stmt.query_map([], event_from_row)?;
     let mut current: Option<SessionState> = None;
     for event in events {
         let event = event?;
         match &mut current {
-            Some(state) if state.session.session_id == event.session_id => {}
+            Some(state)
+                if state.session.session_id == event.session_id
+                    && state.session.site == event.site => {}
             _ => {
                 if let Some(done) = current.take() {
                     write_session(tx, &done)?;

@@ -51,11 +51,12 @@ async fn appended_events_read_back_in_order_with_every_field() {
         outcome,
         AppendOutcome {
             inserted: 4,
-            duplicates: 0
+            duplicates: 0,
+            session_full: Vec::new(),
         }
     );
 
-    let s1 = store.events_for_session("s1").await.unwrap();
+    let s1 = store.events_for_session("demo", "s1").await.unwrap();
     // By ts, and by arrival for equal ts.
     assert_eq!(s1, vec![custom, events[3].clone(), events[0].clone()]);
 
@@ -92,10 +93,11 @@ async fn duplicates_are_counted_and_not_stored_twice() {
         outcome,
         AppendOutcome {
             inserted: 1,
-            duplicates: 2
+            duplicates: 2,
+            session_full: Vec::new(),
         }
     );
-    let stored = store.events_for_session("s").await.unwrap();
+    let stored = store.events_for_session("demo", "s").await.unwrap();
     assert_eq!(stored, vec![event(1, "s", 1), event(2, "s", 2)]);
 }
 
@@ -125,10 +127,14 @@ async fn concurrent_appends_are_group_committed_and_all_acknowledged() {
         total,
         AppendOutcome {
             inserted: 500,
-            duplicates: 49
+            duplicates: 49,
+            session_full: Vec::new(),
         }
     );
-    assert_eq!(store.events_for_session("s").await.unwrap().len(), 500);
+    assert_eq!(
+        store.events_for_session("demo", "s").await.unwrap().len(),
+        500
+    );
     let commits = store.commits();
     assert!((1..=50).contains(&commits), "{commits} commits");
 }
@@ -144,13 +150,17 @@ async fn data_survives_reopening() {
             .unwrap();
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    assert_eq!(store.events_for_session("s").await.unwrap().len(), 2);
+    assert_eq!(
+        store.events_for_session("demo", "s").await.unwrap().len(),
+        2
+    );
     let outcome = store.append(vec![event(2, "s", 2)]).await.unwrap();
     assert_eq!(
         outcome,
         AppendOutcome {
             inserted: 0,
-            duplicates: 1
+            duplicates: 1,
+            session_full: Vec::new(),
         }
     );
 }
@@ -166,7 +176,11 @@ async fn a_closed_store_refuses_appends() {
         Err(StoreError::Closed)
     ));
     // Reads still work.
-    assert!(store.events_for_session("s").await.unwrap().is_empty());
+    assert!(store
+        .events_for_session("demo", "s")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -196,7 +210,7 @@ async fn a_version_1_file_gets_its_sessions_rebuilt() {
         }
     }
     let store = SqliteStore::open(dir.path()).unwrap();
-    let session = store.session("s").await.unwrap().unwrap();
+    let session = store.session("demo", "s").await.unwrap().unwrap();
     assert_eq!(
         session.landing_page.as_deref(),
         Some("https://a.example/?utm_source=x")
@@ -204,7 +218,7 @@ async fn a_version_1_file_gets_its_sessions_rebuilt() {
     assert_eq!(session.exit_page.as_deref(), Some("https://a.example/b"));
     assert_eq!((session.source.as_str(), session.duration_ms), ("x", 4_000));
     assert_eq!(session.end_reason.as_deref(), Some("reset"));
-    let events = store.events_for_session("s").await.unwrap();
+    let events = store.events_for_session("demo", "s").await.unwrap();
     assert_eq!(events[0].client_ts, 1_000, "client_ts filled from ts");
 }
 
@@ -233,4 +247,92 @@ fn the_file_uses_wal_and_the_current_schema() {
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
+}
+
+/// A version-2 file, whose sessions were keyed by `session_id` alone:
+/// every session row is copied over as it was; a session two sites' events
+/// were merged into is rebuilt, one per site; afterwards the same id on
+/// another site is another session.
+#[tokio::test]
+async fn a_version_2_file_keeps_its_sessions_keyed_by_site() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(MIGRATIONS[1]).unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+        for (id, site, session, ts) in [
+            (1, "demo", "kept", 1_000),
+            (2, "demo", "kept", 3_000),
+            (3, "a", "shared", 2_000),
+            (4, "b", "shared", 1_500),
+            (5, "b", "shared", 4_000),
+        ] {
+            conn.execute(
+                "INSERT INTO events (event_id, site, type, ts, client_ts, received_at, \
+                 session_id, visitor_id, url) VALUES (?1, ?2, 'page_view', ?3, ?3, 9, ?4, 'v', \
+                 'https://a.example/')",
+                params![uuid::Uuid::from_u128(id).to_string(), site, ts, session],
+            )
+            .unwrap();
+        }
+        // As the version-2 writer left them: `kept` with every column set,
+        // `shared` one session of both sites' events.
+        conn.execute(
+            "INSERT INTO sessions VALUES ('kept', 'demo', 'v', 'u-1', 2, 1000, 3000, 3000, 'reset', \
+             2000, 'https://a.example/', 'https://a.example/b', 'newsletter', 'DE', 'Lower Saxony', \
+             'Hanover', 'Chrome', 'Linux', 'desktop', 2, 2, 0, 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', \
+             'k7', 'k8', 'end-id')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO sessions (session_id, site, visitor_id, started_at, last_seen_at, \
+             duration_ms, source, event_count, page_views, is_bot) \
+             VALUES ('shared', 'b', 'v', 1500, 4000, 2500, 'direct', 3, 3, 0)",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let kept = store.session("demo", "kept").await.unwrap().unwrap();
+    assert_eq!(
+        kept,
+        Session {
+            session_id: "kept".to_owned(),
+            site: "demo".to_owned(),
+            visitor_id: "v".to_owned(),
+            user_id: Some("u-1".to_owned()),
+            session_index: Some(2),
+            started_at: 1_000,
+            last_seen_at: 3_000,
+            ended_at: Some(3_000),
+            end_reason: Some("reset".to_owned()),
+            duration_ms: 2_000,
+            landing_page: Some("https://a.example/".to_owned()),
+            exit_page: Some("https://a.example/b".to_owned()),
+            source: "newsletter".to_owned(),
+            country: Some("DE".to_owned()),
+            region: Some("Lower Saxony".to_owned()),
+            city: Some("Hanover".to_owned()),
+            browser: Some("Chrome".to_owned()),
+            os: Some("Linux".to_owned()),
+            device_type: Some("desktop".to_owned()),
+            event_count: 2,
+            page_views: 2,
+            is_bot: false,
+        },
+        "copied as it was"
+    );
+    let a = store.session("a", "shared").await.unwrap().unwrap();
+    let b = store.session("b", "shared").await.unwrap().unwrap();
+    assert_eq!((a.started_at, a.event_count), (2_000, 1), "{a:?}");
+    assert_eq!((b.started_at, b.event_count), (1_500, 2), "{b:?}");
+
+    let mut other = event(6, "kept", 5_000);
+    other.site = "other".to_owned();
+    store.append(vec![other]).await.unwrap();
+    assert_eq!(store.session("demo", "kept").await.unwrap().unwrap(), kept);
+    let other = store.session("other", "kept").await.unwrap().unwrap();
+    assert_eq!((other.started_at, other.event_count), (5_000, 1));
 }

@@ -87,13 +87,14 @@ pub(super) fn commit_group(
     group: Vec<Command>,
     commits: &AtomicU64,
     metrics: &StoreMetrics,
+    max_events: u64,
 ) {
     metrics
         .queue_depth
         .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
 
     let started = Instant::now();
-    match write_group(conn, &group) {
+    match write_group(conn, &group, max_events) {
         Ok(results) => {
             metrics
                 .commit_seconds
@@ -125,20 +126,24 @@ pub(super) fn commit_group(
 }
 
 /// Writes a group in one transaction; the results are in command order.
-fn write_group(conn: &mut Connection, group: &[Command]) -> Result<Vec<Done>, rusqlite::Error> {
+fn write_group(
+    conn: &mut Connection,
+    group: &[Command],
+    max_events: u64,
+) -> Result<Vec<Done>, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(group.len());
     {
-        let mut writer = GroupWriter::new(&tx);
+        let mut writer = GroupWriter::new(&tx, max_events);
         for command in group {
             results.push(match command {
                 Command::Append { events, .. } => {
                     let mut outcome = AppendOutcome::default();
-                    for event in events {
-                        if writer.apply(event)? {
-                            outcome.inserted += 1;
-                        } else {
-                            outcome.duplicates += 1;
+                    for (i, event) in events.iter().enumerate() {
+                        match writer.apply(event)? {
+                            Applied::Stored => outcome.inserted += 1,
+                            Applied::NotStored => outcome.duplicates += 1,
+                            Applied::SessionFull => outcome.session_full.push(i),
                         }
                     }
                     Done::Appended(outcome)
@@ -158,56 +163,79 @@ fn write_group(conn: &mut Connection, group: &[Command]) -> Result<Vec<Done>, ru
     Ok(results)
 }
 
+/// A session's key: its site and its session id.
+type SessionKey = (String, String);
+
+fn key_of(event: &StoredEvent) -> SessionKey {
+    (event.site.clone(), event.session_id.clone())
+}
+
+/// What [`GroupWriter::apply`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Stored,
+    /// Already there, or a `visit_ended` the session does not keep.
+    NotStored,
+    /// Its session already holds `max_events` events.
+    SessionFull,
+}
+
 /// Applies events to `events` and `sessions` within one transaction, with
 /// the group's sessions cached in memory until [`flush`](Self::flush).
 struct GroupWriter<'t> {
     tx: &'t Transaction<'t>,
-    sessions: HashMap<String, Option<SessionState>>,
-    dirty: HashSet<String>,
+    sessions: HashMap<SessionKey, Option<SessionState>>,
+    dirty: HashSet<SessionKey>,
+    /// Events a session may hold besides its `visit_ended`.
+    max_events: u64,
 }
 
 impl<'t> GroupWriter<'t> {
-    fn new(tx: &'t Transaction<'t>) -> Self {
+    fn new(tx: &'t Transaction<'t>, max_events: u64) -> Self {
         GroupWriter {
             tx,
             sessions: HashMap::new(),
             dirty: HashSet::new(),
+            max_events,
         }
     }
 
-    fn load(&mut self, session_id: &str) -> rusqlite::Result<Option<&mut SessionState>> {
-        if !self.sessions.contains_key(session_id) {
+    fn load(&mut self, key: &SessionKey) -> rusqlite::Result<Option<&mut SessionState>> {
+        if !self.sessions.contains_key(key) {
             let sql = format!(
-                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS} FROM sessions WHERE session_id = ?1"
+                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS} FROM sessions \
+                 WHERE site = ?1 AND session_id = ?2"
             );
             let state = self
                 .tx
                 .prepare_cached(&sql)?
-                .query_row(params![session_id], state_from_row)
+                .query_row(params![key.0, key.1], state_from_row)
                 .optional()?;
-            self.sessions.insert(session_id.to_owned(), state);
+            self.sessions.insert(key.clone(), state);
         }
-        Ok(self.sessions.get_mut(session_id).and_then(Option::as_mut))
+        Ok(self.sessions.get_mut(key).and_then(Option::as_mut))
     }
 
-    /// Stores one event and folds it into its session; false when it was
-    /// not stored (already there, or a `visit_ended` the session does not
-    /// keep).
-    fn apply(&mut self, event: &StoredEvent) -> rusqlite::Result<bool> {
+    fn stored(&self, event_id: &str) -> rusqlite::Result<bool> {
+        self.tx
+            .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
+            .exists(params![event_id])
+    }
+
+    /// Stores one event and folds it into its session (the event's site's
+    /// session with its id: no other site's).
+    fn apply(&mut self, event: &StoredEvent) -> rusqlite::Result<Applied> {
+        let key = key_of(event);
         if event.event_type == EventType::VisitEnded {
-            let exists = self
-                .tx
-                .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
-                .exists(params![event.event_id])?;
-            if exists {
-                return Ok(false);
+            if self.stored(&event.event_id)? {
+                return Ok(Applied::NotStored);
             }
-            let decision = match self.load(&event.session_id)? {
+            let decision = match self.load(&key)? {
                 Some(state) => state.offer_end(event),
                 None => EndDecision::Keep,
             };
             match decision {
-                EndDecision::Drop => return Ok(false),
+                EndDecision::Drop => return Ok(Applied::NotStored),
                 EndDecision::Replace(old) => {
                     self.tx
                         .prepare_cached("DELETE FROM events WHERE event_id = ?1")?
@@ -215,16 +243,29 @@ impl<'t> GroupWriter<'t> {
                 }
                 EndDecision::Keep => {}
             }
+        } else {
+            let max_events = self.max_events;
+            let full = self
+                .load(&key)?
+                .is_some_and(|state| state.session.event_count >= max_events);
+            if full {
+                // A retry of an event stored before is a duplicate still.
+                return Ok(if self.stored(&event.event_id)? {
+                    Applied::NotStored
+                } else {
+                    Applied::SessionFull
+                });
+            }
         }
         if !insert_event(self.tx, event)? {
-            return Ok(false);
+            return Ok(Applied::NotStored);
         }
-        self.load(&event.session_id)?;
-        let slot = self.sessions.entry(event.session_id.clone()).or_default();
+        self.load(&key)?;
+        let slot = self.sessions.entry(key.clone()).or_default();
         slot.get_or_insert_with(|| SessionState::new(event))
             .absorb(event);
-        self.dirty.insert(event.session_id.clone());
-        Ok(true)
+        self.dirty.insert(key);
+        Ok(Applied::Stored)
     }
 
     fn sweep(
@@ -234,47 +275,50 @@ impl<'t> GroupWriter<'t> {
         after: Option<&SweepCursor>,
         limit: usize,
     ) -> rusqlite::Result<SweepPage> {
-        let (after_seen, after_id) = after.map_or((-1, ""), |c| {
+        let (after_seen, after_site, after_id) = after.map_or((-1, "", ""), |c| {
             (
                 i64::try_from(c.last_seen_at).unwrap_or(i64::MAX),
+                c.site.as_str(),
                 c.session_id.as_str(),
             )
         });
-        let found: Vec<(u64, String)> = self
+        let found: Vec<(u64, String, String)> = self
             .tx
             .prepare_cached(
-                "SELECT last_seen_at, session_id FROM sessions \
+                "SELECT last_seen_at, site, session_id FROM sessions \
                  WHERE ended_at IS NULL AND last_seen_at < ?1 \
-                 AND (last_seen_at, session_id) > (?2, ?3) \
-                 ORDER BY last_seen_at, session_id LIMIT ?4",
+                 AND (last_seen_at, site, session_id) > (?2, ?3, ?4) \
+                 ORDER BY last_seen_at, site, session_id LIMIT ?5",
             )?
             .query_map(
                 params![
                     idle_before,
                     after_seen,
+                    after_site,
                     after_id,
                     i64::try_from(limit).unwrap_or(i64::MAX)
                 ],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )?
             .collect::<Result<_, _>>()?;
         let next = (found.len() >= limit).then(|| found.last()).flatten().map(
-            |(last_seen_at, session_id)| SweepCursor {
+            |(last_seen_at, site, session_id)| SweepCursor {
                 last_seen_at: *last_seen_at,
+                site: site.clone(),
                 session_id: session_id.clone(),
             },
         );
         let mut closed = 0;
-        for (_, id) in found {
+        for (_, site, id) in found {
             // This group may have brought news of the session already.
-            let Some(state) = self.load(&id)? else {
+            let Some(state) = self.load(&(site, id))? else {
                 continue;
             };
             if !state.is_idle(idle_before) {
                 continue;
             }
             let end = collector_visit_ended(state, now);
-            if self.apply(&end)? {
+            if self.apply(&end)? == Applied::Stored {
                 closed += 1;
             }
         }
@@ -283,8 +327,8 @@ impl<'t> GroupWriter<'t> {
 
     /// Writes every changed session back.
     fn flush(&mut self) -> rusqlite::Result<()> {
-        for id in self.dirty.drain() {
-            if let Some(Some(state)) = self.sessions.get(&id) {
+        for key in self.dirty.drain() {
+            if let Some(Some(state)) = self.sessions.get(&key) {
                 write_session(self.tx, state)?;
             }
         }
