@@ -290,13 +290,13 @@ fn time_bombs(soak: &Soak, rng: &mut Rng) {
 }
 
 /// A page view under the id the collector gives its own `visit_ended`
-/// (public: the namespace is in the source).
+/// (public: the namespaces are in the source).
 fn forged_ids(soak: &Soak, rng: &mut Rng) {
     const VISIT_ENDED_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_9a55_3b8e_4d1e_9a0f_7e2b_5c4d_0a11);
     let session = Uuid::new_v4().to_string();
+    let site = Uuid::new_v5(&VISIT_ENDED_NAMESPACE, HOSTILE_SITE.as_bytes());
     let mut forged = event("page_view", &session, "v-forger", 1, now_ms());
-    forged["event_id"] =
-        json!(Uuid::new_v5(&VISIT_ENDED_NAMESPACE, session.as_bytes()).to_string());
+    forged["event_id"] = json!(Uuid::new_v5(&site, session.as_bytes()).to_string());
     let answer = soak.post(&rng.address(), "", &batch(HOSTILE_SITE, &[forged]));
     tally_hostile(soak, "forged id", answer);
 }
