@@ -16,6 +16,14 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = waymark_wire::MAX_BODY_BYTES;
 pub const DEFAULT_RATE_LIMIT_PER_SECOND: u32 = 50;
 /// …and the burst allowed on top.
 pub const DEFAULT_RATE_LIMIT_BURST: u32 = 100;
+/// Default most `POST /v1/batch` requests handled at once; more get `503`.
+pub const DEFAULT_MAX_BATCHES_IN_FLIGHT: usize = 512;
+/// Default most connections open at once; more wait to be accepted.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default time a request's head may take to arrive, in milliseconds.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Default time a connection may sit idle, in milliseconds.
+pub const DEFAULT_IDLE_TIMEOUT_MS: u64 = 60_000;
 /// Default idle time after which the sweeper closes a session.
 pub const DEFAULT_SESSION_TIMEOUT_MINUTES: u64 = 30;
 /// Default age past which events are rejected (reason `ts`).
@@ -96,10 +104,27 @@ pub struct Config {
     /// entries are trusted: 0 uses the socket's peer address; n takes the
     /// n-th address from the right of `X-Forwarded-For`.
     pub trust_proxy: usize,
-    /// Batches per second per client IP (0 turns the limit off).
+    /// Batches per second per client (0 turns the limit off): per IPv4
+    /// address, per IPv6 /64 network.
     pub rate_limit_per_second: u32,
-    /// Batches a client IP may send at once above the rate.
+    /// Batches a client may send at once above the rate.
     pub rate_limit_burst: u32,
+    /// Most `POST /v1/batch` requests handled at once (0: no limit); beyond
+    /// it a batch gets `503` with `Retry-After`, counted in
+    /// `waymark_batches_shed_total{reason="in_flight"}`.
+    pub max_batches_in_flight: usize,
+    /// [`serve`](crate::serve): most connections open at once (0: no
+    /// limit); beyond it new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// [`serve`](crate::serve): longest a request's head (request line and
+    /// headers) may take to arrive, counted from when the connection is ready
+    /// for it (accepted, or its previous response sent), in milliseconds (0:
+    /// no limit). The connection is closed after it.
+    pub header_read_timeout_ms: u64,
+    /// [`serve`](crate::serve): a connection on which no byte moves in
+    /// either direction for this long, while none of its requests is being
+    /// handled, is closed, in milliseconds (0: no limit).
+    pub idle_timeout_ms: u64,
     /// Idle minutes after which the sweeper closes a session.
     pub session_timeout_minutes: u64,
     /// Seconds between sweeps.
@@ -136,6 +161,10 @@ impl fmt::Debug for Config {
             trust_proxy,
             rate_limit_per_second,
             rate_limit_burst,
+            max_batches_in_flight,
+            max_connections,
+            header_read_timeout_ms,
+            idle_timeout_ms,
             session_timeout_minutes,
             sweep_interval_seconds,
             spool_max_bytes,
@@ -156,6 +185,10 @@ impl fmt::Debug for Config {
             .field("trust_proxy", trust_proxy)
             .field("rate_limit_per_second", rate_limit_per_second)
             .field("rate_limit_burst", rate_limit_burst)
+            .field("max_batches_in_flight", max_batches_in_flight)
+            .field("max_connections", max_connections)
+            .field("header_read_timeout_ms", header_read_timeout_ms)
+            .field("idle_timeout_ms", idle_timeout_ms)
             .field("session_timeout_minutes", session_timeout_minutes)
             .field("sweep_interval_seconds", sweep_interval_seconds)
             .field("spool_max_bytes", spool_max_bytes)
@@ -205,6 +238,10 @@ impl Default for Config {
             trust_proxy: 0,
             rate_limit_per_second: DEFAULT_RATE_LIMIT_PER_SECOND,
             rate_limit_burst: DEFAULT_RATE_LIMIT_BURST,
+            max_batches_in_flight: DEFAULT_MAX_BATCHES_IN_FLIGHT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
+            idle_timeout_ms: DEFAULT_IDLE_TIMEOUT_MS,
             session_timeout_minutes: DEFAULT_SESSION_TIMEOUT_MINUTES,
             sweep_interval_seconds: DEFAULT_SWEEP_INTERVAL_SECONDS,
             max_event_age_days: DEFAULT_MAX_EVENT_AGE_DAYS,

@@ -35,9 +35,18 @@ pub enum Error {
     /// The site does not allow the page's origin.
     #[error("origin {origin:?} is not allowed for site {site:?}")]
     OriginNotAllowed { site: String, origin: String },
-    /// Too many batches from one IP address.
+    /// Too many batches from one client (IPv4 address, IPv6 /64).
     #[error("rate limited; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// With [`Config::trust_proxy`](crate::Config::trust_proxy) set, the
+    /// `X-Forwarded-For` entry the collector takes the client address from
+    /// is not an IP address (the entry itself is neither shown nor logged).
+    #[error("the trusted X-Forwarded-For entry is not an IP address")]
+    InvalidForwardedFor,
+    /// [`Config::max_batches_in_flight`](crate::Config::max_batches_in_flight)
+    /// batches are being handled already.
+    #[error("overloaded: too many batches in flight")]
+    Overloaded,
     /// The read API's bearer token is missing or wrong.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),
@@ -84,6 +93,8 @@ impl Error {
             Error::UnknownSite(_) => "unknown_site",
             Error::OriginNotAllowed { .. } => "origin_not_allowed",
             Error::RateLimited { .. } => "rate_limited",
+            Error::InvalidForwardedFor => "invalid_forwarded_for",
+            Error::Overloaded => "overloaded",
             Error::Unauthorized(_) => "unauthorized",
             Error::InvalidQuery(_) => "invalid_query",
             Error::SessionNotFound => "not_found",
@@ -95,7 +106,9 @@ impl Error {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Decode(_) | Error::InvalidQuery(_) => StatusCode::BAD_REQUEST,
+            Error::Decode(_) | Error::InvalidQuery(_) | Error::InvalidForwardedFor => {
+                StatusCode::BAD_REQUEST
+            }
             Error::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::UnknownSite(_) | Error::OriginNotAllowed { .. } => StatusCode::FORBIDDEN,
             Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -104,7 +117,7 @@ impl Error {
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::SdkNotBuilt(_) => StatusCode::NOT_FOUND,
-            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Error::Io(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -142,6 +155,13 @@ impl Error {
             Error::RateLimited { retry_after_secs } => format!(
                 "too many batches from this address; retry after {retry_after_secs} s"
             ),
+            Error::InvalidForwardedFor => "the X-Forwarded-For entry this collector takes the client \
+                address from (WAYMARK_TRUST_PROXY: the n-th from the right) is not an IP address; \
+                the reverse proxy in front must append the address it received the request from"
+                .to_owned(),
+            Error::Overloaded => format!(
+                "the collector is handling too many batches; retry after {OVERLOADED_RETRY_AFTER_SECS} s"
+            ),
             Error::Unauthorized(why) => format!(
                 "{why}; send `Authorization: Bearer <token>` with the WAYMARK_ADMIN_TOKEN"
             ),
@@ -158,11 +178,15 @@ impl Error {
 
 /// `Retry-After` of a 503 for a full spool.
 const STORE_RETRY_AFTER_SECS: u64 = 30;
+/// `Retry-After` of a 503 for too many batches in flight: a moment's load.
+const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Shedding is counted in a metric; a log line per shed batch would
+        // add to the load it sheds.
+        if status.is_server_error() && !matches!(self, Error::Overloaded) {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, "request refused");
@@ -181,6 +205,7 @@ impl IntoResponse for Error {
             Error::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             // The store is down or its spool is full: come back in a while.
             Error::Store(StoreError::Full) => Some(STORE_RETRY_AFTER_SECS),
+            Error::Overloaded => Some(OVERLOADED_RETRY_AFTER_SECS),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -154,44 +154,89 @@ async fn no_sniffing(mut response: Response) -> Response {
 }
 
 /// The client's address: the socket peer, or with `trust_proxy = n` the
-/// n-th address from the right of `X-Forwarded-For` (each trusted proxy
+/// n-th entry from the right of `X-Forwarded-For` (each trusted proxy
 /// appends the address it got the request from). Used for the rate limit
 /// and the geo lookup only; never stored.
-pub fn client_ip(request: &Request, trust_proxy: usize) -> Option<IpAddr> {
+///
+/// An entry is an IP address, optionally with a port (`198.51.100.7:4711`,
+/// `[2001:db8::1]:443`). With fewer entries than `n` (no header at all: the
+/// request did not come through the proxies) the peer is the client.
+///
+/// # Errors
+///
+/// [`Error::InvalidForwardedFor`] when the entry at the trusted position is
+/// not an address. That entry was written by a proxy the collector trusts,
+/// or the proxies are fewer than `n` and a client wrote it: either way the
+/// collector cannot tell who the client is. Falling back to the peer (the
+/// proxy) would put every such client in one rate-limit bucket; keying by
+/// the raw text would let a client pick a fresh bucket per request. So the
+/// batch is refused, saying what to fix, and counted
+/// (`waymark_events_rejected_total{reason="invalid_forwarded_for"}`).
+pub fn client_ip(request: &Request, trust_proxy: usize) -> Result<Option<IpAddr>, Error> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     if trust_proxy == 0 {
-        return peer;
+        return Ok(peer);
     }
     let forwarded: Vec<&str> = request
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or_default())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    forwarded
+    match forwarded
         .len()
         .checked_sub(trust_proxy)
         .and_then(|i| forwarded.get(i))
-        .and_then(|ip| ip.parse().ok())
-        .or(peer)
+    {
+        None => Ok(peer),
+        Some(entry) => parse_forwarded_entry(entry)
+            .map(Some)
+            .ok_or(Error::InvalidForwardedFor),
+    }
 }
 
-/// Before a batch is read: the per-IP rate limit and the content encoding.
+/// `ip` or `ip:port` (IPv6 with a port in brackets).
+fn parse_forwarded_entry(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+}
+
+/// Before a batch is read: the client address, the per-client rate limit,
+/// the in-flight limit (its slot held until the batch is answered) and the
+/// content encoding.
 async fn batch_gate(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    if let (Some(limit), Some(ip)) = (
-        state.rate_limit(),
-        client_ip(&request, state.config().trust_proxy),
-    ) {
+    let ip = match client_ip(&request, state.config().trust_proxy) {
+        Ok(ip) => ip,
+        Err(err) => {
+            state
+                .metrics()
+                .events_rejected
+                .with_label_values(&[err.code()])
+                .inc();
+            return err.into_response();
+        }
+    };
+    if let (Some(limit), Some(ip)) = (state.rate_limit(), ip) {
         if let Err(retry_after_secs) = limit.check(ip) {
             state.metrics().rate_limited.inc();
             return Error::RateLimited { retry_after_secs }.into_response();
         }
     }
+    let Ok(_slot) = state.batch_slot() else {
+        state
+            .metrics()
+            .batches_shed
+            .with_label_values(&["in_flight"])
+            .inc();
+        return Error::Overloaded.into_response();
+    };
     if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING) {
         let encoding = encoding.to_str().unwrap_or_default().trim();
         if !(encoding.eq_ignore_ascii_case("gzip") || encoding.eq_ignore_ascii_case("identity")) {
@@ -261,7 +306,10 @@ async fn post_batch(State(state): State<AppState>, request: Request) -> Response
 async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccepted, Error> {
     // The media type first, so a wrong one is not read at all.
     check_content_type(request.headers())?;
-    let ip = client_ip(&request, state.config().trust_proxy);
+    // Checked by `batch_gate` already: a bad entry never gets here.
+    let ip = client_ip(&request, state.config().trust_proxy)
+        .ok()
+        .flatten();
     let origin = request
         .headers()
         .get(header::ORIGIN)

@@ -8,10 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
-    check_admin_token, Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST,
-    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES,
-    DEFAULT_SWEEP_INTERVAL_SECONDS,
+    check_admin_token, Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS,
+    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BATCHES_IN_FLIGHT,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENTS_PER_SESSION,
+    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
+    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
@@ -55,12 +56,28 @@ struct Args {
     /// trusted for the client address (0: use the connection's address).
     #[arg(long, env = "WAYMARK_TRUST_PROXY", default_value_t = 0)]
     trust_proxy: usize,
-    /// Batches per second per client IP address (0: no limit).
+    /// Batches per second per client: per IPv4 address, per IPv6 /64
+    /// network (0: no limit).
     #[arg(long, env = "WAYMARK_RATE_LIMIT", default_value_t = DEFAULT_RATE_LIMIT_PER_SECOND)]
     rate_limit: u32,
-    /// Batches a client IP address may send at once above the rate.
+    /// Batches a client may send at once above the rate.
     #[arg(long, env = "WAYMARK_RATE_LIMIT_BURST", default_value_t = DEFAULT_RATE_LIMIT_BURST)]
     rate_limit_burst: u32,
+    /// Batches handled at once; beyond it 503 with Retry-After (0: no limit).
+    #[arg(long, env = "WAYMARK_MAX_BATCHES_IN_FLIGHT", default_value_t = DEFAULT_MAX_BATCHES_IN_FLIGHT)]
+    max_batches_in_flight: usize,
+    /// Connections open at once; beyond it new ones wait to be accepted
+    /// (0: no limit). Keep it below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "WAYMARK_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Milliseconds a request's head may take to arrive, from when the
+    /// connection is ready for it; then the connection is closed (0: none).
+    #[arg(long, env = "WAYMARK_HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS)]
+    header_read_timeout_ms: u64,
+    /// Milliseconds a connection may go without a byte moving while none of
+    /// its requests is being handled; then it is closed (0: none).
+    #[arg(long, env = "WAYMARK_IDLE_TIMEOUT_MS", default_value_t = DEFAULT_IDLE_TIMEOUT_MS)]
+    idle_timeout_ms: u64,
     /// Idle minutes after which the sweeper closes a session.
     #[arg(long, env = "WAYMARK_SESSION_TIMEOUT_MINUTES", default_value_t = DEFAULT_SESSION_TIMEOUT_MINUTES)]
     session_timeout_minutes: u64,
@@ -99,6 +116,10 @@ impl From<Args> for Config {
             trust_proxy: args.trust_proxy,
             rate_limit_per_second: args.rate_limit,
             rate_limit_burst: args.rate_limit_burst,
+            max_batches_in_flight: args.max_batches_in_flight,
+            max_connections: args.max_connections,
+            header_read_timeout_ms: args.header_read_timeout_ms,
+            idle_timeout_ms: args.idle_timeout_ms,
             session_timeout_minutes: args.session_timeout_minutes.max(1),
             sweep_interval_seconds: args.sweep_interval_seconds.max(1),
             max_event_age_days: args.max_event_age_days.max(1),

@@ -26,8 +26,18 @@ pub struct Metrics {
     pub events_dropped_by_client: IntCounter,
     /// `waymark_sessions_swept_total`: sessions the sweeper closed.
     pub sessions_swept: IntCounter,
-    /// `waymark_rate_limited_total`.
+    /// `waymark_rate_limited_total`: batches refused by the per-client
+    /// rate limit.
     pub rate_limited: IntCounter,
+    /// `waymark_batches_shed_total{reason}`: batches refused with `503` to
+    /// shed load; `in_flight`: over `max_batches_in_flight`.
+    pub batches_shed: IntCounterVec,
+    /// `waymark_http_connections`: connections open now ([`serve`](crate::serve)).
+    pub connections_open: IntGauge,
+    /// `waymark_http_connections_closed_total{reason}`: connections the
+    /// collector closed on a client that held them: `header_timeout` (a head
+    /// not complete in time), `idle_timeout` (nothing moved for too long).
+    pub connections_closed: IntCounterVec,
 }
 
 /// Metrics a store keeps about itself; registered beside [`Metrics`].
@@ -146,7 +156,26 @@ impl Metrics {
         .expect("valid metric");
         let rate_limited = IntCounter::new(
             "waymark_rate_limited_total",
-            "Batches refused by the per-IP rate limit",
+            "Batches refused by the per-client rate limit",
+        )
+        .expect("valid metric");
+        let batches_shed = IntCounterVec::new(
+            Opts::new(
+                "waymark_batches_shed_total",
+                "Batches refused with 503 to shed load, by reason",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let connections_open =
+            IntGauge::new("waymark_http_connections", "HTTP connections open now")
+                .expect("valid metric");
+        let connections_closed = IntCounterVec::new(
+            Opts::new(
+                "waymark_http_connections_closed_total",
+                "HTTP connections the collector closed on a slow or idle client, by reason",
+            ),
+            &["reason"],
         )
         .expect("valid metric");
         for collector in [
@@ -158,11 +187,19 @@ impl Metrics {
             Box::new(events_dropped_by_client.clone()),
             Box::new(sessions_swept.clone()),
             Box::new(rate_limited.clone()),
+            Box::new(batches_shed.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(connections_closed.clone()),
         ] {
             registry.register(collector).expect("distinct metric names");
         }
         if let Some(store) = store {
             store.register(&registry);
+        }
+        // Shown at 0 from the start, so an alert on them has a series.
+        batches_shed.with_label_values(&["in_flight"]);
+        for reason in ["header_timeout", "idle_timeout"] {
+            connections_closed.with_label_values(&[reason]);
         }
         Metrics {
             registry,
@@ -174,6 +211,9 @@ impl Metrics {
             events_dropped_by_client,
             sessions_swept,
             rate_limited,
+            batches_shed,
+            connections_open,
+            connections_closed,
         }
     }
 

@@ -2,7 +2,6 @@
 //! shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::clock::SystemClock;
 use crate::config::{check_admin_token, Config, StoreKind};
+use crate::connections::{serve_connections, ConnectionLimits};
 use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::app;
@@ -24,10 +24,16 @@ use crate::sweeper::run_sweeper;
 /// GeoIP databases, serves [`app`] and runs the sweeper. Without an admin
 /// token it makes a random one and logs it; an admin token shorter than
 /// [`MIN_ADMIN_TOKEN_LEN`](crate::MIN_ADMIN_TOKEN_LEN) characters is refused
-/// ([`Error::InvalidConfig`]) before anything is opened. On shutdown it stops accepting
-/// connections, lets the requests in flight finish, stops the sweeper, then
-/// waits for the store to commit everything queued. When it returns `Ok`,
-/// every acknowledged event is on disk.
+/// ([`Error::InvalidConfig`]) before anything is opened.
+///
+/// It serves HTTP/1.1 with [`Config::max_connections`],
+/// [`Config::header_read_timeout_ms`] and [`Config::idle_timeout_ms`]
+/// applied to the connections, and the peer address given to handlers as
+/// `ConnectInfo<SocketAddr>` ([`client_ip`](crate::client_ip)).
+///
+/// On shutdown it stops accepting connections, lets the requests in flight
+/// finish, stops the sweeper, then waits for the store to commit everything
+/// queued. When it returns `Ok`, every acknowledged event is on disk.
 pub async fn serve(
     mut config: Config,
     listener: TcpListener,
@@ -98,12 +104,9 @@ pub async fn serve(
         let _ = stopped.wait_for(|stop| *stop).await;
     }));
 
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let limits = ConnectionLimits::of(state.config());
+    let metrics = state.metrics().clone();
+    serve_connections(listener, app(state), limits, metrics, shutdown).await;
 
     // Every connection is closed, so no request is waiting on the store.
     let _ = stop_sweeper.send(true);
@@ -112,7 +115,6 @@ pub async fn serve(
     }
     store.shutdown().await;
     tracing::info!("the store is closed");
-    served?;
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::enrich::GeoIp;
@@ -11,7 +13,7 @@ use crate::store::{EventSink, SessionReader, SessionSweeper};
 
 /// What every handler shares: the configuration, the store (and what it
 /// offers besides taking events: reading, sweeping), the clock, the GeoIP
-/// databases, the rate limiter and the metrics.
+/// databases, the rate limiter, the in-flight limit and the metrics.
 #[derive(Debug, Clone)]
 pub struct AppState {
     config: Arc<Config>,
@@ -21,6 +23,7 @@ pub struct AppState {
     clock: Arc<dyn Clock>,
     geo: Arc<GeoIp>,
     rate_limit: Option<Arc<RateLimit>>,
+    batches_in_flight: Option<Arc<Semaphore>>,
     metrics: Arc<Metrics>,
 }
 
@@ -34,6 +37,11 @@ impl AppState {
         let sweeper = Arc::clone(&store).sweeper();
         let rate_limit =
             RateLimit::new(config.rate_limit_per_second, config.rate_limit_burst).map(Arc::new);
+        let batches_in_flight = (config.max_batches_in_flight > 0).then(|| {
+            Arc::new(Semaphore::new(
+                config.max_batches_in_flight.min(Semaphore::MAX_PERMITS),
+            ))
+        });
         let metrics = Arc::new(Metrics::new(store.metrics()));
         AppState {
             config: Arc::new(config),
@@ -43,6 +51,7 @@ impl AppState {
             clock,
             geo: Arc::new(GeoIp::none()),
             rate_limit,
+            batches_in_flight,
             metrics,
         }
     }
@@ -89,6 +98,25 @@ impl AppState {
     /// The per-IP rate limit of `POST /v1/batch`, when one is configured.
     pub(crate) fn rate_limit(&self) -> Option<&RateLimit> {
         self.rate_limit.as_deref()
+    }
+
+    /// A slot for one batch under [`Config::max_batches_in_flight`], held
+    /// until the batch is answered: `Ok(None)` without a limit, `Err(())`
+    /// when every slot is taken.
+    pub(crate) fn batch_slot(&self) -> Result<Option<OwnedSemaphorePermit>, ()> {
+        match &self.batches_in_flight {
+            None => Ok(None),
+            Some(slots) => Arc::clone(slots)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(|_| ()),
+        }
+    }
+
+    /// How many clients the rate limit holds state for now (an IPv4
+    /// address or an IPv6 /64 network each); 0 without a rate limit.
+    pub fn rate_limit_clients(&self) -> usize {
+        self.rate_limit.as_deref().map_or(0, RateLimit::clients)
     }
 
     /// Forgets rate-limit state of addresses that have been quiet, so the

@@ -604,24 +604,23 @@ fn the_client_address_is_the_peer_unless_proxies_are_trusted() {
         }
         r
     };
-    let ip = |s: &str| Some(s.parse().unwrap());
+    let ip = |s: &str| Ok(Some(s.parse().unwrap()));
     let chain = Some("1.1.1.1, 2.2.2.2, 3.3.3.3");
     assert_eq!(
-        waymark_ingest::client_ip(&request(chain), 0),
+        waymark_ingest::client_ip(&request(chain), 0).map_err(|e| e.code()),
         ip("10.0.0.1")
     );
-    assert_eq!(waymark_ingest::client_ip(&request(chain), 1), ip("3.3.3.3"));
-    assert_eq!(waymark_ingest::client_ip(&request(chain), 2), ip("2.2.2.2"));
-    // Fewer entries than trusted hops, or garbage: the peer.
-    assert_eq!(
-        waymark_ingest::client_ip(&request(chain), 5),
-        ip("10.0.0.1")
-    );
-    assert_eq!(
-        waymark_ingest::client_ip(&request(Some("nonsense")), 1),
-        ip("10.0.0.1")
-    );
-    assert_eq!(waymark_ingest::client_ip(&request(None), 1), ip("10.0.0.1"));
+    let client = |xff, hops| waymark_ingest::client_ip(&request(xff), hops).map_err(|e| e.code());
+    assert_eq!(client(chain, 1), ip("3.3.3.3"));
+    assert_eq!(client(chain, 2), ip("2.2.2.2"));
+    // Fewer entries than trusted hops (none at all: not through the
+    // proxies): the peer.
+    assert_eq!(client(chain, 5), ip("10.0.0.1"));
+    assert_eq!(client(None, 1), ip("10.0.0.1"));
+    // Garbage where the trusted proxy's entry should be: refused, never
+    // the proxy's own address (the hostile suite's network tests).
+    assert_eq!(client(Some("nonsense"), 1), Err("invalid_forwarded_for"));
+    assert_eq!(client(Some("1.1.1.1:80, [::1]:443"), 1), ip("::1"));
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod support;
 
 mod admin;
 mod exhausting;
+mod network;
 mod poisoning;
 mod spool;
 mod wedging;
