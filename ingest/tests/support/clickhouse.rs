@@ -18,6 +18,7 @@ use tempfile::TempDir;
 
 const BINARY: &str = "/usr/sbin/clickhouse-server";
 const CONFIG: &str = "/etc/clickhouse-server/config.xml";
+const USERS: &str = "/etc/clickhouse-server/users.xml";
 
 /// One ClickHouse server; killed when dropped.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct ClickHouse {
     pub http_port: u16,
     tcp_port: u16,
     interserver_port: u16,
+    /// Whether every query goes to `system.query_log`.
+    log_queries: bool,
     child: Option<Child>,
 }
 
@@ -47,6 +50,18 @@ impl ClickHouse {
     /// Starts a server and waits until it answers; panics when there is no
     /// `clickhouse-server`.
     pub fn start() -> ClickHouse {
+        ClickHouse::start_with(false)
+    }
+
+    /// [`ClickHouse::start`] with every query logged to `system.query_log`
+    /// (the default profile's `log_queries`), so a test can see what the
+    /// collector asked and how many rows each answer had
+    /// ([`ClickHouse::query`] with `SYSTEM FLUSH LOGS` first).
+    pub fn start_logging_queries() -> ClickHouse {
+        ClickHouse::start_with(true)
+    }
+
+    fn start_with(log_queries: bool) -> ClickHouse {
         assert!(
             Path::new(BINARY).is_file(),
             "{BINARY} is missing: run `cargo xtask setup` (it installs Debian's clickhouse-server), \
@@ -58,6 +73,7 @@ impl ClickHouse {
             http_port: free_port(),
             tcp_port: free_port(),
             interserver_port: free_port(),
+            log_queries,
             child: None,
         };
         server.resume();
@@ -83,6 +99,21 @@ impl ClickHouse {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("tmp")).unwrap();
         let arg = |name: &str, value: &str| format!("--{name}={value}");
+        let mut users = Vec::new();
+        if self.log_queries {
+            // The packaged users file, its default profile (the first
+            // `<default>`) logging every query.
+            let path = dir.join("users.xml");
+            let packaged = std::fs::read_to_string(USERS).unwrap();
+            assert!(
+                packaged.contains("<default>"),
+                "{USERS} has no default profile"
+            );
+            let logging =
+                packaged.replacen("<default>", "<default><log_queries>1</log_queries>", 1);
+            std::fs::write(&path, logging).unwrap();
+            users.push(arg("users_config", &path.display().to_string()));
+        }
         // A shell between the test and the server kills the server when its
         // stdin closes: when `kill` drops it, or when the test process ends
         // in any way (a server shared by a whole test binary is never
@@ -107,6 +138,7 @@ impl ClickHouse {
                 "interserver_http_port",
                 &self.interserver_port.to_string(),
             ))
+            .args(&users)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
