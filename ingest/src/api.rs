@@ -16,11 +16,12 @@ use crate::clock::Clock;
 use crate::error::Error;
 use crate::state::AppState;
 use crate::store::{
-    Cursor, Interval, SessionPage, SessionQuery, SessionReader, SessionWithEvents, Stats,
-    StatsQuery,
+    Cursor, EventCursor, Interval, SessionPage, SessionQuery, SessionReader, SessionWithEvents,
+    Stats, StatsQuery, DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE,
 };
 
-/// Sessions per page when `limit` is not given, and the most allowed.
+/// Sessions per page when `limit` is not given, and the most allowed (for
+/// one session's events: [`DEFAULT_EVENTS_PAGE`], [`MAX_EVENTS_PAGE`]).
 pub const DEFAULT_PAGE: usize = 50;
 pub const MAX_PAGE: usize = 500;
 /// `/v1/stats` without `from` covers this much before `to`.
@@ -123,6 +124,15 @@ impl Params {
             .transpose()
     }
 
+    /// `limit`: `default` when not given, else 1 to `max`.
+    fn limit(&self, default: usize, max: usize) -> Result<usize, Error> {
+        match self.number("limit") {
+            Ok(None) => Ok(default),
+            Ok(Some(n)) if (1..=max as u64).contains(&n) => Ok(usize::try_from(n).unwrap_or(max)),
+            _ => Err(Error::InvalidQuery(format!("limit must be 1 to {max}"))),
+        }
+    }
+
     fn flag(&self, key: &str) -> Result<Option<bool>, Error> {
         match self.text(key).as_deref() {
             None => Ok(None),
@@ -164,15 +174,7 @@ async fn list_sessions(
     )?;
     let (from, to) = (p.number("from")?, p.number("to")?);
     check_range(from, to)?;
-    let limit = match p.number("limit")? {
-        None => DEFAULT_PAGE,
-        Some(n) if (1..=MAX_PAGE as u64).contains(&n) => usize::try_from(n).unwrap_or(MAX_PAGE),
-        Some(_) => {
-            return Err(Error::InvalidQuery(format!(
-                "limit must be 1 to {MAX_PAGE}"
-            )));
-        }
-    };
+    let limit = p.limit(DEFAULT_PAGE, MAX_PAGE)?;
     let cursor = p
         .text("cursor")
         .map(|c| {
@@ -196,15 +198,25 @@ async fn list_sessions(
     Ok(Json(api.reader.sessions(query).await?))
 }
 
-/// `GET /v1/sessions/{id}?site=`: the site's session and its events by
-/// time, then `seq`. Without `site`, the session of the one site that has
-/// one with this id; an id more than one site uses needs `site` (400).
+/// `GET /v1/sessions/{id}?site=&limit=&cursor=`: the site's session and one
+/// page of its events by time, then `seq` (none first), then `event_id`.
+/// Without `site`, the session of the one site that has one with this id;
+/// an id more than one site uses needs `site` (400).
 async fn get_session(
     State(api): State<ReadApi>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<SessionWithEvents>, Error> {
-    let p = Params::parse(raw.as_deref(), &["site"])?;
+    let p = Params::parse(raw.as_deref(), &["site", "limit", "cursor"])?;
+    let limit = p.limit(DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE)?;
+    let cursor = p
+        .text("cursor")
+        .map(|c| {
+            EventCursor::decode(&c).ok_or_else(|| {
+                Error::InvalidQuery("cursor: pass back a next_cursor unchanged".to_owned())
+            })
+        })
+        .transpose()?;
     let site = match p.text("site") {
         Some(site) => site,
         None => {
@@ -222,8 +234,12 @@ async fn get_session(
         .session(&site, &id)
         .await?
         .ok_or(Error::SessionNotFound)?;
-    let events = api.reader.events_for_session(&site, &id).await?;
-    Ok(Json(SessionWithEvents { session, events }))
+    let page = api.reader.session_events(&site, &id, cursor, limit).await?;
+    Ok(Json(SessionWithEvents {
+        session,
+        events: page.events,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// `GET /v1/stats?site=&from=&to=&include_bots=`

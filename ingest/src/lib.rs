@@ -59,10 +59,10 @@ pub use crate::session::{
 pub use crate::sites::Sites;
 pub use crate::state::AppState;
 pub use crate::store::{
-    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventSink, Interval, KeyCount,
-    MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader, SessionSweeper,
-    SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError, SweepCursor, SweepPage,
-    DB_FILE_NAME,
+    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventCursor, EventPage, EventSink,
+    Interval, KeyCount, MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader,
+    SessionSweeper, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError,
+    SweepCursor, SweepPage, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{

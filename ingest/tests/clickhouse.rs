@@ -73,11 +73,22 @@ fn post(collector: &Collector, events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// The session as the read API shows it, with its events.
+/// The session as the read API shows it, with all its events (every page).
 fn session(collector: &Collector, id: &str) -> Value {
-    let (status, body) = collector.get(&format!("/v1/sessions/{id}"), TOKEN).unwrap();
-    assert_eq!(status, 200, "{id}: {body}");
-    body
+    let mut path = format!("/v1/sessions/{id}?limit=1000");
+    let mut events = Vec::new();
+    loop {
+        let (status, mut body) = collector.get(&path, TOKEN).unwrap();
+        assert_eq!(status, 200, "{id}: {body}");
+        events.extend(body["events"].as_array().unwrap().iter().cloned());
+        match body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/sessions/{id}?limit=1000&cursor={cursor}"),
+            None => {
+                body["events"] = Value::Array(events);
+                return body;
+            }
+        }
+    }
 }
 
 /// Polls `done` every 100 ms for up to 60 s.

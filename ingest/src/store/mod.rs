@@ -28,12 +28,14 @@ pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
+pub use self::timeline::{EventCursor, EventPage, DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE};
 
 mod clickhouse;
 mod group;
 mod memory;
 mod null;
 mod sqlite;
+mod timeline;
 
 /// A boxed, sendable future, so the store traits stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -232,6 +234,9 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 pub(crate) const TOP: usize = 10;
 
 /// A page as `top_pages` counts it: the URL without query and fragment.
+/// Each store cuts it in SQL (its `PAGE_KEY`), so it ranks pages in the
+/// database; their tests check that against this.
+#[cfg(test)]
 pub(crate) fn page_key(url: &str) -> &str {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     &url[..end]
@@ -239,24 +244,19 @@ pub(crate) fn page_key(url: &str) -> &str {
 
 impl Stats {
     /// Stats from what a store counted: `[visits, visitors, page_views,
-    /// bounces]`, the mean duration, page views by [`page_key`], the top
-    /// sources and countries, and visits by bucket start.
+    /// bounces]`, the mean duration, the top pages (by URL without
+    /// query and fragment),
+    /// sources and countries (each ranked by the store: count, then key,
+    /// [`TOP`] of them), and visits by bucket start.
     pub(crate) fn from_parts(
         q: &StatsQuery,
         [visits, visitors, page_views, bounces]: [u64; 4],
         avg_duration: f64,
-        pages: HashMap<String, u64>,
+        top_pages: Vec<KeyCount>,
         sources: Vec<KeyCount>,
         countries: Vec<KeyCount>,
         counts: &HashMap<u64, u64>,
     ) -> Stats {
-        let mut top_pages: Vec<KeyCount> = pages
-            .into_iter()
-            .map(|(key, count)| KeyCount { key, count })
-            .collect();
-        top_pages.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
-        top_pages.truncate(TOP);
-
         let width = q.interval.millis();
         let first = q.from / width * width;
         let visits_over_time = (0..)
@@ -294,12 +294,15 @@ impl Stats {
     }
 }
 
-/// A session with its events in order, for `GET /v1/sessions/{id}`.
+/// A session with one page of its events in order, for
+/// `GET /v1/sessions/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionWithEvents {
     #[serde(flatten)]
     pub session: Session,
     pub events: Vec<StoredEvent>,
+    /// Pass as `cursor` for the next page of events; `null` on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Where accepted events go; every store is one, shared by all requests as
@@ -359,6 +362,18 @@ pub trait SessionReader: Send + Sync + Debug {
         site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>>;
+
+    /// One page of the events of one site's session, in the order of
+    /// [`events_for_session`](Self::events_for_session): up to `limit`
+    /// (1 to `MAX_EVENTS_PAGE`, 1000) after `after`, and where the next page
+    /// starts. Holds one page in memory, however long the session.
+    fn session_events<'a>(
+        &'a self,
+        site: &'a str,
+        session_id: &'a str,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<EventPage, StoreError>>;
 
     /// The newest `limit` events (by `ts`, then `event_id`), of one site or
     /// of all, newest first.

@@ -12,5 +12,6 @@ mod admin;
 mod exhausting;
 mod network;
 mod poisoning;
+mod reads;
 mod spool;
 mod wedging;

@@ -565,6 +565,10 @@ async fn shutdown_lets_a_batch_in_flight_finish_and_commits_it() {
         .unwrap();
 
     let store = SqliteStore::open(dir.path().join("data")).unwrap();
-    let session = store.session("shop", "s-net").await.unwrap().expect("committed");
+    let session = store
+        .session("shop", "s-net")
+        .await
+        .unwrap()
+        .expect("committed");
     assert_eq!(session.event_count, 1);
 }

@@ -17,14 +17,17 @@
 //! (`uniqExact`, `argMin`/`argMax`, or [`fold_session`] in Rust).
 //!
 //! Sessions follow the same rules as the SQLite store's
-//! ([`crate::session`]): one session is folded in Rust from its events with
-//! [`fold_session`]; lists, stats and sweeps read `sessions_agg`, an
+//! ([`crate::session`], [`fold_session`]): sessions, lists, stats and sweeps
+//! read `sessions_agg`, an
 //! `AggregatingMergeTree` a materialised view keeps from every insert into
 //! `events` (`AGGREGATES` in [`schema`]), over per-event keys computed at
 //! insert (the merge order key, the end's rank, the landing page's source). Every
 //! aggregate is a minimum, a maximum or a distinct count, so the order
 //! events arrive in, the collector they arrive at and duplicates change
-//! nothing.
+//! nothing. A session's events are read a page at a time by the same rules
+//! in SQL, and a sweep asks for one row per idle session: no read holds all
+//! the events of a session (only [`SessionReader::events_for_session`], for
+//! tests and tools, folds them all in Rust).
 //!
 //! It speaks ClickHouse's HTTP interface through the official `clickhouse`
 //! crate, with schema validation off: the crate's validation asks for
@@ -50,8 +53,8 @@ use self::rows::{EventRow, EVENT_COLUMNS};
 use self::shipper::{Health, Shipper};
 use self::spool::{Position, Spool};
 use super::{
-    lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
+    lock, AppendOutcome, BoxFuture, EventCursor, EventPage, EventSink, SessionPage, SessionQuery,
+    SessionReader, SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
 use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
@@ -333,6 +336,16 @@ impl SessionReader for ClickHouseStore {
         })
     }
 
+    fn session_events<'a>(
+        &'a self,
+        site: &'a str,
+        session_id: &'a str,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<EventPage, StoreError>> {
+        Box::pin(self.session_events_now(site, session_id, after, limit))
+    }
+
     fn recent_events<'a>(
         &'a self,
         site: Option<&'a str>,
@@ -360,10 +373,7 @@ impl SessionReader for ClickHouseStore {
         site: &'a str,
         session_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Session>, StoreError>> {
-        Box::pin(async move {
-            let events = self.fetch_session_events(site, session_id).await?;
-            Ok(fold_session(events).map(|(state, _)| state.session))
-        })
+        Box::pin(self.session_now(site, session_id))
     }
 
     fn session_sites<'a>(

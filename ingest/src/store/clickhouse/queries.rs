@@ -1,6 +1,6 @@
 //! The read API's and the sweeper's queries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
@@ -8,13 +8,107 @@ use super::rows::{
 use super::schema::sessions_sql;
 use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
-use crate::session::{collector_visit_ended, fold_session, Session};
+use crate::session::{collector_visit_ended, EventKey, MergeKeys, Session, SessionState};
 use crate::store::{
-    page_key, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, StoreError,
-    SweepCursor, SweepPage, TOP,
+    EventCursor, EventPage, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
+    StoreError, SweepCursor, SweepPage, MAX_EVENTS_PAGE, TOP,
 };
 
+/// One session's events, each `event_id` once (its earliest arrival, as
+/// [`fold_session`](crate::session::fold_session) keeps it). `{db}` is the database; binds the site
+/// and the session id.
+const SESSION_EVENTS: &str = "SELECT * FROM {db}.events \
+     WHERE site = ? AND session_id = ? \
+     ORDER BY event_id, received_at LIMIT 1 BY event_id";
+
+/// `page_key` in SQL: `url` up to its first `?` or `#` (bytes, as
+/// `page_key` cuts). `??` is the client's escape for a `?` that is not a
+/// bound argument.
+const PAGE_KEY: &str = "substring(url, 1, \
+     least(position(concat(url, '??'), '??'), position(concat(url, '#'), '#')) - 1)";
+
 impl ClickHouseStore {
+    /// One session, from `sessions_agg`: one row, however many events.
+    pub(super) async fn session_now(
+        &self,
+        site: &str,
+        session_id: &str,
+    ) -> Result<Option<Session>, StoreError> {
+        let sessions = sessions_sql(&self.ch.db, "site = ? AND session_id = ?");
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM ({sessions})");
+        let rows = timed(
+            self.ch
+                .client
+                .query(&sql)
+                .bind(site)
+                .bind(session_id)
+                .fetch_all::<SessionRow>(),
+        )
+        .await?;
+        Ok(rows.into_iter().next().map(Session::from))
+    }
+
+    /// A page of one session's events as [`fold_session`](crate::session::fold_session) keeps them, in
+    /// SQL: each event once, the one `visit_ended` the session keeps (the
+    /// least end key: the SDK's earliest, else the collector's), the
+    /// collector's moved to the last activity when that is later. Asks
+    /// ClickHouse for the kept end and last activity (one row), then for
+    /// `limit + 1` events.
+    pub(super) async fn session_events_now(
+        &self,
+        site: &str,
+        session_id: &str,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let limit = limit.clamp(1, MAX_EVENTS_PAGE);
+        let kept = SESSION_EVENTS.replace("{db}", &self.ch.db);
+        let (end_key, last_activity): (String, u64) = timed(
+            self.ch
+                .client
+                .query(&format!(
+                    "SELECT minIf(end_key, event_type = 'visit_ended'), \
+                     maxIf(ts, event_type != 'visit_ended') FROM ({kept})"
+                ))
+                .bind(site)
+                .bind(session_id)
+                .fetch_one::<(String, u64)>(),
+        )
+        .await?;
+        // The event columns, with the collector's end at its moved time.
+        let columns = EVENT_COLUMNS.replacen(
+            " ts, client_ts,",
+            " page_ts, if(by_collector = 1, page_ts, client_ts),",
+            1,
+        );
+        let after_clause = if after.is_some() {
+            "WHERE (page_ts, page_seq, event_id) > (?, ?, ?)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {columns} FROM (\
+                SELECT *, if(by_collector = 1, greatest(ts, {last_activity}), ts) AS page_ts, \
+                ifNull(toInt64(seq), -1) AS page_seq \
+                FROM ({kept}) WHERE event_type != 'visit_ended' OR end_key = ?\
+             ) {after_clause} ORDER BY page_ts, page_seq, event_id LIMIT {}",
+            limit + 1
+        );
+        let mut query = self
+            .ch
+            .client
+            .query(&sql)
+            .bind(site)
+            .bind(session_id)
+            .bind(&end_key);
+        if let Some(c) = &after {
+            query = query.bind(c.ts).bind(c.seq_rank()).bind(&c.event_id);
+        }
+        let rows = timed(query.fetch_all::<EventRow>()).await?;
+        let events = rows.into_iter().map(StoredEvent::from).collect();
+        Ok(EventPage::from_overfetched(events, limit))
+    }
+
     pub(super) async fn fetch_session_events(
         &self,
         site: &str,
@@ -63,9 +157,10 @@ impl ClickHouseStore {
         after: Option<SweepCursor>,
         limit: usize,
     ) -> Result<SweepPage, StoreError> {
+        // One row per session: the session as `sessions_agg` has it…
         let sessions = sessions_sql(&self.ch.db, "1");
         let sql = format!(
-            "SELECT last_seen_at, site, session_id FROM ({sessions}) \
+            "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
              WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
              AND (last_seen_at, site, session_id) > (?, ?, ?) \
              ORDER BY last_seen_at, site, session_id LIMIT {limit}"
@@ -74,59 +169,68 @@ impl ClickHouseStore {
             .map_or((0, String::new(), String::new()), |c| {
                 (c.last_seen_at, c.site, c.session_id)
             });
-        let found: Vec<(u64, String, String)> = timed(
+        let found: Vec<Session> = timed(
             self.ch
                 .client
                 .query(&sql)
                 .bind(after_seen)
                 .bind(after_site)
                 .bind(after_id)
-                .fetch_all::<(u64, String, String)>(),
+                .fetch_all::<SessionRow>(),
         )
-        .await?;
-        let next = (found.len() >= limit).then(|| found.last()).flatten().map(
-            |(last_seen_at, site, session_id)| SweepCursor {
-                last_seen_at: *last_seen_at,
-                site: site.clone(),
-                session_id: session_id.clone(),
-            },
-        );
+        .await?
+        .into_iter()
+        .map(Session::from)
+        .collect();
+        let next = (found.len() >= limit)
+            .then(|| found.last())
+            .flatten()
+            .map(|s| SweepCursor {
+                last_seen_at: s.last_seen_at,
+                site: s.site.clone(),
+                session_id: s.session_id.clone(),
+            });
         if found.is_empty() {
             return Ok(SweepPage { closed: 0, next });
         }
-        let mut by_session: HashMap<(String, String), Vec<StoredEvent>> = found
-            .into_iter()
-            .map(|(_, site, id)| ((site, id), Vec::new()))
-            .collect();
-        let sites: Vec<&String> = by_session.keys().map(|(site, _)| site).collect();
-        let ids: Vec<&String> = by_session.keys().map(|(_, id)| id).collect();
+        // …and the key of its last activity (the end is numbered after its
+        // `seq`), the greatest: never the events themselves.
+        let sites: BTreeSet<&str> = found.iter().map(|s| s.site.as_str()).collect();
+        let ids: Vec<&str> = found.iter().map(|s| s.session_id.as_str()).collect();
         let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {}.events WHERE has(?, site) AND has(?, session_id)",
+            "SELECT site, session_id, max(event_key) FROM {}.events \
+             WHERE site IN (SELECT arrayJoin(?)) AND session_id IN (SELECT arrayJoin(?)) \
+             AND event_type != 'visit_ended' GROUP BY site, session_id",
             self.ch.db
         );
-        let rows = timed(
+        let last_keys: HashMap<(String, String), String> = timed(
             self.ch
                 .client
                 .query(&sql)
-                .bind(&sites)
+                .bind(sites.into_iter().collect::<Vec<_>>())
                 .bind(&ids)
-                .fetch_all::<EventRow>(),
+                .fetch_all::<(String, String, String)>(),
         )
-        .await?;
-        for row in rows {
-            let event = StoredEvent::from(row);
-            // Only the sessions found: not another site's under the same id.
-            if let Some(events) =
-                by_session.get_mut(&(event.site.clone(), event.session_id.clone()))
-            {
-                events.push(event);
-            }
-        }
-        let ends: Vec<StoredEvent> = by_session
-            .into_values()
-            .filter_map(fold_session)
-            .filter(|(state, _)| state.is_idle(idle_before))
-            .map(|(state, _)| collector_visit_ended(&state, now))
+        .await?
+        .into_iter()
+        .map(|(site, id, key)| ((site, id), key))
+        .collect();
+        let ends: Vec<StoredEvent> = found
+            .into_iter()
+            .map(|session| {
+                let last = last_keys
+                    .get(&(session.site.clone(), session.session_id.clone()))
+                    .cloned()
+                    .map(EventKey);
+                let state = SessionState {
+                    session,
+                    keys: MergeKeys {
+                        last,
+                        ..MergeKeys::default()
+                    },
+                };
+                collector_visit_ended(&state, now)
+            })
             .collect();
         let closed = ends.len();
         if closed > 0 {
@@ -185,10 +289,10 @@ impl ClickHouseStore {
             None => "",
         };
         let mut pages_query = client.query(&format!(
-            "SELECT url AS key, uniqExact(event_id) AS count FROM {db}.events \
+            "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {db}.events \
              WHERE {events_site}event_type = 'page_view' \
              AND (site, session_id) IN (SELECT site, session_id FROM ({in_range})) \
-             GROUP BY url",
+             GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
             db = self.ch.db
         ));
         if let Some(site) = &q.site {
@@ -197,11 +301,8 @@ impl ClickHouseStore {
         for value in &binds {
             pages_query = pages_query.bind(value);
         }
-        let urls = timed(pages_query.fetch_all::<KeyCountRow>()).await?;
-        let mut pages: HashMap<String, u64> = HashMap::new();
-        for url in urls {
-            *pages.entry(page_key(&url.key).to_owned()).or_default() += url.count;
-        }
+        let top_pages = timed(pages_query.fetch_all::<KeyCountRow>()).await?;
+        let top_pages = top_pages.into_iter().map(KeyCount::from).collect();
 
         let width = q.interval.millis();
         let buckets = timed(
@@ -230,7 +331,7 @@ impl ClickHouseStore {
                 totals.bounces,
             ],
             avg_duration,
-            pages,
+            top_pages,
             sources,
             countries,
             &counts,

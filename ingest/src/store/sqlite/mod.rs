@@ -22,14 +22,14 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use self::queries::{list_sessions, stats};
+use self::queries::{list_sessions, session_events, stats};
 use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
 use self::schema::migrate;
 use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
 use super::{
-    lock, AppendOutcome, BoxFuture, EventSink, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
+    lock, AppendOutcome, BoxFuture, EventCursor, EventPage, EventSink, SessionPage, SessionQuery,
+    SessionReader, SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
 use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
@@ -253,6 +253,17 @@ impl SessionReader for SqliteStore {
             let rows = stmt.query_map(params![site, session_id], event_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+    }
+
+    fn session_events<'a>(
+        &'a self,
+        site: &'a str,
+        session_id: &'a str,
+        after: Option<EventCursor>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<EventPage, StoreError>> {
+        let (site, session_id) = (site.to_owned(), session_id.to_owned());
+        self.read(move |conn| session_events(conn, &site, &session_id, after.as_ref(), limit))
     }
 
     fn recent_events<'a>(

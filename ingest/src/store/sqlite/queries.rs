@@ -1,13 +1,15 @@
-//! The read API's queries: sessions by filter, and stats.
+//! The read API's queries: sessions by filter, one session's events a page
+//! at a time, and stats.
 
 use std::collections::HashMap;
 
 use rusqlite::types::ToSql;
 use rusqlite::Connection;
 
-use super::rows::{session_from_row, SESSION_COLUMNS};
+use super::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
 use crate::store::{
-    page_key, Cursor, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery, StoreError, TOP,
+    Cursor, EventCursor, EventPage, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
+    StoreError, MAX_EVENTS_PAGE, TOP,
 };
 
 /// SQL conditions and their parameters, built up filter by filter.
@@ -96,6 +98,60 @@ pub(super) fn list_sessions(
     Ok(SessionPage::from_overfetched(sessions, limit))
 }
 
+/// Up to `limit` events of a session after `after`, by `ts`, `seq` (none
+/// first) and `event_id`: one more is read to learn whether a page follows.
+pub(super) fn session_events(
+    conn: &Connection,
+    site: &str,
+    session_id: &str,
+    after: Option<&EventCursor>,
+    limit: usize,
+) -> Result<EventPage, StoreError> {
+    let limit = limit.clamp(1, MAX_EVENTS_PAGE);
+    let mut f = Filter::default();
+    f.add("site = ?", vec![Box::new(site.to_owned())]);
+    f.add("session_id = ?", vec![Box::new(session_id.to_owned())]);
+    if let Some(c) = after {
+        // `ts >= ?` lets the (site, session_id, ts) index narrow the scan.
+        f.add(
+            "ts >= ? AND (ts, ifnull(seq, -1), event_id) > (?, ?, ?)",
+            vec![
+                Box::new(c.ts),
+                Box::new(c.ts),
+                Box::new(c.seq_rank()),
+                Box::new(c.event_id.clone()),
+            ],
+        );
+    }
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {} \
+         ORDER BY ts, ifnull(seq, -1), event_id LIMIT {}",
+        f.sql(),
+        limit + 1
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let events = stmt
+        .query_map(f.params().as_slice(), event_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(EventPage::from_overfetched(events, limit))
+}
+
+/// `page_key` in SQL: the URL `e.url` up to its
+/// first `?` or `#`.
+pub(super) const PAGE_KEY: &str =
+    "substr(e.url, 1, min(instr(e.url || '?', '?'), instr(e.url || '#', '#')) - 1)";
+
+/// The [`TOP`] pages by page views among the sessions `filter` (on `s`)
+/// picks, ranked in SQL (ties by page, bytewise): the answer is ten rows
+/// however many distinct URLs the range holds.
+pub(super) fn top_pages_sql(filter: &str) -> String {
+    format!(
+        "SELECT {PAGE_KEY} AS page, COUNT(*) AS n \
+         FROM events e JOIN sessions s ON s.site = e.site AND s.session_id = e.session_id \
+         WHERE {filter} AND e.type = 'page_view' GROUP BY page ORDER BY n DESC, page LIMIT {TOP}"
+    )
+}
+
 pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
     let mut f = Filter::default();
     f.add("s.started_at >= ?", vec![Box::new(q.from)]);
@@ -137,22 +193,16 @@ pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
     let sources = top("s.source")?;
     let countries = top("s.country")?;
 
-    let mut pages: HashMap<String, u64> = HashMap::new();
-    {
-        let sql = format!(
-            "SELECT e.url, COUNT(*) FROM events e \
-             JOIN sessions s ON s.site = e.site AND s.session_id = e.session_id \
-             WHERE {filter} AND e.type = 'page_view' GROUP BY e.url"
-        );
-        let mut stmt = conn.prepare(&sql)?;
+    let top_pages = {
+        let mut stmt = conn.prepare(&top_pages_sql(&filter))?;
         let rows = stmt.query_map(params.as_slice(), |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?))
+            Ok(KeyCount {
+                key: r.get(0)?,
+                count: r.get(1)?,
+            })
         })?;
-        for row in rows {
-            let (url, n) = row?;
-            *pages.entry(page_key(&url).to_owned()).or_default() += n;
-        }
-    }
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
     let width = q.interval.millis();
     let mut counts: HashMap<u64, u64> = HashMap::new();
     {
@@ -173,7 +223,7 @@ pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
         q,
         [visits, visitors, page_views, bounces],
         avg_duration,
-        pages,
+        top_pages,
         sources,
         countries,
         &counts,

@@ -336,3 +336,54 @@ async fn a_version_2_file_keeps_its_sessions_keyed_by_site() {
     let other = store.session("other", "kept").await.unwrap().unwrap();
     assert_eq!((other.started_at, other.event_count), (5_000, 1));
 }
+
+#[tokio::test]
+async fn the_top_pages_query_answers_the_top_ten_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    // 30 pages, page `k` viewed `k % 4` times, under a different query
+    // string each time: 30 keys, 45 URLs.
+    let mut events = Vec::new();
+    let mut n = 0;
+    for page in 0..30u64 {
+        for view in 0..page % 4 {
+            n += 1;
+            let mut e = event(n, "s", n as u64);
+            e.url = format!("http://127.0.0.1/p{page:02}?v={view}");
+            events.push(e);
+        }
+    }
+    store.append(events).await.unwrap();
+    let conn = lock(&store.reader);
+    let mut stmt = conn.prepare(&queries::top_pages_sql("1")).unwrap();
+    let rows: Vec<(String, u64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let expected: Vec<(String, u64)> = [3, 7, 11, 15, 19, 23, 27, 2, 6, 10]
+        .iter()
+        .map(|page| (format!("http://127.0.0.1/p{page:02}"), page % 4))
+        .collect();
+    assert_eq!(rows, expected, "by count, then page; ten of them");
+}
+
+#[test]
+fn the_page_key_in_sql_cuts_where_page_key_does() {
+    let conn = Connection::open_in_memory().unwrap();
+    let sql = format!("SELECT {} FROM (SELECT ?1 AS url) e", queries::PAGE_KEY);
+    for url in [
+        "",
+        "?",
+        "#",
+        "https://shop.example/a",
+        "https://shop.example/a?x=1",
+        "https://shop.example/a#top",
+        "https://shop.example/a?x=1#top",
+        "https://shop.example/a#top?x=1",
+        "https://shop.example/é/ü?q=ß#ç",
+    ] {
+        let cut: String = conn.query_row(&sql, [url], |r| r.get(0)).unwrap();
+        assert_eq!(cut, crate::store::page_key(url), "{url:?}");
+    }
+}
