@@ -481,12 +481,43 @@ async function renderSession(id) {
         fact('User', x.user_id || '–', 'mono'),
         fact('Site', x.site),
         fact('Session', x.session_id, 'mono'))),
-    h('section', { class: 'panel' },
-      h('div', { class: 'panel-head' }, h('h2', {}, 'Timeline'),
-        h('span', { class: 'muted' }, `${x.events.length} events`)),
-      h('ol', { class: 'timeline' }, x.events.map((e, i) =>
-        timelineItem(e, x.events[0].ts, i > 0 ? x.events[i - 1] : null)))),
+    timeline(id, x),
   ];
+}
+
+/** The session's events, a page at a time: "More events" fetches the next. */
+function timeline(id, x) {
+  const start = x.events.length ? x.events[0].ts : x.started_at;
+  let last = null;
+  let shown = 0;
+  const count = h('span', { class: 'muted' });
+  const list = h('ol', { class: 'timeline' });
+  const more = h('button', { type: 'button', id: 'more-events' }, 'More events');
+  let cursor = null;
+  const add = (page) => {
+    list.append(...page.events.map((e) => {
+      const item = timelineItem(e, start, last);
+      last = e;
+      return item;
+    }));
+    shown += page.events.length;
+    cursor = page.next_cursor;
+    count.textContent = `${number.format(shown)} events${cursor ? ' so far' : ''}`;
+    more.hidden = !cursor;
+  };
+  more.onclick = async () => {
+    more.disabled = true;
+    try {
+      add(await api(`/v1/sessions/${encodeURIComponent(id)}`, { cursor }));
+    } finally {
+      more.disabled = false;
+    }
+  };
+  add(x);
+  return h('section', { class: 'panel' },
+    h('div', { class: 'panel-head' }, h('h2', {}, 'Timeline'), count),
+    list,
+    h('div', { class: 'pager' }, more));
 }
 
 /** One event; its page's title and URL only where the page changes. */
