@@ -508,7 +508,7 @@ function timeline(id, x) {
   more.onclick = async () => {
     more.disabled = true;
     try {
-      add(await api(`/v1/sessions/${encodeURIComponent(id)}`, { cursor }));
+      add(await api(`/v1/sessions/${encodeURIComponent(id)}`, { site: x.site, cursor }));
     } finally {
       more.disabled = false;
     }
