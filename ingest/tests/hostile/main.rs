@@ -9,6 +9,7 @@
 mod support;
 
 mod admin;
+mod deadletter;
 mod exhausting;
 mod network;
 mod poisoning;

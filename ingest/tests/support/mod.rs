@@ -6,6 +6,7 @@
 //! - [`collector`]: the real `waymark` binary as a child process, and plain
 //!   HTTP/1.1 to it.
 //! - [`clickhouse`]: a real ClickHouse server on loopback ports.
+//! - [`fake_clickhouse`]: a fake one that refuses the inserts a test says.
 //! - [`optional`]: whether the tests that need what a bare machine lacks (a
 //!   ClickHouse server, the GeoIP database) run or skip: the
 //!   `WAYMARK_TEST_CLICKHOUSE` and `WAYMARK_TEST_GEOIP` variables.
@@ -15,4 +16,5 @@
 pub mod app;
 pub mod clickhouse;
 pub mod collector;
+pub mod fake_clickhouse;
 pub mod optional;
