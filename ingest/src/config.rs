@@ -37,6 +37,8 @@ pub const DEFAULT_SWEEP_INTERVAL_SECONDS: u64 = 60;
 pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 1 << 30;
 /// Default longest wait of an event in the spool before its insert.
 pub const DEFAULT_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Default bound of the ClickHouse store's dead-letter: 256 MiB.
+pub const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 256 << 20;
 
 /// The shortest admin token [`serve`](crate::serve) and the `waymark` binary
 /// accept, in characters.
@@ -143,6 +145,10 @@ pub struct Config {
     /// ClickHouse store: longest an acknowledged event waits in the spool
     /// before it is inserted (sooner when a full insert has gathered).
     pub flush_interval_ms: u64,
+    /// ClickHouse store: the most bytes its dead-letter (inserts ClickHouse
+    /// refused for their content, set aside so the spool moves on) holds;
+    /// a refused insert that does not fit holds up the spool.
+    pub dead_letter_max_bytes: u64,
 }
 
 impl fmt::Debug for Config {
@@ -169,6 +175,7 @@ impl fmt::Debug for Config {
             sweep_interval_seconds,
             spool_max_bytes,
             flush_interval_ms,
+            dead_letter_max_bytes,
             max_event_age_days,
             max_events_per_session,
         } = self;
@@ -193,6 +200,7 @@ impl fmt::Debug for Config {
             .field("sweep_interval_seconds", sweep_interval_seconds)
             .field("spool_max_bytes", spool_max_bytes)
             .field("flush_interval_ms", flush_interval_ms)
+            .field("dead_letter_max_bytes", dead_letter_max_bytes)
             .field("max_event_age_days", max_event_age_days)
             .field("max_events_per_session", max_events_per_session)
             .finish()
@@ -248,6 +256,7 @@ impl Default for Config {
             max_events_per_session: DEFAULT_MAX_EVENTS_PER_SESSION,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
+            dead_letter_max_bytes: DEFAULT_DEAD_LETTER_MAX_BYTES,
         }
     }
 }

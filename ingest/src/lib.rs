@@ -40,12 +40,12 @@
 
 pub use crate::clock::{Clock, FixedClock, ManualClock, SystemClock};
 pub use crate::config::{
-    check_admin_token, ClickHouseUrl, Config, StoreKind, DEFAULT_FLUSH_INTERVAL_MS,
-    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BATCHES_IN_FLIGHT,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENTS_PER_SESSION,
-    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
-    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
-    MIN_ADMIN_TOKEN_LEN,
+    check_admin_token, ClickHouseUrl, Config, StoreKind, DEFAULT_DEAD_LETTER_MAX_BYTES,
+    DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
+    DEFAULT_MAX_BATCHES_IN_FLIGHT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_SWEEP_INTERVAL_SECONDS, MIN_ADMIN_TOKEN_LEN,
 };
 pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFacts};
 pub use crate::error::Error;
@@ -61,8 +61,8 @@ pub use crate::state::AppState;
 pub use crate::store::{
     AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventCursor, EventPage, EventSink,
     Interval, KeyCount, MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, SessionWithEvents, SqliteStore, Stats, StatsQuery, Store, StoreError,
-    SweepCursor, SweepPage, DB_FILE_NAME,
+    SessionSweeper, SessionWithEvents, SpoolOptions, SqliteStore, Stats, StatsQuery, Store,
+    StoreError, SweepCursor, SweepPage, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{

@@ -8,11 +8,12 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use waymark_ingest::{
-    check_admin_token, Config, Sites, StoreKind, DEFAULT_FLUSH_INTERVAL_MS,
-    DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_BATCHES_IN_FLIGHT,
-    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_EVENTS_PER_SESSION,
-    DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST, DEFAULT_RATE_LIMIT_PER_SECOND,
-    DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES, DEFAULT_SWEEP_INTERVAL_SECONDS,
+    check_admin_token, Config, Sites, StoreKind, DEFAULT_DEAD_LETTER_MAX_BYTES,
+    DEFAULT_FLUSH_INTERVAL_MS, DEFAULT_HEADER_READ_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS,
+    DEFAULT_MAX_BATCHES_IN_FLIGHT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_EVENTS_PER_SESSION, DEFAULT_MAX_EVENT_AGE_DAYS, DEFAULT_RATE_LIMIT_BURST,
+    DEFAULT_RATE_LIMIT_PER_SECOND, DEFAULT_SESSION_TIMEOUT_MINUTES, DEFAULT_SPOOL_MAX_BYTES,
+    DEFAULT_SWEEP_INTERVAL_SECONDS,
 };
 
 /// The Waymark collector: receives events from the SDK, stores them, serves
@@ -99,6 +100,11 @@ struct Args {
     /// ClickHouse store: most milliseconds an event waits before its insert.
     #[arg(long, env = "WAYMARK_FLUSH_INTERVAL_MS", default_value_t = DEFAULT_FLUSH_INTERVAL_MS)]
     flush_interval_ms: u64,
+    /// ClickHouse store: bytes the dead-letter (inserts ClickHouse refused
+    /// for their content) may hold; a refused insert that does not fit
+    /// holds up the spool.
+    #[arg(long, env = "WAYMARK_DEAD_LETTER_MAX_BYTES", default_value_t = DEFAULT_DEAD_LETTER_MAX_BYTES)]
+    dead_letter_max_bytes: u64,
 }
 
 impl From<Args> for Config {
@@ -126,6 +132,7 @@ impl From<Args> for Config {
             max_events_per_session: args.max_events_per_session.max(1),
             spool_max_bytes: args.spool_max_bytes,
             flush_interval_ms: args.flush_interval_ms.max(1),
+            dead_letter_max_bytes: args.dead_letter_max_bytes,
         }
     }
 }

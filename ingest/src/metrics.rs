@@ -52,6 +52,17 @@ pub struct StoreMetrics {
     /// `waymark_store_spooled_events`: events acknowledged and waiting in
     /// the ClickHouse store's spool (0 for the other stores).
     pub spooled_events: IntGauge,
+    /// `waymark_store_dead_lettered_events_total`: events of inserts
+    /// ClickHouse refused for their content, moved to the spool's
+    /// dead-letter so the spool behind them is shipped.
+    pub dead_lettered_events: IntCounter,
+    /// `waymark_store_dead_lettered_batches_total`: those inserts.
+    pub dead_lettered_batches: IntCounter,
+    /// `waymark_store_dead_letter_full_total`: refused inserts that did not
+    /// fit in the dead-letter, and so hold up the spool until it has room.
+    pub dead_letter_full: IntCounter,
+    /// `waymark_store_dead_letter_bytes`: bytes in the dead-letter.
+    pub dead_letter_bytes: IntGauge,
 }
 
 impl StoreMetrics {
@@ -83,6 +94,26 @@ impl StoreMetrics {
                 "Events acknowledged and not yet inserted into ClickHouse",
             )
             .expect("valid gauge"),
+            dead_lettered_events: IntCounter::new(
+                "waymark_store_dead_lettered_events_total",
+                "Events of inserts ClickHouse refused for their content, moved to the dead-letter",
+            )
+            .expect("valid counter"),
+            dead_lettered_batches: IntCounter::new(
+                "waymark_store_dead_lettered_batches_total",
+                "Inserts ClickHouse refused for their content, moved to the dead-letter",
+            )
+            .expect("valid counter"),
+            dead_letter_full: IntCounter::new(
+                "waymark_store_dead_letter_full_total",
+                "Refused inserts held in the spool because the dead-letter was full",
+            )
+            .expect("valid counter"),
+            dead_letter_bytes: IntGauge::new(
+                "waymark_store_dead_letter_bytes",
+                "Bytes in the ClickHouse store's dead-letter",
+            )
+            .expect("valid gauge"),
         }
     }
 
@@ -92,6 +123,10 @@ impl StoreMetrics {
             Box::new(self.queue_depth.clone()),
             Box::new(self.commits.clone()),
             Box::new(self.spooled_events.clone()),
+            Box::new(self.dead_lettered_events.clone()),
+            Box::new(self.dead_lettered_batches.clone()),
+            Box::new(self.dead_letter_full.clone()),
+            Box::new(self.dead_letter_bytes.clone()),
         ] {
             if let Err(err) = registry.register(collector) {
                 tracing::warn!(error = %err, "store metric not registered");

@@ -15,7 +15,7 @@ use crate::enrich::GeoIp;
 use crate::error::Error;
 use crate::http::app;
 use crate::state::AppState;
-use crate::store::{ClickHouseStore, EventSink, NullStore, SqliteStore};
+use crate::store::{ClickHouseStore, EventSink, NullStore, SpoolOptions, SqliteStore};
 use crate::sweeper::run_sweeper;
 
 /// Serves the collector on `listener` until `shutdown` resolves.
@@ -57,14 +57,14 @@ pub async fn serve(
             Arc::new(NullStore)
         }
         StoreKind::ClickHouse(url) => {
-            let store = ClickHouseStore::open(
-                url,
-                &config.data_dir,
-                config.spool_max_bytes,
-                Duration::from_millis(config.flush_interval_ms),
-            )
-            .await?
-            .with_max_events_per_session(config.max_events_per_session);
+            let options = SpoolOptions {
+                max_bytes: config.spool_max_bytes,
+                flush_interval: Duration::from_millis(config.flush_interval_ms),
+                dead_letter_max_bytes: config.dead_letter_max_bytes,
+            };
+            let store = ClickHouseStore::open_with(url, &config.data_dir, options)
+                .await?
+                .with_max_events_per_session(config.max_events_per_session);
             tracing::info!(clickhouse = %url, spool = %config.data_dir.join("spool").display(), "opened the ClickHouse store");
             Arc::new(store)
         }

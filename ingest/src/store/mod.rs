@@ -24,7 +24,7 @@ use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::session::Session;
 
-pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl};
+pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl, SpoolOptions};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};

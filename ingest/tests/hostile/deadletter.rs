@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
-use waymark_ingest::{ClickHouseStore, ClickHouseUrl, EventSink, Metrics, StoredEvent};
+use waymark_ingest::{
+    ClickHouseStore, ClickHouseUrl, EventSink, Metrics, SpoolOptions, StoredEvent,
+};
 
 use crate::support::clickhouse::ClickHouse;
 use crate::support::fake_clickhouse::{Answer, FakeClickHouse};
@@ -142,7 +144,10 @@ async fn a_refused_insert_is_dead_lettered_and_shipping_goes_on() {
     for n in (1..=3).chain(20..=23) {
         assert!(fake.accepted(&event_id(n)), "event {n} is in ClickHouse");
     }
-    assert!(!fake.accepted(&event_id(10)), "the poison batch was refused");
+    assert!(
+        !fake.accepted(&event_id(10)),
+        "the poison batch was refused"
+    );
 
     let letters = dead_letters(data.path());
     assert_eq!(letters.len(), 1, "one dead-lettered batch: {letters:?}");
@@ -153,8 +158,14 @@ async fn a_refused_insert_is_dead_lettered_and_shipping_goes_on() {
     assert!(error.contains("Cannot parse input"), "{error}");
     assert!(letter["refused_at"].as_u64().unwrap() > 0);
 
-    assert_eq!(metric(&store, "waymark_store_dead_lettered_events_total"), 2);
-    assert_eq!(metric(&store, "waymark_store_dead_lettered_batches_total"), 1);
+    assert_eq!(
+        metric(&store, "waymark_store_dead_lettered_events_total"),
+        2
+    );
+    assert_eq!(
+        metric(&store, "waymark_store_dead_lettered_batches_total"),
+        1
+    );
     // Shipping goes on, so the collector is healthy: the metric is what
     // shows the dead-letter.
     assert!(store.shipper_healthy());
@@ -179,7 +190,10 @@ async fn an_unavailable_clickhouse_is_retried_never_dead_lettered() {
         Answer::exception(241, "Memory limit (for query) exceeded: would use 9.31 GiB"),
         Answer::header_only(500, 202),
         Answer::exception(242, "Table is in readonly mode"),
-        Answer::exception(252, "Too many parts (300). Merges are processing significantly slower than inserts."),
+        Answer::exception(
+            252,
+            "Too many parts (300). Merges are processing significantly slower than inserts.",
+        ),
         Answer::exception(999, "Something new"),
     ]);
     let data = tempfile::tempdir().unwrap();
@@ -191,13 +205,19 @@ async fn an_unavailable_clickhouse_is_retried_never_dead_lettered() {
     assert_eq!(fake.accepted_inserts(), 1);
     assert!(fake.accepted(&event_id(1)));
     assert!(dead_letters(data.path()).is_empty());
-    assert_eq!(metric(&store, "waymark_store_dead_lettered_events_total"), 0);
+    assert_eq!(
+        metric(&store, "waymark_store_dead_lettered_events_total"),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_before_the_mark_moves_dead_letters_the_batch_once() {
     let fake = FakeClickHouse::start().await;
-    fake.poison(POISON, Answer::exception(53, "Type mismatch in VALUES section"));
+    fake.poison(
+        POISON,
+        Answer::exception(53, "Type mismatch in VALUES section"),
+    );
     let data = tempfile::tempdir().unwrap();
     let mark = data.path().join("spool").join("shipped");
     let store = Arc::new(open(&fake.url("dead"), data.path()).await);
@@ -222,10 +242,16 @@ async fn a_crash_before_the_mark_moves_dead_letters_the_batch_once() {
         store.spooled_events() == 0
     })
     .await;
-    assert_eq!(metric(&store, "waymark_store_dead_lettered_batches_total"), 1);
+    assert_eq!(
+        metric(&store, "waymark_store_dead_lettered_batches_total"),
+        1
+    );
     let letters = dead_letters(data.path());
     assert_eq!(letters.len(), 1, "the same file again, not a second one");
-    assert_eq!(ids_in(&read_json(&letters[0])), [event_id(10), event_id(11)]);
+    assert_eq!(
+        ids_in(&read_json(&letters[0])),
+        [event_id(10), event_id(11)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,6 +284,47 @@ async fn a_dead_letter_moved_to_replay_is_shipped_at_the_next_start() {
     assert!(fake.accepted(&event_id(10)) && fake.accepted(&event_id(11)));
     assert!(!moved.exists(), "a replayed file is removed");
     assert!(dead_letters(data.path()).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_dead_letter_holds_up_the_spool_and_says_so() {
+    let fake = FakeClickHouse::start().await;
+    fake.poison(POISON, Answer::exception(27, "Cannot parse input"));
+    let data = tempfile::tempdir().unwrap();
+    let url: ClickHouseUrl = fake.url("dead").parse().unwrap();
+    let options = SpoolOptions {
+        max_bytes: 1 << 20,
+        flush_interval: Duration::from_millis(50),
+        dead_letter_max_bytes: 64,
+    };
+    let store = ClickHouseStore::open_with(&url, data.path(), options)
+        .await
+        .unwrap();
+    good_poison_good(&store, &fake).await;
+    wait_for("the full dead-letter to be reported", || {
+        !store.shipper_healthy()
+    })
+    .await;
+    assert_eq!(metric(&store, "waymark_store_dead_letter_full_total"), 1);
+    let unhealthy = store.health().unwrap_err();
+    assert!(unhealthy.contains("dead-letter"), "{unhealthy}");
+    assert!(unhealthy.contains("is full"), "{unhealthy}");
+
+    // Nothing is lost: the refused batch and the one after it wait in the
+    // spool, retried, and nothing went to the dead-letter.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.spooled_events(), 2 + 4);
+    assert!(!fake.accepted(&event_id(20)));
+    assert!(dead_letters(data.path()).is_empty());
+    assert_eq!(
+        metric(&store, "waymark_store_dead_lettered_events_total"),
+        0
+    );
+    assert_eq!(
+        metric(&store, "waymark_store_dead_letter_full_total"),
+        1,
+        "counted once per batch"
+    );
 }
 
 /// A real ClickHouse 18.16 refusing a row for its content: a materialised
@@ -294,6 +361,7 @@ async fn a_real_clickhouse_refusal_is_dead_lettered() {
     assert_eq!(letters.len(), 1);
     let letter = read_json(&letters[0]);
     assert_eq!(ids_in(&letter), [event_id(10), event_id(11)]);
+    assert_eq!(letter["code"], 6, "CANNOT_PARSE_TEXT: {letter}");
     let shipped = clickhouse.query(&format!(
         "SELECT count() FROM deadreal.events WHERE event_id = '{}'",
         event_id(20)

@@ -9,6 +9,18 @@
 //! `Retry-After`) and the shipper retries with backoff; when ClickHouse is
 //! back the spool is replayed in order.
 //!
+//! An insert ClickHouse refuses for its content (a parse or type error on
+//! the rows, never an outage or overload: [`refusal`]) is tried three
+//! times, then moved to the spool's dead-letter (`<data>/spool/dead/`),
+//! logged as an error and counted (`waymark_store_dead_lettered_*`), and
+//! the spool behind it is shipped. `/healthz` stays ok then: shipping goes
+//! on, and one bad batch should not take every collector out of a load
+//! balancer; the metric is what to alert on. Only a refused insert that
+//! cannot be moved (the dead-letter is full, bounded by
+//! `dead_letter_max_bytes`) holds up the spool, and that is unhealthy.
+//! Files moved to `dead/replay/` are appended to the spool at the next
+//! start.
+//!
 //! A replay can insert an event twice (a crash between the insert and the
 //! shipped mark), and several collectors can write the same `visit_ended`.
 //! Neither shows: `events` is a `ReplacingMergeTree` keyed by
@@ -35,7 +47,8 @@
 //! Types and SQL are those ClickHouse 18.16 and current releases both take:
 //! times are epoch milliseconds in `UInt64`.
 //!
-//! [`spool`] is the spool, [`shipper`] the shipper, [`schema`] the tables
+//! [`spool`] is the spool and its dead-letter, [`shipper`] the shipper,
+//! [`refusal`] which failed inserts are the rows' fault, [`schema`] the tables
 //! and migrations, [`rows`] the rows written and read, [`queries`] the read
 //! API's and the sweeper's SQL, [`url`] the server's address.
 
@@ -51,11 +64,12 @@ use self::counts::SessionCounts;
 use self::queries::site_filter;
 use self::rows::{EventRow, EVENT_COLUMNS};
 use self::shipper::{Health, Shipper};
-use self::spool::{Position, Spool};
+use self::spool::{read_replay, remove_replay, replays, DeadLetter, Position, Spool};
 use super::{
     lock, AppendOutcome, BoxFuture, EventCursor, EventPage, EventSink, SessionPage, SessionQuery,
     SessionReader, SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
 };
+use crate::config::DEFAULT_DEAD_LETTER_MAX_BYTES;
 use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
@@ -65,6 +79,7 @@ pub use self::url::ClickHouseUrl;
 
 mod counts;
 mod queries;
+mod refusal;
 mod rows;
 mod schema;
 mod shipper;
@@ -81,6 +96,21 @@ impl From<clickhouse::error::Error> for StoreError {
             message: err.to_string(),
         }
     }
+}
+
+/// The ClickHouse store's spool: its bounds and how soon it is shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// Bytes of acknowledged events the spool holds, at most, while
+    /// ClickHouse does not take them; past it appends fail with
+    /// [`StoreError::Full`].
+    pub max_bytes: u64,
+    /// Longest an acknowledged event waits before its insert.
+    pub flush_interval: Duration,
+    /// Bytes the dead-letter (inserts ClickHouse refused for their
+    /// content) holds, at most; a refused insert that does not fit holds
+    /// up the spool.
+    pub dead_letter_max_bytes: u64,
 }
 
 /// Events and sessions in a ClickHouse database; see the module docs.
@@ -121,18 +151,40 @@ impl std::fmt::Debug for Ch {
 impl ClickHouseStore {
     /// Opens the spool in `<data_dir>/spool`, creates or migrates the schema
     /// (or, when ClickHouse is unreachable, leaves that to the shipper) and
-    /// starts shipping. Must be called inside a Tokio runtime.
+    /// starts shipping, with the default dead-letter bound. Must be called
+    /// inside a Tokio runtime.
     pub async fn open(
         url: &ClickHouseUrl,
         data_dir: &Path,
         spool_max_bytes: u64,
         flush_interval: Duration,
     ) -> Result<ClickHouseStore, StoreError> {
+        let options = SpoolOptions {
+            max_bytes: spool_max_bytes,
+            flush_interval,
+            dead_letter_max_bytes: DEFAULT_DEAD_LETTER_MAX_BYTES,
+        };
+        Self::open_with(url, data_dir, options).await
+    }
+
+    /// [`open`](Self::open), with every spool option given. Dead-letter
+    /// files waiting in `<data_dir>/spool/dead/replay/` are appended to the
+    /// spool (and deleted) before shipping starts.
+    pub async fn open_with(
+        url: &ClickHouseUrl,
+        data_dir: &Path,
+        options: SpoolOptions,
+    ) -> Result<ClickHouseStore, StoreError> {
         let dir = data_dir.join("spool");
-        let (spool, reader) =
-            tokio::task::spawn_blocking(move || Spool::open(&dir, spool_max_bytes))
-                .await
-                .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        let opening = dir.clone();
+        let (spool, reader, dead) = tokio::task::spawn_blocking(move || {
+            let (spool, reader) = Spool::open(&opening, options.max_bytes)?;
+            let dead = DeadLetter::open(&opening, options.dead_letter_max_bytes)?;
+            Ok::<_, StoreError>((spool, reader, dead))
+        })
+        .await
+        .map_err(|e| StoreError::Io(std::io::Error::other(e)))??;
+        replay_dead_letters(&spool, &dir).await;
         let mut client = Client::default().with_url(&url.http).with_validation(false);
         if let Some(user) = &url.user {
             client = client.with_user(user);
@@ -160,6 +212,12 @@ impl ClickHouseStore {
         let (stop, stopping) = watch::channel(false);
         let flush_now = Arc::new(Notify::new());
         let metrics = StoreMetrics::new();
+        metrics
+            .dead_letter_bytes
+            .set(i64::try_from(dead.bytes()).unwrap_or(i64::MAX));
+        metrics
+            .spooled_events
+            .set(i64::try_from(spool.pending_events()).unwrap_or(i64::MAX));
         let health = Arc::new(Health::default());
         let shipper = Shipper {
             ch: Arc::clone(&ch),
@@ -168,9 +226,10 @@ impl ClickHouseStore {
             shipped: shipped_tx,
             flush_now: Arc::clone(&flush_now),
             stopping,
-            flush_interval,
+            flush_interval: options.flush_interval,
             metrics: metrics.clone(),
             health: Arc::clone(&health),
+            dead,
             read_retry: shipper::RETRY_FIRST,
         };
         let handle = tokio::spawn(shipper.run());
@@ -205,8 +264,10 @@ impl ClickHouseStore {
 
     /// Whether the shipper is working: false when its task has ended
     /// before shutdown, or while it keeps failing on the spool itself
-    /// (reading it, or writing the `shipped` mark, say on a full disk),
-    /// which it retries with backoff. ClickHouse being unreachable is not
+    /// (reading it, or writing the `shipped` mark, say on a full disk, or
+    /// moving a refused insert to a full dead-letter), which it retries
+    /// with backoff. An insert moved to the dead-letter is not unhealthy:
+    /// shipping goes on, and the metrics count it. ClickHouse being unreachable is not
     /// unhealthy (that is what the spool is for); it shows in
     /// [`shipper_last_error`](Self::shipper_last_error). For `/healthz`.
     pub fn shipper_healthy(&self) -> bool {
@@ -402,6 +463,47 @@ impl SessionSweeper for ClickHouseStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<SweepPage, StoreError>> {
         Box::pin(self.sweep_now(now, idle_before, after, limit))
+    }
+}
+
+/// Appends the events of the dead-letter files an operator moved to
+/// `<spool>/dead/replay/` to the spool and deletes the files. A file that
+/// cannot be read or appended is left (and logged) for the next start; a
+/// crash between the append and the delete replays it twice, which the
+/// `ReplacingMergeTree` folds.
+async fn replay_dead_letters(spool: &Spool, dir: &Path) {
+    let files = match replays(dir) {
+        Ok(files) => files,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot list the dead-letter files to replay");
+            return;
+        }
+    };
+    for path in files {
+        let file = path.display();
+        let events = match read_replay(&path) {
+            Ok(events) => events,
+            Err(err) => {
+                tracing::error!(%file, error = %err, "cannot read a dead-letter file to replay; left where it is");
+                continue;
+            }
+        };
+        if events.is_empty() {
+            // Nothing to append.
+        } else if let Err(err) = spool.append(&events).await {
+            tracing::error!(%file, error = %err, "cannot append a dead-letter file to the spool; left for the next start");
+            continue;
+        }
+        match remove_replay(&path) {
+            Ok(()) => {
+                tracing::info!(%file, events = events.len(), "replayed a dead-letter file: its events are in the spool")
+            }
+            Err(err) => tracing::warn!(
+                %file,
+                error = %err,
+                "replayed a dead-letter file but cannot delete it: it is replayed again at the next start"
+            ),
+        }
     }
 }
 

@@ -39,10 +39,12 @@ use crate::event::StoredEvent;
 use crate::store::group::GroupCommit;
 use crate::store::StoreError;
 
+mod dead;
 mod files;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use dead::{read_replay, remove_replay, replays, DeadLetter, Put, Refused};
 use files::*;
 
 /// A segment is closed and a new one started past this size.
@@ -65,7 +67,7 @@ const SHIPPED_FILE: &str = "shipped";
 const LOCK_FILE: &str = "lock";
 
 /// A place in the spool: a segment number and a byte offset in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, serde::Serialize)]
 pub(crate) struct Position {
     pub segment: u64,
     pub offset: u64,
