@@ -7,9 +7,9 @@
 
 use crate::prelude::*;
 
-use crate::hygiene::redact_url;
 use crate::text;
 use crate::value::Value;
+use waymark_wire::redact_url;
 
 /// What counts as clicked: the nearest element matching this selector at or
 /// above the event's target (a CSS selector for `Element.closest`).
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(device_type(false, false, 390.0, 844.0), "desktop");
         assert_eq!(device_type(false, true, f64::NAN, 800.0), "mobile");
     }
-    use crate::hygiene::default_sensitive_params;
+    use crate::config::default_sensitive_params;
 
     fn node(tag: &str, id: Option<&str>, classes: &[&str]) -> Node {
         Node {

@@ -2,7 +2,6 @@
 
 use crate::prelude::*;
 
-use crate::hygiene::default_sensitive_params;
 use crate::session::SessionRules;
 use crate::text;
 use crate::value::Value;
@@ -19,7 +18,8 @@ pub struct Config {
     pub autocapture: bool,
     /// Record clicks on links, buttons and `data-waymark-event` elements.
     pub clicks: bool,
-    /// Words that mark a query parameter as sensitive (see [`crate::redact_url`]).
+    /// Words that mark a query parameter as sensitive (see [`crate::redact_url`];
+    /// the page's list replaces the built-in one).
     pub sensitive_params: Vec<String>,
     /// Store and send nothing until `consent(true)`.
     pub require_consent: bool,
@@ -27,6 +27,15 @@ pub struct Config {
     pub respect_dnt: bool,
     /// The browser sends Do Not Track or Global Privacy Control (read by the shell).
     pub do_not_track: bool,
+}
+
+/// The built-in sensitive words ([`waymark_wire::DEFAULT_SENSITIVE_PARAMS`])
+/// as owned strings, a page's configured list being owned.
+pub fn default_sensitive_params() -> Vec<String> {
+    waymark_wire::DEFAULT_SENSITIVE_PARAMS
+        .iter()
+        .map(|w| (*w).to_owned())
+        .collect()
 }
 
 impl Config {

@@ -38,7 +38,6 @@ mod answer;
 mod click;
 mod config;
 mod event;
-mod hygiene;
 mod ids;
 mod json;
 mod lease;
@@ -56,7 +55,6 @@ pub use click::{
 };
 pub use config::{Config, ConfigProblem, PageConfig, Words};
 pub use event::{Batch, Event, EventType, Page};
-pub use hygiene::{redact_url, DEFAULT_SENSITIVE_PARAMS};
 pub use ids::{random_id, time_ordered_id, Entropy, SeededEntropy};
 pub use json::NumberFormat;
 pub use lease::{Adoption, QueueLease, LEASE_MS};
@@ -68,3 +66,5 @@ pub use text::{parse_u64, parts, push_u64};
 pub use tracker::{Consent, Problem, Tracker, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
 pub use value::Value;
 pub use waymark_wire as wire;
+/// The URL hygiene, shared with the collector.
+pub use waymark_wire::{redact_url, DEFAULT_SENSITIVE_PARAMS};

@@ -4,9 +4,13 @@
 //! each a few hundred bytes to a few kilobytes of wasm (the formatting
 //! machinery, a two-way string searcher, the panic messages of string
 //! slicing). The SDK needs only these few operations, so it writes them
-//! out: none of them can panic.
+//! out: none of them can panic. The searching, splitting and joining live in
+//! [`waymark_wire::text`], which the URL hygiene there shares with the
+//! collector; the numbers are here.
 
 use crate::prelude::*;
+
+pub use waymark_wire::text::{concat, join, parts, split_at};
 
 /// Lowercase hexadecimal digits by value.
 pub const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
@@ -59,23 +63,6 @@ fn digits(text: &str) -> Option<u64> {
     })
 }
 
-/// The parts with `separator` between them, like `[&str]::join`.
-pub fn join<'a>(parts: impl IntoIterator<Item = &'a str>, separator: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in parts.into_iter().enumerate() {
-        if i > 0 {
-            out.push_str(separator);
-        }
-        out.push_str(part);
-    }
-    out
-}
-
-/// The parts one after another, like `[&str]::concat`.
-pub fn concat(parts: &[&str]) -> String {
-    join(parts.iter().copied(), "")
-}
-
 /// Removes the items at positions `from..to` (clamped to the vector), like
 /// `Vec::drain(from..to)`, and returns how many went. `retain` cannot
 /// panic, so no index-checking code and messages ship with it.
@@ -87,70 +74,6 @@ pub fn remove_range<T>(items: &mut Vec<T>, from: usize, to: usize) -> usize {
         !(from < index && index <= to)
     });
     before - items.len()
-}
-
-/// `s` around its first `separator`, an ASCII character, like
-/// `str::split_once` with a `char` pattern (which ships a searcher).
-pub fn split_at(s: &str, separator: u8) -> Option<(&str, &str)> {
-    let at = s.bytes().position(|b| b == separator)?;
-    // An ASCII byte is a character of its own, so these are boundaries.
-    Some((s.get(..at)?, s.get(at + 1..)?))
-}
-
-/// The parts of `s` between `separator`s, an ASCII character, like
-/// `str::split` with a `char` pattern.
-pub fn parts(s: &str, separator: u8) -> Parts<'_> {
-    Parts {
-        rest: Some(s),
-        separator,
-    }
-}
-
-/// The iterator of [`parts`].
-#[derive(Debug, Clone)]
-pub struct Parts<'a> {
-    rest: Option<&'a str>,
-    separator: u8,
-}
-
-impl<'a> Iterator for Parts<'a> {
-    type Item = &'a str;
-
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.rest?;
-        match split_at(rest, self.separator) {
-            Some((part, after)) => {
-                self.rest = Some(after);
-                Some(part)
-            }
-            None => self.rest.take(),
-        }
-    }
-}
-
-/// Byte offset of the first `needle` in `haystack`, like `str::find` with a
-/// string pattern.
-pub fn find(haystack: &str, needle: &str) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|window| window == needle.as_bytes())
-}
-
-/// Whether `needle` occurs in `haystack`, like `str::contains` with a string pattern.
-pub fn contains(haystack: &str, needle: &str) -> bool {
-    find(haystack, needle).is_some()
-}
-
-/// `haystack` around the first `needle`, like `str::split_once` with a
-/// string pattern.
-pub fn split_once<'a>(haystack: &'a str, needle: &str) -> Option<(&'a str, &'a str)> {
-    let at = find(haystack, needle)?;
-    // A match of whole UTF-8 text starts and ends on character boundaries.
-    Some((haystack.get(..at)?, haystack.get(at + needle.len()..)?))
 }
 
 #[cfg(test)]
@@ -203,21 +126,7 @@ mod tests {
     }
 
     #[test]
-    fn joins_finds_and_splits_like_std() {
-        assert_eq!(join(["a", "b", "c"], " > "), "a > b > c");
-        assert_eq!(join(Vec::new(), "&"), "");
-        assert_eq!(
-            concat(&["waymark.", "demo", ".session"]),
-            "waymark.demo.session"
-        );
-        assert_eq!(find("a%40b%40", "%40"), Some(1));
-        assert_eq!(find("é%40", "%40"), Some(2));
-        assert_eq!(find("ab", ""), Some(0));
-        assert_eq!(find("a", "ab"), None);
-        assert!(contains("user_email", "mail"));
-        assert!(!contains("page", "mail"));
-        assert_eq!(split_once("a%40b%40c", "%40"), Some(("a", "b%40c")));
-        assert_eq!(split_once("abc", "%40"), None);
+    fn removes_ranges_like_drain() {
         for (from, to) in [(0, 0), (0, 1), (1, 3), (2, 9), (5, 9), (3, 2)] {
             let mut items = vec![0, 1, 2, 3];
             let removed = remove_range(&mut items, from, to);
@@ -225,19 +134,6 @@ mod tests {
             let (a, b) = (from.min(4), to.min(4).max(from.min(4)));
             expected.drain(a..b);
             assert_eq!((items, removed), (expected, b - a), "{from}..{to}");
-        }
-        for (s, sep) in [
-            ("a|b||c|", '|'),
-            ("", '|'),
-            ("abc", '|'),
-            ("é|ü", '|'),
-            ("k=v=w", '='),
-        ] {
-            assert_eq!(
-                parts(s, sep as u8).collect::<Vec<_>>(),
-                s.split(sep).collect::<Vec<_>>()
-            );
-            assert_eq!(split_at(s, sep as u8), s.split_once(sep));
         }
     }
 
@@ -264,18 +160,6 @@ mod tests {
                 prop_assert_eq!(parse_u64(&text), text.parse::<u64>().ok());
                 prop_assert_eq!(parse_u32(&text), text.parse::<u32>().ok());
                 prop_assert_eq!(parse_i64(&text), text.parse::<i64>().ok());
-            }
-
-            #[test]
-            fn searching_agrees_with_std(haystack in "[%40aé]{0,12}", needle in "[%40aé]{0,3}") {
-                prop_assert_eq!(find(&haystack, &needle), haystack.find(needle.as_str()));
-                prop_assert_eq!(split_once(&haystack, &needle), haystack.split_once(needle.as_str()));
-            }
-
-            #[test]
-            fn splitting_agrees_with_std(s in "[|a&é]{0,12}") {
-                prop_assert_eq!(parts(&s, b'|').collect::<Vec<_>>(), s.split('|').collect::<Vec<_>>());
-                prop_assert_eq!(split_at(&s, b'&'), s.split_once('&'));
             }
         }
     }

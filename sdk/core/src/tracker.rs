@@ -9,7 +9,6 @@ use crate::prelude::*;
 use crate::click::ClickTarget;
 use crate::config::Config;
 use crate::event::{Event, EventType, Page};
-use crate::hygiene::redact_url;
 use crate::ids::{self, Entropy};
 use crate::json::{push_value, NumberFormat};
 use crate::page::PageVisit;
@@ -20,7 +19,7 @@ use crate::text;
 use crate::value::Value;
 
 use waymark_wire::{
-    cut_chars, MAX_CONTEXT_BYTES, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
+    cut_chars, redact_url, MAX_CONTEXT_BYTES, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
     MAX_TITLE_CHARS, MAX_URL_CHARS, MAX_USER_ID_CHARS,
 };
 

@@ -6,17 +6,33 @@
 //! version, and every limit. The SDK keeps what it sends within these
 //! limits; the collector rejects, per event, whatever is not.
 //!
-//! `no_std`, no allocation, no dependencies.
+//! The URL hygiene lives here too ([`redact_url`]): the SDK removes
+//! sensitive query parameters before an event leaves the page, and the
+//! collector removes them again, with the same code and the built-in words,
+//! from whatever reaches it.
+//!
+//! `no_std` with `alloc` (the hygiene builds strings), no dependencies.
 //!
 //! ```
-//! use waymark_wire::{cut_chars, EventType, MAX_URL_CHARS};
+//! use waymark_wire::{cut_chars, redact_url, EventType, DEFAULT_SENSITIVE_PARAMS, MAX_URL_CHARS};
 //!
 //! assert_eq!(EventType::from_name("page_view"), Some(EventType::PageView));
 //! let long = "é".repeat(MAX_URL_CHARS + 5);
 //! assert_eq!(cut_chars(&long, MAX_URL_CHARS).chars().count(), MAX_URL_CHARS);
+//! assert_eq!(
+//!     redact_url("https://shop.example/?token=abc&q=jane@example.com&page=2", DEFAULT_SENSITIVE_PARAMS),
+//!     "https://shop.example/?page=2"
+//! );
 //! ```
 
-#![no_std]
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+mod hygiene;
+pub mod text;
+
+pub use hygiene::{is_sensitive_param, looks_like_email, redact_url, DEFAULT_SENSITIVE_PARAMS};
 
 /// The batch format version (`"v"`); the collector refuses any other.
 pub const VERSION: u32 = 1;

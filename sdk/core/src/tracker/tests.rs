@@ -603,6 +603,13 @@ fn secrets_in_urls_and_referrers_never_leave() {
     );
     assert_eq!(e[0].url, "http://127.0.0.1:8080/reset?step=2");
     assert_eq!(e[0].referrer.as_deref(), Some("https://mail.example/"));
+    // The collector runs the same rule again: it finds nothing to remove.
+    for url in e.iter().map(|e| &e.url).chain(e[0].referrer.as_ref()) {
+        assert_eq!(
+            &waymark_wire::redact_url(url, crate::DEFAULT_SENSITIVE_PARAMS),
+            url
+        );
+    }
     let session = Session::decode(&storage.get("waymark.demo.session").unwrap()).unwrap();
     assert_eq!(session.last_url, "http://127.0.0.1:8080/done");
 }
