@@ -386,6 +386,9 @@ async fn receive_batch(state: &AppState, request: Request) -> Result<BatchAccept
 
     let metrics = state.metrics();
     metrics.events_dropped_by_client.inc_by(batch.dropped);
+    // Counted once the store has the events: a batch retried after a 503 is
+    // not counted twice (a resent batch answered as duplicates is).
+    metrics.urls_redacted.inc_by(batch.urls_redacted);
     metrics.events_accepted.inc_by(outcome.inserted as u64);
     metrics.events_duplicate.inc_by(outcome.duplicates as u64);
     for r in &rejected {

@@ -24,6 +24,9 @@ pub struct Metrics {
     /// `waymark_events_dropped_by_client_total`: events the SDK dropped for
     /// lack of queue space and reported with a later batch (`"dropped"`).
     pub events_dropped_by_client: IntCounter,
+    /// `waymark_urls_redacted_total`: URLs of stored events from which the
+    /// collector removed sensitive query parameters (the event is kept).
+    pub urls_redacted: IntCounter,
     /// `waymark_sessions_swept_total`: sessions the sweeper closed.
     pub sessions_swept: IntCounter,
     /// `waymark_rate_limited_total`: batches refused by the per-client
@@ -184,6 +187,11 @@ impl Metrics {
             "Events the SDK dropped for lack of queue space, as reported by later batches",
         )
         .expect("valid metric");
+        let urls_redacted = IntCounter::new(
+            "waymark_urls_redacted_total",
+            "URLs of stored events from which sensitive query parameters were removed",
+        )
+        .expect("valid metric");
         let sessions_swept = IntCounter::new(
             "waymark_sessions_swept_total",
             "Idle sessions the sweeper closed with a visit_ended",
@@ -220,6 +228,7 @@ impl Metrics {
             Box::new(events_duplicate.clone()),
             Box::new(events_rejected.clone()),
             Box::new(events_dropped_by_client.clone()),
+            Box::new(urls_redacted.clone()),
             Box::new(sessions_swept.clone()),
             Box::new(rate_limited.clone()),
             Box::new(batches_shed.clone()),
@@ -244,6 +253,7 @@ impl Metrics {
             events_duplicate,
             events_rejected,
             events_dropped_by_client,
+            urls_redacted,
             sessions_swept,
             rate_limited,
             batches_shed,

@@ -3,7 +3,9 @@
 //! Pure: bytes and the receive time in, validated [`StoredEvent`]s and
 //! per-event [`Rejection`]s out. The batch envelope must be right for anything
 //! to be accepted; each event is then checked on its own, so one bad event
-//! never sinks the rest. Unknown fields are ignored everywhere.
+//! never sinks the rest. Unknown fields are ignored everywhere. Before an
+//! event is checked, its URLs lose their sensitive query parameters, as the
+//! SDK's do (`hygiene`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -17,6 +19,7 @@ use waymark_wire::{
     MAX_SITE_CHARS, MAX_STORAGE_CHARS, MAX_TITLE_CHARS, MAX_TS, MAX_URL_CHARS, MAX_USER_ID_CHARS,
 };
 
+mod hygiene;
 #[cfg(test)]
 mod tests;
 
@@ -64,6 +67,10 @@ pub struct DecodedBatch {
     pub dropped: u64,
     pub events: Vec<StoredEvent>,
     pub rejected: Vec<Rejection>,
+    /// URLs of the valid events from which sensitive query parameters were
+    /// removed (each `url`, `referrer`, click `href` and `context.campaign`
+    /// counts once), for `waymark_urls_redacted_total`.
+    pub urls_redacted: u64,
 }
 
 /// A batch whose envelope (`v`, `site`, `sent_at`, `dropped`, the number of
@@ -168,7 +175,8 @@ impl Envelope {
     }
 
     /// Validates each event on its own: the valid ones, with their times
-    /// corrected by the clock skew, and a [`Rejection`] for each other. Any
+    /// corrected by the clock skew and the sensitive query parameters
+    /// removed from their URLs, and a [`Rejection`] for each other. Any
     /// time from 1 to 2^53 - 1 is accepted (see
     /// [`validate_within`](Self::validate_within)).
     pub fn validate(self, received_at: u64) -> Result<DecodedBatch, DecodeError> {
@@ -194,9 +202,17 @@ impl Envelope {
         let skew = self.skew_ms(received_at);
         let mut events = Vec::with_capacity(self.events.len());
         let mut rejected = Vec::new();
-        for (index, value) in self.events.iter().enumerate() {
-            match decode_event(value, &self.site, received_at, skew, bounds) {
-                Ok(event) => events.push(event),
+        let mut urls_redacted = 0;
+        for (index, mut value) in self.events.into_iter().enumerate() {
+            let cleaned = match &mut value {
+                Value::Object(obj) => hygiene::clean_event(obj),
+                _ => 0,
+            };
+            match decode_event(&value, &self.site, received_at, skew, bounds) {
+                Ok(event) => {
+                    urls_redacted += cleaned;
+                    events.push(event);
+                }
                 Err(reason) => rejected.push(Rejection { index, reason }),
             }
         }
@@ -209,6 +225,7 @@ impl Envelope {
             dropped: self.dropped,
             events,
             rejected,
+            urls_redacted,
         })
     }
 }

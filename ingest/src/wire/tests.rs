@@ -299,3 +299,39 @@ fn bad_events_are_reported_by_index_and_good_ones_kept() {
         ]
     );
 }
+
+/// A valid event's URLs are cleaned and counted; a rejected event's are not counted.
+#[test]
+fn urls_of_valid_events_are_redacted_and_counted() {
+    let mut secret = event();
+    secret["url"] = json!("http://127.0.0.1:8080/?token=t&a=1");
+    secret["referrer"] = json!("https://mail.example/?to=jane@example.com");
+    let mut rejected = secret.clone();
+    rejected["ts"] = json!(0);
+    let decoded = decode_batch(&batch(vec![secret, rejected, event()]), 7).unwrap();
+    assert_eq!(decoded.events[0].url, "http://127.0.0.1:8080/?a=1");
+    assert_eq!(
+        decoded.events[0].referrer.as_deref(),
+        Some("https://mail.example/")
+    );
+    assert_eq!(decoded.events[1].url, "http://127.0.0.1:8080/about.html");
+    assert_eq!((decoded.rejected.len(), decoded.urls_redacted), (1, 2));
+}
+
+proptest::proptest! {
+    /// The collector stores what the SDK's rule gives, the same function
+    /// with the built-in words: for what the SDK sent, that is what it sent.
+    #[test]
+    fn stored_urls_are_the_shared_rules_output(
+        url in "https://x\\.test/[a-z]{0,3}(\\?(token|q|utm_source|Email)=(a|jane%40b\\.co|x@y\\.z)(&[a-z]=1)?)?(#/r\\?(otp|k)=1)?",
+    ) {
+        let mut e = event();
+        e["url"] = json!(url);
+        e["referrer"] = json!(url);
+        let decoded = decode_batch(&batch(vec![e]), 7).unwrap();
+        let expected = waymark_wire::redact_url(&url, waymark_wire::DEFAULT_SENSITIVE_PARAMS);
+        proptest::prop_assert_eq!(&decoded.events[0].url, &expected);
+        proptest::prop_assert_eq!(decoded.events[0].referrer.as_deref(), Some(expected.as_str()));
+        proptest::prop_assert_eq!(decoded.urls_redacted, if expected == url { 0 } else { 2 });
+    }
+}

@@ -11,6 +11,7 @@ mod support;
 mod admin;
 mod deadletter;
 mod exhausting;
+mod hygiene;
 mod network;
 mod poisoning;
 mod reads;
