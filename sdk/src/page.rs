@@ -3,7 +3,7 @@
 
 use js_sys::{Array, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
-use waymark_sdk_core::{campaign_params, device_type, push_u64, Now, Page, Value};
+use waymark_sdk_core::{campaign_params, device_type, push_u64, redact_url, Now, Page, Value};
 use web_sys::{Document, Navigator, VisibilityState, Window};
 
 fn window() -> Option<Window> {
@@ -104,8 +104,10 @@ fn property(target: &JsValue, key: &str) -> JsValue {
 }
 
 /// Device and browser facts that hold for the whole page load, and the
-/// campaign that brought the visitor to it.
-pub fn context() -> Value {
+/// campaign that brought the visitor to it, read from the URL as it is
+/// recorded (without the `sensitive` parameters, e-mail-looking values
+/// included).
+pub fn context(sensitive: &[String]) -> Value {
     let mut c: Vec<(String, Value)> = Vec::new();
     let text = |c: &mut Vec<(String, Value)>, key: &str, value: Option<String>| {
         if let Some(value) = value {
@@ -184,7 +186,7 @@ pub fn context() -> Value {
         js_sys::Intl::DateTimeFormat::new(&Array::new(), &js_sys::Object::new()).resolved_options();
     text(&mut c, "time_zone", property(&zone, "timeZone").as_string());
 
-    let url = href();
+    let url = redact_url(&href(), sensitive);
     let campaign = campaign_params(&url);
     if !campaign.is_empty() {
         let fields = campaign

@@ -65,7 +65,8 @@ pub fn init(config: JsValue) -> BrowserTracker {
     }
     if let Ok(mut shell) = inner.try_borrow_mut() {
         shell.listeners = Some(listeners);
-        shell.core.set_context(page::context());
+        let context = page::context(&shell.core.config().sensitive_params);
+        shell.core.set_context(context);
         if page_views {
             shell.core.page_view(page::now_local(), &page::page(true));
             shell.core.set_active(page::now(), page::is_active());

@@ -545,6 +545,25 @@ fn sensitive_parameters_are_configurable() {
     );
 }
 
+#[wasm_bindgen_test]
+fn an_email_in_a_campaign_parameter_leaves_neither_url_nor_context() {
+    record_beacons(true);
+    js("history.replaceState({}, '', location.pathname + '?utm_source=news&utm_content=jane%40example.com');");
+    let tracker = init(config_with("t-campaign", &[]));
+    tracker.flush();
+    js("history.replaceState({}, '', location.pathname);");
+    let view = &sent_events()[0];
+    assert!(
+        view["url"].as_str().unwrap().ends_with("?utm_source=news"),
+        "{view}"
+    );
+    assert_eq!(
+        view["context"]["campaign"],
+        serde_json::json!({"utm_source": "news"}),
+        "{view}"
+    );
+}
+
 /// Waits `ms` milliseconds of real time, letting timers and promises run.
 async fn sleep(ms: i32) {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
