@@ -12,7 +12,7 @@
 //! words gets the built-in list applied here too.
 
 use serde_json::{Map, Value};
-use waymark_wire::{is_sensitive_param, redact_url, DEFAULT_SENSITIVE_PARAMS};
+use waymark_wire::{is_sensitive_pair, redact_url, DEFAULT_SENSITIVE_PARAMS};
 
 /// Removes the sensitive query parameters from the event's URLs, in place:
 /// how many of its values lost something (each URL, and the campaign, counts
@@ -29,9 +29,9 @@ pub(super) fn clean_event(obj: &mut Map<String, Value>) -> u64 {
     if let Some(Value::Object(campaign)) = campaign {
         let before = campaign.len();
         campaign.retain(|name, value| {
-            !value
-                .as_str()
-                .is_some_and(|v| is_sensitive_param(name, v, DEFAULT_SENSITIVE_PARAMS))
+            !value.as_str().is_some_and(|v| {
+                is_sensitive_pair(&format!("{name}={v}"), DEFAULT_SENSITIVE_PARAMS)
+            })
         });
         cleaned += u64::from(campaign.len() != before);
     }

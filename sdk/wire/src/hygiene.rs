@@ -77,16 +77,12 @@ fn redact_query<S: AsRef<str>>(part: &str, sensitive: &[S]) -> String {
     }
 }
 
-fn is_sensitive_pair<S: AsRef<str>>(pair: &str, sensitive: &[S]) -> bool {
+/// Whether a query pair `name=value` is one [`redact_url`] removes: its name
+/// contains one of the `sensitive` words (lowercase) whatever its case, or its
+/// value looks like an e-mail address. For parameters kept apart from their
+/// URL (the SDK's `context.campaign`).
+pub fn is_sensitive_pair<S: AsRef<str>>(pair: &str, sensitive: &[S]) -> bool {
     let (name, value) = text::split_at(pair, b'=').unwrap_or((pair, ""));
-    is_sensitive_param(name, value, sensitive)
-}
-
-/// Whether a query parameter `name=value` is one [`redact_url`] removes: its
-/// name contains one of the `sensitive` words (lowercase) whatever its case,
-/// or its value looks like an e-mail address. For parameters kept apart from
-/// their URL (the SDK's `context.campaign`).
-pub fn is_sensitive_param<S: AsRef<str>>(name: &str, value: &str, sensitive: &[S]) -> bool {
     let name = name.to_ascii_lowercase();
     sensitive
         .iter()

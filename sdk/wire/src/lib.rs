@@ -32,7 +32,7 @@ extern crate alloc;
 mod hygiene;
 pub mod text;
 
-pub use hygiene::{is_sensitive_param, looks_like_email, redact_url, DEFAULT_SENSITIVE_PARAMS};
+pub use hygiene::{is_sensitive_pair, looks_like_email, redact_url, DEFAULT_SENSITIVE_PARAMS};
 
 /// The batch format version (`"v"`); the collector refuses any other.
 pub const VERSION: u32 = 1;
