@@ -108,7 +108,7 @@ async fn a_raw_batch_is_stored_without_its_secrets_and_every_event_is_kept() {
         "redaction keeps the event"
     );
 
-    let stored = app.store.events_for_session(SESSION).await.unwrap();
+    let stored = app.store.events_for_session("demo", SESSION).await.unwrap();
     let urls: Vec<&str> = stored.iter().map(|e| e.url.as_str()).collect();
     assert_eq!(
         urls,
@@ -179,7 +179,7 @@ async fn a_clean_batch_is_stored_byte_for_byte_and_nothing_is_counted() {
     let body = json!({"v": 1, "site": "demo", "events": [page]}).to_string();
     let reply = app.send(post(body)).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    let stored = app.store.events_for_session(SESSION).await.unwrap();
+    let stored = app.store.events_for_session("demo", SESSION).await.unwrap();
     assert_eq!(stored[0].url, url);
     assert_eq!(
         stored[0].referrer.as_deref(),
