@@ -39,6 +39,12 @@ const VISITORS_PER_THREAD: u64 = 40;
 const TOKEN: &str = "soak-admin-token-0123456789";
 const HONEST_SITE: &str = "soak";
 const HOSTILE_SITE: &str = "soak-hostile";
+/// The collector's header-read timeout here (`--header-read-timeout-ms`;
+/// the default, 10 s, is longer than the default soak).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How late past its limit a connection may still be seen open (the check
+/// runs every 250 ms on a busy machine).
+const SLACK: Duration = Duration::from_secs(3);
 /// The wire format's limit on events in one batch.
 const MAX_EVENTS_PER_BATCH: usize = 500;
 
@@ -111,6 +117,8 @@ struct Soak {
     /// Honest events the collector refused, with the answer: must stay empty.
     honest_refused: Mutex<Vec<String>>,
     unhealthy: Mutex<Vec<String>>,
+    /// Slow or abandoned connections still open past their limit.
+    overdue: Mutex<Vec<String>>,
     healthy_checks: AtomicU64,
     peak_rss_kib: AtomicU64,
 }
@@ -345,6 +353,16 @@ impl Held {
     const PROMISE: &'static [u8] =
         b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"v\":1,";
 
+    /// How long the collector may leave it open: the header-read timeout
+    /// for a head, the request timeout (30 s) for a body that never comes.
+    fn limit(&self) -> Duration {
+        if self.slow_head {
+            HEADER_READ_TIMEOUT
+        } else {
+            Duration::from_secs(30)
+        }
+    }
+
     fn kind(&self) -> &'static str {
         if self.slow_head {
             "slow headers"
@@ -410,17 +428,22 @@ fn slow_connections(soak: &Soak) {
         let kind = connection.kind();
         soak.tally
             .count(format!("{kind}: still open at the end"), 1);
+        let age = connection.opened.elapsed();
+        if age > connection.limit() + SLACK {
+            soak.overdue
+                .lock()
+                .unwrap()
+                .push(format!("{kind} open for {age:?}"));
+        }
     }
 }
 
 fn closed(soak: &Soak, kind: &str, opened: Instant) {
     let secs = opened.elapsed().as_secs();
-    let bucket = if secs < 5 {
-        "< 5 s"
-    } else if secs < 30 {
-        "5-30 s"
-    } else {
-        "> 30 s"
+    let bucket = match secs {
+        0..5 => "< 5 s",
+        5..30 => "5-30 s",
+        _ => "30 s or more",
     };
     soak.tally
         .count(format!("{kind}: closed by the server after {bucket}"), 1);
@@ -464,6 +487,7 @@ fn soak(collector: &Collector, store: &str) -> Vec<String> {
         acknowledged: Mutex::new(Vec::new()),
         honest_refused: Mutex::new(Vec::new()),
         unhealthy: Mutex::new(Vec::new()),
+        overdue: Mutex::new(Vec::new()),
         healthy_checks: AtomicU64::new(0),
         peak_rss_kib: AtomicU64::new(0),
     });
@@ -558,6 +582,13 @@ fn soak(collector: &Collector, store: &str) -> Vec<String> {
         unhealthy.len(),
         unhealthy.first()
     );
+    let overdue = soak.overdue.lock().unwrap();
+    assert!(
+        overdue.is_empty(),
+        "{} slow connections outlived their timeout, e.g. {:?}",
+        overdue.len(),
+        overdue.first()
+    );
     assert!(
         peak < RSS_BOUND_MIB * 1024,
         "peak RSS {peak} KiB is over {RSS_BOUND_MIB} MiB"
@@ -593,6 +624,8 @@ fn collector_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         "50",
         "--admin-token",
         TOKEN,
+        "--header-read-timeout-ms",
+        "2000",
     ];
     args.extend_from_slice(extra);
     args
