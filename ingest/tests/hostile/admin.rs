@@ -12,10 +12,8 @@ use waymark_ingest::{
     StoreError, StoredEvent,
 };
 
+use crate::stores::{admin_config, admin_get, sqlite_app, NOW, TOKEN};
 use crate::support::app::TestApp;
-
-const TOKEN: &str = "hostile-admin-token-0123456789";
-const T0: u64 = 1_700_000_000_000;
 
 /// Runs the `waymark` binary with `args` and `env` until it exits (at most
 /// 20 s; then it is killed and the test fails): its stderr.
@@ -98,28 +96,15 @@ fn debug_of_config_and_app_state_hides_the_admin_token() {
     let state = AppState::new(
         config,
         Arc::new(MemoryStore::new()),
-        Arc::new(FixedClock(T0)),
+        Arc::new(FixedClock(NOW)),
     );
     let shown = format!("{state:?} {state:#?}");
     assert!(!shown.contains(TOKEN), "{shown}");
 }
 
 /// The read API on a SQLite store (whose integers are i64).
-fn sqlite_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let config = Config {
-        admin_token: Some(TOKEN.to_owned()),
-        ..Config::default()
-    };
-    TestApp::on_dyn(store, config, T0, dir)
-}
-
-fn admin_get(path: &str) -> Request<Body> {
-    Request::get(path)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .body(Body::empty())
-        .unwrap()
+fn sqlite() -> TestApp {
+    sqlite_app(admin_config(), |store| store)
 }
 
 /// One past `i64::MAX`: fits a `u64`, not the store's integers.
@@ -127,7 +112,7 @@ const BEYOND_I64: &str = "9223372036854775808";
 
 #[tokio::test]
 async fn sessions_from_beyond_i64_is_an_invalid_query() {
-    let app = sqlite_app();
+    let app = sqlite();
     let reply = app
         .send(admin_get(&format!("/v1/sessions?from={BEYOND_I64}")))
         .await;
@@ -136,7 +121,7 @@ async fn sessions_from_beyond_i64_is_an_invalid_query() {
 
 #[tokio::test]
 async fn sessions_to_beyond_i64_is_an_invalid_query() {
-    let app = sqlite_app();
+    let app = sqlite();
     let reply = app
         .send(admin_get(&format!("/v1/sessions?to={BEYOND_I64}")))
         .await;
@@ -145,7 +130,7 @@ async fn sessions_to_beyond_i64_is_an_invalid_query() {
 
 #[tokio::test]
 async fn a_cursor_beyond_i64_is_an_invalid_query() {
-    let app = sqlite_app();
+    let app = sqlite();
     let reply = app
         .send(admin_get(&format!(
             "/v1/sessions?cursor={BEYOND_I64}.some-session"
@@ -156,7 +141,7 @@ async fn a_cursor_beyond_i64_is_an_invalid_query() {
 
 #[tokio::test]
 async fn stats_from_and_to_beyond_i64_are_an_invalid_query() {
-    let app = sqlite_app();
+    let app = sqlite();
     let reply = app
         .send(admin_get(&format!(
             "/v1/stats?from={BEYOND_I64}&to=9223372036854775809"
@@ -192,7 +177,7 @@ fn app_with_pages() -> TestApp {
         ..Config::default()
     };
     let store = Arc::new(SqliteStore::open(dir.path().join("data")).unwrap());
-    TestApp::on_dyn(store, config, T0, dir)
+    TestApp::on_dyn(store, config, NOW, dir)
 }
 
 fn get(path: &str) -> Request<Body> {
@@ -260,7 +245,7 @@ async fn the_sdk_and_the_apis_get_nosniff_but_no_page_policy() {
 async fn healthz_is_503_with_the_reason_once_the_sqlite_writer_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path().join("data")).unwrap());
-    let app = TestApp::on(store, Config::default(), T0, dir);
+    let app = TestApp::on(store, Config::default(), NOW, dir);
     let reply = app.send(get("/healthz")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(reply.json()["status"], "ok");
@@ -305,7 +290,7 @@ impl EventSink for SickStore {
 #[tokio::test]
 async fn healthz_reports_what_the_store_says_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::on(Arc::new(SickStore), Config::default(), T0, dir);
+    let app = TestApp::on(Arc::new(SickStore), Config::default(), NOW, dir);
     let reply = app.send(get("/healthz")).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(

@@ -8,14 +8,12 @@
 //! `visit_ended`; each event past that is rejected, per event, with reason
 //! `session_full` and counted in `waymark_events_rejected_total`.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use serde_json::{json, Value};
 use uuid::Uuid;
-use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore};
+use waymark_ingest::Config;
 
-use crate::poisoning::{clickhouse_server, get, post, session, MIN, NOW, TOKEN};
+use crate::poisoning::{get, post, session, MIN};
+use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW, TOKEN};
 use crate::support::app::TestApp;
 use crate::support::collector::Collector;
 
@@ -31,22 +29,18 @@ fn config() -> Config {
 }
 
 fn sqlite() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path())
-        .unwrap()
-        .with_max_events_per_session(CAP);
-    TestApp::on_dyn(Arc::new(store), config(), NOW, dir)
+    sqlite_app(config(), |store| store.with_max_events_per_session(CAP))
 }
 
 async fn clickhouse(name: &str) -> Option<TestApp> {
     let server = clickhouse_server()?;
-    let dir = tempfile::tempdir().unwrap();
-    let url: ClickHouseUrl = server.url(&format!("exhausting_{name}")).parse().unwrap();
-    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
-        .await
-        .unwrap()
-        .with_max_events_per_session(CAP);
-    Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+    let db = format!("exhausting_{name}");
+    Some(
+        clickhouse_app(server, &db, config(), |store| {
+            store.with_max_events_per_session(CAP)
+        })
+        .await,
+    )
 }
 
 fn event(n: u128, kind: &str, session: &str) -> Value {
@@ -118,17 +112,7 @@ async fn events_past_the_cap_are_rejected(app: TestApp) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_events_past_the_cap_are_rejected() {
-    events_past_the_cap_are_rejected(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_events_past_the_cap_are_rejected() {
-    if let Some(app) = clickhouse("cap").await {
-        events_past_the_cap_are_rejected(app).await;
-    }
-}
+on_both_stores!(events_past_the_cap_are_rejected);
 
 /// The cap is the same for the same session id on another site: each
 /// site's session has a cap of its own.

@@ -4,17 +4,13 @@
 //! parameters the SDK does, with the same code (`waymark_wire::redact_url`),
 //! before anything is stored.
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::json;
-use waymark_ingest::{Config, SqliteStore};
 
+use crate::stores::{admin_config, admin_get, sqlite_app, NOW};
 use crate::support::app::TestApp;
 
-const TOKEN: &str = "hostile-admin-token-0123456789";
-const T0: u64 = 1_700_000_000_000;
 const SESSION: &str = "0195f2a4-1111-7000-8000-000000000001";
 
 /// What no stored row and no answer of the read API may hold.
@@ -29,28 +25,15 @@ const SECRETS: [&str; 8] = [
     "bob@mail.example",
 ];
 
-fn sqlite_app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path().join("data")).unwrap());
-    let config = Config {
-        admin_token: Some(TOKEN.to_owned()),
-        ..Config::default()
-    };
-    TestApp::on_dyn(store, config, T0, dir)
-}
-
-fn admin_get(path: &str) -> Request<Body> {
-    Request::get(path)
-        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .body(Body::empty())
-        .unwrap()
+fn sqlite() -> TestApp {
+    sqlite_app(admin_config(), |store| store)
 }
 
 fn event(n: u64, kind: &str, url: &str) -> serde_json::Value {
     json!({
         "event_id": format!("0195f2a4-2222-7000-8000-00000000000{n}"),
         "type": kind,
-        "ts": T0 - 60_000 + n * 1_000,
+        "ts": NOW - 60_000 + n * 1_000,
         "session_id": SESSION,
         "visitor_id": "0195f2a4-3333-4000-8000-000000000001",
         "seq": n,
@@ -80,7 +63,7 @@ fn raw_batch() -> String {
     custom["name"] = json!("signup");
     custom["props"] = json!({"href": "https://shop.example/?keep=jane@example.com"});
     let exit = event(4, "page_view", "https://shop.example/bye?user_email=a@b.co");
-    json!({"v": 1, "site": "demo", "sent_at": T0, "events": [landing, click, custom, exit]})
+    json!({"v": 1, "site": "demo", "sent_at": NOW, "events": [landing, click, custom, exit]})
         .to_string()
 }
 
@@ -99,7 +82,7 @@ fn assert_no_secret(what: &str, text: &str) {
 
 #[tokio::test]
 async fn a_raw_batch_is_stored_without_its_secrets_and_every_event_is_kept() {
-    let app = sqlite_app();
+    let app = sqlite();
     let reply = app.send(post(raw_batch())).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     assert_eq!(
@@ -172,7 +155,7 @@ async fn a_raw_batch_is_stored_without_its_secrets_and_every_event_is_kept() {
 
 #[tokio::test]
 async fn a_clean_batch_is_stored_byte_for_byte_and_nothing_is_counted() {
-    let app = sqlite_app();
+    let app = sqlite();
     let url = "https://shop.example/s?q=@handle&utm_source=news&x#/route?y=1";
     let mut page = event(1, "page_view", url);
     page["referrer"] = json!("https://news.example/?id=7");

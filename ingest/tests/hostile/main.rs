@@ -16,4 +16,5 @@ mod network;
 mod poisoning;
 mod reads;
 mod spool;
+mod stores;
 mod wedging;

@@ -8,34 +8,20 @@
 //! on every store. Two sites' idle sessions with the same id are each closed
 //! by the sweeper with their own `visit_ended`.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use waymark_ingest::{sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Config, SqliteStore};
+use waymark_ingest::{sweep_idle_sessions, Config};
 
-use crate::support;
+use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW, TOKEN};
 use crate::support::app::TestApp;
-use crate::support::clickhouse::ClickHouse;
-
-/// Late 2024, as a clock the test holds.
-pub(crate) const NOW: u64 = 1_732_350_000_000;
 pub(crate) const MIN: u64 = 60_000;
-pub(crate) const TOKEN: &str = "hostile-admin-token-0123456789";
 
 /// The victim's session id, which the attacker reuses.
 const SHARED: &str = "018bcfe5-6800-71bb-89b4-35474e17fc8f";
-
-/// The ClickHouse server of this test binary's hostile tests that need
-/// one of their own (`poisoning`, `exhausting`); `None` (the test's skip
-/// said) unless `WAYMARK_TEST_CLICKHOUSE=1`.
-pub(crate) fn clickhouse_server() -> Option<&'static ClickHouse> {
-    static SERVER: OnceLock<ClickHouse> = OnceLock::new();
-    support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
-}
 
 fn config() -> Config {
     Config {
@@ -47,19 +33,17 @@ fn config() -> Config {
 }
 
 fn sqlite() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    TestApp::on_dyn(store, config(), NOW, dir)
+    sqlite_app(config(), |store| store)
 }
 
 async fn clickhouse(name: &str) -> Option<TestApp> {
     let server = clickhouse_server()?;
-    let dir = tempfile::tempdir().unwrap();
-    let url: ClickHouseUrl = server.url(&format!("poisoning_{name}")).parse().unwrap();
-    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
-        .await
-        .unwrap();
-    Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+    Some(
+        clickhouse_app(server, &format!("poisoning_{name}"), config(), |store| {
+            store
+        })
+        .await,
+    )
 }
 
 fn id(n: u128) -> String {
@@ -258,38 +242,8 @@ async fn an_id_two_sites_use_needs_the_site(app: TestApp) {
     assert_eq!(body["error"], "invalid_query", "{body}");
 }
 
-#[tokio::test]
-async fn sqlite_another_sites_batch_leaves_the_session_alone() {
-    another_sites_batch_leaves_the_session_alone(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_another_sites_batch_leaves_the_session_alone() {
-    if let Some(app) = clickhouse("untouched").await {
-        another_sites_batch_leaves_the_session_alone(app).await;
-    }
-}
-
-#[tokio::test]
-async fn sqlite_each_sites_session_gets_its_own_visit_ended() {
-    each_sites_session_gets_its_own_visit_ended(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_each_sites_session_gets_its_own_visit_ended() {
-    if let Some(app) = clickhouse("own_end").await {
-        each_sites_session_gets_its_own_visit_ended(app).await;
-    }
-}
-
-#[tokio::test]
-async fn sqlite_an_id_two_sites_use_needs_the_site() {
-    an_id_two_sites_use_needs_the_site(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_an_id_two_sites_use_needs_the_site() {
-    if let Some(app) = clickhouse("needs_site").await {
-        an_id_two_sites_use_needs_the_site(app).await;
-    }
-}
+on_both_stores!(
+    another_sites_batch_leaves_the_session_alone,
+    each_sites_session_gets_its_own_visit_ended,
+    an_id_two_sites_use_needs_the_site,
+);

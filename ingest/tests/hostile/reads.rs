@@ -19,15 +19,15 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use waymark_ingest::{
     collector_end_id, sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Clock, Config,
-    EventType, SqliteStore, StoredEvent,
+    EventType, StoredEvent,
 };
 
+use crate::stores::{sqlite_app, NOW};
 use crate::support;
 use crate::support::app::{Reply, TestApp};
 use crate::support::clickhouse::ClickHouse;
 
 /// Late 2024, as a clock the test holds.
-const NOW: u64 = 1_732_350_000_000;
 const MIN: u64 = 60_000;
 const TOKEN: &str = "reads-admin-token-0123456789";
 const CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
@@ -51,9 +51,7 @@ fn clickhouse_server() -> Option<&'static ClickHouse> {
 }
 
 fn sqlite() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    TestApp::on_dyn(store, config(), NOW, dir)
+    sqlite_app(config(), |store| store)
 }
 
 /// A ClickHouse store on database `reads_<name>`, and that name.

@@ -6,24 +6,17 @@
 //! must neither make the sweeper give up on every other session nor keep it
 //! sweeping the same sessions for ever.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use waymark_ingest::{
-    decode_batch, sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Config, SqliteStore,
-    StoredEvent,
-};
+use waymark_ingest::{decode_batch, sweep_idle_sessions, Config, StoredEvent};
 
-use crate::support;
+use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW};
 use crate::support::app::TestApp;
-use crate::support::clickhouse::ClickHouse;
 
-/// Late 2024, as a clock the test holds.
-const NOW: u64 = 1_732_350_000_000;
 const MIN: u64 = 60_000;
 /// More sessions than the sweeper looks at per store call (1,000).
 const FORGED: usize = 1_001;
@@ -51,25 +44,13 @@ fn config() -> Config {
     }
 }
 
-fn clickhouse_server() -> Option<&'static ClickHouse> {
-    static SERVER: OnceLock<ClickHouse> = OnceLock::new();
-    support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
-}
-
 fn sqlite() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    TestApp::on_dyn(store, config(), NOW, dir)
+    sqlite_app(config(), |store| store)
 }
 
 async fn clickhouse(name: &str) -> Option<TestApp> {
     let server = clickhouse_server()?;
-    let dir = tempfile::tempdir().unwrap();
-    let url: ClickHouseUrl = server.url(&format!("hostile_{name}")).parse().unwrap();
-    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
-        .await
-        .unwrap();
-    Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+    Some(clickhouse_app(server, &format!("hostile_{name}"), config(), |store| store).await)
 }
 
 fn page_view(event_id: &str, session: &str, ts: u64) -> Value {
@@ -172,29 +153,10 @@ async fn forged_events_already_stored_do_not_stop_the_sweeper(app: TestApp) {
     assert_honest_session_closed(&app).await;
 }
 
-#[tokio::test]
-async fn sqlite_forged_batches_do_not_stop_the_sweeper() {
-    forged_batches_do_not_stop_the_sweeper(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_forged_batches_do_not_stop_the_sweeper() {
-    if let Some(app) = clickhouse("forged_batches").await {
-        forged_batches_do_not_stop_the_sweeper(app).await;
-    }
-}
-
-#[tokio::test]
-async fn sqlite_forged_events_already_stored_do_not_stop_the_sweeper() {
-    forged_events_already_stored_do_not_stop_the_sweeper(sqlite()).await;
-}
-
-#[tokio::test]
-async fn clickhouse_forged_events_already_stored_do_not_stop_the_sweeper() {
-    if let Some(app) = clickhouse("forged_stored").await {
-        forged_events_already_stored_do_not_stop_the_sweeper(app).await;
-    }
-}
+on_both_stores!(
+    forged_batches_do_not_stop_the_sweeper,
+    forged_events_already_stored_do_not_stop_the_sweeper,
+);
 
 /// A client cannot store an event under the id of a collector `visit_ended`.
 #[tokio::test]
@@ -277,13 +239,11 @@ async fn the_time_bounds_apply_after_the_skew_correction() {
 /// `--max-event-age-days` moves the bound back.
 #[tokio::test]
 async fn the_age_bound_is_configurable() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
     let config = Config {
         max_event_age_days: 5,
         ..config()
     };
-    let app = TestApp::on_dyn(store, config, NOW, dir);
+    let app = sqlite_app(config, |store| store);
     let at = |n: u128, ts: u64| page_view(&Uuid::from_u128(n).to_string(), "s-age", ts);
     let body = post(&app, &[at(1, NOW - 6 * DAY), at(2, NOW - 4 * DAY)]).await;
     assert_eq!(rejected_ts(&body), vec![0], "{body}");

@@ -1,0 +1,88 @@
+//! The stores the suite's tests run on: SQLite in a temporary directory and
+//! ClickHouse on the suite's one server, each behind the router with the
+//! test's config; and [`on_both_stores!`], one test body run on both.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore};
+
+use crate::support;
+use crate::support::app::TestApp;
+use crate::support::clickhouse::ClickHouse;
+
+/// Late 2024, as a clock the tests hold.
+pub const NOW: u64 = 1_732_350_000_000;
+
+/// The admin token of [`admin_config`].
+pub const TOKEN: &str = "hostile-admin-token-0123456789";
+
+/// The default config with [`TOKEN`] as its admin token.
+pub fn admin_config() -> Config {
+    Config {
+        admin_token: Some(TOKEN.to_owned()),
+        ..Config::default()
+    }
+}
+
+/// `GET path` with [`TOKEN`].
+pub fn admin_get(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// The ClickHouse server the suite's tests share; `None` (the test's skip
+/// said) unless `WAYMARK_TEST_CLICKHOUSE=1`.
+pub fn clickhouse_server() -> Option<&'static ClickHouse> {
+    static SERVER: OnceLock<ClickHouse> = OnceLock::new();
+    support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
+}
+
+/// A SQLite store, set up by `tune`, behind `app()` with `config` at [`NOW`].
+pub fn sqlite_app(config: Config, tune: impl FnOnce(SqliteStore) -> SqliteStore) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tune(SqliteStore::open(dir.path()).unwrap());
+    TestApp::on_dyn(Arc::new(store), config, NOW, dir)
+}
+
+/// A ClickHouse store on database `db` of `server` (a spool flushed every
+/// 20 ms), set up by `tune`, behind `app()` with `config` at [`NOW`].
+pub async fn clickhouse_app(
+    server: &ClickHouse,
+    db: &str,
+    config: Config,
+    tune: impl FnOnce(ClickHouseStore) -> ClickHouseStore,
+) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url: ClickHouseUrl = server.url(db).parse().unwrap();
+    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
+        .await
+        .unwrap();
+    TestApp::on_dyn(Arc::new(tune(store)), config, NOW, dir)
+}
+
+/// For each `body` (an `async fn(TestApp)` of the calling module), a module
+/// of that name with two tests: `sqlite`, on the module's `sqlite()`, and
+/// `clickhouse`, on its `clickhouse(name)` (which skips without a server).
+macro_rules! on_both_stores {
+    ($($body:ident),+ $(,)?) => {$(
+        mod $body {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$body(super::sqlite()).await;
+            }
+
+            #[tokio::test]
+            async fn clickhouse() {
+                if let Some(app) = super::clickhouse(stringify!($body)).await {
+                    super::$body(app).await;
+                }
+            }
+        }
+    )+};
+}
+pub(crate) use on_both_stores;
