@@ -12,7 +12,7 @@ use waymark_ingest::{
     StoreError, StoredEvent,
 };
 
-use crate::stores::{admin_config, admin_get, sqlite_app, NOW, TOKEN};
+use crate::stores::{admin_get, sqlite, NOW, TOKEN};
 use crate::support::app::TestApp;
 
 /// Runs the `waymark` binary with `args` and `env` until it exits (at most
@@ -100,11 +100,6 @@ fn debug_of_config_and_app_state_hides_the_admin_token() {
     );
     let shown = format!("{state:?} {state:#?}");
     assert!(!shown.contains(TOKEN), "{shown}");
-}
-
-/// The read API on a SQLite store (whose integers are i64).
-fn sqlite() -> TestApp {
-    sqlite_app(admin_config(), |store| store)
 }
 
 /// One past `i64::MAX`: fits a `u64`, not the store's integers.

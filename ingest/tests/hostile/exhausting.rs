@@ -13,7 +13,10 @@ use uuid::Uuid;
 use waymark_ingest::Config;
 
 use crate::poisoning::{get, post, session, MIN};
-use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW, TOKEN};
+use crate::stores::{
+    admin_get, clickhouse_app, clickhouse_server, config as base_config, on_both_stores,
+    sqlite_app, NOW,
+};
 use crate::support::app::TestApp;
 use crate::support::collector::Collector;
 
@@ -22,9 +25,8 @@ const CAP: u64 = 5;
 
 fn config() -> Config {
     Config {
-        admin_token: Some(TOKEN.to_owned()),
         max_events_per_session: CAP,
-        ..Config::default()
+        ..base_config()
     }
 }
 
@@ -67,11 +69,7 @@ fn rejected_full(answer: &Value) -> Vec<u64> {
 }
 
 async fn rejected_metric(app: &TestApp) -> String {
-    let request = axum::http::Request::get("/metrics")
-        .header(axum::http::header::AUTHORIZATION, format!("Bearer {TOKEN}"))
-        .body(axum::body::Body::empty())
-        .unwrap();
-    app.send(request).await.text()
+    app.send(admin_get("/metrics")).await.text()
 }
 
 /// Events past the cap are rejected per event (`session_full`), in the

@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::json;
 
-use crate::stores::{admin_config, admin_get, sqlite_app, NOW};
-use crate::support::app::TestApp;
+use crate::stores::{admin_get, sqlite, NOW};
 
 const SESSION: &str = "0195f2a4-1111-7000-8000-000000000001";
 
@@ -24,10 +23,6 @@ const SECRETS: [&str; 8] = [
     "424242",
     "bob@mail.example",
 ];
-
-fn sqlite() -> TestApp {
-    sqlite_app(admin_config(), |store| store)
-}
 
 fn event(n: u64, kind: &str, url: &str) -> serde_json::Value {
     json!({

@@ -14,37 +14,14 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use waymark_ingest::{sweep_idle_sessions, Config};
+use waymark_ingest::sweep_idle_sessions;
 
-use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW, TOKEN};
+use crate::stores::{clickhouse, on_both_stores, sqlite, NOW, TOKEN};
 use crate::support::app::TestApp;
 pub(crate) const MIN: u64 = 60_000;
 
 /// The victim's session id, which the attacker reuses.
 const SHARED: &str = "018bcfe5-6800-71bb-89b4-35474e17fc8f";
-
-fn config() -> Config {
-    Config {
-        admin_token: Some(TOKEN.to_owned()),
-        rate_limit_per_second: 1_000,
-        rate_limit_burst: 1_000,
-        ..Config::default()
-    }
-}
-
-fn sqlite() -> TestApp {
-    sqlite_app(config(), |store| store)
-}
-
-async fn clickhouse(name: &str) -> Option<TestApp> {
-    let server = clickhouse_server()?;
-    Some(
-        clickhouse_app(server, &format!("poisoning_{name}"), config(), |store| {
-            store
-        })
-        .await,
-    )
-}
 
 fn id(n: u128) -> String {
     Uuid::from_u128(n).to_string()

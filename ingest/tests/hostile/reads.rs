@@ -18,40 +18,26 @@ use axum::http::{header, Request, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 use waymark_ingest::{
-    collector_end_id, sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Clock, Config,
-    EventType, StoredEvent,
+    collector_end_id, sweep_idle_sessions, ClickHouseStore, ClickHouseUrl, Clock, EventType,
+    StoredEvent,
 };
 
-use crate::stores::{sqlite_app, NOW};
+use crate::stores::{config, sqlite, NOW, TOKEN};
 use crate::support;
 use crate::support::app::{Reply, TestApp};
 use crate::support::clickhouse::ClickHouse;
 
 /// Late 2024, as a clock the test holds.
 const MIN: u64 = 60_000;
-const TOKEN: &str = "reads-admin-token-0123456789";
 const CHROME: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 \
     (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
 /// The events of the long session: far more than a page, or ten.
 const LONG: u64 = 5_000;
 
-fn config() -> Config {
-    Config {
-        admin_token: Some(TOKEN.to_owned()),
-        rate_limit_per_second: 1_000,
-        rate_limit_burst: 1_000,
-        ..Config::default()
-    }
-}
-
 /// This module's ClickHouse server, logging every query.
 fn clickhouse_server() -> Option<&'static ClickHouse> {
     static SERVER: OnceLock<ClickHouse> = OnceLock::new();
     support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start_logging_queries))
-}
-
-fn sqlite() -> TestApp {
-    sqlite_app(config(), |store| store)
 }
 
 /// A ClickHouse store on database `reads_<name>`, and that name.

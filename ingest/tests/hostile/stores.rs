@@ -16,15 +16,29 @@ use crate::support::clickhouse::ClickHouse;
 /// Late 2024, as a clock the tests hold.
 pub const NOW: u64 = 1_732_350_000_000;
 
-/// The admin token of [`admin_config`].
+/// The admin token of [`config`].
 pub const TOKEN: &str = "hostile-admin-token-0123456789";
 
-/// The default config with [`TOKEN`] as its admin token.
-pub fn admin_config() -> Config {
+/// The default config with [`TOKEN`] as its admin token, and a rate limit
+/// that a test's handful of batches from one address stays under.
+pub fn config() -> Config {
     Config {
         admin_token: Some(TOKEN.to_owned()),
+        rate_limit_per_second: 1_000,
+        rate_limit_burst: 1_000,
         ..Config::default()
     }
+}
+
+/// [`sqlite_app`] with [`config`].
+pub fn sqlite() -> TestApp {
+    sqlite_app(config(), |store| store)
+}
+
+/// [`clickhouse_app`] with [`config`] on database `hostile_<name>`.
+pub async fn clickhouse(name: &str) -> Option<TestApp> {
+    let server = clickhouse_server()?;
+    Some(clickhouse_app(server, &format!("hostile_{name}"), config(), |store| store).await)
 }
 
 /// `GET path` with [`TOKEN`].

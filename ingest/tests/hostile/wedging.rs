@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 use waymark_ingest::{decode_batch, sweep_idle_sessions, Config, StoredEvent};
 
-use crate::stores::{clickhouse_app, clickhouse_server, on_both_stores, sqlite_app, NOW};
+use crate::stores::{clickhouse, config, on_both_stores, sqlite, sqlite_app, NOW};
 use crate::support::app::TestApp;
 
 const MIN: u64 = 60_000;
@@ -33,24 +33,6 @@ fn forged_end_id(session_id: &str) -> String {
     Uuid::new_v5(&site, session_id.as_bytes())
         .hyphenated()
         .to_string()
-}
-
-fn config() -> Config {
-    Config {
-        // The attack is a handful of batches from one address.
-        rate_limit_per_second: 1_000,
-        rate_limit_burst: 1_000,
-        ..Config::default()
-    }
-}
-
-fn sqlite() -> TestApp {
-    sqlite_app(config(), |store| store)
-}
-
-async fn clickhouse(name: &str) -> Option<TestApp> {
-    let server = clickhouse_server()?;
-    Some(clickhouse_app(server, &format!("hostile_{name}"), config(), |store| store).await)
 }
 
 fn page_view(event_id: &str, session: &str, ts: u64) -> Value {
