@@ -12,24 +12,18 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use waymark_ingest::{
     ClickHouseStore, ClickHouseUrl, EventSink, Metrics, SpoolOptions, StoredEvent,
 };
 
+use crate::stores::{stored_page_views, wait_for};
 use crate::support::clickhouse::ClickHouse;
 use crate::support::fake_clickhouse::{Answer, FakeClickHouse};
 
 const POISON: &str = "poison-d3ad";
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 fn event_id(n: u64) -> String {
     uuid::Uuid::from_u64_pair(0xdead, n)
@@ -40,31 +34,12 @@ fn event_id(n: u64) -> String {
 /// A batch of `count` page views numbered from `first`, on `path`, as the
 /// collector stores them.
 fn events(first: u64, count: u64, path: &str) -> Vec<StoredEvent> {
-    let now = now_ms();
-    let events: Vec<_> = (first..first + count)
-        .map(|n| {
-            json!({
-                "event_id": event_id(n), "type": "page_view", "ts": now, "seq": n,
-                "session_id": "s-dead", "visitor_id": "v-dead", "session_index": 1,
-                "url": format!("https://shop.example/{path}"),
-            })
-        })
-        .collect();
-    let body = json!({"v": 1, "site": "shop", "sent_at": now, "events": events}).to_string();
-    waymark_ingest::decode_batch(body.as_bytes(), now)
-        .unwrap()
-        .events
+    stored_page_views(0xdead, first, count, path)
 }
 
-/// Waits up to 10 s for `done`: long enough for a few retries, short
-/// enough that a spool held up forever fails the test rather than hangs it.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// Long enough for a few retries, short enough that a spool held up for
+/// ever fails the test rather than hangs it.
+const WAIT: Duration = Duration::from_secs(10);
 
 async fn open(url: &str, data: &Path) -> ClickHouseStore {
     let url: ClickHouseUrl = url.parse().unwrap();
@@ -117,7 +92,10 @@ async fn good_poison_good(store: &ClickHouseStore, fake: &FakeClickHouse) {
         .expect("the first batch is shipped")
         .unwrap();
     store.append(events(10, 2, POISON)).await.unwrap();
-    wait_for("the poison batch to be refused", || fake.refused() >= 1).await;
+    wait_for("the poison batch to be refused", WAIT, || {
+        fake.refused() >= 1
+    })
+    .await;
     store.append(events(20, 4, "ok")).await.unwrap();
 }
 
@@ -137,9 +115,11 @@ async fn a_refused_insert_is_dead_lettered_and_shipping_goes_on() {
 
     // Before: the poison batch was retried forever, and nothing after it
     // ever reached ClickHouse.
-    wait_for("the batch after the refused one to be shipped", || {
-        fake.accepted(&event_id(20)) && store.spooled_events() == 0
-    })
+    wait_for(
+        "the batch after the refused one to be shipped",
+        WAIT,
+        || fake.accepted(&event_id(20)) && store.spooled_events() == 0,
+    )
     .await;
     for n in (1..=3).chain(20..=23) {
         assert!(fake.accepted(&event_id(n)), "event {n} is in ClickHouse");
@@ -228,7 +208,7 @@ async fn a_crash_before_the_mark_moves_dead_letters_the_batch_once() {
         .unwrap();
     let before = fs::read(&mark).unwrap();
     store.append(events(10, 2, POISON)).await.unwrap();
-    wait_for("the poison batch to be dead-lettered", || {
+    wait_for("the poison batch to be dead-lettered", WAIT, || {
         store.spooled_events() == 0
     })
     .await;
@@ -238,7 +218,7 @@ async fn a_crash_before_the_mark_moves_dead_letters_the_batch_once() {
     // A crash after the dead-letter was written, before the mark moved.
     fs::write(&mark, before).unwrap();
     let store = open(&fake.url("dead"), data.path()).await;
-    wait_for("the poison batch to be dead-lettered again", || {
+    wait_for("the poison batch to be dead-lettered again", WAIT, || {
         store.spooled_events() == 0
     })
     .await;
@@ -261,7 +241,7 @@ async fn a_dead_letter_moved_to_replay_is_shipped_at_the_next_start() {
     let data = tempfile::tempdir().unwrap();
     let store = Arc::new(open(&fake.url("dead"), data.path()).await);
     good_poison_good(&store, &fake).await;
-    wait_for("the spool to be shipped past the poison", || {
+    wait_for("the spool to be shipped past the poison", WAIT, || {
         store.spooled_events() == 0 && fake.accepted(&event_id(20))
     })
     .await;
@@ -301,7 +281,7 @@ async fn a_full_dead_letter_holds_up_the_spool_and_says_so() {
         .await
         .unwrap();
     good_poison_good(&store, &fake).await;
-    wait_for("the full dead-letter to be reported", || {
+    wait_for("the full dead-letter to be reported", WAIT, || {
         !store.shipper_healthy()
     })
     .await;
@@ -348,7 +328,7 @@ async fn a_real_clickhouse_refusal_is_dead_lettered() {
         .expect("the first batch is shipped")
         .unwrap();
     store.append(events(10, 2, POISON)).await.unwrap();
-    wait_for("the poison batch to be dead-lettered", || {
+    wait_for("the poison batch to be dead-lettered", WAIT, || {
         store.spooled_events() == 0
     })
     .await;

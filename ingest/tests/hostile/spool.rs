@@ -9,47 +9,17 @@
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde_json::json;
 use waymark_ingest::{ClickHouseStore, ClickHouseUrl, EventSink, StoredEvent};
 
+use crate::stores::{stored_page_views, wait_for};
 use crate::support::clickhouse::ClickHouse;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
 
 /// A batch of `count` page views numbered from `first`, as the collector
 /// stores them.
 fn events(first: u64, count: u64) -> Vec<StoredEvent> {
-    let now = now_ms();
-    let events: Vec<_> = (first..first + count)
-        .map(|n| {
-            json!({
-                "event_id": uuid::Uuid::from_u64_pair(0x5b001, n).hyphenated().to_string(),
-                "type": "page_view", "ts": now, "seq": n,
-                "session_id": "s-hostile", "visitor_id": "v-hostile", "session_index": 1,
-                "url": "https://shop.example/",
-            })
-        })
-        .collect();
-    let body = json!({"v": 1, "site": "shop", "sent_at": now, "events": events}).to_string();
-    waymark_ingest::decode_batch(body.as_bytes(), now)
-        .unwrap()
-        .events
-}
-
-/// Waits up to 20 s for `done`.
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    stored_page_views(0x5b001, first, count, "")
 }
 
 async fn open(clickhouse: &ClickHouse, database: &str, data: &Path) -> ClickHouseStore {
@@ -85,9 +55,11 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     let store = open(&clickhouse, "mark", data.path()).await;
     store.append(events(1, 3)).await.unwrap();
     // The insert goes through; moving the mark fails for a while.
-    wait_for("the shipper to report the failed mark", || {
-        !store.shipper_healthy()
-    })
+    wait_for(
+        "the shipper to report the failed mark",
+        Duration::from_secs(20),
+        || !store.shipper_healthy(),
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_still_failing(&store, "shipped mark");
@@ -96,6 +68,7 @@ async fn the_shipper_outlives_a_shipped_mark_it_cannot_write() {
     store.append(events(4, 2)).await.unwrap();
     wait_for(
         "the spool to be shipped once the mark can be written",
+        Duration::from_secs(20),
         || store.spooled_events() == 0 && store.shipper_healthy(),
     )
     .await;
@@ -122,9 +95,11 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
     let mut byte = [0];
     file.read_exact_at(&mut byte, 20).unwrap();
     file.write_all_at(&[byte[0] ^ 0xff], 20).unwrap();
-    wait_for("the shipper to report the failed read", || {
-        !store.shipper_healthy()
-    })
+    wait_for(
+        "the shipper to report the failed read",
+        Duration::from_secs(20),
+        || !store.shipper_healthy(),
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -137,9 +112,11 @@ async fn the_shipper_outlives_a_spool_read_that_fails() {
     file.write_all_at(&byte, 20).unwrap();
 
     store.append(events(4, 2)).await.unwrap();
-    wait_for("the spool to be shipped once it reads again", || {
-        store.spooled_events() == 0 && store.shipper_healthy()
-    })
+    wait_for(
+        "the spool to be shipped once it reads again",
+        Duration::from_secs(20),
+        || store.spooled_events() == 0 && store.shipper_healthy(),
+    )
     .await;
     assert_eq!(store.shipper_last_error(), None);
     assert_eq!(store.health(), Ok(()));

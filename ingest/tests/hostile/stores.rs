@@ -3,11 +3,12 @@
 //! test's config; and [`on_both_stores!`], one test body run on both.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{header, Request};
-use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore};
+use serde_json::json;
+use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore, StoredEvent};
 
 use crate::support;
 use crate::support::app::TestApp;
@@ -77,6 +78,48 @@ pub async fn clickhouse_app(
         .await
         .unwrap();
     TestApp::on_dyn(Arc::new(tune(store)), config, NOW, dir)
+}
+
+/// The system clock, in epoch milliseconds (for stores that run on it).
+pub fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+/// `count` page views of one session on `https://shop.example/<path>`, now,
+/// their ids numbered from `first` in the UUID namespace `ids`, as the
+/// collector stores them (for the store's own tests, past the router).
+pub fn stored_page_views(ids: u64, first: u64, count: u64, path: &str) -> Vec<StoredEvent> {
+    let now = now_ms();
+    let events: Vec<_> = (first..first + count)
+        .map(|n| {
+            json!({
+                "event_id": uuid::Uuid::from_u64_pair(ids, n).hyphenated().to_string(),
+                "type": "page_view", "ts": now, "seq": n,
+                "session_id": "s-store", "visitor_id": "v-store", "session_index": 1,
+                "url": format!("https://shop.example/{path}"),
+            })
+        })
+        .collect();
+    let body = json!({"v": 1, "site": "shop", "sent_at": now, "events": events}).to_string();
+    waymark_ingest::decode_batch(body.as_bytes(), now)
+        .unwrap()
+        .events
+}
+
+/// Waits up to `within` for `done`, then fails the test naming `what`: a
+/// store held up for ever fails rather than hangs.
+pub async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// For each `body` (an `async fn(TestApp)` of the calling module), a module
