@@ -80,6 +80,7 @@ mod event;
 mod http;
 mod limit;
 mod metrics;
+pub mod read;
 mod server;
 mod session;
 mod sites;

@@ -17,6 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::event::{Enrichment, EventType, StoredEvent};
+use crate::read::keys::{referrer_domain, utm_param};
 
 /// A session as the read API shows it. Times are epoch milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,26 +292,11 @@ pub const DIRECT: &str = "direct";
 /// referrer's domain (without `www.`) when it is another site, else `direct`.
 pub fn source_of(landing_url: &str, referrer: Option<&str>) -> String {
     let landing = url::Url::parse(landing_url).ok();
-    if let Some(utm) = landing.as_ref().and_then(|u| {
-        u.query_pairs()
-            .find(|(k, v)| k == "utm_source" && !v.trim().is_empty())
-            .map(|(_, v)| v.trim().to_owned())
-    }) {
-        return utm;
-    }
-    let landing_host = landing.as_ref().and_then(|u| u.host_str().map(bare_host));
-    let referrer_host = referrer
-        .and_then(|r| url::Url::parse(r).ok())
-        .and_then(|u| u.host_str().map(bare_host));
-    match referrer_host {
-        Some(host) if !host.is_empty() && Some(&host) != landing_host.as_ref() => host,
-        _ => DIRECT.to_owned(),
-    }
-}
-
-fn bare_host(host: &str) -> String {
-    let host = host.to_ascii_lowercase();
-    host.strip_prefix("www.").map(str::to_owned).unwrap_or(host)
+    landing
+        .as_ref()
+        .and_then(|u| utm_param(u, "utm_source"))
+        .or_else(|| referrer_domain(landing.as_ref(), referrer))
+        .unwrap_or_else(|| DIRECT.to_owned())
 }
 
 /// A session as a store keeps it, from all the events ever stored for it in
