@@ -56,6 +56,9 @@ pub enum Error {
     /// No session with that id.
     #[error("no such session")]
     SessionNotFound,
+    /// No session of the visitor or user asked for.
+    #[error("no such visitor or user")]
+    ProfileNotFound,
     /// `sdk.js` or `sdk.wasm` has not been built into the SDK directory.
     #[error("{0} has not been built")]
     SdkNotBuilt(&'static str),
@@ -97,8 +100,9 @@ impl Error {
             Error::Overloaded => "overloaded",
             Error::Unauthorized(_) => "unauthorized",
             Error::InvalidQuery(_) => "invalid_query",
-            Error::SessionNotFound => "not_found",
+            Error::SessionNotFound | Error::ProfileNotFound => "not_found",
             Error::SdkNotBuilt(_) => "sdk_not_built",
+            Error::Store(StoreError::NotSupported(_)) => "not_implemented",
             Error::Store(_) => "store_unavailable",
             Error::Io(_) | Error::InvalidConfig(_) => "internal_error",
         }
@@ -116,7 +120,8 @@ impl Error {
             Error::SessionNotFound => StatusCode::NOT_FOUND,
             Error::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Error::SdkNotBuilt(_) => StatusCode::NOT_FOUND,
+            Error::SdkNotBuilt(_) | Error::ProfileNotFound => StatusCode::NOT_FOUND,
+            Error::Store(StoreError::NotSupported(_)) => StatusCode::NOT_IMPLEMENTED,
             Error::Store(_) | Error::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Error::Io(_) | Error::InvalidConfig(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -167,9 +172,13 @@ impl Error {
             ),
             Error::InvalidQuery(detail) => detail.clone(),
             Error::SessionNotFound => "no session has that id".to_owned(),
+            Error::ProfileNotFound => "no session of the range carries that id".to_owned(),
             Error::SdkNotBuilt(file) => {
                 format!("{file} has not been built; run `cargo xtask build-sdk`")
             }
+            Error::Store(StoreError::NotSupported(what)) => format!(
+                "{what} are not supported by this store yet; the SQLite store serves them"
+            ),
             Error::Store(_) => "the store is unavailable right now; retry later".to_owned(),
             Error::Io(_) | Error::InvalidConfig(_) => "internal error".to_owned(),
         }
@@ -184,9 +193,15 @@ const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        // Shedding is counted in a metric; a log line per shed batch would
-        // add to the load it sheds.
-        if status.is_server_error() && !matches!(self, Error::Overloaded) {
+        // Neither is a fault: shedding is counted in a metric (a log line
+        // per shed batch would add to the load it sheds), and a store that
+        // does not serve a question yet says so to every caller.
+        if status.is_server_error()
+            && !matches!(
+                self,
+                Error::Overloaded | Error::Store(StoreError::NotSupported(_))
+            )
+        {
             tracing::error!(error = %self, "request failed");
         } else {
             tracing::debug!(error = %self, "request refused");

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
+use crate::read::{
+    Breakdown, BreakdownQuery, Filter, Funnel, FunnelQuery, PreviousPeriod, ProfileQuery,
+    ProfileTotals, Realtime, RealtimeQuery, Timeseries, TimeseriesQuery,
+};
 use crate::session::Session;
 
 pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl, SpoolOptions};
@@ -80,6 +84,15 @@ pub enum StoreError {
     /// The database was written by a newer Waymark.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The store cannot answer this question yet (the read API says `501
+    /// not_implemented`); names what, e.g. `breakdowns`.
+    #[error("{0} are not supported by this store yet")]
+    NotSupported(&'static str),
+}
+
+/// A [`SessionReader`] method's answer for what the store does not serve.
+fn not_supported<'a, T: Send + 'a>(what: &'static str) -> BoxFuture<'a, Result<T, StoreError>> {
+    Box::pin(std::future::ready(Err(StoreError::NotSupported(what))))
 }
 
 /// The filters of `GET /v1/sessions`. Times are epoch milliseconds; a
@@ -97,6 +110,8 @@ pub struct SessionQuery {
     pub limit: usize,
     /// Continue after this session (from the previous page's `next_cursor`).
     pub cursor: Option<Cursor>,
+    /// Every one must hold (`filter=dimension:value`).
+    pub filters: Vec<Filter>,
 }
 
 /// A position in the newest-first order of sessions: `started_at`, then
@@ -156,6 +171,8 @@ pub struct StatsQuery {
     pub to: u64,
     pub include_bots: bool,
     pub interval: Interval,
+    /// Every one must hold (`filter=dimension:value`).
+    pub filters: Vec<Filter>,
 }
 
 /// A key and how often it occurred, in the top-10 lists of [`Stats`].
@@ -197,6 +214,10 @@ pub struct Stats {
     /// Every bucket from the one holding `from` to the one holding `to - 1`,
     /// zeros included.
     pub visits_over_time: Vec<Bucket>,
+    /// With `compare=previous_period`: the metrics of the range of equal
+    /// length just before (the read API fills it in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<PreviousPeriod>,
 }
 
 impl SessionPage {
@@ -290,6 +311,7 @@ impl Stats {
             countries,
             interval: q.interval,
             visits_over_time,
+            previous: None,
         }
     }
 }
@@ -405,6 +427,44 @@ pub trait SessionReader: Send + Sync + Debug {
 
     /// Aggregates over the sessions started in a range.
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
+
+    // The read API's questions of `crate::read`. A store that cannot answer
+    // one yet keeps the default, [`StoreError::NotSupported`] (the read API
+    // answers `501 not_implemented`): the ClickHouse store, for now.
+
+    /// One dimension's rows, largest first.
+    fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {
+        let _ = query;
+        not_supported("breakdowns")
+    }
+
+    /// The metrics per hour or day, every bucket of the range.
+    fn timeseries(&self, query: TimeseriesQuery) -> BoxFuture<'_, Result<Timeseries, StoreError>> {
+        let _ = query;
+        not_supported("timeseries")
+    }
+
+    /// The visitors active since a time and their current pages.
+    fn realtime(&self, query: RealtimeQuery) -> BoxFuture<'_, Result<Realtime, StoreError>> {
+        let _ = query;
+        not_supported("realtime counts")
+    }
+
+    /// The visits reaching each step of a funnel, in order.
+    fn funnel(&self, query: FunnelQuery) -> BoxFuture<'_, Result<Funnel, StoreError>> {
+        let _ = query;
+        not_supported("funnels")
+    }
+
+    /// A person's totals (`None` without sessions); its sessions come from
+    /// [`sessions`](Self::sessions).
+    fn profile_totals(
+        &self,
+        query: ProfileQuery,
+    ) -> BoxFuture<'_, Result<Option<ProfileTotals>, StoreError>> {
+        let _ = query;
+        not_supported("profiles")
+    }
 }
 
 /// Where a sweep goes on from: the last session the previous call looked at,

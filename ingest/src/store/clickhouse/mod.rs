@@ -446,10 +446,16 @@ impl SessionReader for ClickHouseStore {
     }
 
     fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
+        if !query.filters.is_empty() {
+            return Box::pin(std::future::ready(Err(StoreError::NotSupported("filters"))));
+        }
         Box::pin(self.sessions_now(query))
     }
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
+        if !query.filters.is_empty() {
+            return Box::pin(std::future::ready(Err(StoreError::NotSupported("filters"))));
+        }
         Box::pin(self.stats_now(query))
     }
 }

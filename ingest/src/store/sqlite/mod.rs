@@ -12,7 +12,9 @@
 //! lets run beside the writer.
 //!
 //! [`schema`] holds the migrations, [`writer`] the writer thread, [`rows`]
-//! the columns and row decoding, [`queries`] the read API's SQL.
+//! the columns and row decoding, [`queries`] the SQL of the sessions, their
+//! events, stats and filters, [`reports`] that of the read API's other
+//! questions.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,9 +36,14 @@ use super::{
 use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
+use crate::read::{
+    Breakdown, BreakdownQuery, Funnel, FunnelQuery, ProfileQuery, ProfileTotals, Realtime,
+    RealtimeQuery, Timeseries, TimeseriesQuery,
+};
 use crate::session::Session;
 
 mod queries;
+mod reports;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -323,6 +330,29 @@ impl SessionReader for SqliteStore {
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
         self.read(move |conn| stats(conn, &query))
+    }
+
+    fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {
+        self.read(move |conn| reports::breakdown(conn, &query))
+    }
+
+    fn timeseries(&self, query: TimeseriesQuery) -> BoxFuture<'_, Result<Timeseries, StoreError>> {
+        self.read(move |conn| reports::timeseries(conn, &query))
+    }
+
+    fn realtime(&self, query: RealtimeQuery) -> BoxFuture<'_, Result<Realtime, StoreError>> {
+        self.read(move |conn| reports::realtime(conn, &query))
+    }
+
+    fn funnel(&self, query: FunnelQuery) -> BoxFuture<'_, Result<Funnel, StoreError>> {
+        self.read(move |conn| reports::funnel(conn, &query))
+    }
+
+    fn profile_totals(
+        &self,
+        query: ProfileQuery,
+    ) -> BoxFuture<'_, Result<Option<ProfileTotals>, StoreError>> {
+        self.read(move |conn| reports::profile_totals(conn, &query))
     }
 }
 

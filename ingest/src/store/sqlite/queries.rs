@@ -1,5 +1,6 @@
 //! The read API's queries: sessions by filter, one session's events a page
-//! at a time, and stats.
+//! at a time, and stats; the SQL of the read API's filters
+//! ([`Filter::add_read_filters`]), shared with [`super::reports`].
 
 use std::collections::HashMap;
 
@@ -7,6 +8,7 @@ use rusqlite::types::ToSql;
 use rusqlite::Connection;
 
 use super::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
+use crate::read::{self, Dimension, ReadQuery};
 use crate::store::{
     Cursor, EventCursor, EventPage, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
     StoreError, MAX_EVENTS_PAGE, TOP,
@@ -14,14 +16,87 @@ use crate::store::{
 
 /// SQL conditions and their parameters, built up filter by filter.
 #[derive(Default)]
-struct Filter {
+pub(super) struct Filter {
     clauses: Vec<String>,
     params: Vec<Box<dyn ToSql>>,
 }
 
+/// The column of `sessions s` a dimension of one value per visit is kept
+/// in; `None` for `page` and `event_name`, which are the visit's events'.
+pub(super) fn session_column(dimension: Dimension) -> Option<&'static str> {
+    Some(match dimension {
+        Dimension::Page | Dimension::EventName => return None,
+        Dimension::EntryPage => "s.entry_path",
+        Dimension::ExitPage => "s.exit_path",
+        Dimension::Source => "s.source",
+        Dimension::Referrer => "s.referrer_domain",
+        Dimension::UtmSource => "s.utm_source",
+        Dimension::UtmMedium => "s.utm_medium",
+        Dimension::UtmCampaign => "s.utm_campaign",
+        Dimension::UtmTerm => "s.utm_term",
+        Dimension::UtmContent => "s.utm_content",
+        Dimension::Country => "s.country",
+        Dimension::Region => "s.region",
+        Dimension::City => "s.city",
+        Dimension::Browser => "s.browser",
+        Dimension::Os => "s.os",
+        Dimension::DeviceType => "s.device_type",
+    })
+}
+
+/// The events of the session `s`: `e`, joined or in a subquery.
+pub(super) const EVENTS_OF_S: &str = "e.site = s.site AND e.session_id = s.session_id";
+
 impl Filter {
+    /// The conditions of a [`ReadQuery`] on `sessions s`.
+    pub(super) fn of(q: &ReadQuery) -> Filter {
+        let mut f = Filter::default();
+        f.add("s.started_at >= ?", vec![Box::new(q.from)]);
+        f.add("s.started_at < ?", vec![Box::new(q.to)]);
+        if let Some(site) = &q.site {
+            f.add("s.site = ?", vec![Box::new(site.clone())]);
+        }
+        if !q.include_bots {
+            f.add("s.is_bot = 0", vec![]);
+        }
+        f.add_read_filters(&q.filters);
+        f
+    }
+
+    /// `filter=dimension:value` on `sessions s`: a column equal to the
+    /// value, or for `page` and `event_name` any page view or custom event
+    /// of the session with it.
+    pub(super) fn add_read_filters(&mut self, filters: &[read::Filter]) {
+        for filter in filters {
+            let value = Box::new(filter.value.clone());
+            match (session_column(filter.dimension), filter.dimension) {
+                (Some(column), _) => self.add(&format!("{column} = ?"), vec![value]),
+                (None, Dimension::Page) => self.add(
+                    &format!(
+                        "EXISTS (SELECT 1 FROM events e WHERE {EVENTS_OF_S} \
+                         AND e.type = 'page_view' AND e.path = ?)"
+                    ),
+                    vec![value],
+                ),
+                (None, _) => self.add(
+                    &format!(
+                        "EXISTS (SELECT 1 FROM events e WHERE {EVENTS_OF_S} \
+                         AND e.type = 'custom' AND e.name = ?)"
+                    ),
+                    vec![value],
+                ),
+            }
+        }
+    }
+
+    /// A parameter for SQL written around the conditions: its placeholder.
+    pub(super) fn bind(&mut self, value: Box<dyn ToSql>) -> String {
+        self.params.push(value);
+        format!("?{}", self.params.len())
+    }
+
     /// `clause` with one `?` per value; each becomes a numbered parameter.
-    fn add(&mut self, clause: &str, values: Vec<Box<dyn ToSql>>) {
+    pub(super) fn add(&mut self, clause: &str, values: Vec<Box<dyn ToSql>>) {
         let mut pieces = clause.split('?');
         let mut numbered = pieces.next().unwrap_or_default().to_owned();
         for (value, piece) in values.into_iter().zip(pieces) {
@@ -31,7 +106,7 @@ impl Filter {
         self.clauses.push(numbered);
     }
 
-    fn sql(&self) -> String {
+    pub(super) fn sql(&self) -> String {
         if self.clauses.is_empty() {
             "1".to_owned()
         } else {
@@ -39,7 +114,7 @@ impl Filter {
         }
     }
 
-    fn params(&self) -> Vec<&dyn ToSql> {
+    pub(super) fn params(&self) -> Vec<&dyn ToSql> {
         self.params
             .iter()
             .map(|p| p.as_ref() as &dyn ToSql)
@@ -53,22 +128,22 @@ pub(super) fn list_sessions(
 ) -> Result<SessionPage, StoreError> {
     let mut f = Filter::default();
     if let Some(site) = &q.site {
-        f.add("site = ?", vec![Box::new(site.clone())]);
+        f.add("s.site = ?", vec![Box::new(site.clone())]);
     }
     if let Some(from) = q.from {
-        f.add("started_at >= ?", vec![Box::new(from)]);
+        f.add("s.started_at >= ?", vec![Box::new(from)]);
     }
     if let Some(to) = q.to {
-        f.add("started_at < ?", vec![Box::new(to)]);
+        f.add("s.started_at < ?", vec![Box::new(to)]);
     }
     if let Some(visitor) = &q.visitor_id {
-        f.add("visitor_id = ?", vec![Box::new(visitor.clone())]);
+        f.add("s.visitor_id = ?", vec![Box::new(visitor.clone())]);
     }
     if let Some(user) = &q.user_id {
-        f.add("user_id = ?", vec![Box::new(user.clone())]);
+        f.add("s.user_id = ?", vec![Box::new(user.clone())]);
     }
     if let Some(is_bot) = q.is_bot {
-        f.add("is_bot = ?", vec![Box::new(is_bot)]);
+        f.add("s.is_bot = ?", vec![Box::new(is_bot)]);
     }
     if let Some(Cursor {
         started_at,
@@ -76,7 +151,7 @@ pub(super) fn list_sessions(
     }) = &q.cursor
     {
         f.add(
-            "(started_at < ? OR (started_at = ? AND session_id < ?))",
+            "(s.started_at < ? OR (s.started_at = ? AND s.session_id < ?))",
             vec![
                 Box::new(*started_at),
                 Box::new(*started_at),
@@ -84,10 +159,11 @@ pub(super) fn list_sessions(
             ],
         );
     }
+    f.add_read_filters(&q.filters);
     let limit = q.limit.clamp(1, 500);
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} \
-         ORDER BY started_at DESC, session_id DESC LIMIT {}",
+        "SELECT {SESSION_COLUMNS} FROM sessions s WHERE {} \
+         ORDER BY s.started_at DESC, s.session_id DESC LIMIT {}",
         f.sql(),
         limit + 1
     );
@@ -162,6 +238,7 @@ pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreErr
     if !q.include_bots {
         f.add("s.is_bot = 0", vec![]);
     }
+    f.add_read_filters(&q.filters);
     let filter = f.sql();
     let params = f.params();
 

@@ -14,6 +14,12 @@ pub(super) const SESSION_COLUMNS: &str =
      last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
      region, city, browser, os, device_type, event_count, page_views, is_bot";
 
+/// What the writer derives per session for the read API: the paths of its
+/// entry and exit pages, its landing page view's referrer's domain and
+/// `utm_*` set.
+pub(super) const DERIVED_COLUMNS: &str = "entry_path, exit_path, referrer_domain, utm_source, \
+     utm_medium, utm_campaign, utm_term, utm_content";
+
 pub(super) const KEY_COLUMNS: &str =
     "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
      agent_key, end_key, end_event_id";

@@ -1,15 +1,20 @@
-//! The SQLite schema: its migrations, and the rebuild of sessions from the
-//! events stored before sessions were kept.
+//! The SQLite schema: its migrations, the rebuild of sessions from the
+//! events stored before sessions were kept, and the backfill of what the
+//! read API groups by (version 4).
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use super::rows::{event_from_row, EVENT_COLUMNS};
-use super::writer::write_session;
+use super::writer::{derived_columns, write_session, Derived};
+use crate::read::{page_path, Landing};
 use crate::session::{EndDecision, SessionState};
 use crate::store::StoreError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
+
+/// Rows the version-4 backfill reads and updates at a time.
+const BACKFILL_CHUNK: i64 = 10_000;
 
 /// Migrations by the `user_version` they lead to; index 0 leads to 1.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -135,6 +140,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
     CREATE INDEX sessions_user ON sessions (user_id, started_at);
 ",
+    // What the read API groups and filters by: each page view's path, and
+    // per session the paths of its entry and exit pages and its landing
+    // page view's campaign and referrer's domain (filled in by `backfill`).
+    r"
+    ALTER TABLE events ADD COLUMN path TEXT;
+    ALTER TABLE sessions ADD COLUMN entry_path TEXT;
+    ALTER TABLE sessions ADD COLUMN exit_path TEXT;
+    ALTER TABLE sessions ADD COLUMN referrer_domain TEXT;
+    ALTER TABLE sessions ADD COLUMN utm_source TEXT;
+    ALTER TABLE sessions ADD COLUMN utm_medium TEXT;
+    ALTER TABLE sessions ADD COLUMN utm_campaign TEXT;
+    ALTER TABLE sessions ADD COLUMN utm_term TEXT;
+    ALTER TABLE sessions ADD COLUMN utm_content TEXT;
+    CREATE INDEX sessions_site_seen ON sessions (site, last_seen_at);
+",
 ];
 
 /// The session ids events of more than one site carry.
@@ -162,6 +182,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
                 tx.execute(&format!("DELETE FROM sessions WHERE {SHARED_IDS}"), [])?;
                 rebuild_sessions(&tx, SHARED_IDS)?;
             }
+            4 => backfill(&tx)?,
             _ => {}
         }
         tx.pragma_update(None, "user_version", version)?;
@@ -190,7 +211,7 @@ fn rebuild_sessions(tx: &Transaction<'_>, filter: &str) -> Result<(), StoreError
                     && state.session.site == event.site => {}
             _ => {
                 if let Some(done) = current.take() {
-                    write_session(tx, &done)?;
+                    write_session(tx, &done, Derived::NotYet)?;
                 }
                 current = Some(SessionState::new(&event));
             }
@@ -202,7 +223,76 @@ fn rebuild_sessions(tx: &Transaction<'_>, filter: &str) -> Result<(), StoreError
         }
     }
     if let Some(done) = current {
-        write_session(tx, &done)?;
+        write_session(tx, &done, Derived::NotYet)?;
+    }
+    Ok(())
+}
+
+/// Version 4: the path of every page view, and per session what the writer
+/// now derives from its landing and exit page views (the landing one found
+/// by its key: time, `seq`, then its event id from the 25th character).
+fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let mut after = 0_i64;
+    loop {
+        let pages: Vec<(i64, String)> = tx
+            .prepare(
+                "SELECT rowid, url FROM events WHERE type = 'page_view' AND rowid > ?1 \
+                 ORDER BY rowid LIMIT ?2",
+            )?
+            .query_map(params![after, BACKFILL_CHUNK], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some((last, _)) = pages.last() else { break };
+        after = *last;
+        let mut update = tx.prepare_cached("UPDATE events SET path = ?1 WHERE rowid = ?2")?;
+        for (rowid, url) in &pages {
+            update.execute(params![page_path(url), rowid])?;
+        }
+    }
+    let mut after = 0_i64;
+    loop {
+        type Row = (i64, Option<String>, Option<String>, Option<String>);
+        let sessions: Vec<Row> = tx
+            .prepare(
+                "SELECT s.rowid, s.landing_page, s.exit_page, e.referrer FROM sessions s \
+                 LEFT JOIN events e ON e.event_id = substr(s.landing_key, 25) \
+                 WHERE s.rowid > ?1 ORDER BY s.rowid LIMIT ?2",
+            )?
+            .query_map(params![after, BACKFILL_CHUNK], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let Some((last, ..)) = sessions.last() else {
+            break;
+        };
+        after = *last;
+        let sql = format!(
+            "UPDATE sessions SET ({}) = (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) WHERE rowid = ?9",
+            super::rows::DERIVED_COLUMNS
+        );
+        let mut update = tx.prepare_cached(&sql)?;
+        for (rowid, landing, exit, referrer) in &sessions {
+            let referrer_domain = landing
+                .as_deref()
+                .and_then(|url| Landing::of(url, referrer.as_deref()).referrer_domain);
+            let d = derived_columns(
+                landing.as_deref(),
+                exit.as_deref(),
+                referrer_domain.as_deref(),
+            );
+            update.execute(params![
+                d.entry_path,
+                d.exit_path,
+                d.landing.referrer_domain,
+                d.landing.utm_source,
+                d.landing.utm_medium,
+                d.landing.utm_campaign,
+                d.landing.utm_term,
+                d.landing.utm_content,
+                rowid
+            ])?;
+        }
     }
     Ok(())
 }

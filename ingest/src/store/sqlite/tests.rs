@@ -387,3 +387,205 @@ fn the_page_key_in_sql_cuts_where_page_key_does() {
         assert_eq!(cut, crate::store::page_key(url), "{url:?}");
     }
 }
+
+/// The read API's columns of a session, as stored: entry and exit paths,
+/// referrer domain, `utm_*`.
+fn derived(store: &SqliteStore, site: &str, id: &str) -> Vec<Option<String>> {
+    let conn = lock(&store.reader);
+    let sql = format!(
+        "SELECT {} FROM sessions WHERE site = ?1 AND session_id = ?2",
+        rows::DERIVED_COLUMNS
+    );
+    conn.query_row(&sql, params![site, id], |r| {
+        (0..8).map(|i| r.get(i)).collect()
+    })
+    .unwrap()
+}
+
+fn strings(values: &[Option<&str>]) -> Vec<Option<String>> {
+    values.iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+/// The landing page view decides the campaign and the referrer as it
+/// decides the landing page and the source: an earlier page view arriving
+/// later takes over, a later one arriving later does not.
+#[tokio::test]
+async fn the_landing_event_decides_the_campaign_and_referrer_in_any_arrival_order() {
+    let page = |n, ts, url: &str, referrer: Option<&str>| {
+        let mut e = event(n, "s", ts);
+        e.url = url.to_owned();
+        e.referrer = referrer.map(str::to_owned);
+        e
+    };
+    let first = page(
+        1,
+        1_000,
+        "https://shop.example/a?utm_source=news&utm_campaign=spring",
+        Some("https://www.mail.example/x"),
+    );
+    let second = page(
+        2,
+        2_000,
+        "https://shop.example/b/?utm_source=ads",
+        Some("https://google.com/"),
+    );
+    let mut custom = event(3, "s", 3_000);
+    custom.event_type = EventType::Custom;
+    custom.name = Some("signup".to_owned());
+    let expected = strings(&[
+        Some("/a"),
+        Some("/b/"),
+        Some("mail.example"),
+        Some("news"),
+        None,
+        Some("spring"),
+        None,
+        None,
+    ]);
+    for order in [
+        vec![vec![first.clone()], vec![second.clone(), custom.clone()]],
+        vec![
+            vec![second.clone()],
+            vec![custom.clone()],
+            vec![first.clone()],
+        ],
+        vec![vec![custom.clone(), second.clone(), first.clone()]],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        for batch in order {
+            store.append(batch).await.unwrap();
+        }
+        assert_eq!(derived(&store, "demo", "s"), expected);
+        let session = store.session("demo", "s").await.unwrap().unwrap();
+        assert_eq!(session.source, "news");
+    }
+}
+
+/// A version-3 file gets the read API's columns: every page view's path,
+/// and per session its entry and exit paths, its landing page view's
+/// campaign and referrer's domain (that event found by the session's
+/// landing key), so a breakdown by `utm_source` answers after the upgrade.
+#[tokio::test]
+async fn a_version_3_file_answers_utm_breakdowns_after_the_upgrade() {
+    use crate::read::{BreakdownQuery, Dimension, ReadQuery};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The version-3 writer's own rows, written by a version-3 store.
+        let mut conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut events = Vec::new();
+        for (n, session, ts, url, referrer) in [
+            (
+                1,
+                "s1",
+                1_000,
+                "https://shop.example/?utm_source=news&utm_medium=email",
+                Some("https://www.google.com/"),
+            ),
+            (2, "s1", 2_000, "https://shop.example/pricing?x=1", None),
+            (3, "s2", 1_500, "https://shop.example/docs#a", None),
+        ] {
+            let mut e = event(n, session, ts);
+            e.url = url.to_owned();
+            e.referrer = referrer.map(str::to_owned);
+            events.push(e);
+        }
+        for e in &events {
+            tx.execute(
+                "INSERT INTO events (event_id, site, type, ts, client_ts, received_at, \
+                 session_id, visitor_id, url, referrer, is_bot) \
+                 VALUES (?1, ?2, 'page_view', ?3, ?3, 9, ?4, ?5, ?6, ?7, 0)",
+                params![
+                    e.event_id,
+                    e.site,
+                    e.ts,
+                    e.session_id,
+                    e.visitor_id,
+                    e.url,
+                    e.referrer
+                ],
+            )
+            .unwrap();
+        }
+        for id in ["s1", "s2"] {
+            let mine: Vec<StoredEvent> = events
+                .iter()
+                .filter(|e| e.session_id == id)
+                .cloned()
+                .collect();
+            let (state, _) = crate::session::fold_session(mine).unwrap();
+            writer::write_session(&tx, &state, writer::Derived::NotYet).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        derived(&store, "demo", "s1"),
+        strings(&[
+            Some("/"),
+            Some("/pricing"),
+            Some("google.com"),
+            Some("news"),
+            Some("email"),
+            None,
+            None,
+            None
+        ])
+    );
+    assert_eq!(
+        derived(&store, "demo", "s2"),
+        strings(&[
+            Some("/docs"),
+            Some("/docs"),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None
+        ])
+    );
+    let query = |dimension| BreakdownQuery {
+        sessions: ReadQuery {
+            site: Some("demo".to_owned()),
+            from: 0,
+            to: 10_000,
+            include_bots: false,
+            filters: Vec::new(),
+        },
+        dimension,
+        limit: 10,
+    };
+    let keys = |b: crate::read::Breakdown| -> Vec<(String, u64)> {
+        b.rows
+            .into_iter()
+            .map(|r| (r.key, r.metrics.visits))
+            .collect()
+    };
+    let utm = store.breakdown(query(Dimension::UtmSource)).await.unwrap();
+    assert_eq!(keys(utm), [("news".to_owned(), 1)]);
+    let pages = store.breakdown(query(Dimension::Page)).await.unwrap();
+    assert_eq!(
+        keys(pages),
+        [
+            ("/".to_owned(), 1),
+            ("/docs".to_owned(), 1),
+            ("/pricing".to_owned(), 1)
+        ]
+    );
+    // Later events of an upgraded session keep what the backfill derived.
+    let mut later = event(4, "s1", 3_000);
+    later.url = "https://shop.example/thanks".to_owned();
+    store.append(vec![later]).await.unwrap();
+    assert_eq!(derived(&store, "demo", "s1")[1].as_deref(), Some("/thanks"));
+    assert_eq!(
+        derived(&store, "demo", "s1")[2].as_deref(),
+        Some("google.com")
+    );
+}

@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::rows::{state_from_row, KEY_COLUMNS, SESSION_COLUMNS};
+use super::rows::{state_from_row, DERIVED_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS};
 use crate::event::{EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
+use crate::read::{page_path, Landing};
 use crate::session::{collector_visit_ended, EndDecision, EventKey, SessionState};
 use crate::store::{AppendOutcome, StoreError, SweepCursor, SweepPage};
 
@@ -21,9 +23,10 @@ pub(super) const MAX_GROUP_EVENTS: usize = 10_000;
 
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
      received_at, session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
-     title, referrer, props, context, client_ts, country, region, city, browser, os, device_type, is_bot) \
+     title, referrer, props, context, client_ts, country, region, city, browser, os, device_type, is_bot, \
+     path) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 /// What the writer thread is asked to do.
 pub(super) enum Command {
@@ -185,6 +188,9 @@ enum Applied {
 struct GroupWriter<'t> {
     tx: &'t Transaction<'t>,
     sessions: HashMap<SessionKey, Option<SessionState>>,
+    /// Each cached session's `referrer_domain`: as stored, or from the
+    /// event that became its landing page view in this group.
+    referrers: HashMap<SessionKey, Option<String>>,
     dirty: HashSet<SessionKey>,
     /// Events a session may hold besides its `visit_ended`.
     max_events: u64,
@@ -195,6 +201,7 @@ impl<'t> GroupWriter<'t> {
         GroupWriter {
             tx,
             sessions: HashMap::new(),
+            referrers: HashMap::new(),
             dirty: HashSet::new(),
             max_events,
         }
@@ -203,14 +210,18 @@ impl<'t> GroupWriter<'t> {
     fn load(&mut self, key: &SessionKey) -> rusqlite::Result<Option<&mut SessionState>> {
         if !self.sessions.contains_key(key) {
             let sql = format!(
-                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS} FROM sessions \
+                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS}, referrer_domain FROM sessions \
                  WHERE site = ?1 AND session_id = ?2"
             );
-            let state = self
+            let found = self
                 .tx
                 .prepare_cached(&sql)?
-                .query_row(params![key.0, key.1], state_from_row)
+                .query_row(params![key.0, key.1], |row| {
+                    Ok((state_from_row(row)?, row.get::<_, Option<String>>(31)?))
+                })
                 .optional()?;
+            let (state, referrer) = found.unzip();
+            self.referrers.insert(key.clone(), referrer.flatten());
             self.sessions.insert(key.clone(), state);
         }
         Ok(self.sessions.get_mut(key).and_then(Option::as_mut))
@@ -262,8 +273,15 @@ impl<'t> GroupWriter<'t> {
         }
         self.load(&key)?;
         let slot = self.sessions.entry(key.clone()).or_default();
-        slot.get_or_insert_with(|| SessionState::new(event))
-            .absorb(event);
+        let state = slot.get_or_insert_with(|| SessionState::new(event));
+        state.absorb(event);
+        if event.event_type == EventType::PageView
+            && state.keys.landing.as_ref() == Some(&EventKey::of(event))
+        {
+            // The same event decides the landing page, the source and this.
+            let landing = Landing::of(&event.url, event.referrer.as_deref());
+            self.referrers.insert(key.clone(), landing.referrer_domain);
+        }
         self.dirty.insert(key);
         Ok(Applied::Stored)
     }
@@ -329,7 +347,8 @@ impl<'t> GroupWriter<'t> {
     fn flush(&mut self) -> rusqlite::Result<()> {
         for key in self.dirty.drain() {
             if let Some(Some(state)) = self.sessions.get(&key) {
-                write_session(self.tx, state)?;
+                let referrer_domain = self.referrers.get(&key).and_then(Option::as_deref);
+                write_session(self.tx, state, Derived::With { referrer_domain })?;
             }
         }
         Ok(())
@@ -365,42 +384,59 @@ fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool>
         en.os,
         en.device_type,
         en.is_bot,
+        (e.event_type == EventType::PageView).then(|| page_path(&e.url)),
     ])?;
     Ok(changed > 0)
 }
 
-pub(super) fn write_session(tx: &Transaction<'_>, state: &SessionState) -> rusqlite::Result<()> {
+/// What [`write_session`] writes besides the session and its merge keys.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Derived<'a> {
+    /// Nothing: for the migrations to versions 2 and 3, whose table has no
+    /// other columns yet (the one to version 4 derives them for every row).
+    NotYet,
+    /// The [`DERIVED_COLUMNS`], with the landing page view's referrer's
+    /// domain (the rest follow from the session).
+    With { referrer_domain: Option<&'a str> },
+}
+
+/// The [`DERIVED_COLUMNS`] of a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct DerivedColumns {
+    pub entry_path: Option<String>,
+    pub exit_path: Option<String>,
+    /// The campaign of the landing URL and the referrer's domain.
+    pub landing: Landing,
+}
+
+/// What a session with these landing and exit URLs, whose landing page view
+/// had a referrer of `referrer_domain` ([`Landing::of`]), keeps for the
+/// read API.
+pub(super) fn derived_columns(
+    landing_page: Option<&str>,
+    exit_page: Option<&str>,
+    referrer_domain: Option<&str>,
+) -> DerivedColumns {
+    let mut landing = landing_page
+        .map(|url| Landing::of(url, None))
+        .unwrap_or_default();
+    landing.referrer_domain = referrer_domain.map(str::to_owned);
+    DerivedColumns {
+        entry_path: landing_page.map(page_path),
+        exit_path: exit_page.map(page_path),
+        landing,
+    }
+}
+
+pub(super) fn write_session(
+    tx: &Transaction<'_>,
+    state: &SessionState,
+    derived: Derived<'_>,
+) -> rusqlite::Result<()> {
     let s = &state.session;
     let k = &state.keys;
     let key = |k: &Option<EventKey>| k.as_ref().map(|k| k.0.clone());
-    let sql = format!(
-        "INSERT OR REPLACE INTO sessions ({SESSION_COLUMNS}, {KEY_COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
-          ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)"
-    );
-    tx.prepare_cached(&sql)?.execute(params![
-        s.session_id,
-        s.site,
-        s.visitor_id,
-        s.user_id,
-        s.session_index,
-        s.started_at,
-        s.last_seen_at,
-        s.ended_at,
-        s.end_reason,
-        s.duration_ms,
-        s.landing_page,
-        s.exit_page,
-        s.source,
-        s.country,
-        s.region,
-        s.city,
-        s.browser,
-        s.os,
-        s.device_type,
-        s.event_count,
-        s.page_views,
-        s.is_bot,
+    let keys = [
         key(&k.first),
         key(&k.last),
         key(&k.landing),
@@ -409,8 +445,63 @@ pub(super) fn write_session(tx: &Transaction<'_>, state: &SessionState) -> rusql
         key(&k.geo),
         key(&k.agent),
         key(&k.end),
-        k.end_event_id,
-    ])?;
+        k.end_event_id.clone(),
+    ];
+    let mut values: Vec<&dyn ToSql> = vec![
+        &s.session_id,
+        &s.site,
+        &s.visitor_id,
+        &s.user_id,
+        &s.session_index,
+        &s.started_at,
+        &s.last_seen_at,
+        &s.ended_at,
+        &s.end_reason,
+        &s.duration_ms,
+        &s.landing_page,
+        &s.exit_page,
+        &s.source,
+        &s.country,
+        &s.region,
+        &s.city,
+        &s.browser,
+        &s.os,
+        &s.device_type,
+        &s.event_count,
+        &s.page_views,
+        &s.is_bot,
+    ];
+    values.extend(keys.iter().map(|k| k as &dyn ToSql));
+    let columns = match derived {
+        Derived::NotYet => format!("{SESSION_COLUMNS}, {KEY_COLUMNS}"),
+        Derived::With { .. } => format!("{SESSION_COLUMNS}, {KEY_COLUMNS}, {DERIVED_COLUMNS}"),
+    };
+    let d = match derived {
+        Derived::NotYet => None,
+        Derived::With { referrer_domain } => Some(derived_columns(
+            s.landing_page.as_deref(),
+            s.exit_page.as_deref(),
+            referrer_domain,
+        )),
+    };
+    if let Some(d) = &d {
+        values.extend([
+            &d.entry_path as &dyn ToSql,
+            &d.exit_path,
+            &d.landing.referrer_domain,
+            &d.landing.utm_source,
+            &d.landing.utm_medium,
+            &d.landing.utm_campaign,
+            &d.landing.utm_term,
+            &d.landing.utm_content,
+        ]);
+    }
+    let placeholders = (1..=values.len())
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("INSERT OR REPLACE INTO sessions ({columns}) VALUES ({placeholders})");
+    tx.prepare_cached(&sql)?.execute(values.as_slice())?;
     if state.ended_by_collector() {
         // The sweeper's visit_ended follows late activity.
         if let (Some(ended_at), Some(id)) = (s.ended_at, &k.end_event_id) {
