@@ -598,8 +598,9 @@ fn soak(collector: &Collector, store: &str) -> Vec<String> {
     acknowledged
 }
 
-/// Every id in `acknowledged` is in `stored` (id → copies) exactly once.
-fn assert_exactly_once(stored: &HashMap<String, u64>, acknowledged: &[String]) {
+/// Every id in `acknowledged` is in `stored` (id → copies) exactly once;
+/// says so in a `SOAK` line.
+fn assert_exactly_once(store: &str, stored: &HashMap<String, u64>, acknowledged: &[String]) {
     let mut missing = 0;
     for id in acknowledged {
         match stored.get(id) {
@@ -612,6 +613,11 @@ fn assert_exactly_once(stored: &HashMap<String, u64>, acknowledged: &[String]) {
         missing,
         0,
         "{missing} of {} acknowledged honest events are missing",
+        acknowledged.len()
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "SOAK {store}: all {} acknowledged honest events found in the store, each exactly once",
         acknowledged.len()
     );
 }
@@ -651,7 +657,7 @@ fn soak_sqlite() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_exactly_once(&stored, &acknowledged);
+    assert_exactly_once("sqlite", &stored, &acknowledged);
 }
 
 #[test]
@@ -690,5 +696,5 @@ fn soak_clickhouse() {
         (id.to_owned(), n.parse().unwrap())
     })
     .collect();
-    assert_exactly_once(&stored, &acknowledged);
+    assert_exactly_once("clickhouse", &stored, &acknowledged);
 }
