@@ -58,6 +58,10 @@ pub use crate::session::{
 };
 pub use crate::sites::Sites;
 pub use crate::state::AppState;
+/// Every statement the ClickHouse store sends, for the tests that run them
+/// on other ClickHouse versions; not part of the API.
+#[doc(hidden)]
+pub use crate::store::clickhouse_sql;
 pub use crate::store::{
     AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventCursor, EventPage, EventSink,
     Interval, KeyCount, MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader,

@@ -28,6 +28,8 @@ use crate::read::{
 };
 use crate::session::Session;
 
+#[doc(hidden)]
+pub use self::clickhouse::sql as clickhouse_sql;
 pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl, SpoolOptions};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;

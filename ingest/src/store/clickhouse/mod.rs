@@ -50,7 +50,8 @@
 //! [`spool`] is the spool and its dead-letter, [`shipper`] the shipper,
 //! [`refusal`] which failed inserts are the rows' fault, [`schema`] the tables
 //! and migrations, [`rows`] the rows written and read, [`queries`] the read
-//! API's and the sweeper's SQL, [`url`] the server's address.
+//! API's and the sweeper's SQL, [`url`] the server's address; [`sql`] lists
+//! every statement the store sends, for tests.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -61,8 +62,6 @@ use clickhouse::Client;
 use tokio::sync::{watch, Notify};
 
 use self::counts::SessionCounts;
-use self::queries::site_filter;
-use self::rows::{EventRow, EVENT_COLUMNS};
 use self::shipper::{Health, Shipper};
 use self::spool::{read_replay, remove_replay, replays, DeadLetter, Position, Spool};
 use super::{
@@ -84,6 +83,7 @@ mod rows;
 mod schema;
 mod shipper;
 mod spool;
+pub mod sql;
 mod url;
 
 /// The longest one insert (or query) may take before it counts as failed.
@@ -412,21 +412,7 @@ impl SessionReader for ClickHouseStore {
         site: Option<&'a str>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<StoredEvent>, StoreError>> {
-        Box::pin(async move {
-            let mut binds = Vec::new();
-            let filter = site_filter(site, &mut binds);
-            let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
-                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
-                self.ch.db
-            );
-            let mut query = self.ch.client.query(&sql);
-            for value in &binds {
-                query = query.bind(value);
-            }
-            let rows = timed(query.fetch_all::<EventRow>()).await?;
-            Ok(rows.into_iter().map(StoredEvent::from).collect())
-        })
+        Box::pin(self.recent_events_now(site, limit))
     }
 
     fn session<'a>(

@@ -1,6 +1,12 @@
-//! The read API's and the sweeper's queries.
+//! The read API's and the sweeper's queries: [`Reads`] builds each one with
+//! its values bound, exactly as it is sent (the store runs them, and
+//! [`super::sql`] lists them for the test that replays them on a current
+//! ClickHouse); the store's methods run them and read the rows.
 
 use std::collections::{BTreeSet, HashMap};
+
+use clickhouse::query::Query;
+use clickhouse::Client;
 
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
@@ -27,24 +33,281 @@ const SESSION_EVENTS: &str = "SELECT * FROM {db}.events \
 const PAGE_KEY: &str = "substring(url, 1, \
      least(position(concat(url, '??'), '??'), position(concat(url, '#'), '#')) - 1)";
 
+/// The most sessions one page of the sessions list holds.
+const MAX_SESSIONS_PAGE: usize = 500;
+
+/// The statements of the read API and the sweeper on database `db`, each
+/// with its values bound: what [`Query::sql_display`] shows is what
+/// ClickHouse gets.
+pub(super) struct Reads<'a> {
+    pub(super) client: &'a Client,
+    pub(super) db: &'a str,
+}
+
+/// The five statements of one `/v1/stats`.
+pub(super) struct StatsReads {
+    /// One row: visits, visitors, page views, bounces, the durations' sum.
+    pub(super) totals: Query,
+    pub(super) sources: Query,
+    pub(super) countries: Query,
+    pub(super) pages: Query,
+    /// Visits by bucket start, in no order.
+    pub(super) buckets: Query,
+}
+
+impl Reads<'_> {
+    /// `sql` with `binds` bound in order.
+    fn bound(&self, sql: &str, binds: &[String]) -> Query {
+        binds
+            .iter()
+            .fold(self.client.query(sql), |query, value| query.bind(value))
+    }
+
+    /// One session, from `sessions_agg`: one row (or none).
+    pub(super) fn session(&self, site: &str, session_id: &str) -> Query {
+        let sessions = sessions_sql(self.db, "site = ? AND session_id = ?");
+        self.client
+            .query(&format!("SELECT {SESSION_COLUMNS} FROM ({sessions})"))
+            .bind(site)
+            .bind(session_id)
+    }
+
+    /// The end key of the `visit_ended` a session keeps (the least) and the
+    /// time of its last activity: one row.
+    pub(super) fn session_end(&self, site: &str, session_id: &str) -> Query {
+        let kept = SESSION_EVENTS.replace("{db}", self.db);
+        self.client
+            .query(&format!(
+                "SELECT minIf(end_key, event_type = 'visit_ended'), \
+                 maxIf(ts, event_type != 'visit_ended') FROM ({kept})"
+            ))
+            .bind(site)
+            .bind(session_id)
+    }
+
+    /// `limit` events of a session after `after`, in the timeline's order,
+    /// given what [`session_end`](Self::session_end) found.
+    pub(super) fn session_events_page(
+        &self,
+        site: &str,
+        session_id: &str,
+        (end_key, last_activity): (&str, u64),
+        after: Option<&EventCursor>,
+        limit: usize,
+    ) -> Query {
+        let kept = SESSION_EVENTS.replace("{db}", self.db);
+        // The event columns, with the collector's end at its moved time.
+        let columns = EVENT_COLUMNS.replacen(
+            " ts, client_ts,",
+            " page_ts, if(by_collector = 1, page_ts, client_ts),",
+            1,
+        );
+        let after_clause = if after.is_some() {
+            "WHERE (page_ts, page_seq, event_id) > (?, ?, ?)"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {columns} FROM (\
+                SELECT *, if(by_collector = 1, greatest(ts, {last_activity}), ts) AS page_ts, \
+                ifNull(toInt64(seq), -1) AS page_seq \
+                FROM ({kept}) WHERE event_type != 'visit_ended' OR end_key = ?\
+             ) {after_clause} ORDER BY page_ts, page_seq, event_id LIMIT {limit}"
+        );
+        let query = self
+            .client
+            .query(&sql)
+            .bind(site)
+            .bind(session_id)
+            .bind(end_key);
+        match after {
+            Some(c) => query.bind(c.ts).bind(c.seq_rank()).bind(&c.event_id),
+            None => query,
+        }
+    }
+
+    /// Every stored row of a session, duplicates too, in no order.
+    pub(super) fn session_rows(&self, site: &str, session_id: &str) -> Query {
+        self.client
+            .query(&format!(
+                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE site = ? AND session_id = ?",
+                self.db
+            ))
+            .bind(site)
+            .bind(session_id)
+    }
+
+    /// The sites that hold a session under `session_id`, in order.
+    pub(super) fn session_sites(&self, session_id: &str, limit: usize) -> Query {
+        self.client
+            .query(&format!(
+                "SELECT DISTINCT site FROM {}.sessions_agg WHERE session_id = ? \
+                 ORDER BY site LIMIT {limit}",
+                self.db
+            ))
+            .bind(session_id)
+    }
+
+    /// The newest `limit` events (of `site`, or of all), each once.
+    pub(super) fn recent_events(&self, site: Option<&str>, limit: usize) -> Query {
+        let mut binds = Vec::new();
+        let filter = site_filter(site, &mut binds);
+        self.bound(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
+                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
+                self.db
+            ),
+            &binds,
+        )
+    }
+
+    /// Up to `limit` open sessions last seen before `idle_before`, after
+    /// `after`, in the sweep's order.
+    pub(super) fn sweep(
+        &self,
+        idle_before: u64,
+        after: Option<&SweepCursor>,
+        limit: usize,
+    ) -> Query {
+        let sessions = sessions_sql(self.db, "1");
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
+             WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
+             AND (last_seen_at, site, session_id) > (?, ?, ?) \
+             ORDER BY last_seen_at, site, session_id LIMIT {limit}"
+        );
+        let (seen, site, id) = after.map_or((0, "", ""), |c| {
+            (c.last_seen_at, c.site.as_str(), c.session_id.as_str())
+        });
+        self.client.query(&sql).bind(seen).bind(site).bind(id)
+    }
+
+    /// The greatest activity key of each of the sessions `ids` of `sites`
+    /// (site, session id, key), in no order.
+    pub(super) fn last_activity_keys(&self, sites: &[&str], ids: &[&str]) -> Query {
+        self.client
+            .query(&format!(
+                "SELECT site, session_id, max(event_key) FROM {}.events \
+                 WHERE site IN (SELECT arrayJoin(?)) AND session_id IN (SELECT arrayJoin(?)) \
+                 AND event_type != 'visit_ended' GROUP BY site, session_id",
+                self.db
+            ))
+            .bind(sites)
+            .bind(ids)
+    }
+
+    /// One page of the sessions list, `limit + 1` rows at most (the limit
+    /// clamped to 1–500).
+    pub(super) fn sessions(&self, q: &SessionQuery) -> Query {
+        let mut binds = Vec::new();
+        let sessions = sessions_sql(self.db, &site_filter(q.site.as_deref(), &mut binds));
+        let mut clauses = vec!["1".to_owned()];
+        if let Some(from) = q.from {
+            clauses.push(format!("started_at >= {from}"));
+        }
+        if let Some(to) = q.to {
+            clauses.push(format!("started_at < {to}"));
+        }
+        if let Some(visitor) = &q.visitor_id {
+            clauses.push("visitor_id = ?".to_owned());
+            binds.push(visitor.clone());
+        }
+        if let Some(user) = &q.user_id {
+            clauses.push("user_id = ?".to_owned());
+            binds.push(user.clone());
+        }
+        if let Some(is_bot) = q.is_bot {
+            clauses.push(format!("is_bot = {}", u8::from(is_bot)));
+        }
+        if let Some(cursor) = &q.cursor {
+            clauses.push(format!(
+                "(started_at < {at} OR (started_at = {at} AND session_id < ?))",
+                at = cursor.started_at
+            ));
+            binds.push(cursor.session_id.clone());
+        }
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM ({sessions}) WHERE {} \
+             ORDER BY started_at DESC, session_id DESC LIMIT {}",
+            clauses.join(" AND "),
+            q.limit.clamp(1, MAX_SESSIONS_PAGE) + 1
+        );
+        self.bound(&sql, &binds)
+    }
+
+    /// The statements of `/v1/stats` for `q`.
+    pub(super) fn stats(&self, q: &StatsQuery) -> StatsReads {
+        let mut binds = Vec::new();
+        let sessions = sessions_sql(self.db, &site_filter(q.site.as_deref(), &mut binds));
+        let mut filter = format!("started_at >= {} AND started_at < {}", q.from, q.to);
+        if !q.include_bots {
+            filter.push_str(" AND is_bot = 0");
+        }
+        let in_range = format!("SELECT * FROM ({sessions}) WHERE {filter}");
+        let top = |column: &str| {
+            self.bound(
+                &format!(
+                    "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
+                     WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
+                ),
+                &binds,
+            )
+        };
+        let events_site = match &q.site {
+            Some(_) => "site = ? AND ",
+            None => "",
+        };
+        let pages_binds: Vec<String> = q.site.iter().chain(&binds).cloned().collect();
+        let width = q.interval.millis();
+        StatsReads {
+            totals: self.bound(
+                &format!(
+                    "SELECT count(), uniqExact(visitor_id), sum(page_views), \
+                     countIf(page_views <= 1), sum(duration_ms) FROM ({in_range})"
+                ),
+                &binds,
+            ),
+            sources: top("source"),
+            countries: top("country"),
+            pages: self.bound(
+                &format!(
+                    "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {db}.events \
+                     WHERE {events_site}event_type = 'page_view' \
+                     AND (site, session_id) IN (SELECT site, session_id FROM ({in_range})) \
+                     GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
+                    db = self.db
+                ),
+                &pages_binds,
+            ),
+            buckets: self.bound(
+                &format!(
+                    "SELECT intDiv(started_at, {width}) * {width} AS start, count() AS visits \
+                     FROM ({in_range}) GROUP BY start"
+                ),
+                &binds,
+            ),
+        }
+    }
+}
+
 impl ClickHouseStore {
+    /// The statements on this store's client and database.
+    fn reads(&self) -> Reads<'_> {
+        Reads {
+            client: &self.ch.client,
+            db: &self.ch.db,
+        }
+    }
+
     /// One session, from `sessions_agg`: one row, however many events.
     pub(super) async fn session_now(
         &self,
         site: &str,
         session_id: &str,
     ) -> Result<Option<Session>, StoreError> {
-        let sessions = sessions_sql(&self.ch.db, "site = ? AND session_id = ?");
-        let sql = format!("SELECT {SESSION_COLUMNS} FROM ({sessions})");
-        let rows = timed(
-            self.ch
-                .client
-                .query(&sql)
-                .bind(site)
-                .bind(session_id)
-                .fetch_all::<SessionRow>(),
-        )
-        .await?;
+        let query = self.reads().session(site, session_id);
+        let rows = timed(query.fetch_all::<SessionRow>()).await?;
         Ok(rows.into_iter().next().map(Session::from))
     }
 
@@ -62,48 +325,20 @@ impl ClickHouseStore {
         limit: usize,
     ) -> Result<EventPage, StoreError> {
         let limit = limit.clamp(1, MAX_EVENTS_PAGE);
-        let kept = SESSION_EVENTS.replace("{db}", &self.ch.db);
+        let reads = self.reads();
         let (end_key, last_activity): (String, u64) = timed(
-            self.ch
-                .client
-                .query(&format!(
-                    "SELECT minIf(end_key, event_type = 'visit_ended'), \
-                     maxIf(ts, event_type != 'visit_ended') FROM ({kept})"
-                ))
-                .bind(site)
-                .bind(session_id)
+            reads
+                .session_end(site, session_id)
                 .fetch_one::<(String, u64)>(),
         )
         .await?;
-        // The event columns, with the collector's end at its moved time.
-        let columns = EVENT_COLUMNS.replacen(
-            " ts, client_ts,",
-            " page_ts, if(by_collector = 1, page_ts, client_ts),",
-            1,
+        let query = reads.session_events_page(
+            site,
+            session_id,
+            (&end_key, last_activity),
+            after.as_ref(),
+            limit + 1,
         );
-        let after_clause = if after.is_some() {
-            "WHERE (page_ts, page_seq, event_id) > (?, ?, ?)"
-        } else {
-            ""
-        };
-        let sql = format!(
-            "SELECT {columns} FROM (\
-                SELECT *, if(by_collector = 1, greatest(ts, {last_activity}), ts) AS page_ts, \
-                ifNull(toInt64(seq), -1) AS page_seq \
-                FROM ({kept}) WHERE event_type != 'visit_ended' OR end_key = ?\
-             ) {after_clause} ORDER BY page_ts, page_seq, event_id LIMIT {}",
-            limit + 1
-        );
-        let mut query = self
-            .ch
-            .client
-            .query(&sql)
-            .bind(site)
-            .bind(session_id)
-            .bind(&end_key);
-        if let Some(c) = &after {
-            query = query.bind(c.ts).bind(c.seq_rank()).bind(&c.event_id);
-        }
         let rows = timed(query.fetch_all::<EventRow>()).await?;
         let events = rows.into_iter().map(StoredEvent::from).collect();
         Ok(EventPage::from_overfetched(events, limit))
@@ -114,19 +349,8 @@ impl ClickHouseStore {
         site: &str,
         session_id: &str,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM {db}.events WHERE site = ? AND session_id = ?",
-            db = self.ch.db
-        );
-        let rows = timed(
-            self.ch
-                .client
-                .query(&sql)
-                .bind(site)
-                .bind(session_id)
-                .fetch_all::<EventRow>(),
-        )
-        .await?;
+        let query = self.reads().session_rows(site, session_id);
+        let rows = timed(query.fetch_all::<EventRow>()).await?;
         Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
@@ -135,19 +359,22 @@ impl ClickHouseStore {
         session_id: &str,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let sql = format!(
-            "SELECT DISTINCT site FROM {}.sessions_agg WHERE session_id = ? \
-             ORDER BY site LIMIT {limit}",
-            self.ch.db
-        );
         timed(
-            self.ch
-                .client
-                .query(&sql)
-                .bind(session_id)
+            self.reads()
+                .session_sites(session_id, limit)
                 .fetch_all::<String>(),
         )
         .await
+    }
+
+    pub(super) async fn recent_events_now(
+        &self,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let query = self.reads().recent_events(site, limit);
+        let rows = timed(query.fetch_all::<EventRow>()).await?;
+        Ok(rows.into_iter().map(StoredEvent::from).collect())
     }
 
     pub(super) async fn sweep_now(
@@ -157,31 +384,14 @@ impl ClickHouseStore {
         after: Option<SweepCursor>,
         limit: usize,
     ) -> Result<SweepPage, StoreError> {
+        let reads = self.reads();
         // One row per session: the session as `sessions_agg` has it…
-        let sessions = sessions_sql(&self.ch.db, "1");
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
-             WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
-             AND (last_seen_at, site, session_id) > (?, ?, ?) \
-             ORDER BY last_seen_at, site, session_id LIMIT {limit}"
-        );
-        let (after_seen, after_site, after_id) = after
-            .map_or((0, String::new(), String::new()), |c| {
-                (c.last_seen_at, c.site, c.session_id)
-            });
-        let found: Vec<Session> = timed(
-            self.ch
-                .client
-                .query(&sql)
-                .bind(after_seen)
-                .bind(after_site)
-                .bind(after_id)
-                .fetch_all::<SessionRow>(),
-        )
-        .await?
-        .into_iter()
-        .map(Session::from)
-        .collect();
+        let query = reads.sweep(idle_before, after.as_ref(), limit);
+        let found: Vec<Session> = timed(query.fetch_all::<SessionRow>())
+            .await?
+            .into_iter()
+            .map(Session::from)
+            .collect();
         let next = (found.len() >= limit)
             .then(|| found.last())
             .flatten()
@@ -196,25 +406,15 @@ impl ClickHouseStore {
         // …and the key of its last activity (the end is numbered after its
         // `seq`), the greatest: never the events themselves.
         let sites: BTreeSet<&str> = found.iter().map(|s| s.site.as_str()).collect();
+        let sites: Vec<&str> = sites.into_iter().collect();
         let ids: Vec<&str> = found.iter().map(|s| s.session_id.as_str()).collect();
-        let sql = format!(
-            "SELECT site, session_id, max(event_key) FROM {}.events \
-             WHERE site IN (SELECT arrayJoin(?)) AND session_id IN (SELECT arrayJoin(?)) \
-             AND event_type != 'visit_ended' GROUP BY site, session_id",
-            self.ch.db
-        );
-        let last_keys: HashMap<(String, String), String> = timed(
-            self.ch
-                .client
-                .query(&sql)
-                .bind(sites.into_iter().collect::<Vec<_>>())
-                .bind(&ids)
-                .fetch_all::<(String, String, String)>(),
-        )
-        .await?
-        .into_iter()
-        .map(|(site, id, key)| ((site, id), key))
-        .collect();
+        let query = reads.last_activity_keys(&sites, &ids);
+        let last_keys: HashMap<(String, String), String> =
+            timed(query.fetch_all::<(String, String, String)>())
+                .await?
+                .into_iter()
+                .map(|(site, id, key)| ((site, id), key))
+                .collect();
         let ends: Vec<StoredEvent> = found
             .into_iter()
             .map(|session| {
@@ -248,71 +448,15 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {
-        let mut binds = Vec::new();
-        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
-        let mut filter = format!("started_at >= {} AND started_at < {}", q.from, q.to);
-        if !q.include_bots {
-            filter.push_str(" AND is_bot = 0");
-        }
-        let client = &self.ch.client;
-        let query = |sql: &str| {
-            let mut query = client.query(sql);
-            for value in &binds {
-                query = query.bind(value);
-            }
-            query
-        };
-        let in_range = format!("SELECT * FROM ({sessions}) WHERE {filter}");
-
-        let totals: Totals = timed(
-            query(&format!(
-                "SELECT count(), uniqExact(visitor_id), sum(page_views), \
-                 countIf(page_views <= 1), sum(duration_ms) FROM ({in_range})"
-            ))
-            .fetch_one::<Totals>(),
-        )
-        .await?;
-        let top = |column: &str| {
-            query(&format!(
-                "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
-                 WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
-            ))
-            .fetch_all::<KeyCountRow>()
-        };
-        let sources = timed(top("source")).await?;
-        let countries = timed(top("country")).await?;
+        let reads = self.reads().stats(&q);
+        let totals: Totals = timed(reads.totals.fetch_one::<Totals>()).await?;
+        let sources = timed(reads.sources.fetch_all::<KeyCountRow>()).await?;
+        let countries = timed(reads.countries.fetch_all::<KeyCountRow>()).await?;
+        let top_pages = timed(reads.pages.fetch_all::<KeyCountRow>()).await?;
+        let buckets = timed(reads.buckets.fetch_all::<BucketRow>()).await?;
         let sources = sources.into_iter().map(KeyCount::from).collect();
         let countries = countries.into_iter().map(KeyCount::from).collect();
-
-        let events_site = match &q.site {
-            Some(_) => "site = ? AND ",
-            None => "",
-        };
-        let mut pages_query = client.query(&format!(
-            "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {db}.events \
-             WHERE {events_site}event_type = 'page_view' \
-             AND (site, session_id) IN (SELECT site, session_id FROM ({in_range})) \
-             GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
-            db = self.ch.db
-        ));
-        if let Some(site) = &q.site {
-            pages_query = pages_query.bind(site);
-        }
-        for value in &binds {
-            pages_query = pages_query.bind(value);
-        }
-        let top_pages = timed(pages_query.fetch_all::<KeyCountRow>()).await?;
         let top_pages = top_pages.into_iter().map(KeyCount::from).collect();
-
-        let width = q.interval.millis();
-        let buckets = timed(
-            query(&format!(
-                "SELECT intDiv(started_at, {width}) * {width} AS start, count() AS visits \
-                 FROM ({in_range}) GROUP BY start"
-            ))
-            .fetch_all::<BucketRow>(),
-        )
-        .await?;
         let counts: HashMap<u64, u64> = buckets.into_iter().map(|b| (b.start, b.visits)).collect();
 
         let avg_duration = if totals.visits == 0 {
@@ -339,52 +483,18 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn sessions_now(&self, q: SessionQuery) -> Result<SessionPage, StoreError> {
-        let mut binds = Vec::new();
-        let sessions = sessions_sql(&self.ch.db, &site_filter(q.site.as_deref(), &mut binds));
-        let mut clauses = vec!["1".to_owned()];
-        if let Some(from) = q.from {
-            clauses.push(format!("started_at >= {from}"));
-        }
-        if let Some(to) = q.to {
-            clauses.push(format!("started_at < {to}"));
-        }
-        if let Some(visitor) = &q.visitor_id {
-            clauses.push("visitor_id = ?".to_owned());
-            binds.push(visitor.clone());
-        }
-        if let Some(user) = &q.user_id {
-            clauses.push("user_id = ?".to_owned());
-            binds.push(user.clone());
-        }
-        if let Some(is_bot) = q.is_bot {
-            clauses.push(format!("is_bot = {}", u8::from(is_bot)));
-        }
-        if let Some(cursor) = &q.cursor {
-            clauses.push(format!(
-                "(started_at < {at} OR (started_at = {at} AND session_id < ?))",
-                at = cursor.started_at
-            ));
-            binds.push(cursor.session_id.clone());
-        }
-        let limit = q.limit.clamp(1, 500);
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM ({sessions}) WHERE {} \
-             ORDER BY started_at DESC, session_id DESC LIMIT {}",
-            clauses.join(" AND "),
-            limit + 1
-        );
-        let mut query = self.ch.client.query(&sql);
-        for value in &binds {
-            query = query.bind(value);
-        }
+        let query = self.reads().sessions(&q);
         let rows = timed(query.fetch_all::<SessionRow>()).await?;
         let sessions = rows.into_iter().map(Session::from).collect();
-        Ok(SessionPage::from_overfetched(sessions, limit))
+        Ok(SessionPage::from_overfetched(
+            sessions,
+            q.limit.clamp(1, MAX_SESSIONS_PAGE),
+        ))
     }
 }
 
 /// `site = ?` with its value, or `1`.
-pub(super) fn site_filter(site: Option<&str>, binds: &mut Vec<String>) -> String {
+fn site_filter(site: Option<&str>, binds: &mut Vec<String>) -> String {
     match site {
         Some(site) => {
             binds.push(site.to_owned());

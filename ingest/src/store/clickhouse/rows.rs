@@ -41,7 +41,7 @@ pub(super) struct EventRow {
     event_key: String,
     /// For a `visit_ended`: `0` (the SDK's) or `1` (the collector's), then
     /// the event key; the least is the end a session keeps. Empty otherwise.
-    end_key: String,
+    pub(super) end_key: String,
     /// For a page view: the source it would give its session.
     source: String,
     /// For a `visit_ended`: its reason.

@@ -47,8 +47,30 @@ const EVENTS_TABLE: &str = r"
 
 /// The schema by version, as the statements of each step. Every statement
 /// is idempotent, so collectors starting together may all run them.
-fn migrations(db: &str) -> Vec<Vec<String>> {
+pub(super) fn migrations(db: &str) -> Vec<Vec<String>> {
     vec![vec![EVENTS_TABLE.replace("{db}", db)], sessions_schema(db)]
+}
+
+/// The statements around the steps: the database and the table of the
+/// versions applied, what [`Ch::migrate`] runs before any step.
+pub(super) fn bookkeeping(db: &str) -> [String; 2] {
+    [
+        format!("CREATE DATABASE IF NOT EXISTS {db}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
+             (version UInt32, applied_at UInt64) ENGINE = TinyLog"
+        ),
+    ]
+}
+
+/// The newest version applied (0 for none): one row.
+pub(super) fn applied_version(db: &str) -> String {
+    format!("SELECT max(version) FROM {db}.schema_migrations")
+}
+
+/// Records that `version` was applied at `now` (epoch ms).
+pub(super) fn record_version(db: &str, version: u32, now: u64) -> String {
+    format!("INSERT INTO {db}.schema_migrations VALUES ({version}, {now})")
 }
 
 impl Ch {
@@ -58,27 +80,10 @@ impl Ch {
             return Ok(());
         }
         let db = &self.db;
-        timed(
-            self.client
-                .query(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
-                .execute(),
-        )
-        .await?;
-        timed(
-            self.client
-                .query(&format!(
-                    "CREATE TABLE IF NOT EXISTS {db}.schema_migrations \
-                     (version UInt32, applied_at UInt64) ENGINE = TinyLog"
-                ))
-                .execute(),
-        )
-        .await?;
-        let found: u32 = timed(
-            self.client
-                .query(&format!("SELECT max(version) FROM {db}.schema_migrations"))
-                .fetch_one::<u32>(),
-        )
-        .await?;
+        for sql in bookkeeping(db) {
+            timed(self.client.query(&sql).execute()).await?;
+        }
+        let found: u32 = timed(self.client.query(&applied_version(db)).fetch_one::<u32>()).await?;
         for (version, step) in (1u32..)
             .zip(migrations(db))
             .skip_while(|(v, _)| *v <= found)
@@ -86,12 +91,10 @@ impl Ch {
             for sql in step {
                 timed(self.client.query(&sql).execute()).await?;
             }
+            let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
             timed(
                 self.client
-                    .query(&format!(
-                        "INSERT INTO {db}.schema_migrations VALUES ({version}, {})",
-                        crate::clock::Clock::now_ms(&crate::clock::SystemClock)
-                    ))
+                    .query(&record_version(db, version, now))
                     .execute(),
             )
             .await?;

@@ -1,0 +1,181 @@
+//! Every statement the ClickHouse store sends, as the text ClickHouse gets,
+//! for the tests that run them on other ClickHouse versions
+//! (`ingest/tests/chdb.rs`: Debian's 18.16 and a current one in-process).
+//! Built by the very functions the store runs them from (`schema.rs` and
+//! `Reads` in `queries.rs`), so a change to the store's SQL is a change to
+//! what the tests run. Not part of the collector's API.
+
+use clickhouse::Client;
+
+use super::queries::Reads;
+use super::rows::{EventRow, EVENT_COLUMNS};
+use super::schema::{applied_version, bookkeeping, migrations, record_version};
+use crate::event::StoredEvent;
+use crate::store::{EventCursor, SessionQuery, StatsQuery, SweepCursor};
+
+/// One statement as sent, values bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// What the store sends it for, e.g. `stats.sources`.
+    pub name: &'static str,
+    pub sql: String,
+    /// Whether the order of its rows is part of the answer (it has an
+    /// `ORDER BY` the store relies on); otherwise the store takes them as
+    /// a set.
+    pub ordered: bool,
+}
+
+/// A read the store makes, with the values it is made with.
+#[derive(Debug, Clone)]
+pub enum Read {
+    /// One session (`GET /v1/sessions/{id}`).
+    Session { site: String, session_id: String },
+    /// The two statements of one page of a session's events: the kept end
+    /// and last activity, then the page, here made with `end` (what the
+    /// first answers, as the store would pass it on).
+    SessionEvents {
+        site: String,
+        session_id: String,
+        end: (String, u64),
+        after: Option<EventCursor>,
+        limit: usize,
+    },
+    /// Every stored row of a session (`events_for_session`).
+    SessionRows { site: String, session_id: String },
+    /// The sites holding a session id.
+    SessionSites { session_id: String, limit: usize },
+    /// The newest events.
+    RecentEvents { site: Option<String>, limit: usize },
+    /// The two statements of one sweep page: the idle sessions, then the
+    /// last activity keys of `sessions` (site, session id), which the store
+    /// takes from the first answer.
+    Sweep {
+        idle_before: u64,
+        after: Option<SweepCursor>,
+        limit: usize,
+        sessions: Vec<(String, String)>,
+    },
+    /// The sessions list (`GET /v1/sessions`).
+    Sessions(SessionQuery),
+    /// The five statements of `GET /v1/stats`.
+    Stats(StatsQuery),
+}
+
+/// The schema's statements in the order a first start runs them on an
+/// empty server: the database and version table, the version found, every
+/// migration step, each followed by its version's record (made at time 0).
+pub fn schema(db: &str) -> Vec<String> {
+    let mut statements: Vec<String> = bookkeeping(db).into();
+    statements.push(applied_version(db));
+    for (version, step) in (1u32..).zip(migrations(db)) {
+        statements.extend(step);
+        statements.push(record_version(db, version, 0));
+    }
+    statements
+}
+
+/// The insert of `events` into `events`, as `JSONEachRow`: the columns
+/// and values the store's `RowBinary` insert (which cannot be replayed as
+/// text) writes for them.
+pub fn insert(db: &str, events: &[StoredEvent]) -> Result<String, serde_json::Error> {
+    let mut sql = format!("INSERT INTO {db}.events ({EVENT_COLUMNS}) FORMAT JSONEachRow\n");
+    for event in events {
+        sql.push_str(&serde_json::to_string(&EventRow::from(event))?);
+        sql.push('\n');
+    }
+    Ok(sql)
+}
+
+/// The statements of `read` on database `db`.
+pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
+    let client = Client::default();
+    let reads = Reads {
+        client: &client,
+        db,
+    };
+    let one = |name, query: clickhouse::query::Query, ordered| Statement {
+        name,
+        sql: query.sql_display().to_string(),
+        ordered,
+    };
+    match read {
+        Read::Session { site, session_id } => {
+            vec![one("session", reads.session(site, session_id), false)]
+        }
+        Read::SessionEvents {
+            site,
+            session_id,
+            end,
+            after,
+            limit,
+        } => vec![
+            one("session_end", reads.session_end(site, session_id), false),
+            one(
+                "session_events_page",
+                reads.session_events_page(
+                    site,
+                    session_id,
+                    (&end.0, end.1),
+                    after.as_ref(),
+                    *limit,
+                ),
+                true,
+            ),
+        ],
+        Read::SessionRows { site, session_id } => {
+            vec![one(
+                "session_rows",
+                reads.session_rows(site, session_id),
+                false,
+            )]
+        }
+        Read::SessionSites { session_id, limit } => vec![one(
+            "session_sites",
+            reads.session_sites(session_id, *limit),
+            true,
+        )],
+        Read::RecentEvents { site, limit } => vec![one(
+            "recent_events",
+            reads.recent_events(site.as_deref(), *limit),
+            true,
+        )],
+        Read::Sweep {
+            idle_before,
+            after,
+            limit,
+            sessions,
+        } => {
+            let sites: Vec<&str> = sessions.iter().map(|s| s.0.as_str()).collect();
+            let ids: Vec<&str> = sessions.iter().map(|s| s.1.as_str()).collect();
+            vec![
+                one(
+                    "sweep",
+                    reads.sweep(*idle_before, after.as_ref(), *limit),
+                    true,
+                ),
+                one(
+                    "last_activity_keys",
+                    reads.last_activity_keys(&sites, &ids),
+                    false,
+                ),
+            ]
+        }
+        Read::Sessions(q) => vec![one("sessions", reads.sessions(q), true)],
+        Read::Stats(q) => {
+            let stats = reads.stats(q);
+            vec![
+                one("stats.totals", stats.totals, false),
+                one("stats.sources", stats.sources, true),
+                one("stats.countries", stats.countries, true),
+                one("stats.pages", stats.pages, true),
+                one("stats.buckets", stats.buckets, false),
+            ]
+        }
+    }
+}
+
+/// The `end_key` column the store writes for `event` (empty but for a
+/// `visit_ended`): what [`Read::SessionEvents`]'s `end` holds.
+pub fn end_key(event: &StoredEvent) -> String {
+    EventRow::from(event).end_key
+}
