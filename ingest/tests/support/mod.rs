@@ -8,8 +8,9 @@
 //! - [`clickhouse`]: a real ClickHouse server on loopback ports.
 //! - [`fake_clickhouse`]: a fake one that refuses the inserts a test says.
 //! - [`optional`]: whether the tests that need what a bare machine lacks (a
-//!   ClickHouse server, the GeoIP database) run or skip: the
-//!   `WAYMARK_TEST_CLICKHOUSE` and `WAYMARK_TEST_GEOIP` variables.
+//!   ClickHouse server, the GeoIP database, chDB) run or skip: the
+//!   `WAYMARK_TEST_CLICKHOUSE`, `WAYMARK_TEST_GEOIP` and `WAYMARK_TEST_CHDB`
+//!   variables.
 
 #![allow(dead_code)]
 

