@@ -210,6 +210,7 @@ fn all_sessions(site: Option<&str>, limit: usize) -> SessionQuery {
         is_bot: None,
         limit,
         cursor: None,
+        filters: Vec::new(),
     }
 }
 
@@ -311,6 +312,7 @@ fn reads() -> Vec<Read> {
             to: T0 + 2 * 24 * 60 * MIN,
             include_bots: false,
             interval: Interval::Day,
+            filters: Vec::new(),
         }),
         Read::Stats(StatsQuery {
             site: None,
@@ -318,6 +320,7 @@ fn reads() -> Vec<Read> {
             to: T0 + 2 * 24 * 60 * MIN,
             include_bots: true,
             interval: Interval::Hour,
+            filters: Vec::new(),
         }),
     ]
 }
