@@ -15,9 +15,7 @@
 //! waymark-bench <path/to/waymark> [--seconds 10] [--connections 32] [--clickhouse clickhouse://…]
 //! ```
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +28,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
+
+use collector::Collector;
+
+mod collector;
 
 const EVENTS_PER_BATCH: usize = 20;
 /// Batches sent in one session before the next session starts.
@@ -104,7 +106,7 @@ fn run() -> Result {
         let collector = Collector::start(&options.waymark, store)?;
         let measured = runtime.block_on(measure(&collector, &options));
         if store.starts_with("clickhouse") {
-            drained = Some(collector.wait_for_empty_spool()?);
+            drained = Some(collector.wait_for_empty_spool(Duration::from_secs(300))?);
         }
         let peak_rss_kb = collector.peak_rss_kb();
         collector.stop();
@@ -351,112 +353,6 @@ impl BatchMaker {
             .collect();
         let batch = json!({"v": 1, "site": "demo", "sent_at": now, "events": events});
         Bytes::from(batch.to_string())
-    }
-}
-
-/// The `waymark` binary on a free loopback port with its own data directory.
-struct Collector {
-    child: Child,
-    addr: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Collector {
-    fn start(waymark: &Path, store: &str) -> Result<Collector> {
-        let addr = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?;
-        let dir =
-            std::env::temp_dir().join(format!("waymark-bench-{}-{store}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("www")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let log = std::fs::File::create(dir.join("collector.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(waymark)
-            .arg("--addr")
-            .arg(addr.to_string())
-            .arg("--data")
-            .arg(dir.join("data"))
-            .args(["--store", store, "--rate-limit", "0"])
-            .arg("--www")
-            .arg(dir.join("www"))
-            .arg("--sdk-dir")
-            .arg(dir.join("www"))
-            .env("RUST_LOG", "warn")
-            .env("WAYMARK_ADMIN_TOKEN", "bench-admin-token-not-secret")
-            .env_remove("WAYMARK_SITES")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .map_err(|e| format!("starting {}: {e}", waymark.display()))?;
-        let collector = Collector { child, addr, dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(addr).is_err() {
-            if Instant::now() > deadline {
-                collector.stop();
-                return Err(format!("the collector ({store}) did not listen on {addr}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(collector)
-    }
-
-    /// Polls `/metrics` until the ClickHouse store's spool is empty; the
-    /// seconds that took.
-    fn wait_for_empty_spool(&self) -> Result<f64> {
-        use std::io::{Read, Write};
-        let started = Instant::now();
-        let deadline = started + Duration::from_secs(300);
-        loop {
-            let mut stream = std::net::TcpStream::connect(self.addr).map_err(|e| e.to_string())?;
-            write!(
-                stream,
-                "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer bench\r\nConnection: close\r\n\r\n",
-                self.addr
-            )
-            .map_err(|e| e.to_string())?;
-            let mut text = String::new();
-            stream
-                .read_to_string(&mut text)
-                .map_err(|e| e.to_string())?;
-            let spooled = text
-                .lines()
-                .find_map(|l| l.strip_prefix("waymark_store_spooled_events "))
-                .and_then(|v| v.trim().parse::<f64>().ok());
-            match spooled {
-                Some(n) if n <= 0.0 => return Ok(started.elapsed().as_secs_f64()),
-                _ if Instant::now() > deadline => {
-                    return Err("the ClickHouse spool did not drain in 300 s".into())
-                }
-                _ => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-
-    /// The collector's peak resident set (`VmHWM`), in KiB.
-    fn peak_rss_kb(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    }
-
-    /// SIGTERM (a graceful stop that commits), then SIGKILL after 20 s.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                let _ = std::fs::remove_dir_all(&self.dir);
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
