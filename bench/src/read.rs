@@ -97,8 +97,6 @@ fn options(args: &[String]) -> Result<Options> {
 struct Manifest {
     window_start: u64,
     window_end: u64,
-    /// When the fill ran (epoch ms).
-    filled_at: u64,
     json: Value,
 }
 
@@ -109,7 +107,6 @@ impl Manifest {
         Some(Manifest {
             window_start: json["window_start"].as_u64()?,
             window_end: json["window_end"].as_u64()?,
-            filled_at: json["filled_at"].as_u64()?,
             json,
         })
     }
@@ -272,7 +269,6 @@ fn store_run(
             Manifest {
                 window_start,
                 window_end,
-                filled_at,
                 json,
             }
         }
@@ -287,7 +283,6 @@ fn store_run(
     );
     let timings = runtime.block_on(reads::time_all(client, &base, window, o.reps));
     collector.stop();
-    let _ = manifest.filled_at;
     Ok(StoreRun {
         name,
         manifest: manifest.json,
