@@ -431,8 +431,9 @@ pub trait SessionReader: Send + Sync + Debug {
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>>;
 
     // The read API's questions of `crate::read`. A store that cannot answer
-    // one yet keeps the default, [`StoreError::NotSupported`] (the read API
-    // answers `501 not_implemented`): the ClickHouse store, for now.
+    // one keeps the default, [`StoreError::NotSupported`] (the read API
+    // answers `501 not_implemented`); the SQLite and ClickHouse stores
+    // answer them all.
 
     /// One dimension's rows, largest first.
     fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {

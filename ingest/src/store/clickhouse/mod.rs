@@ -29,8 +29,8 @@
 //! (`uniqExact`, `argMin`/`argMax`, or [`fold_session`] in Rust).
 //!
 //! Sessions follow the same rules as the SQLite store's
-//! ([`crate::session`], [`fold_session`]): sessions, lists, stats and sweeps
-//! read `sessions_agg`, an
+//! ([`crate::session`], [`fold_session`]): sessions, lists, stats, the read
+//! API's questions ([`reports`]) and sweeps read `sessions_agg`, an
 //! `AggregatingMergeTree` a materialised view keeps from every insert into
 //! `events` (`AGGREGATES` in [`schema`]), over per-event keys computed at
 //! insert (the merge order key, the end's rank, the landing page's source). Every
@@ -49,9 +49,11 @@
 //!
 //! [`spool`] is the spool and its dead-letter, [`shipper`] the shipper,
 //! [`refusal`] which failed inserts are the rows' fault, [`schema`] the tables
-//! and migrations, [`rows`] the rows written and read, [`queries`] the read
-//! API's and the sweeper's SQL, [`url`] the server's address; [`sql`] lists
-//! every statement the store sends, for tests.
+//! and migrations, [`landing`] schema version 3 (page keys and landing
+//! fields), [`rows`] the rows written and read, [`queries`] the sessions',
+//! stats' and the sweeper's SQL, [`reports`] the read API's other questions
+//! and its filters, [`url`] the server's address; [`sql`] lists every
+//! statement the store sends, for tests.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -72,13 +74,19 @@ use crate::config::DEFAULT_DEAD_LETTER_MAX_BYTES;
 use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
+use crate::read::{
+    Breakdown, BreakdownQuery, Funnel, FunnelQuery, ProfileQuery, ProfileTotals, Realtime,
+    RealtimeQuery, Timeseries, TimeseriesQuery,
+};
 use crate::session::{fold_session, Session};
 
 pub use self::url::ClickHouseUrl;
 
 mod counts;
+mod landing;
 mod queries;
 mod refusal;
+mod reports;
 mod rows;
 mod schema;
 mod shipper;
@@ -432,17 +440,34 @@ impl SessionReader for ClickHouseStore {
     }
 
     fn sessions(&self, query: SessionQuery) -> BoxFuture<'_, Result<SessionPage, StoreError>> {
-        if !query.filters.is_empty() {
-            return Box::pin(std::future::ready(Err(StoreError::NotSupported("filters"))));
-        }
         Box::pin(self.sessions_now(query))
     }
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        if !query.filters.is_empty() {
-            return Box::pin(std::future::ready(Err(StoreError::NotSupported("filters"))));
-        }
         Box::pin(self.stats_now(query))
+    }
+
+    fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {
+        Box::pin(self.breakdown_now(query))
+    }
+
+    fn timeseries(&self, query: TimeseriesQuery) -> BoxFuture<'_, Result<Timeseries, StoreError>> {
+        Box::pin(self.timeseries_now(query))
+    }
+
+    fn realtime(&self, query: RealtimeQuery) -> BoxFuture<'_, Result<Realtime, StoreError>> {
+        Box::pin(self.realtime_now(query))
+    }
+
+    fn funnel(&self, query: FunnelQuery) -> BoxFuture<'_, Result<Funnel, StoreError>> {
+        Box::pin(self.funnel_now(query))
+    }
+
+    fn profile_totals(
+        &self,
+        query: ProfileQuery,
+    ) -> BoxFuture<'_, Result<Option<ProfileTotals>, StoreError>> {
+        Box::pin(self.profile_totals_now(query))
     }
 }
 

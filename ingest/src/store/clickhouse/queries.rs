@@ -8,12 +8,14 @@ use std::collections::{BTreeSet, HashMap};
 use clickhouse::query::Query;
 use clickhouse::Client;
 
+use super::reports::{literal, Pick};
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
 };
 use super::schema::sessions_sql;
 use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
+use crate::read::ReadQuery;
 use crate::session::{collector_visit_ended, EventKey, MergeKeys, Session, SessionState};
 use crate::store::{
     EventCursor, EventPage, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
@@ -28,10 +30,9 @@ const SESSION_EVENTS: &str = "SELECT * FROM {db}.events \
      ORDER BY event_id, received_at LIMIT 1 BY event_id";
 
 /// `page_key` in SQL: `url` up to its first `?` or `#` (bytes, as
-/// `page_key` cuts). `??` is the client's escape for a `?` that is not a
-/// bound argument.
-const PAGE_KEY: &str = "substring(url, 1, \
-     least(position(concat(url, '??'), '??'), position(concat(url, '#'), '#')) - 1)";
+/// `page_key` cuts). For raw queries: the `?` is no bound argument.
+pub(crate) const PAGE_KEY: &str = "substring(url, 1, \
+     least(position(concat(url, '?'), '?'), position(concat(url, '#'), '#')) - 1)";
 
 /// The most sessions one page of the sessions list holds.
 const MAX_SESSIONS_PAGE: usize = 500;
@@ -200,95 +201,23 @@ impl Reads<'_> {
     }
 
     /// One page of the sessions list, `limit + 1` rows at most (the limit
-    /// clamped to 1–500).
+    /// clamped to 1–500). Raw SQL, values as literals ([`sessions_page_sql`]).
     pub(super) fn sessions(&self, q: &SessionQuery) -> Query {
-        let mut binds = Vec::new();
-        let sessions = sessions_sql(self.db, &site_filter(q.site.as_deref(), &mut binds));
-        let mut clauses = vec!["1".to_owned()];
-        if let Some(from) = q.from {
-            clauses.push(format!("started_at >= {from}"));
-        }
-        if let Some(to) = q.to {
-            clauses.push(format!("started_at < {to}"));
-        }
-        if let Some(visitor) = &q.visitor_id {
-            clauses.push("visitor_id = ?".to_owned());
-            binds.push(visitor.clone());
-        }
-        if let Some(user) = &q.user_id {
-            clauses.push("user_id = ?".to_owned());
-            binds.push(user.clone());
-        }
-        if let Some(is_bot) = q.is_bot {
-            clauses.push(format!("is_bot = {}", u8::from(is_bot)));
-        }
-        if let Some(cursor) = &q.cursor {
-            clauses.push(format!(
-                "(started_at < {at} OR (started_at = {at} AND session_id < ?))",
-                at = cursor.started_at
-            ));
-            binds.push(cursor.session_id.clone());
-        }
-        let sql = format!(
-            "SELECT {SESSION_COLUMNS} FROM ({sessions}) WHERE {} \
-             ORDER BY started_at DESC, session_id DESC LIMIT {}",
-            clauses.join(" AND "),
-            q.limit.clamp(1, MAX_SESSIONS_PAGE) + 1
-        );
-        self.bound(&sql, &binds)
+        let sql = sessions_page_sql(self.db, q, q.limit.clamp(1, MAX_SESSIONS_PAGE) + 1);
+        self.client.query_raw(&sql)
     }
 
-    /// The statements of `/v1/stats` for `q`.
+    /// The statements of `/v1/stats` for `q`. Raw SQL, values as literals
+    /// ([`stats_sql`]).
     pub(super) fn stats(&self, q: &StatsQuery) -> StatsReads {
-        let mut binds = Vec::new();
-        let sessions = sessions_sql(self.db, &site_filter(q.site.as_deref(), &mut binds));
-        let mut filter = format!("started_at >= {} AND started_at < {}", q.from, q.to);
-        if !q.include_bots {
-            filter.push_str(" AND is_bot = 0");
-        }
-        let in_range = format!("SELECT * FROM ({sessions}) WHERE {filter}");
-        let top = |column: &str| {
-            self.bound(
-                &format!(
-                    "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
-                     WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
-                ),
-                &binds,
-            )
-        };
-        let events_site = match &q.site {
-            Some(_) => "site = ? AND ",
-            None => "",
-        };
-        let pages_binds: Vec<String> = q.site.iter().chain(&binds).cloned().collect();
-        let width = q.interval.millis();
+        let [totals, sources, countries, pages, buckets] =
+            stats_sql(self.db, q).map(|sql| self.client.query_raw(&sql));
         StatsReads {
-            totals: self.bound(
-                &format!(
-                    "SELECT count(), uniqExact(visitor_id), sum(page_views), \
-                     countIf(page_views <= 1), sum(duration_ms) FROM ({in_range})"
-                ),
-                &binds,
-            ),
-            sources: top("source"),
-            countries: top("country"),
-            pages: self.bound(
-                &format!(
-                    "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {db}.events \
-                     WHERE {events_site}event_type = 'page_view' \
-                     AND (site, session_id) IN (SELECT site, session_id FROM ({in_range})) \
-                     GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
-                    db = self.db
-                ),
-                &pages_binds,
-            ),
-            buckets: self.bound(
-                &format!(
-                    "SELECT intDiv(started_at, {width}) * {width} AS start, count() AS visits \
-                     FROM ({in_range}) GROUP BY start"
-                ),
-                &binds,
-            ),
+            totals,
+            sources,
+            countries,
+            pages,
+            buckets,
         }
     }
 }
@@ -493,6 +422,78 @@ impl ClickHouseStore {
             q.limit.clamp(1, MAX_SESSIONS_PAGE),
         ))
     }
+}
+
+/// The SQL of `/v1/stats`: the totals, the top sources, countries and
+/// pages, and the visits per bucket.
+pub(crate) fn stats_sql(db: &str, q: &StatsQuery) -> [String; 5] {
+    let pick = Pick::read(
+        db,
+        &ReadQuery {
+            site: q.site.clone(),
+            from: q.from,
+            to: q.to,
+            include_bots: q.include_bots,
+            filters: q.filters.clone(),
+        },
+    );
+    let in_range = pick.sql();
+    let top = |column: &str| {
+        format!(
+            "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
+             WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
+        )
+    };
+    let width = q.interval.millis();
+    [
+        format!(
+            "SELECT count(), uniqExact(visitor_id), toUInt64(sum(page_views)), \
+             countIf(page_views <= 1), toUInt64(sum(duration_ms)) FROM ({in_range})"
+        ),
+        top("source"),
+        top("country"),
+        format!(
+            "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {} \
+             GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
+            pick.events_of("event_type = 'page_view'")
+        ),
+        format!(
+            "SELECT toUInt64(intDiv(started_at, {width}) * {width}) AS start, count() AS visits \
+             FROM ({in_range}) GROUP BY start"
+        ),
+    ]
+}
+
+/// The SQL of one page of `/v1/sessions`, `limit` rows, newest first.
+pub(crate) fn sessions_page_sql(db: &str, q: &SessionQuery, limit: usize) -> String {
+    let mut pick = Pick::new(db, q.site.as_deref());
+    if let Some(from) = q.from {
+        pick.and(format!("started_at >= {from}"));
+    }
+    if let Some(to) = q.to {
+        pick.and(format!("started_at < {to}"));
+    }
+    if let Some(visitor) = &q.visitor_id {
+        pick.and(format!("visitor_id = {}", literal(visitor)));
+    }
+    if let Some(user) = &q.user_id {
+        pick.and(format!("user_id = {}", literal(user)));
+    }
+    if let Some(is_bot) = q.is_bot {
+        pick.and(format!("is_bot = {}", u8::from(is_bot)));
+    }
+    if let Some(cursor) = &q.cursor {
+        pick.and(format!(
+            "(started_at < {at} OR (started_at = {at} AND session_id < {id}))",
+            at = cursor.started_at,
+            id = literal(&cursor.session_id)
+        ));
+    }
+    pick.filters(&q.filters);
+    format!(
+        "SELECT {SESSION_COLUMNS} FROM ({}) ORDER BY started_at DESC, session_id DESC LIMIT {limit}",
+        pick.sql()
+    )
 }
 
 /// `site = ?` with its value, or `1`.

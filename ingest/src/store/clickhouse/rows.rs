@@ -4,6 +4,7 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Enrichment, EventType, StoredEvent};
+use crate::read::{page_path, Landing};
 use crate::session::{end_reason, is_collector_end_id, source_of, EventKey, Session};
 use crate::store::KeyCount;
 
@@ -47,6 +48,16 @@ pub(super) struct EventRow {
     /// For a `visit_ended`: its reason.
     end_reason: String,
     by_collector: bool,
+    /// For a page view: its page's key ([`page_path`]). Empty otherwise.
+    path: String,
+    /// For a page view: what its session keeps of it if it is the landing
+    /// one ([`Landing`]; empty for none). Empty otherwise.
+    utm_source: String,
+    utm_medium: String,
+    utm_campaign: String,
+    utm_term: String,
+    utm_content: String,
+    referrer_domain: String,
 }
 
 /// The columns of [`EventRow`], in order.
@@ -54,7 +65,8 @@ pub(super) const EVENT_COLUMNS: &str =
     "event_id, site, event_type, name, ts, client_ts, received_at, \
      session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
      title, referrer, props, context, country, region, city, browser, os, device_type, is_bot, \
-     event_key, end_key, source, end_reason, by_collector";
+     event_key, end_key, source, end_reason, by_collector, path, utm_source, utm_medium, \
+     utm_campaign, utm_term, utm_content, referrer_domain";
 
 /// The columns of [`Session`], in order.
 pub(super) const SESSION_COLUMNS: &str =
@@ -68,6 +80,13 @@ impl From<&StoredEvent> for EventRow {
         let is_end = e.event_type == EventType::VisitEnded;
         let by_collector = is_end && is_collector_end_id(&e.site, &e.session_id, &e.event_id);
         let en = &e.enrichment;
+        let page_view = e.event_type == EventType::PageView;
+        let landing = if page_view {
+            Landing::of(&e.url, e.referrer.as_deref())
+        } else {
+            Landing::default()
+        };
+        let text = |value: Option<String>| value.unwrap_or_default();
         EventRow {
             event_id: e.event_id.clone(),
             site: e.site.clone(),
@@ -101,13 +120,24 @@ impl From<&StoredEvent> for EventRow {
                 String::new()
             },
             event_key: key,
-            source: if e.event_type == EventType::PageView {
+            source: if page_view {
                 source_of(&e.url, e.referrer.as_deref())
             } else {
                 String::new()
             },
             end_reason: if is_end { end_reason(e) } else { String::new() },
             by_collector,
+            path: if page_view {
+                page_path(&e.url)
+            } else {
+                String::new()
+            },
+            utm_source: text(landing.utm_source),
+            utm_medium: text(landing.utm_medium),
+            utm_campaign: text(landing.utm_campaign),
+            utm_term: text(landing.utm_term),
+            utm_content: text(landing.utm_content),
+            referrer_domain: text(landing.referrer_domain),
         }
     }
 }

@@ -1,8 +1,9 @@
-//! The ClickHouse schema: `events`, and `sessions_agg` with the view that
-//! keeps it; the migrations; the SQL that reads sessions back.
+//! The ClickHouse schema: `events`, and `sessions_agg` with the views that
+//! keep it; the migrations; the SQL that reads sessions back.
 
 use std::sync::atomic::Ordering;
 
+use super::landing::{landing_schema, LANDING_AGGREGATES};
 use super::{timed, Ch};
 use crate::store::StoreError;
 
@@ -45,10 +46,47 @@ const EVENTS_TABLE: &str = r"
     ORDER BY (site, session_id, event_id)
 ";
 
-/// The schema by version, as the statements of each step. Every statement
-/// is idempotent, so collectors starting together may all run them.
-pub(super) fn migrations(db: &str) -> Vec<Vec<String>> {
-    vec![vec![EVENTS_TABLE.replace("{db}", db)], sessions_schema(db)]
+/// One statement of a migration step, idempotent, so collectors starting
+/// together may all run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Statement {
+    /// SQL that is idempotent by itself (`IF NOT EXISTS`, or an insert of
+    /// aggregate states that merge to the same).
+    Sql(String),
+    /// `ALTER TABLE {db}.{table} ADD COLUMN {column} {definition}`, unless
+    /// the column is there: ClickHouse 18.16 has no `ADD COLUMN IF NOT
+    /// EXISTS`.
+    AddColumn {
+        table: &'static str,
+        column: String,
+        definition: String,
+    },
+}
+
+impl Statement {
+    /// The SQL sent for it on database `db` when it has something to do:
+    /// for [`AddColumn`](Self::AddColumn), the `ALTER` sent when the column
+    /// is missing.
+    pub(crate) fn sql(&self, db: &str) -> String {
+        match self {
+            Statement::Sql(sql) => sql.clone(),
+            Statement::AddColumn {
+                table,
+                column,
+                definition,
+            } => format!("ALTER TABLE {db}.{table} ADD COLUMN {column} {definition}"),
+        }
+    }
+}
+
+/// The schema by version, as the statements of each step.
+pub(crate) fn migrations(db: &str) -> Vec<Vec<Statement>> {
+    let sql = |statements: Vec<String>| statements.into_iter().map(Statement::Sql).collect();
+    vec![
+        sql(vec![EVENTS_TABLE.replace("{db}", db)]),
+        sql(sessions_schema(db)),
+        landing_schema(db),
+    ]
 }
 
 /// The statements around the steps: the database and the table of the
@@ -88,8 +126,8 @@ impl Ch {
             .zip(migrations(db))
             .skip_while(|(v, _)| *v <= found)
         {
-            for sql in step {
-                timed(self.client.query(&sql).execute()).await?;
+            for statement in step {
+                self.apply(statement).await?;
             }
             let now = crate::clock::Clock::now_ms(&crate::clock::SystemClock);
             timed(
@@ -102,6 +140,42 @@ impl Ch {
         }
         self.migrated.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Runs one statement of a migration (raw: no `?` is a bound argument).
+    async fn apply(&self, statement: Statement) -> Result<(), StoreError> {
+        let db = &self.db;
+        let sql = statement.sql(db);
+        let (table, column) = match &statement {
+            Statement::Sql(_) => return timed(self.client.query_raw(&sql).execute()).await,
+            Statement::AddColumn { table, column, .. } => (*table, column),
+        };
+        let exists = || async {
+            timed(
+                self.client
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = ? AND table = ? AND name = ?",
+                    )
+                    .bind(db)
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one::<u64>(),
+            )
+            .await
+            .map(|n| n > 0)
+        };
+        if exists().await? {
+            return Ok(());
+        }
+        match timed(self.client.query_raw(&sql).execute()).await {
+            // Another collector may have added it meanwhile.
+            Err(err) if exists().await? => {
+                tracing::debug!(error = %err, column, "the column was added meanwhile");
+                Ok(())
+            }
+            done => done,
+        }
     }
 }
 
@@ -116,7 +190,12 @@ const USER: &str = "toUInt8(isNotNull(user_id))";
 /// One aggregate a session keeps in `sessions_agg`: its column, function,
 /// arguments over an `events` row (with `{act}`, `{end}`, … for the
 /// conditions above) and their types.
-struct Aggregate(&'static str, &'static str, &'static str, &'static str);
+pub(super) struct Aggregate(
+    pub(super) &'static str,
+    pub(super) &'static str,
+    pub(super) &'static str,
+    pub(super) &'static str,
+);
 
 /// The session rules of [`crate::session`] as aggregates: activity is any
 /// event but `visit_ended`; the first activity (by event key) gives site,
@@ -127,7 +206,7 @@ struct Aggregate(&'static str, &'static str, &'static str, &'static str);
 /// minimum, a maximum or a distinct count, so duplicates and arrival order
 /// change nothing, and states merged from any split of the events are the
 /// states of all of them.
-const AGGREGATES: &[Aggregate] = &[
+pub(super) const AGGREGATES: &[Aggregate] = &[
     Aggregate("has_act", "max", "{act}", "UInt8"),
     Aggregate("has_end", "max", "{end}", "UInt8"),
     Aggregate("has_pv", "max", "{pv}", "UInt8"),
@@ -266,7 +345,8 @@ const AGGREGATES: &[Aggregate] = &[
 ];
 
 impl Aggregate {
-    fn args(&self) -> String {
+    /// Its arguments, with the conditions filled in.
+    pub(super) fn args(&self) -> String {
         self.2
             .replace("{act}", ACT)
             .replace("{end}", END)
@@ -285,14 +365,7 @@ fn sessions_schema(db: &str) -> Vec<String> {
         .iter()
         .map(|a| format!("a_{} AggregateFunction({}, {})", a.0, a.1, a.3))
         .collect();
-    let states: Vec<String> = AGGREGATES
-        .iter()
-        .map(|a| format!("{}State({}) AS a_{}", a.1, a.args(), a.0))
-        .collect();
-    let select = format!(
-        "SELECT site, session_id, {} FROM {db}.events GROUP BY site, session_id",
-        states.join(", ")
-    );
+    let select = sessions_select(db, AGGREGATES.iter());
     vec![
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.sessions_agg (site String, session_id String, {}) \
@@ -304,13 +377,31 @@ fn sessions_schema(db: &str) -> Vec<String> {
     ]
 }
 
+/// The states of `aggregates` per session of `events`: what
+/// `sessions_agg` is kept from.
+pub(super) fn sessions_select<'a>(
+    db: &str,
+    aggregates: impl Iterator<Item = &'a Aggregate>,
+) -> String {
+    let states: Vec<String> = aggregates
+        .map(|a| format!("{}State({}) AS a_{}", a.1, a.args(), a.0))
+        .collect();
+    format!(
+        "SELECT site, session_id, {} FROM {db}.events GROUP BY site, session_id",
+        states.join(", ")
+    )
+}
+
 /// The sessions of `sessions_agg` rows matching `filter` (on `site`), as
-/// [`Session`](crate::Session) columns (and the merged aggregates, `m_*`):
+/// [`Session`](crate::Session) columns, the read API's per-session
+/// dimensions (`entry_path`, `exit_path`, `referrer_domain`, `utm_*`) and
+/// the merged aggregates, `m_*`:
 /// one per `(site, session_id)`, so another site's events under the same
 /// session id never merge into a session.
-pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
+pub(crate) fn sessions_sql(db: &str, filter: &str) -> String {
     let merged: Vec<String> = AGGREGATES
         .iter()
+        .chain(LANDING_AGGREGATES)
         .map(|a| format!("{}Merge(a_{}) AS m_{}", a.1, a.0, a.0))
         .collect();
     format!(
@@ -336,7 +427,15 @@ pub(super) fn sessions_sql(db: &str, filter: &str) -> String {
             if(m_has_agent, nullIf(m_device, ''), NULL) AS device_type,
             m_event_count AS event_count,
             m_page_views AS page_views,
-            m_is_bot AS is_bot
+            m_is_bot AS is_bot,
+            if(m_has_pv, toNullable(m_entry_path), NULL) AS entry_path,
+            if(m_has_pv, toNullable(m_exit_path), NULL) AS exit_path,
+            if(m_has_pv, nullIf(m_referrer_domain, ''), NULL) AS referrer_domain,
+            if(m_has_pv, nullIf(m_utm_source, ''), NULL) AS utm_source,
+            if(m_has_pv, nullIf(m_utm_medium, ''), NULL) AS utm_medium,
+            if(m_has_pv, nullIf(m_utm_campaign, ''), NULL) AS utm_campaign,
+            if(m_has_pv, nullIf(m_utm_term, ''), NULL) AS utm_term,
+            if(m_has_pv, nullIf(m_utm_content, ''), NULL) AS utm_content
         FROM (SELECT site, session_id, {} FROM {db}.sessions_agg WHERE {filter}
             GROUP BY site, session_id)",
         merged.join(", ")

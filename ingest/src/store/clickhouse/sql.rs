@@ -68,7 +68,7 @@ pub fn schema(db: &str) -> Vec<String> {
     let mut statements: Vec<String> = bookkeeping(db).into();
     statements.push(applied_version(db));
     for (version, step) in (1u32..).zip(migrations(db)) {
-        statements.extend(step);
+        statements.extend(step.iter().map(|statement| statement.sql(db)));
         statements.push(record_version(db, version, 0));
     }
     statements

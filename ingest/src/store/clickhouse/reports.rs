@@ -1,0 +1,546 @@
+//! The read API's questions of [`crate::read`] in ClickHouse SQL:
+//! breakdowns, timeseries, realtime, funnels and profile totals, and the
+//! filters every read takes ([`Pick`]).
+//!
+//! Every question reads the sessions of [`sessions_sql`] (one row per
+//! visit, merged from `sessions_agg` rows of the site only) and, for pages
+//! and custom events, the visits' events, each counted once by `event_id`
+//! (a replayed insert may hold an event twice until parts merge). Values
+//! are written into the SQL as literals ([`literal`]) and the queries sent
+//! raw, so each text here is the whole query, as ClickHouse 18.16 and
+//! current releases both read it. The SQL builders are `pub(crate)` so the
+//! queries can be checked on other engines.
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::schema::sessions_sql;
+use super::{timed, ClickHouseStore};
+use crate::read::{
+    ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
+    FunnelStep, FunnelStepCount, Metrics, PageVisitors, Person, ProfileQuery, ProfileTotals,
+    ReadQuery, Realtime, RealtimeQuery, Timeseries, TimeseriesQuery,
+};
+use crate::store::StoreError;
+
+/// `value` as an SQL string literal.
+pub(crate) fn literal(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        if matches!(c, '\\' | '\'') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+    out
+}
+
+/// The column of the sessions query a dimension of one value per visit is
+/// in; `None` for `page` and `event_name`, which are the visit's events'.
+pub(crate) fn session_column(dimension: Dimension) -> Option<&'static str> {
+    Some(match dimension {
+        Dimension::Page | Dimension::EventName => return None,
+        Dimension::EntryPage => "entry_path",
+        Dimension::ExitPage => "exit_path",
+        Dimension::Source => "source",
+        Dimension::Referrer => "referrer_domain",
+        Dimension::UtmSource => "utm_source",
+        Dimension::UtmMedium => "utm_medium",
+        Dimension::UtmCampaign => "utm_campaign",
+        Dimension::UtmTerm => "utm_term",
+        Dimension::UtmContent => "utm_content",
+        Dimension::Country => "country",
+        Dimension::Region => "region",
+        Dimension::City => "city",
+        Dimension::Browser => "browser",
+        Dimension::Os => "os",
+        Dimension::DeviceType => "device_type",
+    })
+}
+
+/// Which sessions a read is about, as SQL: conditions on the sessions'
+/// keys, applied to `sessions_agg` rows before they merge (the site, the
+/// filters on pages and events), and on the merged sessions' columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Pick {
+    db: String,
+    site: Option<String>,
+    keys: Vec<String>,
+    clauses: Vec<String>,
+}
+
+impl Pick {
+    /// Every session of `site` (of every site when `None`).
+    pub(crate) fn new(db: &str, site: Option<&str>) -> Pick {
+        Pick {
+            db: db.to_owned(),
+            site: site.map(str::to_owned),
+            keys: site
+                .map(|site| format!("site = {}", literal(site)))
+                .into_iter()
+                .collect(),
+            clauses: Vec::new(),
+        }
+    }
+
+    /// The sessions a [`ReadQuery`] picks.
+    pub(crate) fn read(db: &str, q: &ReadQuery) -> Pick {
+        let mut pick = Pick::new(db, q.site.as_deref());
+        pick.and(format!(
+            "started_at >= {} AND started_at < {}",
+            q.from, q.to
+        ));
+        if !q.include_bots {
+            pick.and("is_bot = 0".to_owned());
+        }
+        pick.filters(&q.filters);
+        pick
+    }
+
+    /// Also `clause`, on the sessions' columns.
+    pub(crate) fn and(&mut self, clause: String) {
+        self.clauses.push(clause);
+    }
+
+    /// `filter=dimension:value`: a column equal to the value, or for
+    /// `page` and `event_name` any page view or custom event of the visit
+    /// with it.
+    pub(crate) fn filters(&mut self, filters: &[Filter]) {
+        for filter in filters {
+            let value = literal(&filter.value);
+            match (session_column(filter.dimension), filter.dimension) {
+                (Some(column), _) => self.and(format!("{column} = {value}")),
+                (None, dimension) => {
+                    let matches = if dimension == Dimension::Page {
+                        format!("event_type = 'page_view' AND path = {value}")
+                    } else {
+                        format!("event_type = 'custom' AND name = {value}")
+                    };
+                    self.keys.push(format!(
+                        "(site, session_id) IN (SELECT site, session_id FROM {} WHERE {}{matches})",
+                        self.events(),
+                        self.events_site()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// `{db}.events`.
+    fn events(&self) -> String {
+        format!("{}.events", self.db)
+    }
+
+    /// `site = '…' AND ` when the read is about one site.
+    fn events_site(&self) -> String {
+        self.site
+            .as_deref()
+            .map(|site| format!("site = {} AND ", literal(site)))
+            .unwrap_or_default()
+    }
+
+    /// The sessions, one row each, with the columns of [`sessions_sql`].
+    pub(crate) fn sql(&self) -> String {
+        let keys = if self.keys.is_empty() {
+            "1".to_owned()
+        } else {
+            self.keys.join(" AND ")
+        };
+        let clauses = if self.clauses.is_empty() {
+            "1".to_owned()
+        } else {
+            self.clauses.join(" AND ")
+        };
+        format!(
+            "SELECT * FROM ({}) WHERE {clauses}",
+            sessions_sql(&self.db, &keys)
+        )
+    }
+
+    /// The events of the picked sessions matching `condition`: a `FROM`
+    /// and `WHERE` on `{db}.events`.
+    pub(crate) fn events_of(&self, condition: &str) -> String {
+        format!(
+            "{} WHERE {}{condition} AND (site, session_id) IN (SELECT site, session_id FROM ({}))",
+            self.events(),
+            self.events_site(),
+            self.sql()
+        )
+    }
+}
+
+/// The [`Counts`] of a set of sessions' rows, over columns named with
+/// `prefix`: visits, visitors, page views, bounces, summed durations.
+fn counts_sql(prefix: &str) -> String {
+    format!(
+        "count(), uniqExact({prefix}visitor_id), toUInt64(sum({prefix}page_views)), \
+         countIf({prefix}page_views <= 1), toUInt64(sum({prefix}duration_ms))"
+    )
+}
+
+/// A key and the counts of its visits (and, for `event_name`, events).
+#[derive(Debug, Row, Deserialize)]
+struct CountsRow {
+    key: String,
+    visits: u64,
+    visitors: u64,
+    page_views: u64,
+    bounces: u64,
+    duration_sum: u64,
+    events: u64,
+}
+
+impl CountsRow {
+    fn counts(&self) -> Counts {
+        #[allow(clippy::cast_precision_loss)] // Sums far below 2^52.
+        let avg_duration_ms = if self.visits == 0 {
+            0.0
+        } else {
+            self.duration_sum as f64 / self.visits as f64
+        };
+        Counts {
+            visits: self.visits,
+            visitors: self.visitors,
+            page_views: self.page_views,
+            bounces: self.bounces,
+            avg_duration_ms,
+        }
+    }
+}
+
+/// The breakdown's SQL: its rows' keys and counts, largest first.
+pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
+    let pick = Pick::read(db, &q.sessions);
+    let limit = q.limit;
+    if let Some(column) = session_column(q.dimension) {
+        return format!(
+            "SELECT assumeNotNull({column}) AS k, {}, toUInt64(0) FROM ({}) \
+             WHERE isNotNull({column}) GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
+            counts_sql(""),
+            pick.sql()
+        );
+    }
+    // Per visit and key first (its page views of a page, its events of a
+    // name), then per key; a page's page views are its own.
+    let (key, condition, page_views, events) = if q.dimension == Dimension::Page {
+        ("path", "event_type = 'page_view'", "sum(n)", "toUInt64(0)")
+    } else {
+        (
+            "assumeNotNull(name)",
+            "event_type = 'custom' AND isNotNull(name)",
+            "toUInt64(sum(v_page_views))",
+            "sum(n)",
+        )
+    };
+    format!(
+        "SELECT k, count(), uniqExact(v_visitor_id), {page_views}, \
+         countIf(v_page_views <= 1), toUInt64(sum(v_duration_ms)), {events} FROM (\
+            SELECT site, session_id, {key} AS k, uniqExact(event_id) AS n FROM {} \
+            GROUP BY site, session_id, k\
+         ) ALL INNER JOIN (\
+            SELECT site, session_id, visitor_id AS v_visitor_id, \
+            page_views AS v_page_views, duration_ms AS v_duration_ms FROM ({})\
+         ) USING (site, session_id) \
+         GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
+        pick.events_of(condition),
+        pick.sql()
+    )
+}
+
+/// The timeseries' SQL: each bucket's start and counts, the empty ones
+/// left out.
+pub(crate) fn timeseries_sql(db: &str, q: &TimeseriesQuery) -> String {
+    let width = q.interval.millis();
+    format!(
+        "SELECT toString(intDiv(started_at, {width}) * {width}) AS k, {}, toUInt64(0) \
+         FROM ({}) GROUP BY k",
+        counts_sql(""),
+        Pick::read(db, &q.sessions).sql()
+    )
+}
+
+/// The sessions active since the realtime window's start.
+fn realtime_pick(db: &str, q: &RealtimeQuery) -> Pick {
+    let mut pick = Pick::new(db, q.site.as_deref());
+    pick.and(format!("last_seen_at >= {}", q.since));
+    if !q.include_bots {
+        pick.and("is_bot = 0".to_owned());
+    }
+    pick.filters(&q.filters);
+    pick
+}
+
+/// Realtime's SQL: the visitors active since the window's start, and
+/// their current pages (each session's exit page), most visitors first.
+pub(crate) fn realtime_sql(db: &str, q: &RealtimeQuery) -> [String; 2] {
+    let sessions = realtime_pick(db, q).sql();
+    [
+        format!("SELECT uniqExact(visitor_id) FROM ({sessions})"),
+        format!(
+            "SELECT assumeNotNull(exit_path) AS k, uniqExact(visitor_id) AS n FROM ({sessions}) \
+             WHERE isNotNull(exit_path) GROUP BY k ORDER BY n DESC, k LIMIT {}",
+            q.limit
+        ),
+    ]
+}
+
+/// The funnel's SQL: per step, the visits and visitors that reached it.
+///
+/// Per visit, the least key (the merge order: time, `seq`, `event_id`) of
+/// the first step's events, then step by step the least key of the step's
+/// events after the step before's (`''` once a step is missed): the
+/// earliest match leaves the most room for the steps after it. On 18.16,
+/// no `windowFunnel` (it takes `DateTime` or `UInt32` times only, and
+/// orders ties by no key) and no `arrayReduce` over a column of arrays
+/// (it crashes the server): the least of an array is its first once
+/// sorted.
+pub(crate) fn funnel_sql(db: &str, q: &FunnelQuery) -> String {
+    let pick = Pick::read(db, &q.sessions);
+    let matches = |step: &FunnelStep| match step {
+        FunnelStep::Page(path) => format!("event_type = 'page_view' AND path = {}", literal(path)),
+        FunnelStep::Event(name) => format!(
+            "event_type = 'custom' AND ifNull(name, '') = {}",
+            literal(name)
+        ),
+    };
+    let mut keys = Vec::new();
+    let mut reached = Vec::new();
+    for (i, step) in q.steps.iter().enumerate() {
+        let n = i + 1;
+        if n == 1 {
+            keys.push(format!("minIf(event_key, {}) AS p1", matches(step)));
+        } else {
+            let before = n - 1;
+            keys.push(format!(
+                "groupArrayIf(event_key, {}) AS a{n}",
+                matches(step)
+            ));
+            reached.push(format!(
+                "if(p{before} = '', '', arraySort(arrayFilter(x -> x > p{before}, a{n}))[1]) AS p{n}"
+            ));
+        }
+    }
+    let steps = 1..=q.steps.len();
+    let visits: Vec<String> = steps
+        .clone()
+        .map(|n| format!("countIf(p{n} != '')"))
+        .collect();
+    let visitors: Vec<String> = steps
+        .map(|n| format!("uniqExactIf(v_visitor_id, p{n} != '')"))
+        .collect();
+    format!(
+        "SELECT [{}], [{}] FROM (\
+            SELECT site, session_id, p1, {} FROM (\
+                SELECT site, session_id, {} FROM {} GROUP BY site, session_id\
+            )\
+         ) ALL INNER JOIN (\
+            SELECT site, session_id, visitor_id AS v_visitor_id FROM ({})\
+         ) USING (site, session_id)",
+        visits.join(", "),
+        visitors.join(", "),
+        reached.join(", "),
+        keys.join(", "),
+        pick.events_of("event_type IN ('page_view', 'custom')"),
+        pick.sql()
+    )
+}
+
+/// Per step, the visits and the visitors that reached it.
+#[derive(Debug, Row, Deserialize)]
+struct FunnelRow {
+    visits: Vec<u64>,
+    visitors: Vec<u64>,
+}
+
+/// A person's totals.
+#[derive(Debug, Row, Deserialize)]
+struct TotalsRow {
+    visits: u64,
+    first_seen: u64,
+    last_seen: u64,
+    page_views: u64,
+    events: u64,
+    duration_ms: u64,
+    linked: Vec<String>,
+}
+
+/// A profile's SQL: the person's totals and the other side of the link.
+pub(crate) fn profile_sql(db: &str, q: &ProfileQuery) -> String {
+    let mut pick = Pick::new(db, q.site.as_deref());
+    let linked = match &q.person {
+        Person::Visitor(id) => {
+            pick.and(format!("visitor_id = {}", literal(id)));
+            "user_id"
+        }
+        Person::User(id) => {
+            pick.and(format!("user_id = {}", literal(id)));
+            "toNullable(visitor_id)"
+        }
+    };
+    if let Some(from) = q.from {
+        pick.and(format!("started_at >= {from}"));
+    }
+    if let Some(to) = q.to {
+        pick.and(format!("started_at < {to}"));
+    }
+    format!(
+        "SELECT count(), min(started_at), max(last_seen_at), toUInt64(sum(page_views)), \
+         toUInt64(sum(event_count)), toUInt64(sum(duration_ms)), \
+         groupUniqArrayIf(assumeNotNull({linked}), isNotNull({linked})) FROM ({})",
+        pick.sql()
+    )
+}
+
+impl ClickHouseStore {
+    async fn counts_rows(&self, sql: &str) -> Result<Vec<CountsRow>, StoreError> {
+        timed(self.ch.client.query_raw(sql).fetch_all::<CountsRow>()).await
+    }
+
+    pub(super) async fn breakdown_now(&self, q: BreakdownQuery) -> Result<Breakdown, StoreError> {
+        let rows = self.counts_rows(&breakdown_sql(&self.ch.db, &q)).await?;
+        let goals = q.dimension == Dimension::EventName;
+        let all_visits = if goals {
+            let sql = format!(
+                "SELECT count() FROM ({})",
+                Pick::read(&self.ch.db, &q.sessions).sql()
+            );
+            timed(self.ch.client.query_raw(&sql).fetch_one::<u64>()).await?
+        } else {
+            0
+        };
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                let counts = row.counts();
+                BreakdownRow {
+                    metrics: Metrics::from(counts),
+                    events: goals.then_some(row.events),
+                    conversion_rate: goals.then(|| ratio(counts.visits, all_visits)),
+                    key: row.key,
+                }
+            })
+            .collect();
+        let s = q.sessions;
+        Ok(Breakdown {
+            site: s.site,
+            from: s.from,
+            to: s.to,
+            dimension: q.dimension,
+            rows,
+        })
+    }
+
+    pub(super) async fn timeseries_now(
+        &self,
+        q: TimeseriesQuery,
+    ) -> Result<Timeseries, StoreError> {
+        let rows = self.counts_rows(&timeseries_sql(&self.ch.db, &q)).await?;
+        let counted: Vec<(u64, Counts)> = rows
+            .iter()
+            .filter_map(|row| Some((row.key.parse().ok()?, row.counts())))
+            .collect();
+        let s = q.sessions;
+        Ok(Timeseries::fill(s.site, s.from, s.to, q.interval, &counted))
+    }
+
+    pub(super) async fn realtime_now(&self, q: RealtimeQuery) -> Result<Realtime, StoreError> {
+        let [visitors, pages] = realtime_sql(&self.ch.db, &q);
+        let visitors = timed(self.ch.client.query_raw(&visitors).fetch_one::<u64>()).await?;
+        let pages = timed(
+            self.ch
+                .client
+                .query_raw(&pages)
+                .fetch_all::<(String, u64)>(),
+        )
+        .await?
+        .into_iter()
+        .map(|(key, visitors)| PageVisitors { key, visitors })
+        .collect();
+        Ok(Realtime {
+            site: q.site,
+            since: q.since,
+            visitors,
+            pages,
+        })
+    }
+
+    pub(super) async fn funnel_now(&self, q: FunnelQuery) -> Result<Funnel, StoreError> {
+        let sql = funnel_sql(&self.ch.db, &q);
+        let FunnelRow { visits, visitors } =
+            timed(self.ch.client.query_raw(&sql).fetch_one::<FunnelRow>()).await?;
+        let first = visits.first().copied().unwrap_or(0);
+        let steps = q
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, step)| {
+                let reached = visits.get(i).copied().unwrap_or(0);
+                FunnelStepCount {
+                    step: i + 1,
+                    key: step.key(),
+                    visits: reached,
+                    visitors: visitors.get(i).copied().unwrap_or(0),
+                    conversion_rate: ratio(reached, first),
+                }
+            })
+            .collect();
+        let s = q.sessions;
+        Ok(Funnel {
+            site: s.site,
+            from: s.from,
+            to: s.to,
+            steps,
+        })
+    }
+
+    pub(super) async fn profile_totals_now(
+        &self,
+        q: ProfileQuery,
+    ) -> Result<Option<ProfileTotals>, StoreError> {
+        let sql = profile_sql(&self.ch.db, &q);
+        let row = timed(self.ch.client.query_raw(&sql).fetch_one::<TotalsRow>()).await?;
+        if row.visits == 0 {
+            return Ok(None);
+        }
+        let mut linked = row.linked;
+        linked.sort_unstable();
+        Ok(Some(ProfileTotals {
+            first_seen: row.first_seen,
+            last_seen: row.last_seen,
+            visits: row.visits,
+            page_views: row.page_views,
+            events: row.events,
+            duration_ms: row.duration_ms,
+            linked,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_escape_quotes_and_backslashes_only() {
+        assert_eq!(literal("plain"), "'plain'");
+        assert_eq!(literal(r"it's a \ and ?"), r"'it\'s a \\ and ?'");
+        assert_eq!(literal("é\n"), "'é\n'");
+    }
+
+    #[test]
+    fn filters_on_pages_and_events_pick_sessions_before_their_states_merge() {
+        let mut pick = Pick::new("db", Some("shop"));
+        pick.filters(&[
+            Filter::parse("page:/a").unwrap(),
+            Filter::parse("event_name:signup").unwrap(),
+            Filter::parse("country:DE").unwrap(),
+        ]);
+        let sql = pick.sql();
+        let (merged, after) = sql.split_once("GROUP BY site, session_id").unwrap();
+        assert!(merged.contains("WHERE site = 'shop' AND (site, session_id) IN"));
+        assert!(merged.contains("path = '/a'") && merged.contains("name = 'signup'"));
+        assert!(after.contains("country = 'DE'") && !after.contains("path ="));
+    }
+}
