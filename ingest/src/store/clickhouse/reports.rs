@@ -239,14 +239,20 @@ pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
          countIf(v_page_views <= 1), toUInt64(sum(v_duration_ms)), {events} FROM (\
             SELECT site, session_id, {key} AS k, uniqExact(event_id) AS n FROM {} \
             GROUP BY site, session_id, k\
-         ) ALL INNER JOIN (\
+         ) AS e ALL INNER JOIN (\
             SELECT site, session_id, visitor_id AS v_visitor_id, \
             page_views AS v_page_views, duration_ms AS v_duration_ms FROM ({})\
-         ) USING (site, session_id) \
+         ) AS s USING (site, session_id) \
          GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
         pick.events_of(condition),
         pick.sql()
     )
+}
+
+/// How many visits a [`ReadQuery`] picks: what an `event_name`
+/// breakdown's conversion rates are of.
+pub(crate) fn visits_sql(db: &str, q: &ReadQuery) -> String {
+    format!("SELECT count() FROM ({})", Pick::read(db, q).sql())
 }
 
 /// The timeseries' SQL: each bucket's start and counts, the empty ones
@@ -335,9 +341,9 @@ pub(crate) fn funnel_sql(db: &str, q: &FunnelQuery) -> String {
             SELECT site, session_id, p1, {} FROM (\
                 SELECT site, session_id, {} FROM {} GROUP BY site, session_id\
             )\
-         ) ALL INNER JOIN (\
+         ) AS e ALL INNER JOIN (\
             SELECT site, session_id, visitor_id AS v_visitor_id FROM ({})\
-         ) USING (site, session_id)",
+         ) AS s USING (site, session_id)",
         visits.join(", "),
         visitors.join(", "),
         reached.join(", "),
@@ -388,7 +394,7 @@ pub(crate) fn profile_sql(db: &str, q: &ProfileQuery) -> String {
     format!(
         "SELECT count(), min(started_at), max(last_seen_at), toUInt64(sum(page_views)), \
          toUInt64(sum(event_count)), toUInt64(sum(duration_ms)), \
-         groupUniqArrayIf(assumeNotNull({linked}), isNotNull({linked})) FROM ({})",
+         arraySort(groupUniqArrayIf(assumeNotNull({linked}), isNotNull({linked}))) FROM ({})",
         pick.sql()
     )
 }
@@ -402,10 +408,7 @@ impl ClickHouseStore {
         let rows = self.counts_rows(&breakdown_sql(&self.ch.db, &q)).await?;
         let goals = q.dimension == Dimension::EventName;
         let all_visits = if goals {
-            let sql = format!(
-                "SELECT count() FROM ({})",
-                Pick::read(&self.ch.db, &q.sessions).sql()
-            );
+            let sql = visits_sql(&self.ch.db, &q.sessions);
             timed(self.ch.client.query_raw(&sql).fetch_one::<u64>()).await?
         } else {
             0

@@ -1,16 +1,23 @@
 //! Every statement the ClickHouse store sends, as the text ClickHouse gets,
 //! for the tests that run them on other ClickHouse versions
 //! (`ingest/tests/chdb.rs`: Debian's 18.16 and a current one in-process).
-//! Built by the very functions the store runs them from (`schema.rs` and
-//! `Reads` in `queries.rs`), so a change to the store's SQL is a change to
-//! what the tests run. Not part of the collector's API.
+//! Built by the very functions the store runs them from (`schema.rs`,
+//! `Reads` in `queries.rs`, the report builders of `reports.rs`), so a
+//! change to the store's SQL is a change to what the tests run. Not part
+//! of the collector's API.
 
 use clickhouse::Client;
 
 use super::queries::Reads;
+use super::reports::{
+    breakdown_sql, funnel_sql, profile_sql, realtime_sql, timeseries_sql, visits_sql,
+};
 use super::rows::{EventRow, EVENT_COLUMNS};
 use super::schema::{applied_version, bookkeeping, migrations, record_version};
 use crate::event::StoredEvent;
+use crate::read::{
+    BreakdownQuery, Dimension, FunnelQuery, ProfileQuery, RealtimeQuery, TimeseriesQuery,
+};
 use crate::store::{EventCursor, SessionQuery, StatsQuery, SweepCursor};
 
 /// One statement as sent, values bound.
@@ -59,11 +66,24 @@ pub enum Read {
     Sessions(SessionQuery),
     /// The five statements of `GET /v1/stats`.
     Stats(StatsQuery),
+    /// `GET /v1/breakdown`: its rows, and for `event_name` the visits its
+    /// conversion rates are of.
+    Breakdown(BreakdownQuery),
+    /// `GET /v1/timeseries`.
+    Timeseries(TimeseriesQuery),
+    /// The two statements of `GET /v1/realtime`: the visitors, their pages.
+    Realtime(RealtimeQuery),
+    /// `GET /v1/funnel`.
+    Funnel(FunnelQuery),
+    /// The totals of `GET /v1/visitors/{id}` and `GET /v1/users/{id}`.
+    Profile(ProfileQuery),
 }
 
 /// The schema's statements in the order a first start runs them on an
 /// empty server: the database and version table, the version found, every
 /// migration step, each followed by its version's record (made at time 0).
+/// A column a step adds is its `ALTER … ADD COLUMN`, as sent when the
+/// column is missing (the store asks `system.columns` first).
 pub fn schema(db: &str) -> Vec<String> {
     let mut statements: Vec<String> = bookkeeping(db).into();
     statements.push(applied_version(db));
@@ -98,6 +118,8 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
         sql: query.sql_display().to_string(),
         ordered,
     };
+    // The read API's reports are sent raw, as built.
+    let raw = |name, sql: String, ordered| Statement { name, sql, ordered };
     match read {
         Read::Session { site, session_id } => {
             vec![one("session", reads.session(site, session_id), false)]
@@ -171,6 +193,23 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
                 one("stats.buckets", stats.buckets, false),
             ]
         }
+        Read::Breakdown(q) => {
+            let mut statements = vec![raw("breakdown", breakdown_sql(db, q), true)];
+            if q.dimension == Dimension::EventName {
+                statements.push(raw("breakdown.visits", visits_sql(db, &q.sessions), false));
+            }
+            statements
+        }
+        Read::Timeseries(q) => vec![raw("timeseries", timeseries_sql(db, q), false)],
+        Read::Realtime(q) => {
+            let [visitors, pages] = realtime_sql(db, q);
+            vec![
+                raw("realtime.visitors", visitors, false),
+                raw("realtime.pages", pages, true),
+            ]
+        }
+        Read::Funnel(q) => vec![raw("funnel", funnel_sql(db, q), false)],
+        Read::Profile(q) => vec![raw("profile", profile_sql(db, q), false)],
     }
 }
 
