@@ -4,8 +4,12 @@
 //! `chdb-core`) through `tests/chdb/run.py`.
 //!
 //! The statements are the store's own, with values bound as the store
-//! binds them (`waymark_ingest::clickhouse_sql`): the schema, the insert,
-//! and every read of the read API and the sweeper. The same events go into
+//! binds them (`waymark_ingest::clickhouse_sql`): the schema (every
+//! version, a column added as the `ALTER` sent when it is missing), the
+//! insert (every column; and a visit without the version-3 columns, as
+//! stored before them, which their `DEFAULT`s compute), and every read of the read API — sessions,
+//! stats, breakdowns, timeseries, realtime, funnels, profiles, with
+//! filters — and the sweeper. The same events go into
 //! both — on 18.16 through the store itself (its `RowBinary` insert), on
 //! chDB as the `JSONEachRow` insert of the same rows — and each read's
 //! answer (TabSeparated; sorted when the store takes the rows as a set) must
@@ -30,7 +34,10 @@ use waymark_ingest::{
     EventType, Interval, SessionQuery, StatsQuery, StoredEvent, SweepCursor,
 };
 
+#[path = "chdb/reports.rs"]
+mod reports;
 mod support;
+use reports::report_reads;
 use support::clickhouse::ClickHouse;
 
 const T0: u64 = 1_700_000_000_000;
@@ -200,6 +207,67 @@ fn events() -> [Vec<StoredEvent>; 2] {
     [first, vec![replayed, late]]
 }
 
+/// The columns schema version 3 added to `events`, which a row stored
+/// before it lacks: their `DEFAULT`s compute them.
+const VERSION_3_COLUMNS: [&str; 7] = [
+    "path",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "referrer_domain",
+];
+
+/// A visit as a collector before schema version 3 wrote it (no path,
+/// campaign or referrer domain), inserted once the schema is current.
+fn version_2_events() -> Vec<StoredEvent> {
+    let mut landing = event(
+        13,
+        "shop",
+        "s-6",
+        EventType::PageView,
+        T0 + 50 * MIN,
+        "https://shop.test/a/?utm_source=old&utm_campaign=spring#f",
+    );
+    landing.referrer = Some("https://news.example.org/x?y".to_owned());
+    let next = event(
+        14,
+        "shop",
+        "s-6",
+        EventType::PageView,
+        T0 + 52 * MIN,
+        "https://shop.test/b?q=1",
+    );
+    let mut visit = vec![landing, next];
+    for e in &mut visit {
+        place(e, "FR", Some("Lyon"), "Firefox", "desktop");
+    }
+    visit
+}
+
+/// The insert of [`version_2_events`] without the version-3 columns.
+fn version_2_insert() -> String {
+    let sql = clickhouse_sql::insert(DB, &version_2_events()).unwrap();
+    let mut lines = sql.lines();
+    let head = lines.next().unwrap();
+    let mut out = head.to_owned();
+    for column in VERSION_3_COLUMNS {
+        out = out.replace(&format!(", {column}"), "");
+    }
+    assert!(!out.contains("referrer_domain"), "{out}");
+    out.push('\n');
+    for line in lines {
+        let mut row: serde_json::Map<String, Value> = serde_json::from_str(line).unwrap();
+        for column in VERSION_3_COLUMNS {
+            assert!(row.remove(column).is_some(), "{column} in {line}");
+        }
+        out.push_str(&Value::Object(row).to_string());
+        out.push('\n');
+    }
+    out
+}
+
 fn all_sessions(site: Option<&str>, limit: usize) -> SessionQuery {
     SessionQuery {
         site: site.map(str::to_owned),
@@ -323,6 +391,9 @@ fn reads() -> Vec<Read> {
             filters: Vec::new(),
         }),
     ]
+    .into_iter()
+    .chain(report_reads())
+    .collect()
 }
 
 /// The read statements, each named `<n> <name>`.
@@ -400,6 +471,7 @@ async fn clickhouse_18_gives_the_recorded_answers() {
         store.append(insert).await.unwrap();
         store.sync().await.unwrap();
     }
+    server.query(&version_2_insert());
     let answers: Vec<(String, String)> = read_statements()
         .into_iter()
         .map(|(name, statement)| {
@@ -430,6 +502,7 @@ fn current_clickhouse_runs_the_schema_insert_and_reads_with_the_recorded_answers
         let sql = clickhouse_sql::insert(DB, insert).unwrap();
         statements.push(json!({"name": format!("insert {n}"), "sql": sql}));
     }
+    statements.push(json!({"name": "insert version 2", "sql": version_2_insert()}));
     let reads = read_statements();
     for (name, statement) in &reads {
         statements.push(json!({"name": name, "sql": statement.sql}));
