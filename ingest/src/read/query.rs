@@ -38,6 +38,31 @@ pub enum Dimension {
 }
 
 impl Dimension {
+    /// The column of a store's sessions table (SQLite's `sessions`,
+    /// ClickHouse's merged `sessions_agg`) that holds this dimension's one
+    /// value per visit; `None` for `page` and `event_name`, which are the
+    /// visit's events'.
+    pub fn session_column(self) -> Option<&'static str> {
+        Some(match self {
+            Dimension::Page | Dimension::EventName => return None,
+            Dimension::EntryPage => "entry_path",
+            Dimension::ExitPage => "exit_path",
+            Dimension::Source => "source",
+            Dimension::Referrer => "referrer_domain",
+            Dimension::UtmSource => "utm_source",
+            Dimension::UtmMedium => "utm_medium",
+            Dimension::UtmCampaign => "utm_campaign",
+            Dimension::UtmTerm => "utm_term",
+            Dimension::UtmContent => "utm_content",
+            Dimension::Country => "country",
+            Dimension::Region => "region",
+            Dimension::City => "city",
+            Dimension::Browser => "browser",
+            Dimension::Os => "os",
+            Dimension::DeviceType => "device_type",
+        })
+    }
+
     /// Every dimension, in the order `PRODUCT.md` lists them.
     pub const ALL: [Dimension; 17] = [
         Dimension::Page,

@@ -37,29 +37,6 @@ pub(crate) fn literal(value: &str) -> String {
     out
 }
 
-/// The column of the sessions query a dimension of one value per visit is
-/// in; `None` for `page` and `event_name`, which are the visit's events'.
-pub(crate) fn session_column(dimension: Dimension) -> Option<&'static str> {
-    Some(match dimension {
-        Dimension::Page | Dimension::EventName => return None,
-        Dimension::EntryPage => "entry_path",
-        Dimension::ExitPage => "exit_path",
-        Dimension::Source => "source",
-        Dimension::Referrer => "referrer_domain",
-        Dimension::UtmSource => "utm_source",
-        Dimension::UtmMedium => "utm_medium",
-        Dimension::UtmCampaign => "utm_campaign",
-        Dimension::UtmTerm => "utm_term",
-        Dimension::UtmContent => "utm_content",
-        Dimension::Country => "country",
-        Dimension::Region => "region",
-        Dimension::City => "city",
-        Dimension::Browser => "browser",
-        Dimension::Os => "os",
-        Dimension::DeviceType => "device_type",
-    })
-}
-
 /// Which sessions a read is about, as SQL: conditions on the sessions'
 /// keys, applied to `sessions_agg` rows before they merge (the site, the
 /// filters on pages and events), and on the merged sessions' columns.
@@ -110,7 +87,7 @@ impl Pick {
     pub(crate) fn filters(&mut self, filters: &[Filter]) {
         for filter in filters {
             let value = literal(&filter.value);
-            match (session_column(filter.dimension), filter.dimension) {
+            match (filter.dimension.session_column(), filter.dimension) {
                 (Some(column), _) => self.and(format!("{column} = {value}")),
                 (None, dimension) => {
                     let matches = if dimension == Dimension::Page {
@@ -214,7 +191,7 @@ impl CountsRow {
 pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
     let pick = Pick::read(db, &q.sessions);
     let limit = q.limit;
-    if let Some(column) = session_column(q.dimension) {
+    if let Some(column) = q.dimension.session_column() {
         return format!(
             "SELECT assumeNotNull({column}) AS k, {}, toUInt64(0) FROM ({}) \
              WHERE isNotNull({column}) GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",

@@ -23,25 +23,10 @@ pub(super) struct Filter {
 
 /// The column of `sessions s` a dimension of one value per visit is kept
 /// in; `None` for `page` and `event_name`, which are the visit's events'.
-pub(super) fn session_column(dimension: Dimension) -> Option<&'static str> {
-    Some(match dimension {
-        Dimension::Page | Dimension::EventName => return None,
-        Dimension::EntryPage => "s.entry_path",
-        Dimension::ExitPage => "s.exit_path",
-        Dimension::Source => "s.source",
-        Dimension::Referrer => "s.referrer_domain",
-        Dimension::UtmSource => "s.utm_source",
-        Dimension::UtmMedium => "s.utm_medium",
-        Dimension::UtmCampaign => "s.utm_campaign",
-        Dimension::UtmTerm => "s.utm_term",
-        Dimension::UtmContent => "s.utm_content",
-        Dimension::Country => "s.country",
-        Dimension::Region => "s.region",
-        Dimension::City => "s.city",
-        Dimension::Browser => "s.browser",
-        Dimension::Os => "s.os",
-        Dimension::DeviceType => "s.device_type",
-    })
+pub(super) fn session_column(dimension: Dimension) -> Option<String> {
+    dimension
+        .session_column()
+        .map(|column| format!("s.{column}"))
 }
 
 /// The events of the session `s`: `e`, joined or in a subquery.
