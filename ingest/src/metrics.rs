@@ -66,6 +66,12 @@ pub struct StoreMetrics {
     pub dead_letter_full: IntCounter,
     /// `waymark_store_dead_letter_bytes`: bytes in the dead-letter.
     pub dead_letter_bytes: IntGauge,
+    /// `waymark_read_index_bytes`: about how much memory the SQLite store's
+    /// read index takes (0 for the other stores).
+    pub read_index_bytes: IntGauge,
+    /// `waymark_read_index_ready`: 1 once the read index answers reads, 0
+    /// while it is being built (reads use SQL meanwhile).
+    pub read_index_ready: IntGauge,
 }
 
 impl StoreMetrics {
@@ -117,6 +123,16 @@ impl StoreMetrics {
                 "Bytes in the ClickHouse store's dead-letter",
             )
             .expect("valid gauge"),
+            read_index_bytes: IntGauge::new(
+                "waymark_read_index_bytes",
+                "Approximate memory of the SQLite store's in-memory read index",
+            )
+            .expect("valid gauge"),
+            read_index_ready: IntGauge::new(
+                "waymark_read_index_ready",
+                "1 when the SQLite store's read index answers reads, 0 while it is built",
+            )
+            .expect("valid gauge"),
         }
     }
 
@@ -130,6 +146,8 @@ impl StoreMetrics {
             Box::new(self.dead_lettered_batches.clone()),
             Box::new(self.dead_letter_full.clone()),
             Box::new(self.dead_letter_bytes.clone()),
+            Box::new(self.read_index_bytes.clone()),
+            Box::new(self.read_index_ready.clone()),
         ] {
             if let Err(err) = registry.register(collector) {
                 tracing::warn!(error = %err, "store metric not registered");

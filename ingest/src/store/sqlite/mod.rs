@@ -14,7 +14,9 @@
 //! [`schema`] holds the migrations, [`writer`] the writer thread, [`rows`]
 //! the columns and row decoding, [`queries`] the SQL of the sessions, their
 //! events, stats and filters, [`reports`] that of the read API's other
-//! questions.
+//! questions. [`index`] keeps the read index, which answers stats,
+//! breakdowns, timeseries and funnels from memory once it is built; until
+//! then, and for every other question, the SQL answers.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
+use self::index::ReadIndex;
 use self::queries::{list_sessions, session_events, stats};
 use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
 use self::schema::migrate;
@@ -42,6 +45,7 @@ use crate::read::{
 };
 use crate::session::Session;
 
+mod index;
 mod queries;
 mod reports;
 mod rows;
@@ -84,6 +88,8 @@ pub struct SqliteStore {
     /// Events one session may hold besides its `visit_ended`, shared with
     /// the writer thread.
     max_events: Arc<AtomicU64>,
+    /// The read index, shared with the writer and the builder.
+    index: Arc<ReadIndex>,
 }
 
 impl SqliteStore {
@@ -112,6 +118,11 @@ impl SqliteStore {
         let writer_commits = Arc::clone(&commits);
         let writer_metrics = metrics.clone();
         let writer_max_events = Arc::clone(&max_events);
+        let index = ReadIndex::new(metrics.clone());
+        let writer_index = Arc::clone(&index);
+        let empty = !writer.query_row("SELECT EXISTS (SELECT 1 FROM sessions)", [], |r| {
+            r.get::<_, bool>(0)
+        })?;
         let mut conn = writer;
         let writer = GroupCommit::spawn(
             "sqlite writer",
@@ -126,9 +137,26 @@ impl SqliteStore {
                     &writer_commits,
                     &writer_metrics,
                     max_events,
+                    &writer_index,
                 );
             },
         )?;
+        let mut builder = Connection::open(&path)?;
+        builder.busy_timeout(BUSY_TIMEOUT)?;
+        builder.pragma_update(None, "query_only", true)?;
+        if empty {
+            // Nothing to read: ready before the first append.
+            index.build(&mut builder)?;
+        } else {
+            let building = Arc::clone(&index);
+            std::thread::Builder::new()
+                .name("read index".to_owned())
+                .spawn(move || {
+                    if let Err(err) = building.build(&mut builder) {
+                        tracing::error!(error = %err, "read index not built; reads use SQL");
+                    }
+                })?;
+        }
 
         Ok(SqliteStore {
             path,
@@ -137,7 +165,14 @@ impl SqliteStore {
             commits,
             metrics,
             max_events,
+            index,
         })
+    }
+
+    /// Whether the read index answers the aggregate reads yet (it is built
+    /// in the background at open).
+    pub fn read_index_ready(&self) -> bool {
+        self.index.is_ready()
     }
 
     /// The store with each session holding at most `max` events besides
@@ -178,6 +213,32 @@ impl SqliteStore {
             tokio::task::spawn_blocking(move || query(&lock(&reader)))
                 .await
                 .map_err(|err| StoreError::Io(std::io::Error::other(err)))?
+        })
+    }
+
+    /// An aggregate read: from the read index once it is ready, else in SQL.
+    fn aggregate<Q, T>(
+        &self,
+        query: Q,
+        from_index: fn(&index::Columns, &Q) -> T,
+        from_sql: fn(&Connection, &Q) -> Result<T, StoreError>,
+    ) -> BoxFuture<'_, Result<T, StoreError>>
+    where
+        Q: Send + 'static,
+        T: Send + 'static,
+    {
+        if !self.index.is_ready() {
+            return self.read(move |conn| from_sql(conn, &query));
+        }
+        let index = Arc::clone(&self.index);
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || match index.columns() {
+                Some(columns) => Ok(from_index(&columns, &query)),
+                None => from_sql(&lock(&reader), &query),
+            })
+            .await
+            .map_err(|err| StoreError::Io(std::io::Error::other(err)))?
         })
     }
 
@@ -329,15 +390,15 @@ impl SessionReader for SqliteStore {
     }
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        self.read(move |conn| stats(conn, &query))
+        self.aggregate(query, index::answer::stats, stats)
     }
 
     fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {
-        self.read(move |conn| reports::breakdown(conn, &query))
+        self.aggregate(query, index::answer::breakdown, reports::breakdown)
     }
 
     fn timeseries(&self, query: TimeseriesQuery) -> BoxFuture<'_, Result<Timeseries, StoreError>> {
-        self.read(move |conn| reports::timeseries(conn, &query))
+        self.aggregate(query, index::answer::timeseries, reports::timeseries)
     }
 
     fn realtime(&self, query: RealtimeQuery) -> BoxFuture<'_, Result<Realtime, StoreError>> {
@@ -345,7 +406,7 @@ impl SessionReader for SqliteStore {
     }
 
     fn funnel(&self, query: FunnelQuery) -> BoxFuture<'_, Result<Funnel, StoreError>> {
-        self.read(move |conn| reports::funnel(conn, &query))
+        self.aggregate(query, index::answer::funnel, reports::funnel)
     }
 
     fn profile_totals(

@@ -10,6 +10,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::index::{url_key, Changes, EventRow, ReadIndex, SessionRow};
 use super::rows::{state_from_row, DERIVED_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS};
 use crate::event::{EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
@@ -91,13 +92,14 @@ pub(super) fn commit_group(
     commits: &AtomicU64,
     metrics: &StoreMetrics,
     max_events: u64,
+    index: &ReadIndex,
 ) {
     metrics
         .queue_depth
         .sub(i64::try_from(group.len()).unwrap_or(i64::MAX));
 
     let started = Instant::now();
-    match write_group(conn, &group, max_events) {
+    match write_group(conn, &group, max_events, index) {
         Ok(results) => {
             metrics
                 .commit_seconds
@@ -128,15 +130,17 @@ pub(super) fn commit_group(
     }
 }
 
-/// Writes a group in one transaction; the results are in command order.
+/// Writes a group in one transaction, then hands what it changed to the
+/// read index; the results are in command order.
 fn write_group(
     conn: &mut Connection,
     group: &[Command],
     max_events: u64,
+    index: &ReadIndex,
 ) -> Result<Vec<Done>, rusqlite::Error> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut results = Vec::with_capacity(group.len());
-    {
+    let changes = {
         let mut writer = GroupWriter::new(&tx, max_events);
         for command in group {
             results.push(match command {
@@ -161,8 +165,11 @@ fn write_group(
             });
         }
         writer.flush()?;
-    }
+        writer.changes
+    };
+    let gate = index.gate();
     tx.commit()?;
+    gate.apply(conn, changes);
     Ok(results)
 }
 
@@ -194,6 +201,8 @@ struct GroupWriter<'t> {
     dirty: HashSet<SessionKey>,
     /// Events a session may hold besides its `visit_ended`.
     max_events: u64,
+    /// What the read index is to take in once the group has committed.
+    changes: Changes,
 }
 
 impl<'t> GroupWriter<'t> {
@@ -204,6 +213,7 @@ impl<'t> GroupWriter<'t> {
             referrers: HashMap::new(),
             dirty: HashSet::new(),
             max_events,
+            changes: Changes::default(),
         }
     }
 
@@ -270,6 +280,20 @@ impl<'t> GroupWriter<'t> {
         }
         if !insert_event(self.tx, event)? {
             return Ok(Applied::NotStored);
+        }
+        if matches!(event.event_type, EventType::PageView | EventType::Custom) {
+            let is_page = event.event_type == EventType::PageView;
+            self.changes.events.push(EventRow {
+                site: event.site.clone(),
+                session_id: event.session_id.clone(),
+                ts: event.ts,
+                seq: event.seq,
+                event_id: event.event_id.clone(),
+                is_page,
+                path: is_page.then(|| page_path(&event.url)),
+                url_key: url_key(&event.url).to_owned(),
+                name: event.name.clone(),
+            });
         }
         self.load(&key)?;
         let slot = self.sessions.entry(key.clone()).or_default();
@@ -349,9 +373,48 @@ impl<'t> GroupWriter<'t> {
             if let Some(Some(state)) = self.sessions.get(&key) {
                 let referrer_domain = self.referrers.get(&key).and_then(Option::as_deref);
                 write_session(self.tx, state, Derived::With { referrer_domain })?;
+                self.changes
+                    .sessions
+                    .push(index_row(&state.session, referrer_domain));
             }
         }
         Ok(())
+    }
+}
+
+/// A session's row in the read index.
+fn index_row(s: &crate::session::Session, referrer_domain: Option<&str>) -> SessionRow {
+    let d = derived_columns(
+        s.landing_page.as_deref(),
+        s.exit_page.as_deref(),
+        referrer_domain,
+    );
+    let l = d.landing;
+    SessionRow {
+        site: s.site.clone(),
+        session_id: s.session_id.clone(),
+        visitor_id: s.visitor_id.clone(),
+        started_at: s.started_at,
+        duration_ms: s.duration_ms,
+        page_views: s.page_views,
+        is_bot: s.is_bot,
+        dims: [
+            d.entry_path,
+            d.exit_path,
+            Some(s.source.clone()),
+            l.referrer_domain,
+            l.utm_source,
+            l.utm_medium,
+            l.utm_campaign,
+            l.utm_term,
+            l.utm_content,
+            s.country.clone(),
+            s.region.clone(),
+            s.city.clone(),
+            s.browser.clone(),
+            s.os.clone(),
+            s.device_type.clone(),
+        ],
     }
 }
 
