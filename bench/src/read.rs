@@ -274,6 +274,9 @@ fn store_run(
         }
     };
     let collector = Collector::launch(launch(store))?;
+    if name == "sqlite" {
+        wait_for_read_index(&collector, name);
+    }
     let counts = runtime.block_on(counts(client, store, dir))?;
     let base = format!("http://{}", collector.addr);
     let window = (manifest.window_start, manifest.window_end);
@@ -312,6 +315,35 @@ fn report_fill(name: &str, f: &Filled, drain: Option<f64>, sweep: Option<f64>) {
     if let Some(r) = &f.first_rejection {
         eprintln!("waymark-bench: {name}: first rejection: {r}");
     }
+}
+
+/// Waits (up to 30 minutes) for the SQLite store to have built its read index, so that reads are timed on it; reports how long that took, its
+/// size and the collector's memory then.
+fn wait_for_read_index(collector: &Collector, name: &str) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(1800) {
+        match collector.metric("waymark_read_index_ready") {
+            Ok(Some(ready)) if ready >= 1.0 => {
+                let bytes = collector
+                    .metric("waymark_read_index_bytes")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0.0);
+                eprintln!(
+                    "waymark-bench: {name}: read index ready {:.1} s after start, about {:.0} MB; \
+                     collector RSS {} MB",
+                    started.elapsed().as_secs_f64(),
+                    bytes / 1e6,
+                    collector
+                        .rss_kb()
+                        .map_or("?".to_owned(), |kb| (kb / 1024).to_string()),
+                );
+                return;
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    eprintln!("waymark-bench: {name}: the read index was not ready after 30 minutes");
 }
 
 /// Waits (up to 30 minutes) until the sweeper has closed at least

@@ -176,7 +176,8 @@ pub(super) struct Columns {
     pub names: Dict,
     /// One per row dimension other than the paths (those use `pages`).
     pub dicts: Vec<Dict>,
-    by_key: HashMap<(u32, Box<str>), u32>,
+    /// Each site's sessions' rows, by session id.
+    by_key: Vec<HashMap<Box<str>, u32>>,
     pub site: Vec<u32>,
     pub started_at: Vec<u64>,
     pub visitor: Vec<u32>,
@@ -216,19 +217,23 @@ impl Columns {
 
     fn row_of(&mut self, site: &str, session_id: &str) -> Option<u32> {
         let site = self.sites.find(site)?;
-        self.by_key.get(&(site, session_id.into())).copied()
+        self.by_key.get(site as usize)?.get(session_id).copied()
     }
 
     /// Writes (over) a session's row.
     fn put(&mut self, s: &SessionRow) {
         let site = self.sites.id(Some(&s.site));
-        let key = (site, Box::<str>::from(s.session_id.as_str()));
-        let row = match self.by_key.get(&key) {
+        if self.by_key.len() <= site as usize {
+            self.by_key.resize_with(site as usize + 1, HashMap::new);
+        }
+        let row = match self.by_key[site as usize].get(s.session_id.as_str()) {
             Some(row) => *row as usize,
             None => {
                 let row = self.len();
-                self.by_key
-                    .insert(key, u32::try_from(row).unwrap_or(u32::MAX));
+                self.by_key[site as usize].insert(
+                    s.session_id.as_str().into(),
+                    u32::try_from(row).unwrap_or(u32::MAX),
+                );
                 self.site.push(site);
                 self.started_at.push(0);
                 self.visitor.push(0);
@@ -406,24 +411,29 @@ fn load(conn: &Connection) -> rusqlite::Result<Columns> {
             pending[row as usize].push((order_key(e.ts, e.seq, &e.event_id), step));
         }
     }
-    let mut unclear = Vec::new();
+    let mut unclear = HashSet::new();
     for (row, mut events) in pending.into_iter().enumerate() {
         events.sort_unstable_by_key(|(k, _)| *k);
         if events.windows(2).any(|w| w[0].0 == w[1].0) {
-            unclear.push(row);
+            unclear.insert(row);
         }
         columns.events += events.len();
         columns.last[row] = events.last().map(|(k, _)| *k);
         columns.steps[row] = events.into_iter().map(|(_, s)| s).collect();
     }
-    let keys: HashMap<u32, (u32, Box<str>)> = columns
-        .by_key
-        .iter()
-        .filter(|(_, row)| unclear.contains(&(**row as usize)))
-        .map(|(k, row)| (*row, k.clone()))
-        .collect();
-    for (site, id) in keys.into_values() {
-        let site = columns.sites.name(site).to_owned();
+    let mut keys = Vec::new();
+    for (site, sessions) in columns.by_key.iter().enumerate() {
+        for (id, row) in sessions {
+            if unclear.contains(&(*row as usize)) {
+                keys.push((site, id.clone()));
+            }
+        }
+    }
+    for (site, id) in keys {
+        let site = columns
+            .sites
+            .name(u32::try_from(site).unwrap_or(u32::MAX))
+            .to_owned();
         let events = session_events(conn, &site, &id)?;
         columns.set_steps(&site, &id, &events);
     }
