@@ -340,6 +340,8 @@ fn wait_for_read_index(collector: &Collector, name: &str) {
                 );
                 return;
             }
+            // A collector without a read index.
+            Ok(None) => return,
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
     }

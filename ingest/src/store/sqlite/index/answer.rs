@@ -124,31 +124,6 @@ fn by_key(keys: usize, pairs: Vec<(u32, u32, u64)>) -> Vec<(u32, Vec<(u32, u64)>
         .collect()
 }
 
-/// For each row, the kinds of steps of one sort (`custom` or not) it has
-/// and how many of each, without kind 0 (no path, no name).
-fn per_visit(c: &Columns, rows: &[u32], custom: bool) -> Vec<(u32, u32, u64)> {
-    let mut pairs = Vec::new();
-    let mut kinds = Vec::new();
-    for row in rows {
-        kinds.clear();
-        kinds.extend(
-            c.steps[*row as usize]
-                .iter()
-                .filter(|s| (s.kind & CUSTOM != 0) == custom)
-                .map(|s| s.kind & !CUSTOM)
-                .filter(|k| *k != 0),
-        );
-        kinds.sort_unstable();
-        let mut i = 0;
-        while i < kinds.len() {
-            let j = i + kinds[i..].iter().take_while(|k| **k == kinds[i]).count();
-            pairs.push((kinds[i], *row, (j - i) as u64));
-            i = j;
-        }
-    }
-    pairs
-}
-
 /// The `limit` largest keys: visits, then key bytewise.
 fn ranked<T>(mut rows: Vec<(String, u64, T)>, limit: usize) -> Vec<(String, u64, T)> {
     rows.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -158,34 +133,30 @@ fn ranked<T>(mut rows: Vec<(String, u64, T)>, limit: usize) -> Vec<(String, u64,
 
 pub(in crate::store::sqlite) fn breakdown(c: &Columns, q: &BreakdownQuery) -> Breakdown {
     let rows = selected(c, &q.sessions);
-    let mut marks = Marks::new(c.visitors.len());
-    let (dict, pairs): (&Dict, _) = match (row_column(q.dimension), q.dimension) {
-        (Some(column), _) => (
-            c.dict(column),
-            rows.iter()
+    let goals = q.dimension == Dimension::EventName;
+    let counted = match (row_column(q.dimension), q.dimension) {
+        (Some(column), _) => {
+            let mut marks = Marks::new(c.visitors.len());
+            let dict = c.dict(column);
+            let pairs = rows
+                .iter()
                 .map(|row| (c.dims[column][*row as usize], *row, 0))
                 .filter(|(k, _, _)| *k != 0)
-                .collect(),
-        ),
-        (None, Dimension::Page) => (&c.pages, per_visit(c, &rows, false)),
-        (None, _) => (&c.names, per_visit(c, &rows, true)),
+                .collect();
+            let counted = by_key(dict.len(), pairs)
+                .into_iter()
+                .map(|(k, group)| {
+                    let counts = count(c, &mut marks, group.iter().map(|(row, _)| (*row, None)));
+                    (dict.name(k).to_owned(), counts.visits, (counts, 0))
+                })
+                .collect();
+            ranked(counted, q.limit)
+        }
+        (None, Dimension::Page) => per_event(c, &rows, &c.pages, false, q.limit),
+        (None, _) => per_event(c, &rows, &c.names, true, q.limit),
     };
-    let goals = q.dimension == Dimension::EventName;
-    let page = q.dimension == Dimension::Page;
-    let counted = by_key(dict.len(), pairs)
-        .into_iter()
-        .map(|(k, group)| {
-            let events: u64 = group.iter().map(|(_, n)| n).sum();
-            let counts = count(
-                c,
-                &mut marks,
-                group.iter().map(|(row, n)| (*row, page.then_some(*n))),
-            );
-            (dict.name(k).to_owned(), counts.visits, (counts, events))
-        })
-        .collect();
     let all = rows.len() as u64;
-    let rows = ranked(counted, q.limit)
+    let rows = counted
         .into_iter()
         .map(|(key, _, (counts, events))| BreakdownRow {
             key,
@@ -201,6 +172,84 @@ pub(in crate::store::sqlite) fn breakdown(c: &Columns, q: &BreakdownQuery) -> Br
         dimension: q.dimension,
         rows,
     }
+}
+
+/// A breakdown by the visits' page views (`custom` false) or custom events:
+/// everything but visitors counted in one pass, then the visitors of the
+/// `limit` largest keys only. A page's page views are its own; an event
+/// name's are its visits', and its `events` its own.
+fn per_event(
+    c: &Columns,
+    rows: &[u32],
+    dict: &Dict,
+    custom: bool,
+    limit: usize,
+) -> Vec<(String, u64, (Counts, u64))> {
+    let keys = dict.len();
+    let (mut visits, mut events, mut page_views) =
+        (vec![0u64; keys], vec![0u64; keys], vec![0u64; keys]);
+    let (mut bounces, mut duration) = (vec![0u64; keys], vec![0u64; keys]);
+    let mut last = vec![u32::MAX; keys];
+    let steps = |row: u32| {
+        c.steps[row as usize]
+            .iter()
+            .filter(move |s| (s.kind & CUSTOM != 0) == custom)
+            .map(|s| (s.kind & !CUSTOM) as usize)
+            .filter(|k| *k != 0)
+    };
+    for row in rows {
+        let r = *row as usize;
+        for k in steps(*row) {
+            events[k] += 1;
+            if last[k] != *row {
+                last[k] = *row;
+                visits[k] += 1;
+                bounces[k] += u64::from(c.page_views[r] <= 1);
+                duration[k] += c.duration_ms[r];
+                page_views[k] += c.page_views[r];
+            }
+        }
+    }
+    let named = (1..keys)
+        .filter(|k| visits[*k] > 0)
+        .map(|k| (dict.name(k as u32).to_owned(), visits[k], k))
+        .collect();
+    let top = ranked(named, limit);
+    // The rows of each key kept, to count their visitors.
+    let mut slot = vec![usize::MAX; keys];
+    for (i, (_, _, k)) in top.iter().enumerate() {
+        slot[*k] = i;
+    }
+    let mut groups: Vec<Vec<u32>> = vec![Vec::new(); top.len()];
+    for row in rows {
+        for k in steps(*row) {
+            if let Some(group) = groups.get_mut(slot[k]) {
+                if group.last() != Some(row) {
+                    group.push(*row);
+                }
+            }
+        }
+    }
+    let mut marks = Marks::new(c.visitors.len());
+    top.into_iter()
+        .zip(groups)
+        .map(|((key, n, k), group)| {
+            marks.next_round();
+            let visitors = group
+                .iter()
+                .filter(|row| marks.first(c.visitor[**row as usize]))
+                .count() as u64;
+            #[allow(clippy::cast_precision_loss)] // Sums far below 2^52.
+            let counts = Counts {
+                visits: n,
+                visitors,
+                page_views: if custom { page_views[k] } else { events[k] },
+                bounces: bounces[k],
+                avg_duration_ms: duration[k] as f64 / n as f64,
+            };
+            (key, n, (counts, events[k]))
+        })
+        .collect()
 }
 
 /// The rows by the bucket they started in, with each bucket's start.

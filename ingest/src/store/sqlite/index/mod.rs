@@ -587,4 +587,6 @@ impl ReadIndex {
 }
 
 #[cfg(test)]
+mod scale;
+#[cfg(test)]
 mod tests;
