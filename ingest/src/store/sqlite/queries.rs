@@ -35,17 +35,33 @@ pub(super) const EVENTS_OF_S: &str = "e.site = s.site AND e.session_id = s.sessi
 impl Filter {
     /// The conditions of a [`ReadQuery`] on `sessions s`.
     pub(super) fn of(q: &ReadQuery) -> Filter {
+        Filter::started_in(q.from, q.to).and_read(q.site.as_deref(), q.include_bots, &q.filters)
+    }
+
+    /// Sessions `s` started in `[from, to)`.
+    pub(super) fn started_in(from: u64, to: u64) -> Filter {
         let mut f = Filter::default();
-        f.add("s.started_at >= ?", vec![Box::new(q.from)]);
-        f.add("s.started_at < ?", vec![Box::new(q.to)]);
-        if let Some(site) = &q.site {
-            f.add("s.site = ?", vec![Box::new(site.clone())]);
-        }
-        if !q.include_bots {
-            f.add("s.is_bot = 0", vec![]);
-        }
-        f.add_read_filters(&q.filters);
+        f.add("s.started_at >= ?", vec![Box::new(from)]);
+        f.add("s.started_at < ?", vec![Box::new(to)]);
         f
+    }
+
+    /// What every read adds to its time bounds: the site (all sites when
+    /// `None`), bots left out unless `include_bots`, and the `filters`.
+    pub(super) fn and_read(
+        mut self,
+        site: Option<&str>,
+        include_bots: bool,
+        filters: &[read::Filter],
+    ) -> Filter {
+        if let Some(site) = site {
+            self.add("s.site = ?", vec![Box::new(site.to_owned())]);
+        }
+        if !include_bots {
+            self.add("s.is_bot = 0", vec![]);
+        }
+        self.add_read_filters(filters);
+        self
     }
 
     /// `filter=dimension:value` on `sessions s`: a column equal to the
@@ -214,16 +230,8 @@ pub(super) fn top_pages_sql(filter: &str) -> String {
 }
 
 pub(super) fn stats(conn: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
-    let mut f = Filter::default();
-    f.add("s.started_at >= ?", vec![Box::new(q.from)]);
-    f.add("s.started_at < ?", vec![Box::new(q.to)]);
-    if let Some(site) = &q.site {
-        f.add("s.site = ?", vec![Box::new(site.clone())]);
-    }
-    if !q.include_bots {
-        f.add("s.is_bot = 0", vec![]);
-    }
-    f.add_read_filters(&q.filters);
+    let f =
+        Filter::started_in(q.from, q.to).and_read(q.site.as_deref(), q.include_bots, &q.filters);
     let filter = f.sql();
     let params = f.params();
 

@@ -126,13 +126,7 @@ pub(super) fn timeseries(conn: &Connection, q: &TimeseriesQuery) -> Result<Times
 pub(super) fn realtime(conn: &Connection, q: &RealtimeQuery) -> Result<Realtime, StoreError> {
     let mut f = Filter::default();
     f.add("s.last_seen_at >= ?", vec![Box::new(q.since)]);
-    if let Some(site) = &q.site {
-        f.add("s.site = ?", vec![Box::new(site.clone())]);
-    }
-    if !q.include_bots {
-        f.add("s.is_bot = 0", vec![]);
-    }
-    f.add_read_filters(&q.filters);
+    let f = f.and_read(q.site.as_deref(), q.include_bots, &q.filters);
     let filter = f.sql();
     let params = f.params();
     let visitors: u64 = conn.query_row(

@@ -45,9 +45,13 @@ pub(super) const ROW_DIMENSIONS: [Dimension; 15] = [
 ];
 
 /// The `sessions` columns of [`ROW_DIMENSIONS`], in that order.
-const ROW_DIMENSION_COLUMNS: &str = "entry_path, exit_path, source, referrer_domain, utm_source, \
-     utm_medium, utm_campaign, utm_term, utm_content, country, region, city, browser, os, \
-     device_type";
+fn row_dimension_columns() -> String {
+    ROW_DIMENSIONS
+        .iter()
+        .filter_map(|d| d.session_column())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Where a dimension's ids are in a row, `None` for `page` and
 /// `event_name`.
@@ -392,7 +396,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Columns> {
     let mut columns = Columns::new();
     let sql = format!(
         "SELECT site, session_id, visitor_id, started_at, duration_ms, page_views, is_bot, \
-         {ROW_DIMENSION_COLUMNS} FROM sessions"
+         {} FROM sessions",
+        row_dimension_columns()
     );
     let mut stmt = conn.prepare(&sql)?;
     for row in stmt.query_map([], session_row)? {
