@@ -396,6 +396,10 @@ fn reads() -> Vec<Read> {
     .collect()
 }
 
+/// When the compaction both runs before the reads began (epoch seconds,
+/// 2100-01-01): every session is read from `sessions_flat`.
+const COMPACTED_AT: u64 = 4_102_444_800;
+
 /// The read statements, each named `<n> <name>`.
 fn read_statements() -> Vec<(String, Statement)> {
     reads()
@@ -472,6 +476,9 @@ async fn clickhouse_18_gives_the_recorded_answers() {
         store.sync().await.unwrap();
     }
     server.query(&version_2_insert());
+    for sql in clickhouse_sql::compaction(DB, COMPACTED_AT) {
+        server.query(&sql);
+    }
     let answers: Vec<(String, String)> = read_statements()
         .into_iter()
         .map(|(name, statement)| {
@@ -503,6 +510,12 @@ fn current_clickhouse_runs_the_schema_insert_and_reads_with_the_recorded_answers
         statements.push(json!({"name": format!("insert {n}"), "sql": sql}));
     }
     statements.push(json!({"name": "insert version 2", "sql": version_2_insert()}));
+    for (n, sql) in clickhouse_sql::compaction(DB, COMPACTED_AT)
+        .into_iter()
+        .enumerate()
+    {
+        statements.push(json!({"name": format!("compaction {n}"), "sql": sql}));
+    }
     let reads = read_statements();
     for (name, statement) in &reads {
         statements.push(json!({"name": name, "sql": statement.sql}));

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use serde_json::Value;
-use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore};
+use waymark_ingest::{ClickHouseStore, ClickHouseUrl, Config, SqliteStore, Store, StoredEvent};
 
 mod support;
 use support::app::{Reply, TestApp};
@@ -60,28 +60,70 @@ fn clickhouse_server() -> Option<&'static ClickHouse> {
     support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
 }
 
+/// When a ClickHouse scenario compacts the sessions into `sessions_flat`.
+#[derive(Debug, Clone, Copy)]
+enum Compaction {
+    /// Never: every session is read from the merged aggregate states.
+    Never,
+    /// Once the whole data set is in: every session is read from
+    /// `sessions_flat`.
+    After,
+    /// After the first half of the events: the sessions the second half
+    /// touches are read merged, the others flat.
+    Between,
+}
+
 /// The ClickHouse store on its own database, named after the scenario,
-/// holding the data set; `None` when the ClickHouse tests are not to run.
-async fn clickhouse(scenario: &str) -> Option<TestApp> {
+/// holding the data set, compacted as `compaction` says; `None` when the
+/// ClickHouse tests are not to run.
+async fn clickhouse(scenario: &str, compaction: Compaction) -> Option<TestApp> {
     let server = clickhouse_server()?;
     // The store's log (insert retries, …) shows with a failing test.
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let dir = tempfile::tempdir().unwrap();
-    let url: ClickHouseUrl = server.url(&format!("read_{scenario}")).parse().unwrap();
+    let url: ClickHouseUrl = server
+        .url(&format!("read_{scenario}_{compaction:?}").to_lowercase())
+        .parse()
+        .unwrap();
     let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
         .await
         .unwrap();
-    Some(load(TestApp::on_dyn(Arc::new(store), config(), NOW, dir)).await)
+    let events = data::events();
+    let half = match compaction {
+        Compaction::Never | Compaction::After => events.len(),
+        Compaction::Between => events.len() / 2,
+    };
+    append(&store, events[..half].to_vec()).await;
+    if !matches!(compaction, Compaction::Never) {
+        compact_everything(&store).await;
+    }
+    append(&store, events[half..].to_vec()).await;
+    Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+}
+
+/// A compaction that vouches for every session touched so far: begun a
+/// second (the resolution of the touch times) after the last insert.
+async fn compact_everything(store: &ClickHouseStore) {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    store.compact_with_margin(0).await.unwrap();
+}
+
+/// Appends `events` and waits until they can be read back.
+async fn append(store: &dyn Store, events: Vec<StoredEvent>) {
+    if events.is_empty() {
+        return;
+    }
+    let outcome = store.append(events.clone()).await.unwrap();
+    assert_eq!(outcome.inserted, events.len());
+    tokio::time::timeout(Duration::from_secs(20), store.sync())
+        .await
+        .expect("the store takes the data set within 20 s")
+        .unwrap();
 }
 
 /// Appends the data set and waits until it can be read back.
 async fn load(app: TestApp) -> TestApp {
-    let outcome = app.store.append(data::events()).await.unwrap();
-    assert_eq!(outcome.inserted, data::events().len());
-    tokio::time::timeout(Duration::from_secs(20), app.store.sync())
-        .await
-        .expect("the store takes the data set within 20 s")
-        .unwrap();
+    append(app.store.as_ref(), data::events()).await;
     app
 }
 
@@ -123,7 +165,35 @@ macro_rules! read_api {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(app) = super::clickhouse(stringify!($name)).await else {
+                    let compaction = super::Compaction::Never;
+                    let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
+                        return;
+                    };
+                    super::$module::$name(&app).await;
+                }
+            )*
+        }
+        /// The same answers from `sessions_flat` alone.
+        mod clickhouse_compacted {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let compaction = super::Compaction::After;
+                    let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
+                        return;
+                    };
+                    super::$module::$name(&app).await;
+                }
+            )*
+        }
+        /// The same answers from `sessions_flat` and the merged states of
+        /// the sessions touched since.
+        mod clickhouse_half_compacted {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let compaction = super::Compaction::Between;
+                    let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
                         return;
                     };
                     super::$module::$name(&app).await;

@@ -83,6 +83,7 @@ use crate::session::{fold_session, Session};
 pub use self::url::ClickHouseUrl;
 
 mod counts;
+mod flat;
 mod landing;
 mod queries;
 mod refusal;
@@ -241,6 +242,7 @@ impl ClickHouseStore {
             read_retry: shipper::RETRY_FIRST,
         };
         let handle = tokio::spawn(shipper.run());
+        tokio::spawn(flat::run(Arc::clone(&ch), stop.subscribe()));
         Ok(ClickHouseStore {
             ch,
             spool,
@@ -263,6 +265,21 @@ impl ClickHouseStore {
     pub fn with_max_events_per_session(mut self, max: u64) -> Self {
         self.max_events = max;
         self
+    }
+
+    /// Compacts now: writes the sessions changed since the last compaction
+    /// into `sessions_flat` (which each collector also does every 10 s;
+    /// see [`flat`]).
+    pub async fn compact(&self) -> Result<(), StoreError> {
+        self.ch.compact(flat::MARGIN_SECS).await
+    }
+
+    /// [`compact`](Self::compact), vouching for every session touched
+    /// `margin_secs` before it began instead of a minute: for tests, which
+    /// know no insert is under way.
+    #[doc(hidden)]
+    pub async fn compact_with_margin(&self, margin_secs: u64) -> Result<(), StoreError> {
+        self.ch.compact(margin_secs).await
     }
 
     /// Events acknowledged and not yet in ClickHouse.

@@ -8,6 +8,7 @@ use std::collections::{BTreeSet, HashMap};
 use clickhouse::query::Query;
 use clickhouse::Client;
 
+use super::flat::sessions_read_sql;
 use super::reports::{literal, Pick};
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
@@ -173,7 +174,7 @@ impl Reads<'_> {
         after: Option<&SweepCursor>,
         limit: usize,
     ) -> Query {
-        let sessions = sessions_sql(self.db, "1");
+        let sessions = sessions_read_sql(self.db, "1");
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
              WHERE ended_at IS NULL AND last_seen_at < {idle_before} \

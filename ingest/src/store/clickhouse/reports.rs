@@ -2,8 +2,9 @@
 //! breakdowns, timeseries, realtime, funnels and profile totals, and the
 //! filters every read takes ([`Pick`]).
 //!
-//! Every question reads the sessions of [`sessions_sql`] (one row per
-//! visit, merged from `sessions_agg` rows of the site only) and, for pages
+//! Every question reads the sessions of [`sessions_read_sql`] (one row per
+//! visit, of the site only, from `sessions_flat` or merged from
+//! `sessions_agg`: see [`super::flat`]) and, for pages
 //! and custom events, the visits' events, each counted once by `event_id`
 //! (a replayed insert may hold an event twice until parts merge). Values
 //! are written into the SQL as literals ([`literal`]) and the queries sent
@@ -14,7 +15,7 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::schema::sessions_sql;
+use super::flat::sessions_read_sql;
 use super::{timed, ClickHouseStore};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
@@ -118,7 +119,8 @@ impl Pick {
             .unwrap_or_default()
     }
 
-    /// The sessions, one row each, with the columns of [`sessions_sql`].
+    /// The sessions, one row each, with the columns of
+    /// [`sessions_sql`](super::schema::sessions_sql).
     pub(crate) fn sql(&self) -> String {
         let keys = if self.keys.is_empty() {
             "1".to_owned()
@@ -132,7 +134,7 @@ impl Pick {
         };
         format!(
             "SELECT * FROM ({}) WHERE {clauses}",
-            sessions_sql(&self.db, &keys)
+            sessions_read_sql(&self.db, &keys)
         )
     }
 

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
+use super::flat::flat_schema;
 use super::landing::{landing_schema, LANDING_AGGREGATES};
 use super::{timed, Ch};
 use crate::store::StoreError;
@@ -86,6 +87,7 @@ pub(crate) fn migrations(db: &str) -> Vec<Vec<Statement>> {
         sql(vec![EVENTS_TABLE.replace("{db}", db)]),
         sql(sessions_schema(db)),
         landing_schema(db),
+        flat_schema(db),
     ]
 }
 

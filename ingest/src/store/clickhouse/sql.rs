@@ -8,6 +8,7 @@
 
 use clickhouse::Client;
 
+use super::flat::{compact_sql, stale_touched_sql};
 use super::queries::Reads;
 use super::reports::{
     breakdown_sql, funnel_sql, profile_sql, realtime_sql, timeseries_sql, visits_sql,
@@ -91,6 +92,15 @@ pub fn schema(db: &str) -> Vec<String> {
         statements.extend(step.iter().map(|statement| statement.sql(db)));
         statements.push(record_version(db, version, 0));
     }
+    statements
+}
+
+/// The statements of a compaction begun at `began_at` (epoch seconds)
+/// vouching for every session touched before it, then the query for the
+/// touched sessions' days it may drop.
+pub fn compaction(db: &str, began_at: u64) -> Vec<String> {
+    let mut statements: Vec<String> = compact_sql(db, began_at, 0).into();
+    statements.push(stale_touched_sql(db, began_at));
     statements
 }
 

@@ -1,0 +1,232 @@
+//! Schema version 4: `sessions_flat`, each session once as plain columns,
+//! so that a read over a month scans columns instead of merging every
+//! session's aggregate states.
+//!
+//! Merging `sessions_agg` costs tens of microseconds a session, whatever
+//! the range asked for (a month of a busy site is seconds). So a
+//! compaction ([`Ch::compact`], every [`COMPACT_EVERY`] by each collector)
+//! writes the merged values of the sessions changed since the last one
+//! into `sessions_flat`, a `ReplacingMergeTree` keyed by `(site,
+//! session_id)` that keeps each session's newest version (`version`, the
+//! server's clock at the compaction, in seconds). Which sessions changed is
+//! `sessions_touched`: a row per session per insert into `events`, with
+//! the server's time, kept by a materialised view, partitioned by day and
+//! dropped two days after.
+//!
+//! A read ([`sessions_read_sql`]) is exact whenever it runs: the sessions
+//! touched since [`MARGIN_SECS`] before the newest compaction began (the
+//! *delta*) are merged from `sessions_agg` as before, every other from
+//! `sessions_flat` (`FINAL`: one version each). An event inserted before
+//! that point was in `sessions_agg` when the compaction read it, as an
+//! insert takes at most [`REQUEST_TIMEOUT`](super::REQUEST_TIMEOUT); so a
+//! session outside the delta has no event its flat row lacks. Late,
+//! reordered and duplicate events only touch their session again.
+//! Collectors compacting at once write the same values; the newest
+//! version wins.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::schema::{sessions_sql, Statement};
+use super::{timed, Ch};
+use crate::store::StoreError;
+
+/// How often each collector compacts.
+pub(super) const COMPACT_EVERY: Duration = Duration::from_secs(10);
+
+/// How long before a compaction's start a session must have been touched
+/// last for reads to take its flat row: twice the longest insert.
+pub(crate) const MARGIN_SECS: u64 = 60;
+
+/// The columns of a session as [`sessions_sql`] gives them, in its order,
+/// with their types: `sessions_flat`'s columns after `version`.
+const COLUMNS: &[(&str, &str)] = &[
+    ("session_id", "String"),
+    ("site", "String"),
+    ("visitor_id", "String"),
+    ("user_id", "Nullable(String)"),
+    ("session_index", "Nullable(UInt32)"),
+    ("started_at", "UInt64"),
+    ("last_seen_at", "UInt64"),
+    ("ended_at", "Nullable(UInt64)"),
+    ("end_reason", "Nullable(String)"),
+    ("duration_ms", "UInt64"),
+    ("landing_page", "Nullable(String)"),
+    ("exit_page", "Nullable(String)"),
+    ("source", "String"),
+    ("country", "Nullable(String)"),
+    ("region", "Nullable(String)"),
+    ("city", "Nullable(String)"),
+    ("browser", "Nullable(String)"),
+    ("os", "Nullable(String)"),
+    ("device_type", "Nullable(String)"),
+    ("event_count", "UInt64"),
+    ("page_views", "UInt64"),
+    ("is_bot", "UInt8"),
+    ("entry_path", "Nullable(String)"),
+    ("exit_path", "Nullable(String)"),
+    ("referrer_domain", "Nullable(String)"),
+    ("utm_source", "Nullable(String)"),
+    ("utm_medium", "Nullable(String)"),
+    ("utm_campaign", "Nullable(String)"),
+    ("utm_term", "Nullable(String)"),
+    ("utm_content", "Nullable(String)"),
+];
+
+/// The column names, comma separated.
+fn names() -> String {
+    COLUMNS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The steps of schema version 4: the touched sessions and their view,
+/// the flat table, the compactions' log, then a first compaction of every
+/// session there is, logged as begun before it (and after the view, so
+/// that nothing inserted meanwhile is missed).
+pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
+    let columns: Vec<String> = COLUMNS
+        .iter()
+        .map(|(name, kind)| format!("{name} {kind}"))
+        .collect();
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.sessions_touched \
+             (site String, session_id String, touched_at DateTime) \
+             ENGINE = MergeTree PARTITION BY toYYYYMMDD(touched_at) \
+             ORDER BY (touched_at, site, session_id)"
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.sessions_touched_mv \
+             TO {db}.sessions_touched AS SELECT site, session_id, now() AS touched_at \
+             FROM {db}.events GROUP BY site, session_id"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.sessions_flat (version UInt64, {}) \
+             ENGINE = ReplacingMergeTree(version) ORDER BY (site, session_id)",
+            columns.join(", ")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.compactions (began_at DateTime, margin UInt32) \
+             ENGINE = MergeTree PARTITION BY toYYYYMM(began_at) ORDER BY began_at"
+        ),
+        format!("INSERT INTO {db}.compactions SELECT now(), {MARGIN_SECS}"),
+        format!(
+            "INSERT INTO {db}.sessions_flat (version, {names}) SELECT toUInt64(now()), {names} \
+             FROM ({})",
+            sessions_sql(db, "1"),
+            names = names()
+        ),
+    ]
+    .into_iter()
+    .map(Statement::Sql)
+    .collect()
+}
+
+/// The sessions whose flat rows may be behind (see the module docs): an
+/// `IN` set of `(site, session_id)`, those touched since the latest point
+/// a compaction vouches for (its start less its margin).
+fn delta(db: &str) -> String {
+    format!(
+        "(SELECT site, session_id FROM {db}.sessions_touched \
+         WHERE touched_at >= (SELECT max(began_at - margin) FROM {db}.compactions))"
+    )
+}
+
+/// The sessions picked by `keys` (conditions on `site` and `session_id`
+/// only), one row each, with the columns of [`sessions_sql`]: those of the
+/// delta merged from `sessions_agg`, the others from `sessions_flat`.
+pub(crate) fn sessions_read_sql(db: &str, keys: &str) -> String {
+    let delta = delta(db);
+    format!(
+        "SELECT {names} FROM {db}.sessions_flat FINAL \
+         WHERE {keys} AND (site, session_id) NOT IN {delta} \
+         UNION ALL {}",
+        sessions_sql(db, &format!("{keys} AND (site, session_id) IN {delta}")),
+        names = names()
+    )
+}
+
+/// The statements of one compaction begun at `began_at` (the server's
+/// clock, epoch seconds): the flat rows of the delta, then its own log
+/// line, vouching for every session touched `margin` seconds before it
+/// began.
+pub(crate) fn compact_sql(db: &str, began_at: u64, margin: u64) -> [String; 2] {
+    [
+        format!(
+            "INSERT INTO {db}.sessions_flat (version, {names}) SELECT {began_at}, {names} \
+             FROM ({})",
+            sessions_sql(db, &format!("(site, session_id) IN {}", delta(db))),
+            names = names()
+        ),
+        format!("INSERT INTO {db}.compactions VALUES ({began_at}, {margin})"),
+    ]
+}
+
+/// The days of `sessions_touched` no read or compaction needs any more
+/// (older than two days before `now`, epoch seconds).
+pub(crate) fn stale_touched_sql(db: &str, now: u64) -> String {
+    let before = now.saturating_sub(2 * 86_400);
+    format!(
+        "SELECT DISTINCT partition FROM system.parts WHERE database = '{db}' \
+         AND table = 'sessions_touched' AND active \
+         AND partition < toString(toYYYYMMDD(toDateTime({before})))"
+    )
+}
+
+impl Ch {
+    /// One compaction (see the module docs) vouching for the sessions
+    /// touched `margin` seconds before it began ([`MARGIN_SECS`] but in
+    /// tests), then the touched sessions' days no longer needed dropped.
+    pub(crate) async fn compact(&self, margin: u64) -> Result<(), StoreError> {
+        self.migrate().await?;
+        let db = &self.db;
+        let began_at: u64 = timed(
+            self.client
+                .query("SELECT toUInt64(now())")
+                .fetch_one::<u64>(),
+        )
+        .await?;
+        for sql in compact_sql(db, began_at, margin) {
+            timed(self.client.query_raw(&sql).execute()).await?;
+        }
+        let stale: Vec<String> = timed(
+            self.client
+                .query_raw(&stale_touched_sql(db, began_at))
+                .fetch_all::<String>(),
+        )
+        .await?;
+        // A day's partition is its `YYYYMMDD`, a number.
+        for partition in stale
+            .iter()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        {
+            let drop = format!("ALTER TABLE {db}.sessions_touched DROP PARTITION {partition}");
+            timed(self.client.query_raw(&drop).execute()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Compacts every [`COMPACT_EVERY`] until `stopping` says stop; a failed
+/// compaction is logged and tried at the next tick (reads stay exact, only
+/// slower, as the delta grows).
+pub(super) async fn run(ch: std::sync::Arc<Ch>, mut stopping: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(COMPACT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if let Err(err) = ch.compact(MARGIN_SECS).await {
+            tracing::warn!(error = %err, "cannot compact the ClickHouse sessions; reads merge more until the next try");
+        }
+    }
+}
