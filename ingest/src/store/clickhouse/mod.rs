@@ -30,7 +30,8 @@
 //!
 //! Sessions follow the same rules as the SQLite store's
 //! ([`crate::session`], [`fold_session`]): sessions, lists, stats, the read
-//! API's questions ([`reports`]) and sweeps read `sessions_agg`, an
+//! API's questions ([`reports`]) and sweeps read `sessions_agg` (lists,
+//! stats, reports and sweeps through its compaction, [`flat`]), an
 //! `AggregatingMergeTree` a materialised view keeps from every insert into
 //! `events` (`AGGREGATES` in [`schema`]), over per-event keys computed at
 //! insert (the merge order key, the end's rank, the landing page's source). Every
@@ -50,7 +51,8 @@
 //! [`spool`] is the spool and its dead-letter, [`shipper`] the shipper,
 //! [`refusal`] which failed inserts are the rows' fault, [`schema`] the tables
 //! and migrations, [`landing`] schema version 3 (page keys and landing
-//! fields), [`rows`] the rows written and read, [`queries`] the sessions',
+//! fields), [`flat`] schema version 4 (the sessions compacted into plain
+//! columns, and the compactor), [`rows`] the rows written and read, [`queries`] the sessions',
 //! stats' and the sweeper's SQL, [`reports`] the read API's other questions
 //! and its filters, [`url`] the server's address; [`sql`] lists every
 //! statement the store sends, for tests.

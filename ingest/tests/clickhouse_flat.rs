@@ -1,0 +1,223 @@
+//! ClickHouse's compacted sessions (`sessions_flat`) answer as the merged
+//! aggregate states do: random events (late, reordered, duplicated, ended
+//! by the SDK or the sweeper, bots, two sites) go into two databases in the
+//! same batches; one is compacted after every batch, the other never is
+//! (its reads merge every session from `sessions_agg`); then every read of
+//! the read API is asked of both.
+//!
+//! Only with `WAYMARK_TEST_CLICKHOUSE=1`; otherwise it skips, saying so.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use support::clickhouse::ClickHouse;
+use waymark_ingest::read::{
+    BreakdownQuery, Dimension, Filter, FunnelQuery, FunnelStep, ReadQuery, TimeseriesQuery,
+};
+use waymark_ingest::{
+    ClickHouseStore, ClickHouseUrl, Enrichment, EventSink, EventType, Interval, SessionQuery,
+    SessionReader, SessionSweeper, StatsQuery, StoredEvent,
+};
+
+const BASE: u64 = 1_700_000_000_000;
+const SLOT: u64 = 1_200_000;
+const PATHS: [&str; 3] = ["/", "/pricing", "/docs"];
+
+fn server() -> Option<&'static ClickHouse> {
+    static SERVER: OnceLock<ClickHouse> = OnceLock::new();
+    support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
+}
+
+/// An event from small numbers: site, session, kind, page, time slot,
+/// id (shared ids are duplicates), bot, country.
+type Spec = (u8, u8, u8, u8, u8, u8, bool, u8);
+
+fn specs(max: usize) -> impl Strategy<Value = Vec<Spec>> {
+    proptest::collection::vec(
+        (
+            0u8..2,
+            0u8..5,
+            0u8..5,
+            0u8..3,
+            0u8..8,
+            0u8..40,
+            proptest::bool::weighted(0.2),
+            0u8..3,
+        ),
+        1..max,
+    )
+}
+
+fn event(&(site, session, kind, page, slot, id, bot, country): &Spec) -> StoredEvent {
+    let event_type = [
+        EventType::PageView,
+        EventType::PageView,
+        EventType::Custom,
+        EventType::Click,
+        EventType::VisitEnded,
+    ][usize::from(kind)];
+    let ts = BASE + u64::from(slot) * SLOT + u64::from(id);
+    let campaign = if page == 1 { "?utm_source=mail" } else { "" };
+    StoredEvent {
+        event_id: format!("e{id}"),
+        site: format!("site{site}"),
+        event_type,
+        name: (event_type == EventType::Custom).then(|| format!("goal{}", page % 2)),
+        ts,
+        client_ts: ts,
+        received_at: ts,
+        session_id: format!("s{session}"),
+        visitor_id: format!("v{}", session % 3),
+        user_id: (session == 4).then(|| "u1".to_owned()),
+        session_index: None,
+        seq: None,
+        previous_session_id: None,
+        storage: None,
+        url: format!("https://shop.example{}{campaign}", PATHS[usize::from(page)]),
+        title: None,
+        referrer: (slot % 3 == 0).then(|| "https://news.example/a".to_owned()),
+        props: None,
+        context: None,
+        enrichment: Enrichment {
+            country: ["DE", "FR"]
+                .get(usize::from(country))
+                .map(|c| (*c).to_owned()),
+            browser: Some(if bot { "Bot" } else { "Firefox" }.to_owned()),
+            is_bot: bot,
+            ..Enrichment::default()
+        },
+    }
+}
+
+async fn open(db: &str) -> (ClickHouseStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url: ClickHouseUrl = server().unwrap().url(db).parse().unwrap();
+    let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(10))
+        .await
+        .unwrap();
+    (store, dir)
+}
+
+/// Every read of the read API over the whole range, with and without
+/// filters, as text to compare.
+async fn answers(store: &ClickHouseStore) -> Vec<String> {
+    let range = |site: Option<&str>, filters: Vec<Filter>| ReadQuery {
+        site: site.map(str::to_owned),
+        from: BASE + SLOT,
+        to: BASE + 6 * SLOT,
+        include_bots: site.is_none(),
+        filters,
+    };
+    let filter = |dimension, value: &str| Filter {
+        dimension,
+        value: value.to_owned(),
+    };
+    let mut out = Vec::new();
+    for (site, filters) in [
+        (Some("site0"), vec![]),
+        (None, vec![]),
+        (Some("site0"), vec![filter(Dimension::Country, "DE")]),
+        (Some("site1"), vec![filter(Dimension::Page, "/pricing")]),
+    ] {
+        let sessions = range(site, filters.clone());
+        let stats = StatsQuery {
+            site: sessions.site.clone(),
+            from: sessions.from,
+            to: sessions.to,
+            include_bots: sessions.include_bots,
+            interval: Interval::Hour,
+            filters,
+        };
+        out.push(format!("{:?}", store.stats(stats).await.unwrap()));
+        for dimension in [
+            Dimension::EntryPage,
+            Dimension::ExitPage,
+            Dimension::Page,
+            Dimension::EventName,
+            Dimension::Source,
+            Dimension::UtmSource,
+            Dimension::Country,
+            Dimension::Browser,
+        ] {
+            let q = BreakdownQuery {
+                sessions: sessions.clone(),
+                dimension,
+                limit: 10,
+            };
+            out.push(format!("{:?}", store.breakdown(q).await.unwrap()));
+        }
+        let q = TimeseriesQuery {
+            sessions: sessions.clone(),
+            interval: Interval::Hour,
+        };
+        out.push(format!("{:?}", store.timeseries(q).await.unwrap()));
+        let q = FunnelQuery {
+            sessions: sessions.clone(),
+            steps: vec![
+                FunnelStep::Page("/".to_owned()),
+                FunnelStep::Event("goal0".to_owned()),
+            ],
+        };
+        out.push(format!("{:?}", store.funnel(q).await.unwrap()));
+        let q = SessionQuery {
+            site: sessions.site.clone(),
+            limit: 50,
+            ..SessionQuery::default()
+        };
+        out.push(format!("{:?}", store.sessions(q).await.unwrap()));
+    }
+    out
+}
+
+async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
+    let (merged, _a) = open(&format!("flat_{n}_merged")).await;
+    let (compacted, _b) = open(&format!("flat_{n}_compacted")).await;
+    for (i, batch) in batches.iter().enumerate() {
+        let events: Vec<StoredEvent> = batch.iter().map(event).collect();
+        for store in [&merged, &compacted] {
+            store.append(events.clone()).await.unwrap();
+            store.sync().await.unwrap();
+            if i == sweep_after {
+                let idle_before = BASE + 4 * SLOT;
+                store
+                    .sweep(idle_before + 1, idle_before, None, 100)
+                    .await
+                    .unwrap();
+                store.sync().await.unwrap();
+            }
+        }
+        // Touch times are whole seconds: vouch for everything so far.
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        compacted.compact_with_margin(0).await.unwrap();
+    }
+    let (expected, found) = (answers(&merged).await, answers(&compacted).await);
+    for (e, f) in expected.iter().zip(&found) {
+        assert_eq!(e, f, "compacted reads differ from merged ones");
+    }
+    for store in [merged, compacted] {
+        Arc::new(store).shutdown().await;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3, ..ProptestConfig::default() })]
+
+    #[test]
+    fn compacted_sessions_answer_as_the_merged_states(
+        batches in proptest::collection::vec(specs(25), 1..4),
+        sweep_after in 0usize..4,
+    ) {
+        if server().is_none() {
+            eprintln!("SKIP compacted_sessions_answer_as_the_merged_states: set WAYMARK_TEST_CLICKHOUSE=1");
+            return Ok(());
+        }
+        static CASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::runtime::Runtime::new().unwrap().block_on(case(n, &batches, sweep_after));
+    }
+}
