@@ -29,11 +29,14 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::schema::{sessions_sql, Statement};
-use super::{timed, Ch};
+use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
 
 /// How often each collector compacts.
 pub(super) const COMPACT_EVERY: Duration = Duration::from_secs(10);
+
+/// The longest one compaction's insert may take.
+const COMPACT_TIMEOUT: Duration = Duration::from_secs(3_600);
 
 /// How long before a compaction's start a session must have been touched
 /// last for reads to take its flat row: twice the longest insert.
@@ -84,9 +87,10 @@ fn names() -> String {
 }
 
 /// The steps of schema version 4: the touched sessions and their view,
-/// the flat table, the compactions' log, then a first compaction of every
-/// session there is, logged as begun before it (and after the view, so
-/// that nothing inserted meanwhile is missed).
+/// the flat table, the compactions' log, then every session there is
+/// marked touched, so that reads merge them until the compactor, in the
+/// background, has written them flat (a month of a busy site takes longer
+/// than a start should wait).
 pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
     let columns: Vec<String> = COLUMNS
         .iter()
@@ -113,12 +117,9 @@ pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
             "CREATE TABLE IF NOT EXISTS {db}.compactions (began_at DateTime, margin UInt32) \
              ENGINE = MergeTree PARTITION BY toYYYYMM(began_at) ORDER BY began_at"
         ),
-        format!("INSERT INTO {db}.compactions SELECT now(), {MARGIN_SECS}"),
         format!(
-            "INSERT INTO {db}.sessions_flat (version, {names}) SELECT toUInt64(now()), {names} \
-             FROM ({})",
-            sessions_sql(db, "1"),
-            names = names()
+            "INSERT INTO {db}.sessions_touched SELECT site, session_id, now() \
+             FROM {db}.sessions_agg GROUP BY site, session_id"
         ),
     ]
     .into_iter()
@@ -128,7 +129,8 @@ pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
 
 /// The sessions whose flat rows may be behind (see the module docs): an
 /// `IN` set of `(site, session_id)`, those touched since the latest point
-/// a compaction vouches for (its start less its margin).
+/// a compaction vouches for (its start less its margin; every one before
+/// the first compaction).
 fn delta(db: &str) -> String {
     format!(
         "(SELECT site, session_id FROM {db}.sessions_touched \
@@ -191,7 +193,8 @@ impl Ch {
         )
         .await?;
         for sql in compact_sql(db, began_at, margin) {
-            timed(self.client.query_raw(&sql).execute()).await?;
+            // The first compaction of a big store writes every session.
+            timed_for(COMPACT_TIMEOUT, self.client.query_raw(&sql).execute()).await?;
         }
         let stale: Vec<String> = timed(
             self.client

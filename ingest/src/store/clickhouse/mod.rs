@@ -547,7 +547,15 @@ async fn replay_dead_letters(spool: &Spool, dir: &Path) {
 pub(super) async fn timed<T>(
     work: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+    timed_for(REQUEST_TIMEOUT, work).await
+}
+
+/// [`timed`], for work that may take up to `limit`.
+pub(super) async fn timed_for<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, work).await {
         Ok(done) => Ok(done?),
         Err(_) => Err(StoreError::Commit(
             "ClickHouse did not answer in time".to_owned(),
