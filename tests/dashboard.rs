@@ -9,118 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use waymark_e2e::{root, Browser, Collector, Row};
+use waymark_e2e::{Browser, Collector};
 
-const TOKEN: &str = "dashboard-test-token";
-/// What a visitor's page may carry as its title, and in its URL.
-const MARKUP: &str = "<img src=x onerror=alert(1)>";
-const SCRIPT_PROP: &str = "<script>alert(2)</script>";
-
-fn session_rows<'a>(rows: &'a [Row], session_id: &str) -> Vec<&'a Row> {
-    rows.iter().filter(|r| r.session_id == session_id).collect()
-}
-
-/// `GET path` on the read API from the page, with the token; the JSON answer.
-async fn read_api(browser: &Browser, path: &str) -> serde_json::Value {
-    let answer = browser
-        .eval_async(&format!(
-            "const done = arguments[arguments.length - 1];
-             fetch({path}, {{headers: {{Authorization: 'Bearer {TOKEN}'}}}})
-               .then(r => r.json()).then(done, e => done({{error: String(e)}}));",
-            path = serde_json::Value::from(path),
-        ))
-        .await;
-    assert!(answer.get("error").is_none(), "{path}: {answer}");
-    answer
-}
-
-/// Waits until the dashboard has drawn its current view.
-async fn wait_drawn(browser: &Browser) {
-    browser
-        .wait_until("return document.querySelector('#view').dataset.state === 'ready'")
-        .await;
-}
-
-/// What the page did with the markup: alerts raised, images and scripts made.
-async fn assert_no_markup_ran(browser: &Browser) {
-    let seen = browser
-        .eval(
-            "return {alerts: window.alerts, imgs: document.querySelectorAll('img').length,
-                     scripts: document.querySelectorAll('script').length}",
-        )
-        .await;
-    assert_eq!(
-        seen,
-        serde_json::json!({"alerts": [], "imgs": 0, "scripts": 1}),
-        "visitor data was run as markup"
-    );
-}
-
-const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-
-/// `POST /v1/batch` as a server would send it (no `Origin`), with `user_agent`;
-/// the response's status code.
-async fn post_batch(collector: &Collector, body: &str, user_agent: &str) -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(collector.addr)
-        .await
-        .expect("connect");
-    let request = format!(
-        "POST /v1/batch HTTP/1.1\r\nHost: {}\r\nUser-Agent: {user_agent}\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        collector.addr,
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("send");
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.expect("answer");
-    answer
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
-}
-
-/// Opens `/dashboard/` with the alert recorder in place and gives it the token.
-async fn open_dashboard(browser: &Browser, collector: &Collector) {
-    open_dashboard_with(
-        browser,
-        collector,
-        "window.alerts = []; window.alert = (m) => window.alerts.push(String(m)); return null",
-    )
-    .await;
-}
-
-/// Opens `/dashboard/`, runs `recorder` (a script that installs what the
-/// test records), then logs in with the token and waits for the overview.
-async fn open_dashboard_with(browser: &Browser, collector: &Collector, recorder: &str) {
-    browser
-        .client
-        .goto(&collector.url("/dashboard/"))
-        .await
-        .expect("open the dashboard");
-    browser.eval(recorder).await;
-    browser
-        .wait_until("return !document.querySelector('#login').hidden")
-        .await;
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#token"))
-        .await
-        .expect("token field")
-        .send_keys(TOKEN)
-        .await
-        .expect("type");
-    browser.click("#login-form button[type=submit]").await;
-    wait_drawn(browser).await;
-}
-
-async fn screenshot(browser: &Browser, name: &str) {
-    let png = browser.client.screenshot().await.expect("screenshot");
-    let dir = root().join("tests/output");
-    std::fs::create_dir_all(&dir).expect("tests/output");
-    std::fs::write(dir.join(name), png).expect("write screenshot");
-}
+mod dashboard_support;
+use dashboard_support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_shows_the_demo_sessions_and_escapes_what_visitors_sent() {
@@ -486,23 +378,6 @@ async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
 
     browser.close().await;
     collector.stop().await;
-}
-
-/// Opens `/dashboard/`, records every uncaught error, unhandled rejection
-/// and Content-Security-Policy violation from then on (in
-/// `window.__trouble`), and gives it the token.
-async fn open_dashboard_recording_trouble(browser: &Browser, collector: &Collector) {
-    open_dashboard_with(
-        browser,
-        collector,
-        "const t = window.__trouble = [];
-             window.addEventListener('error', (e) => t.push('error: ' + e.message));
-             window.addEventListener('unhandledrejection', (e) => t.push('rejection: ' + e.reason));
-             document.addEventListener('securitypolicyviolation', (e) =>
-               t.push('csp: ' + e.effectiveDirective + ' ' + e.blockedURI));
-             return null",
-    )
-    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

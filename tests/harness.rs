@@ -418,3 +418,43 @@ impl Browser {
             .unwrap_or_else(|e| panic!("cannot click {selector}: {e}"));
     }
 }
+
+/// ChromeDriver's `POST /session/{id}/goog/cdp/execute`: one Chrome DevTools
+/// Protocol command.
+#[derive(Debug)]
+struct CdpCommand {
+    cmd: String,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for CdpCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+impl Browser {
+    /// Runs the Chrome DevTools Protocol command `cmd` with `params` (e.g.
+    /// `Emulation.setEmulatedMedia`); its answer.
+    pub async fn cdp(&self, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+        self.client
+            .issue_cmd(CdpCommand {
+                cmd: cmd.to_owned(),
+                params,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+    }
+}
