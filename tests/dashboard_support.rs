@@ -334,3 +334,23 @@ pub async fn seed(collector: &Collector) {
 pub fn sent(rows: &[Row]) -> usize {
     rows.iter().filter(|r| r.kind != "visit_ended").count()
 }
+
+/// A screenshot of the current view `width` × `height` px (the README's):
+/// `tests/output/<name>`. Leaves the page 1440 px wide.
+pub async fn tall_screenshot(browser: &Browser, name: &str, width: u32, height: u32) {
+    let before = drawn(browser).await;
+    browser
+        .cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": false}),
+        )
+        .await;
+    if width != 1440 {
+        wait_redrawn(browser, before).await;
+    }
+    browser
+        .eval("window.scrollTo(0, 0); document.activeElement.blur(); return null")
+        .await;
+    screenshot(browser, name).await;
+    viewport(browser, 1440).await;
+}

@@ -221,6 +221,8 @@ async fn the_chart_and_cards_compare_with_the_previous_period_and_realtime_refre
         .sum();
     assert_eq!(previous, 2);
     screenshots(&browser, "dashboard-comparison").await;
+    // The README's picture (docs/dashboard.png, compressed).
+    tall_screenshot(&browser, "dashboard-readme.png", 1440, 1560).await;
 
     // Another metric, hour by hour.
     click_and_wait(&browser, ".card[data-metric=visitors]").await;
@@ -444,9 +446,12 @@ async fn details_export_csv_profiles_and_funnels_show_what_the_api_answers() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| format!("{} visits", s["visits"]))
+        .map(|s| match s["visits"].as_u64() {
+            Some(1) => "1 visit".to_owned(),
+            n => format!("{} visits", n.unwrap()),
+        })
         .collect();
-    assert_eq!(visits, ["2 visits", "2 visits", "1 visits"]);
+    assert_eq!(visits, ["2 visits", "2 visits", "1 visit"]);
     assert_eq!(texts(&browser, "#funnel .visits").await, visits);
     assert_eq!(
         texts(&browser, "#funnel .drop").await,
@@ -545,6 +550,33 @@ async fn every_view_fits_375_px_and_follows_dark_mode() {
         1
     );
 
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_pages_lead_to_the_dashboard_whose_prompt_says_where_the_token_is() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    let browser = Browser::start().await;
+    for page in ["/", "/pricing.html", "/about.html", "/app/"] {
+        browser
+            .client
+            .goto(&collector.url(page))
+            .await
+            .expect("open the demo page");
+        browser.click("#to-dashboard").await;
+        browser
+            .wait_until("return location.pathname === '/dashboard/' && !document.querySelector('#login').hidden")
+            .await;
+        let hint = browser.text_of("#login .hint").await;
+        assert!(
+            hint.contains("cargo xtask demo") && hint.contains("Admin token"),
+            "{page}: {hint}"
+        );
+    }
     browser.close().await;
     collector.stop().await;
 }

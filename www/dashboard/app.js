@@ -106,9 +106,9 @@ function drawChips(shown) {
   bar.replaceChildren(
     h('span', { class: 'muted' }, 'Filtered by'),
     h('ul', {}, filters.map(chip)),
-    filters.length > 1
-      ? h('button', { type: 'button', class: 'clear', onclick: () => { location.hash = withFilters([]); } }, 'Clear all')
-      : null);
+    ...(filters.length > 1
+      ? [h('button', { type: 'button', class: 'clear', onclick: () => { location.hash = withFilters([]); } }, 'Clear all')]
+      : []));
 }
 
 // ---- routing -------------------------------------------------------------------

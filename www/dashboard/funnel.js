@@ -105,7 +105,7 @@ function result(steps) {
           class: 'fill', style: `width:${first ? (100 * s.visits) / first : 0}%`,
         })),
         h('div', { class: 'numbers' },
-          h('span', { class: 'visits' }, `${number.format(s.visits)} visits`),
+          h('span', { class: 'visits' }, `${number.format(s.visits)} visit${s.visits === 1 ? '' : 's'}`),
           h('span', { class: 'rate' }, percent(s.conversion_rate)),
           lost == null ? null : h('span', { class: 'drop' },
             `${number.format(lost)} dropped (${percent(before ? lost / before : 0)})`)));

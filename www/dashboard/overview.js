@@ -108,7 +108,7 @@ export async function renderOverview(view) {
               onchange: (e) => { location.hash = withParam('compare', e.target.checked ? null : 'off'); },
             }),
             'Previous period'),
-          h('a', { href: sessionsHash(null), class: 'to-sessions' }, `${number.format(stats.visits)} sessions →`))),
+          h('a', { href: sessionsHash(null), class: 'to-sessions' }, `${number.format(stats.visits)} session${stats.visits === 1 ? '' : 's'} →`))),
       noVisits
         ? empty(`No visits in this range${filters.length ? ' with these filters' : ''}. `
           + 'Try a longer range, remove a filter, or turn on "Include bots" (test browsers count as bots).')

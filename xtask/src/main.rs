@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod demo;
 mod integrity;
 mod npm;
 mod setup;
@@ -18,7 +19,8 @@ mod wasm_names;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  demo        build the SDK and run the collector with the demo site on http://127.0.0.1:8080
+  demo        build the SDK and run the collector with the demo site on http://127.0.0.1:8080;
+              prints the dashboard's address and its admin token once it answers
   test        run every test: the gates, native, wasm-pack browser tests, end-to-end in Chromium
   gates       rustfmt --check, clippy -D warnings (native and wasm32), rustdoc -D warnings
   build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
@@ -200,8 +202,9 @@ fn output_of(cmd: &mut Command) -> Result<Vec<u8>> {
 fn demo(extra: &[String]) -> Result {
     setup::build_tools()?;
     build_sdk()?;
-    eprintln!("xtask: starting the collector; open http://127.0.0.1:8080/ (Ctrl-C stops it)");
-    run(cargo()
+    let mut collector = cargo();
+    collector
+        .current_dir(root())
         .args([
             "run",
             "--release",
@@ -211,7 +214,8 @@ fn demo(extra: &[String]) -> Result {
             "waymark",
             "--",
         ])
-        .args(extra))
+        .args(extra);
+    demo::run(collector, extra)
 }
 
 fn test() -> Result {
@@ -261,6 +265,8 @@ fn test() -> Result {
                 "csp",
                 "--test",
                 "dashboard",
+                "--test",
+                "dashboard_views",
                 "--test",
                 "size",
             ],
