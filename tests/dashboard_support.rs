@@ -351,6 +351,13 @@ pub async fn tall_screenshot(browser: &Browser, name: &str, width: u32, height: 
     browser
         .eval("window.scrollTo(0, 0); document.activeElement.blur(); return null")
         .await;
+    // The pointer off the chart, so no bucket shows its hover.
+    browser
+        .cdp(
+            "Input.dispatchMouseEvent",
+            serde_json::json!({"type": "mouseMoved", "x": 0, "y": 0}),
+        )
+        .await;
     screenshot(browser, name).await;
     viewport(browser, 1440).await;
 }

@@ -222,7 +222,7 @@ async fn the_chart_and_cards_compare_with_the_previous_period_and_realtime_refre
     assert_eq!(previous, 2);
     screenshots(&browser, "dashboard-comparison").await;
     // The README's picture (docs/dashboard.png, compressed).
-    tall_screenshot(&browser, "dashboard-readme.png", 1440, 1560).await;
+    tall_screenshot(&browser, "dashboard-readme.png", 1440, 1340).await;
 
     // Another metric, hour by hour.
     click_and_wait(&browser, ".card[data-metric=visitors]").await;

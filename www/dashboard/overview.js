@@ -165,7 +165,9 @@ function rowsList(p, dim, rows) {
   if (rows.length === 0) {
     return [head, empty(goals
       ? 'No custom events in this range. Send one with waymark(\'track\', name).'
-      : 'Nothing in this range')];
+      : ['country', 'region', 'city'].includes(dim)
+        ? 'No locations in this range. They need a GeoIP database (WAYMARK_GEOIP).'
+        : 'Nothing in this range')];
   }
   return [head, h('ol', {}, rows.map((x) => h('li', { 'data-key': x.key },
     h('span', { class: 'bar', style: `width:${(100 * x.visits) / max}%` }),
