@@ -346,6 +346,8 @@ async fn details_export_csv_profiles_and_funnels_show_what_the_api_answers() {
             "window.__csv = [];
              const make = URL.createObjectURL;
              URL.createObjectURL = (blob) => { blob.text().then(t => window.__csv.push(t)); return make(blob); };
+             window.__csp = [];
+             document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.effectiveDirective));
              return null",
         )
         .await;
@@ -360,6 +362,11 @@ async fn details_export_csv_profiles_and_funnels_show_what_the_api_answers() {
         ))
         .await;
     assert_eq!(csv, expected);
+    assert_eq!(
+        browser.eval("return window.__csp").await,
+        serde_json::json!([]),
+        "the download breaks no policy"
+    );
     assert!(
         csv.as_str().unwrap().starts_with("key,visits,visitors,"),
         "{csv}"

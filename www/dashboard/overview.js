@@ -128,10 +128,10 @@ function panel(p, answer, filters, r) {
   const body = h('div', { class: 'panel-body' });
   const fill = (rows) => body.replaceChildren(...rowsList(p, tabs[p.id], rows));
   const tabButtons = p.tabs.map(([dim, label]) => h('button', {
-    type: 'button', role: 'tab', 'data-dimension': dim, 'aria-selected': String(dim === tabs[p.id]),
+    type: 'button', 'data-dimension': dim, 'aria-pressed': String(dim === tabs[p.id]),
     onclick: async (e) => {
       tabs[p.id] = dim;
-      for (const b of tabButtons) b.setAttribute('aria-selected', String(b === e.currentTarget));
+      for (const b of tabButtons) b.setAttribute('aria-pressed', String(b === e.currentTarget));
       more.href = hashOf(`/details/${dim}`, route().filters);
       body.dataset.state = 'loading';
       try {
@@ -151,7 +151,7 @@ function panel(p, answer, filters, r) {
       h('h2', {}, p.title),
       more),
     p.tabs.length > 1
-      ? h('div', { class: 'panel-tabs', role: 'tablist', 'aria-label': `${p.title} by` }, tabButtons)
+      ? h('div', { class: 'panel-tabs', role: 'group', 'aria-label': `${p.title} by` }, tabButtons)
       : null,
     body);
 }
