@@ -148,9 +148,12 @@ fn range() -> String {
     format!("site=shop&from={D}&to={}", D + 2 * DAY)
 }
 
-/// One scenario per test, on each store: `sqlite::<name>` and
-/// `clickhouse::<name>` (which skips, saying so, unless
-/// `WAYMARK_TEST_CLICKHOUSE=1`).
+/// One scenario per test, on each store: `sqlite::<name>` and, on
+/// ClickHouse (which skips, saying so, unless `WAYMARK_TEST_CLICKHOUSE=1`),
+/// `clickhouse::<name>` (never compacted), `clickhouse_compacted::<name>`
+/// (every session from `sessions_flat`) and
+/// `clickhouse_half_compacted::<name>` (`sessions_flat` and the merged
+/// states of the sessions touched since).
 macro_rules! read_api {
     ($($module:ident::$name:ident),* $(,)?) => {
         mod sqlite {
@@ -161,38 +164,16 @@ macro_rules! read_api {
                 }
             )*
         }
-        mod clickhouse {
+        read_api!(@clickhouse clickhouse, Never, $($module::$name),*);
+        read_api!(@clickhouse clickhouse_compacted, After, $($module::$name),*);
+        read_api!(@clickhouse clickhouse_half_compacted, Between, $($module::$name),*);
+    };
+    (@clickhouse $store:ident, $compaction:ident, $($module:ident::$name:ident),*) => {
+        mod $store {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let compaction = super::Compaction::Never;
-                    let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
-                        return;
-                    };
-                    super::$module::$name(&app).await;
-                }
-            )*
-        }
-        /// The same answers from `sessions_flat` alone.
-        mod clickhouse_compacted {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let compaction = super::Compaction::After;
-                    let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
-                        return;
-                    };
-                    super::$module::$name(&app).await;
-                }
-            )*
-        }
-        /// The same answers from `sessions_flat` and the merged states of
-        /// the sessions touched since.
-        mod clickhouse_half_compacted {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let compaction = super::Compaction::Between;
+                    let compaction = super::Compaction::$compaction;
                     let Some(app) = super::clickhouse(stringify!($name), compaction).await else {
                         return;
                     };

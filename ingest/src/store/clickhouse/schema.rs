@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::flat::flat_schema;
 use super::landing::{landing_schema, LANDING_AGGREGATES};
-use super::{timed, Ch};
+use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
 
 /// Version 1 of the schema: the events. `{db}` is the database.
@@ -149,7 +149,10 @@ impl Ch {
         let db = &self.db;
         let sql = statement.sql(db);
         let (table, column) = match &statement {
-            Statement::Sql(_) => return timed(self.client.query_raw(&sql).execute()).await,
+            Statement::Sql(_) => {
+                // A step's fill reads every event or session there is.
+                return timed_for(MIGRATION_TIMEOUT, self.client.query_raw(&sql).execute()).await;
+            }
             Statement::AddColumn { table, column, .. } => (*table, column),
         };
         let exists = || async {
@@ -170,7 +173,7 @@ impl Ch {
         if exists().await? {
             return Ok(());
         }
-        match timed(self.client.query_raw(&sql).execute()).await {
+        match timed_for(MIGRATION_TIMEOUT, self.client.query_raw(&sql).execute()).await {
             // Another collector may have added it meanwhile.
             Err(err) if exists().await? => {
                 tracing::debug!(error = %err, column, "the column was added meanwhile");
@@ -180,6 +183,10 @@ impl Ch {
         }
     }
 }
+
+/// The longest one migration statement may take: the fills of versions 2
+/// and 3 aggregate every event stored, minutes for tens of millions.
+const MIGRATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3_600);
 
 /// The conditions the session rules pick events by, over an `events` row.
 const ACT: &str = "toUInt8(event_type != 'visit_ended')";
