@@ -127,6 +127,41 @@ pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
     .collect()
 }
 
+/// `session_keys.kind` of a page view's path.
+pub(crate) const KEY_PAGE: u8 = 0;
+/// `session_keys.kind` of a custom event's name.
+pub(crate) const KEY_EVENT: u8 = 1;
+
+/// The steps of schema version 5: `session_keys`, the sessions by the
+/// paths of their page views and the names of their custom events, kept by
+/// a view from every insert into `events` and filled from the events
+/// already there, so that a `page` or `event_name` filter reads a range of
+/// its key instead of every event (duplicates fold as parts merge, and an
+/// `IN` set does not mind them).
+pub(super) fn session_keys_schema(db: &str) -> Vec<Statement> {
+    let select = format!(
+        "SELECT site, if(event_type = 'page_view', {KEY_PAGE}, {KEY_EVENT}) AS kind, \
+         if(event_type = 'page_view', path, assumeNotNull(name)) AS key, session_id \
+         FROM {db}.events \
+         WHERE event_type = 'page_view' OR (event_type = 'custom' AND isNotNull(name))"
+    );
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.session_keys \
+             (site String, kind UInt8, key String, session_id String) \
+             ENGINE = ReplacingMergeTree ORDER BY (site, kind, key, session_id)"
+        ),
+        format!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.session_keys_mv \
+             TO {db}.session_keys AS {select}"
+        ),
+        format!("INSERT INTO {db}.session_keys {select}"),
+    ]
+    .into_iter()
+    .map(Statement::Sql)
+    .collect()
+}
+
 /// The sessions whose flat rows may be behind (see the module docs): an
 /// `IN` set of `(site, session_id)`, those touched since the latest point
 /// a compaction vouches for (its start less its margin; every one before

@@ -15,7 +15,7 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::flat::sessions_read_sql;
+use super::flat::{sessions_read_sql, KEY_EVENT, KEY_PAGE};
 use super::{timed, ClickHouseStore};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
@@ -91,14 +91,15 @@ impl Pick {
             match (filter.dimension.session_column(), filter.dimension) {
                 (Some(column), _) => self.and(format!("{column} = {value}")),
                 (None, dimension) => {
-                    let matches = if dimension == Dimension::Page {
-                        format!("event_type = 'page_view' AND path = {value}")
+                    let kind = if dimension == Dimension::Page {
+                        KEY_PAGE
                     } else {
-                        format!("event_type = 'custom' AND name = {value}")
+                        KEY_EVENT
                     };
                     self.keys.push(format!(
-                        "(site, session_id) IN (SELECT site, session_id FROM {} WHERE {}{matches})",
-                        self.events(),
+                        "(site, session_id) IN (SELECT site, session_id FROM {}.session_keys \
+                         WHERE {}kind = {kind} AND key = {value})",
+                        self.db,
                         self.events_site()
                     ));
                 }
