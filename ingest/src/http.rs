@@ -1,7 +1,6 @@
 //! The HTTP surface: routes, handlers and the layers around them.
 
 use std::convert::Infallible;
-use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use tower_http::compression::CompressionLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::services::ServeDir;
@@ -24,6 +24,7 @@ use crate::api;
 use crate::enrich::{enrich, RequestFacts};
 use crate::error::Error;
 use crate::metrics::reason_label;
+use crate::sdk_files;
 use crate::sites::SiteRefusal;
 use crate::state::AppState;
 use crate::wire::{DecodeError, Envelope, Rejection};
@@ -62,11 +63,17 @@ pub fn app(state: AppState) -> Router {
             header::CONTENT_ENCODING,
             header::AUTHORIZATION,
         ])
+        // The loader checks that the wasm is the one it was built with by
+        // its ETag, also from another origin.
+        .expose_headers([header::ETAG])
         .max_age(Duration::from_secs(24 * 60 * 60));
     let static_files = Router::new()
         .fallback_service(ServeDir::new(&state.config().www_dir))
         .layer(middleware::from_fn(name_this_collector_in_demo_pages))
-        .layer(middleware::from_fn(protect_own_pages));
+        .layer(middleware::from_fn(protect_own_pages))
+        // Outermost, so what is compressed is the page as rewritten. The
+        // SDK's files are compressed ahead of time instead (`sdk_files`).
+        .layer(CompressionLayer::new().br(true).gzip(true));
     // Applies to the body as the handler reads it, after decompression: a
     // gzip bomb is cut off at the limit.
     let body_limit = DefaultBodyLimit::max(state.config().max_body_bytes);
@@ -88,8 +95,8 @@ pub fn app(state: AppState) -> Router {
 
     Router::new()
         .route("/v1/batch", batch)
-        .route("/sdk.js", get(sdk_js))
-        .route("/sdk.wasm", get(sdk_wasm))
+        .route("/sdk.js", get(sdk_files::sdk_js))
+        .route("/sdk.wasm", get(sdk_files::sdk_wasm))
         .route("/healthz", get(healthz))
         .merge(admin)
         .fallback_service(static_files)
@@ -442,93 +449,6 @@ async fn healthz(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn sdk_js(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
-    sdk_file(
-        &state,
-        &headers,
-        "sdk.js",
-        "text/javascript; charset=utf-8",
-        None,
-    )
-    .await
-}
-
-/// `/sdk.wasm?v=<hash>`: `sdk.js` names the wasm it was built with by its
-/// content hash ([`content_hash`]), which makes that URL immutable.
-async fn sdk_wasm(
-    State(state): State<AppState>,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
-    let version = query.as_deref().and_then(|q| {
-        q.split('&')
-            .find_map(|pair| pair.strip_prefix("v="))
-            .map(str::to_owned)
-    });
-    sdk_file(&state, &headers, "sdk.wasm", "application/wasm", version).await
-}
-
-/// Cache lifetime of a content-addressed file: a year, never revalidated.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
-
-/// A file of the built SDK, with a strong `ETag` (its content hash) and
-/// `304 Not Modified` for a matching `If-None-Match`. `sdk.js` is the stable
-/// URL of the snippet, so it is `no-cache`: browsers keep it and revalidate on
-/// every load (a 304 without a body), and a new build is picked up at once.
-/// The wasm it names by hash (`versioned`, when that is the current file) is
-/// immutable; any other request for it is revalidated like `sdk.js`.
-async fn sdk_file(
-    state: &AppState,
-    request: &HeaderMap,
-    name: &'static str,
-    content_type: &'static str,
-    versioned: Option<String>,
-) -> Result<Response, Error> {
-    let bytes = match tokio::fs::read(state.config().sdk_dir.join(name)).await {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(Error::SdkNotBuilt(name)),
-        Err(err) => return Err(Error::Io(err)),
-    };
-    let hash = content_hash(&bytes);
-    let cache = if versioned.as_deref() == Some(hash.as_str()) {
-        IMMUTABLE
-    } else {
-        "no-cache"
-    };
-    let etag = format!("\"{hash}\"");
-    let matches = request
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == etag || tag == "*");
-    let headers = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
-        (
-            header::ETAG,
-            HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"\"")),
-        ),
-    ];
-    Ok(if matches {
-        (StatusCode::NOT_MODIFIED, headers).into_response()
-    } else {
-        (headers, bytes).into_response()
-    })
-}
-
-/// The content hash naming a build of the SDK: 64-bit FNV-1a as 16 hex
-/// digits. `cargo xtask build-sdk` computes the same for the wasm URL it
-/// writes into `sdk.js`. (A cache key, not a security measure: integrity is
-/// SRI's job.)
-fn content_hash(bytes: &[u8]) -> String {
-    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
-    format!("{hash:016x}")
 }
 
 /// The collector the demo pages name in their script tag.

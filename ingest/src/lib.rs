@@ -85,6 +85,7 @@ mod http;
 mod limit;
 mod metrics;
 pub mod read;
+mod sdk_files;
 mod server;
 mod session;
 mod sites;

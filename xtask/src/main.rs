@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod compress;
 mod demo;
 mod integrity;
 mod npm;
@@ -23,7 +24,7 @@ commands:
               prints the dashboard's address and its admin token once it answers
   test        run every test: the gates, native, wasm-pack browser tests, end-to-end in Chromium
   gates       rustfmt --check, clippy -D warnings (native and wasm32), rustdoc -D warnings
-  build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised)
+  build-sdk   build www/pkg/sdk.js and www/pkg/sdk.wasm (size-optimised, with .br and .gz copies)
   build-npm   build the npm package `waymark` into target/npm/waymark/ (needs wasm-pack: `cargo xtask setup`)
   setup       install what the commands above need
   bench       load-test the release collector (null store, SQLite, ClickHouse), time the read
@@ -97,7 +98,8 @@ const WASM_OPT_MORE_FLAGS: [&str; 1] = ["--one-caller-inline-max-function-size=2
 const ESBUILD_VERSION: &str = "0.28.2";
 
 /// Builds the script-tag SDK into `www/pkg/`: `sdk.wasm` and `sdk.js` (the
-/// wasm-bindgen glue and the loader in one function scope, minified).
+/// wasm-bindgen glue and the loader in one function scope, minified), each
+/// with a brotli `.br` and a gzip `.gz` beside it.
 fn build_sdk() -> Result {
     let root = root();
     run(cargo().args([
@@ -168,12 +170,13 @@ fn build_sdk() -> Result {
         .args(["--minify", "--log-level=warning"])
         .arg(format!("--outfile={}", pkg.join("sdk.js").display())))?;
 
-    let size = |p: &Path| fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    eprintln!(
-        "xtask: built www/pkg/sdk.wasm ({} bytes) and www/pkg/sdk.js ({} bytes)",
-        size(&wasm),
-        size(&pkg.join("sdk.js"))
-    );
+    for name in ["sdk.wasm", "sdk.js"] {
+        let sizes = compress::precompress(&pkg.join(name))?;
+        eprintln!(
+            "xtask: built www/pkg/{name}: {} bytes, {} brotli (.br), {} gzip (.gz)",
+            sizes.raw, sizes.brotli, sizes.gzip
+        );
+    }
     match integrity::sri(&pkg.join("sdk.js")) {
         Ok(hash) => {
             eprintln!("xtask: sdk.js integrity=\"{hash}\" (with crossorigin=\"anonymous\")")
