@@ -218,6 +218,17 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> Browser {
+        Self::launch("normal").await
+    }
+
+    /// A browser whose navigations return at `DOMContentLoaded`, before
+    /// the page's async scripts and `load` (WebDriver's `eager` page load
+    /// strategy), so a test can leave a page before the SDK has started.
+    pub async fn start_eager() -> Browser {
+        Self::launch("eager").await
+    }
+
+    async fn launch(page_load_strategy: &str) -> Browser {
         let chromedriver = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port();
         let driver = Command::new(&chromedriver)
@@ -242,6 +253,7 @@ impl Browser {
                 ],
             }),
         );
+        caps.insert("pageLoadStrategy".into(), page_load_strategy.into());
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
@@ -323,8 +335,23 @@ pub async fn serve_page(html: String) -> SocketAddr {
     addr
 }
 
-/// The script-tag snippet of the README, pointed at `collector`.
+/// The inline stub of the README's snippet: queues the page's calls with
+/// their times, keeps the page view's facts, and saves both on `pagehide`
+/// if the SDK has not started.
+pub const STUB: &str = r#"<script>!function(w,d,f){if(w.waymark)return;f=w.waymark=function(){f.q.push([].slice.call(arguments));f.t.push(Date.now())};f.q=[];f.t=[];f.p=[Date.now(),location.href,d.referrer];f.k='waymark.early.'+f.p[0]+Math.random();w.addEventListener('pagehide',function(){try{w.waymark!=f||d.querySelector('[data-require-consent=true]')||localStorage.setItem(f.k,JSON.stringify([f.p.concat(d.title),f.q,f.t]))}catch(e){}})}(window,document)</script>"#;
+
+/// The script-tag snippet of the README, pointed at `collector`: the stub,
+/// the wasm's preload and the SDK's script tag.
 pub fn snippet(collector: &str, site: &str, extra: &str) -> String {
+    format!(
+        "{STUB}\n<link rel=\"preload\" href=\"{collector}/sdk.wasm\" as=\"fetch\" crossorigin>\n\
+         <script async src=\"{collector}/sdk.js\" data-endpoint=\"{collector}\" data-site=\"{site}\"{extra}></script>"
+    )
+}
+
+/// The snippet as first published (a stub that only queues, no preload),
+/// which keeps working.
+pub fn legacy_snippet(collector: &str, site: &str, extra: &str) -> String {
     format!(
         "<script>window.waymark=window.waymark||function(){{(window.waymark.q=window.waymark.q||[]).push(arguments)}};</script>\n\
          <script async src=\"{collector}/sdk.js\" data-endpoint=\"{collector}\" data-site=\"{site}\"{extra}></script>"
@@ -419,42 +446,60 @@ impl Browser {
     }
 }
 
-/// ChromeDriver's `POST /session/{id}/goog/cdp/execute`: one Chrome DevTools
-/// Protocol command.
+/// One DevTools protocol command through ChromeDriver
+/// (`POST /session/{id}/goog/cdp/execute`).
 #[derive(Debug)]
-struct CdpCommand {
-    cmd: String,
+struct Cdp {
+    method: &'static str,
     params: serde_json::Value,
 }
 
-impl fantoccini::wd::WebDriverCompatibleCommand for CdpCommand {
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
     fn endpoint(
         &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
+        base: &url::Url,
+        session: Option<&str>,
     ) -> Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
+        base.join(&format!(
             "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
+            session.unwrap_or_default()
         ))
     }
 
     fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
-        let body = serde_json::json!({"cmd": self.cmd, "params": self.params});
+        let body = serde_json::json!({ "cmd": self.method, "params": self.params });
         (axum::http::Method::POST, Some(body.to_string()))
     }
 }
 
 impl Browser {
-    /// Runs the Chrome DevTools Protocol command `cmd` with `params` (e.g.
-    /// `Emulation.setEmulatedMedia`); its answer.
-    pub async fn cdp(&self, cmd: &str, params: serde_json::Value) -> serde_json::Value {
+    /// Sends a DevTools protocol command to the page's target.
+    pub async fn cdp(&self, method: &'static str, params: serde_json::Value) -> serde_json::Value {
         self.client
-            .issue_cmd(CdpCommand {
-                cmd: cmd.to_owned(),
-                params,
-            })
+            .issue_cmd(Cdp { method, params })
             .await
-            .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+            .unwrap_or_else(|e| panic!("CDP {method}: {e}"))
+    }
+
+    /// Chrome DevTools' "Fast 3G" (562.5 ms round trip, 1.44 Mbit/s down,
+    /// 675 kbit/s up) and a 4x CPU slowdown, for every later request and
+    /// script of this tab.
+    pub async fn throttle_fast_3g(&self) {
+        self.cdp("Network.enable", serde_json::json!({})).await;
+        self.cdp(
+            "Network.emulateNetworkConditions",
+            serde_json::json!({
+                "offline": false,
+                "latency": 562.5,
+                "downloadThroughput": 180_000,
+                "uploadThroughput": 84_375,
+            }),
+        )
+        .await;
+        self.cdp(
+            "Emulation.setCPUThrottlingRate",
+            serde_json::json!({ "rate": 4 }),
+        )
+        .await;
     }
 }

@@ -2,11 +2,17 @@
 // wasm-bindgen's no-modules glue, in one function scope: the page sees no
 // global but `window.waymark`.
 //
-// It reads the tag's data attributes, loads `sdk.wasm` from beside `sdk.js`
-// (build-sdk names it by content hash, `sdk.wasm?v=<hash>`, which the collector
-// serves as immutable),
+// It reads the tag's data attributes, loads `sdk.wasm` from beside `sdk.js`,
 // starts the tracker and replays, in order, the calls the page queued with the
-// snippet `waymark(...)` before the SDK arrived.
+// snippet `waymark(...)` before the SDK arrived (the tracker itself replays
+// the pages the stub saved on `pagehide` before the SDK started on them).
+//
+// The wasm: build-sdk writes its content hash into WASM_HASH. When the page
+// preloads `sdk.wasm` (the snippet's `<link rel="preload">`), its download
+// started with this script's, and is used if its ETag names this build (it
+// does unless a deploy fell between the two requests); otherwise, and for
+// pages without the preload, `sdk.wasm?v=<hash>`, which the collector serves
+// as immutable. Either is compiled while it streams in.
 var w = window, s = document.currentScript, stub = w.waymark;
 var COMMANDS = { track: 1, identify: 1, reset: 1, flush: 1, optOut: 1, optIn: 1, consent: 1, page: 1 };
 if (s && !(stub && stub.tracker)) {
@@ -24,7 +30,22 @@ if (s && !(stub && stub.tracker)) {
   'splitAtMidnight splitOnCampaign autocapture capturePageViews captureClicks respectDnt requireConsent'.split(' ').forEach(function (k) {
     if (a[k] != null) config[k] = a[k] !== 'false';
   });
-  wasm_bindgen({ module_or_path: new URL('sdk.wasm', s.src) }).then(function () {
+  var WASM_HASH = '';
+  var wasmUrl = new URL('sdk.wasm', s.src).href;
+  var versioned = function () { return fetch(wasmUrl + '?v=' + WASM_HASH); };
+  var preloaded = [].some.call(document.querySelectorAll('link[rel=preload]'), function (l) {
+    return l.href === wasmUrl;
+  });
+  var wasm = preloaded
+    ? fetch(wasmUrl).then(function (r) {
+        return r.ok && (r.headers.get('etag') || '').indexOf(WASM_HASH) > 0 ? r : versioned();
+      }, versioned)
+    : versioned();
+  // This page's own record, saved by the stub if the page was hidden (and
+  // then shown again, from the back/forward cache) before the SDK started:
+  // its calls are replayed below, not from storage.
+  if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
+  wasm_bindgen({ module_or_path: wasm }).then(function () {
     var t = wasm_bindgen.init(config);
     var api = function (command) {
       if (!COMMANDS[command]) return console.warn('waymark: unknown command "' + command + '"');

@@ -4,7 +4,7 @@
 use js_sys::{decode_uri_component, encode_uri_component};
 use wasm_bindgen::JsCast;
 use waymark_sdk_core::{
-    cookie_assignment, cookie_value, random_id, Entropy, Storage, StorageError,
+    cookie_assignment, cookie_value, random_id, EarlyPage, Entropy, Storage, StorageError, Value,
 };
 use web_sys::HtmlDocument;
 
@@ -82,6 +82,31 @@ pub fn local_entries(prefix: &str) -> Vec<(String, String)> {
         .filter_map(|k| Some((storage.get_item(&k).ok().flatten()?, k)))
         .map(|(v, k)| (k, v))
         .collect()
+}
+
+/// The prefix of the records the snippet's stub leaves in localStorage for
+/// a page the SDK did not start on (`waymark.early.<time><random>`).
+pub const EARLY_PREFIX: &str = "waymark.early.";
+
+/// The stub's records of pages left before the SDK started, taken out of
+/// localStorage (each removed as it is read, so no other tab replays it),
+/// oldest first. A record that is not one is removed and skipped.
+pub fn take_early_pages() -> Vec<EarlyPage> {
+    let mut pages: Vec<EarlyPage> = Vec::new();
+    for (key, text) in local_entries(EARLY_PREFIX) {
+        remove(Area::Local, &key);
+        let Some(page) = js_sys::JSON::parse(&text)
+            .ok()
+            .and_then(|value| serde_wasm_bindgen::from_value::<Value>(value).ok())
+            .and_then(EarlyPage::from_value)
+        else {
+            continue;
+        };
+        // In time order (a few records at most: no sort routine in the wasm).
+        let at = pages.iter().take_while(|p| p.at <= page.at).count();
+        pages.insert(at, page);
+    }
+    pages
 }
 
 /// localStorage when the browser grants it, else a first-party cookie

@@ -35,7 +35,8 @@ pub struct Shell {
     pub warned: Warnings,
 }
 
-/// Starts tracking: restores or creates the session and, unless
+/// Starts tracking: restores or creates the session, replays the pages the
+/// snippet's stub kept for it ([`storage::take_early_pages`]) and, unless
 /// auto-capture is off, records a page view and starts listening.
 #[wasm_bindgen]
 pub fn init(config: JsValue) -> BrowserTracker {
@@ -67,6 +68,15 @@ pub fn init(config: JsValue) -> BrowserTracker {
         shell.listeners = Some(listeners);
         let context = page::context(&shell.core.config().sensitive_params);
         shell.core.set_context(context);
+        // Pages left before the SDK started on them, at their own times and
+        // before this one's page view. Not under pending consent: nothing
+        // is read from storage then (and the stub wrote nothing).
+        if !shell.core.config().require_consent {
+            let offset = page::now_local().utc_offset_min;
+            for early in storage::take_early_pages() {
+                shell.core.replay_early(early, offset);
+            }
+        }
         if page_views {
             shell.core.page_view(page::now_local(), &page::page(true));
             shell.core.set_active(page::now(), page::is_active());

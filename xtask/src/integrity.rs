@@ -3,11 +3,12 @@
 use std::path::Path;
 use std::process::Command;
 
-/// The loader's line that names the wasm; `build-sdk` adds its content hash.
-const WASM_URL: &str = "new URL('sdk.wasm', s.src)";
+/// The loader's line that names the wasm's content hash, which `build-sdk`
+/// fills in.
+const WASM_HASH: &str = "var WASM_HASH = '';";
 
 /// 64-bit FNV-1a of `bytes` as 16 hex digits: the same content hash the
-/// collector (`ingest/src/http.rs`) computes for its `ETag` and for deciding
+/// collector (`ingest/src/sdk_files.rs`) computes for its `ETag` and for deciding
 /// that `/sdk.wasm?v=<hash>` is immutable.
 pub fn content_hash(bytes: &[u8]) -> String {
     let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
@@ -16,14 +17,15 @@ pub fn content_hash(bytes: &[u8]) -> String {
     format!("{hash:016x}")
 }
 
-/// The loader with the wasm URL made content-addressed (`sdk.wasm?v=<hash>`).
+/// The loader with the wasm's content hash filled in: it fetches
+/// `sdk.wasm?v=<hash>` and checks a preloaded `sdk.wasm`'s ETag against it.
 pub fn name_wasm_by_hash(loader: &str, wasm: &[u8]) -> Result<String, String> {
-    if !loader.contains(WASM_URL) {
-        return Err(format!("sdk/js/loader.js no longer contains `{WASM_URL}`"));
+    if !loader.contains(WASM_HASH) {
+        return Err(format!("sdk/js/loader.js no longer contains `{WASM_HASH}`"));
     }
     Ok(loader.replace(
-        WASM_URL,
-        &format!("new URL('sdk.wasm?v={}', s.src)", content_hash(wasm)),
+        WASM_HASH,
+        &format!("var WASM_HASH = '{}';", content_hash(wasm)),
     ))
 }
 

@@ -37,6 +37,7 @@ mod prelude {
 mod answer;
 mod click;
 mod config;
+mod early;
 mod event;
 mod ids;
 mod json;
@@ -54,6 +55,7 @@ pub use click::{
     device_type, ClickTarget, Node, CLICKABLE, IGNORE_CLICKS, MAX_CLICK_TEXT, MAX_SELECTOR_DEPTH,
 };
 pub use config::{Config, ConfigProblem, PageConfig, Words};
+pub use early::{EarlyCall, EarlyPage, MAX_EARLY_CALLS};
 pub use event::{Batch, Event, EventType, Page};
 pub use ids::{random_id, time_ordered_id, Entropy, SeededEntropy};
 pub use json::NumberFormat;

@@ -227,6 +227,17 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         &self.config
     }
 
+    /// Puts `page` in place of the page being tracked, returning that one
+    /// (for [`replay_early`](Tracker::replay_early), which must not touch it).
+    pub(crate) fn swap_page(&mut self, page: Option<PageVisit>) -> Option<PageVisit> {
+        core::mem::replace(&mut self.page, page)
+    }
+
+    /// Events lost before they were recorded, to be reported as dropped.
+    pub(crate) fn count_dropped(&mut self, n: u64) {
+        self.dropped += n;
+    }
+
     /// Device and browser facts of this page load: sent with its first event
     /// and with the first event of every session.
     pub fn set_context(&mut self, context: Value) {
