@@ -7,6 +7,7 @@
 //!   per file, no body.
 //! - A visitor who hops to another page of the site before the SDK started
 //!   on the first loses nothing: both page views are stored, once each.
+//! - The home page's leave carries its Core Web Vitals.
 //! - The snippet as first published (a stub that only queues) still works.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -72,7 +73,9 @@ async fn the_sdk_arrives_compressed_with_its_wasm_alongside_and_a_repeat_visit_i
     let bytes: f64 = first.iter().map(|f| number(&f["transfer"])).sum();
     println!("first visit: {bytes} bytes of SDK on the wire");
 
-    // A repeat visit, warm cache: revalidations, no body.
+    // An interaction, for INP; then a repeat visit, warm cache:
+    // revalidations, no body.
+    browser.click("#signup").await;
     browser
         .client
         .goto(&collector.url("/about.html"))
@@ -92,6 +95,32 @@ async fn the_sdk_arrives_compressed_with_its_wasm_alongside_and_a_repeat_visit_i
     let bytes: f64 = repeat.iter().map(|f| number(&f["transfer"])).sum();
     println!("repeat visit: {bytes} bytes of SDK on the wire");
     assert!(bytes <= 1000.0, "repeat visit: {bytes} bytes: {repeat:#?}");
+
+    // The home page's leave carries its Core Web Vitals.
+    browser.eval("waymark('flush')").await;
+    let rows = collector
+        .wait_for("the home page's leave", |rows| {
+            rows.iter()
+                .any(|r| r.kind == "page_leave" && r.url.ends_with('/'))
+        })
+        .await;
+    let leave = rows
+        .iter()
+        .find(|r| r.kind == "page_leave" && r.url.ends_with('/'))
+        .unwrap();
+    let props = leave.props.as_ref().unwrap();
+    println!("the home page's vitals: {props}");
+    let ms = |key: &str| {
+        props[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {props}"))
+    };
+    // (DevTools' throttling delays the document after its first byte is
+    // timed: the TTFB is the loopback's.)
+    assert!(ms("ttfb_ms") > 0.0, "{props}");
+    assert!(ms("lcp_ms") > ms("ttfb_ms"), "{props}");
+    assert!(ms("inp_ms") > 0.0, "{props}");
+    assert!((0.0..=1.0).contains(&ms("cls")), "{props}");
 
     browser.close().await;
     collector.stop().await;

@@ -29,6 +29,8 @@ mod page;
 mod storage;
 #[cfg(target_arch = "wasm32")]
 mod tracker;
+#[cfg(target_arch = "wasm32")]
+mod vitals;
 
 #[cfg(target_arch = "wasm32")]
 pub use tracker::{init, BrowserTracker};

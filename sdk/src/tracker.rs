@@ -13,6 +13,7 @@ use super::delivery::{self, Delivery};
 use super::listeners::{self, Listeners};
 use super::page::{self, Warn, Warnings};
 use super::storage::{self, BrowserStorage, CryptoEntropy};
+use super::vitals::Meter;
 
 /// How long a navigation settles before its page view is taken, so that the
 /// title the app sets after rendering is the one recorded.
@@ -32,6 +33,8 @@ pub struct Shell {
     /// (its time and URL as of the navigation), and the timer that takes it.
     unsettled: Option<(Now, String, Timeout)>,
     listeners: Option<Listeners>,
+    /// The page load's Core Web Vitals (with page views only).
+    vitals: Option<Meter>,
     pub warned: Warnings,
 }
 
@@ -57,6 +60,7 @@ pub fn init(config: JsValue) -> BrowserTracker {
         delivery,
         unsettled: None,
         listeners: None,
+        vitals: page_views.then(Meter::start),
         warned,
     }));
     let weak = Rc::downgrade(&inner);
@@ -143,9 +147,15 @@ pub fn record(weak: &Weak<RefCell<Shell>>, command: Command) {
     deliver(&inner, Urgency::Due);
 }
 
-/// The shell (unless busy), with a navigation still settling recorded.
+/// The shell (unless busy), with the Core Web Vitals measured so far handed
+/// to the core and a navigation still settling recorded.
 fn settled(inner: &Rc<RefCell<Shell>>) -> Option<RefMut<'_, Shell>> {
     let mut shell = inner.try_borrow_mut().ok()?;
+    // What the page leave of the page load (on leaving, or on an in-app
+    // navigation) reports.
+    if let Some(vitals) = shell.vitals.as_ref().map(Meter::vitals) {
+        shell.core.set_vitals(vitals);
+    }
     if let Some((now, url, _timer)) = shell.unsettled.take() {
         let page = Page {
             url,

@@ -15,8 +15,9 @@ use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::session::is_collector_end_id;
 
 use waymark_wire::{
-    MAX_CONTEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
+    MAX_CLS, MAX_CONTEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
     MAX_SITE_CHARS, MAX_STORAGE_CHARS, MAX_TITLE_CHARS, MAX_TS, MAX_URL_CHARS, MAX_USER_ID_CHARS,
+    MAX_VITAL_MS, VITALS_MS, VITAL_CLS,
 };
 
 mod hygiene;
@@ -306,6 +307,12 @@ fn decode_event(
         }
     }
 
+    if event_type == EventType::PageLeave {
+        if let Some(Value::Object(props)) = obj.get("props") {
+            check_vitals(props)?;
+        }
+    }
+
     let event = StoredEvent {
         event_id,
         site: site.to_owned(),
@@ -334,6 +341,30 @@ fn decode_event(
         return Err("event_id: reserved for the collector's own events".to_owned());
     }
     Ok(event)
+}
+
+/// A page leave's Core Web Vitals ([`VITALS_MS`], [`VITAL_CLS`]), where
+/// present: numbers in their range.
+fn check_vitals(props: &Map<String, Value>) -> Result<(), String> {
+    let within = |key: &str, max: u32| match props.get(key) {
+        None => true,
+        Some(v) => v
+            .as_f64()
+            .is_some_and(|n| (0.0..=f64::from(max)).contains(&n)),
+    };
+    for key in VITALS_MS {
+        if !within(key, MAX_VITAL_MS) {
+            return Err(format!(
+                "props: {key} must be a number of milliseconds from 0 to {MAX_VITAL_MS}"
+            ));
+        }
+    }
+    if !within(VITAL_CLS, MAX_CLS) {
+        return Err(format!(
+            "props: {VITAL_CLS} must be a number from 0 to {MAX_CLS}"
+        ));
+    }
+    Ok(())
 }
 
 /// A positive counter that may be absent or `null`.

@@ -335,3 +335,65 @@ proptest::proptest! {
         proptest::prop_assert_eq!(decoded.urls_redacted, if expected == url { 0 } else { 2 });
     }
 }
+
+/// A page leave with `props`.
+fn leave(props: Value) -> Value {
+    let mut e = event();
+    e["type"] = json!("page_leave");
+    e["props"] = props;
+    e
+}
+
+#[test]
+fn a_page_leave_keeps_its_core_web_vitals_in_its_props() {
+    let props = json!({"page_view_id": ID, "engaged_ms": 1200, "scroll_pct": 40,
+        "duration_ms": 3000, "lcp_ms": 812, "inp_ms": 48, "cls": 0.0125, "ttfb_ms": 305});
+    let decoded = decode_batch(&batch(vec![leave(props.clone())]), 7).unwrap();
+    let stored: Value = serde_json::from_str(decoded.events[0].props.as_deref().unwrap()).unwrap();
+    assert_eq!(stored, props);
+    // Each is optional: a page left before its LCP, or never interacted with.
+    let some = json!({"page_view_id": ID, "ttfb_ms": 305, "cls": 0});
+    assert!(decode_batch(&batch(vec![leave(some)]), 7).is_ok());
+}
+
+#[test]
+fn a_page_leave_with_a_vital_out_of_range_is_rejected_saying_which() {
+    for (key, value, expected) in [
+        (
+            "lcp_ms",
+            json!(-1),
+            "props: lcp_ms must be a number of milliseconds from 0 to 3600000",
+        ),
+        (
+            "inp_ms",
+            json!("48"),
+            "props: inp_ms must be a number of milliseconds from 0 to 3600000",
+        ),
+        (
+            "ttfb_ms",
+            json!(3_600_001),
+            "props: ttfb_ms must be a number of milliseconds from 0 to 3600000",
+        ),
+        (
+            "cls",
+            json!(101),
+            "props: cls must be a number from 0 to 100",
+        ),
+        (
+            "cls",
+            json!(null),
+            "props: cls must be a number from 0 to 100",
+        ),
+    ] {
+        let mut props = json!({"page_view_id": ID});
+        props[key] = value;
+        let reason = reason_for(leave(props), |_| {});
+        assert_eq!(reason, expected);
+    }
+    // Other events' props are the page's own: a custom `lcp_ms` is theirs.
+    let mut custom = event();
+    custom["type"] = json!("custom");
+    custom["name"] = json!("perf");
+    custom["props"] = json!({"lcp_ms": "slow"});
+    assert!(decode_batch(&batch(vec![custom]), 7).is_ok());
+}

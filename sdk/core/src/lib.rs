@@ -49,6 +49,7 @@ mod storage;
 mod text;
 mod tracker;
 mod value;
+mod vitals;
 
 pub use answer::outcome;
 pub use click::{
@@ -67,6 +68,7 @@ pub use storage::{cookie_assignment, cookie_value, MemoryStorage, Storage, Stora
 pub use text::{parse_u64, parts, push_u64};
 pub use tracker::{Consent, Problem, Tracker, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
 pub use value::Value;
+pub use vitals::Vitals;
 pub use waymark_wire as wire;
 /// The URL hygiene, shared with the collector.
 pub use waymark_wire::{redact_url, DEFAULT_SENSITIVE_PARAMS};

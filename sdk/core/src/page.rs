@@ -13,6 +13,10 @@ pub struct PageVisit {
     pub url: String,
     /// `event_id` of the page view, repeated on its page leaves.
     pub view_id: String,
+    /// The page view of a page load (or a return from the back/forward
+    /// cache), not of an in-app navigation: its leaves carry the load's
+    /// Core Web Vitals.
+    pub load: bool,
     started_at: u64,
     engaged_ms: u64,
     active_since: Option<u64>,
@@ -34,6 +38,7 @@ impl PageVisit {
         PageVisit {
             url,
             view_id,
+            load: false,
             started_at: now,
             engaged_ms: 0,
             active_since: active.then_some(now),

@@ -17,6 +17,7 @@ use crate::session::{campaign_of, EndReason, Now, Session};
 use crate::storage::Storage;
 use crate::text;
 use crate::value::Value;
+use crate::vitals::Vitals;
 
 use waymark_wire::{
     cut_chars, redact_url, MAX_CONTEXT_BYTES, MAX_NAME_CHARS, MAX_PROPS_BYTES, MAX_REFERRER_CHARS,
@@ -95,6 +96,8 @@ pub struct Tracker<S, E> {
     /// Whether this page load's context went out already.
     context_sent: bool,
     page: Option<PageVisit>,
+    /// The page load's Core Web Vitals, for the leaves of its page view.
+    vitals: Vitals,
     pending: Vec<Event>,
     /// Events dropped past [`MAX_PENDING_EVENTS`], not yet handed over.
     dropped: u64,
@@ -133,6 +136,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             context: None,
             context_sent: false,
             page: None,
+            vitals: Vitals::default(),
             pending: Vec::new(),
             dropped: 0,
             problems: Vec::new(),
@@ -184,7 +188,12 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
 
     fn run(&mut self, call: Call) {
         match call {
-            Call::View(now, page) => self.view(now, page),
+            Call::View(now, page) => {
+                self.view(now, page);
+                if let Some(visit) = &mut self.page {
+                    visit.load = true;
+                }
+            }
             Call::Navigate(now, mut page) => {
                 let url = self.page_url(&page.url);
                 let Some(previous) = self.page.as_ref().map(|p| p.url.clone()) else {
@@ -231,6 +240,11 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
     /// (for [`replay_early`](Tracker::replay_early), which must not touch it).
     pub(crate) fn swap_page(&mut self, page: Option<PageVisit>) -> Option<PageVisit> {
         core::mem::replace(&mut self.page, page)
+    }
+
+    /// The page load's Core Web Vitals so far, for its page leave.
+    pub fn set_vitals(&mut self, vitals: Vitals) {
+        self.vitals = vitals;
     }
 
     /// Events lost before they were recorded, to be reported as dropped.
@@ -300,7 +314,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             title: None,
             referrer: None,
         };
-        let props = Value::Object(vec![
+        let mut props = vec![
             ("page_view_id".into(), Value::String(visit.view_id.clone())),
             ("engaged_ms".into(), Value::Number(leave.engaged_ms as f64)),
             (
@@ -311,7 +325,11 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
                 "duration_ms".into(),
                 Value::Number(leave.duration_ms as f64),
             ),
-        ]);
+        ];
+        if visit.load {
+            self.vitals.push_props(&mut props);
+        }
+        let props = Value::Object(props);
         self.record(now, &page, EventType::PageLeave, None, Some(props));
     }
 

@@ -140,6 +140,21 @@ pub const MAX_TITLE_CHARS: usize = 1024;
 pub const MAX_PROPS_BYTES: usize = 16 * 1024;
 /// `context`, as compact JSON.
 pub const MAX_CONTEXT_BYTES: usize = 16 * 1024;
+/// The Core Web Vitals a `page_leave` may carry in its `props`, each
+/// optional, measured by the browser for the page load: `lcp_ms` (Largest
+/// Contentful Paint), `inp_ms` (Interaction to Next Paint), `ttfb_ms` (Time
+/// to First Byte), in milliseconds from 0 to [`MAX_VITAL_MS`], and `cls`
+/// (Cumulative Layout Shift, unitless, from 0 to [`MAX_CLS`]). The collector
+/// rejects a page leave whose vital is not a number in its range.
+pub const VITALS_MS: [&str; 3] = ["lcp_ms", "inp_ms", "ttfb_ms"];
+/// The Cumulative Layout Shift's key in a `page_leave`'s `props`.
+pub const VITAL_CLS: &str = "cls";
+/// Largest time vital: an hour.
+pub const MAX_VITAL_MS: u32 = 3_600_000;
+/// Largest Cumulative Layout Shift (a page that shifts its whole viewport
+/// every frame for a while reaches tens; real pages stay below 1).
+pub const MAX_CLS: u32 = 100;
+
 /// Largest `ts`: JavaScript's `Number.MAX_SAFE_INTEGER`. No browser sends a
 /// larger integer time, and it fits SQLite's signed 64 bits.
 pub const MAX_TS: u64 = (1 << 53) - 1;
