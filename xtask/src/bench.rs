@@ -27,6 +27,7 @@ const READ_EVENTS: u64 = 10_000_000;
 
 /// What `cargo xtask bench` runs.
 struct Options {
+    loading_only: bool,
     read_only: bool,
     read: bool,
     read_events: u64,
@@ -35,6 +36,7 @@ struct Options {
 
 fn options(args: &[String]) -> Result<Options> {
     let mut o = Options {
+        loading_only: false,
         read_only: false,
         read: true,
         read_events: READ_EVENTS,
@@ -44,6 +46,7 @@ fn options(args: &[String]) -> Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--read-only" => o.read_only = true,
+            "--loading-only" => o.loading_only = true,
             "--no-read" => o.read = false,
             "--read-refill" => o.read_refill = true,
             "--read-events" => {
@@ -62,6 +65,14 @@ pub fn bench(args: &[String]) -> Result {
     let options = options(args)?;
     setup::build_tools()?;
     setup::test_tools()?;
+    if options.loading_only {
+        build_sdk()?;
+        build_release()?;
+        install_peers()?;
+        let mut report = machine();
+        report.push_str(&sdk_loading()?);
+        return write_report(&report, "loading.md");
+    }
     if options.read_only {
         build_release()?;
         let mut report = machine();
@@ -98,14 +109,7 @@ pub fn bench(args: &[String]) -> Result {
     eprintln!("xtask: the SDK and its peers in headless Chromium");
     let sdk_dir = target.join("bench-sdk");
     fs::create_dir_all(&sdk_dir).map_err(|e| format!("{}: {e}", sdk_dir.display()))?;
-    let manifest = sdk_dir.join("package.json");
-    if !manifest.exists() {
-        fs::write(&manifest, "{\"private\": true}\n").map_err(|e| e.to_string())?;
-    }
-    run(Command::new("npm")
-        .args(["install", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&sdk_dir)
-        .args(PEERS))?;
+    install_peers()?;
     let esbuild = setup::tools_dir().join("esbuild/node_modules/.bin/esbuild");
     for entry in ENTRIES {
         run(Command::new(&esbuild)
@@ -123,11 +127,77 @@ pub fn bench(args: &[String]) -> Result {
     let sdk = output_of(Command::new("node").arg("bench/sdk/run.mjs").arg(&root))?;
     report.push_str("\n## SDK\n\n");
     report.push_str(&String::from_utf8_lossy(&sdk));
+    eprintln!("xtask: the SDK on a throttled page beside a 1 KB baseline (about ten minutes)");
+    report.push_str("\n## The SDK on a slow connection\n\n");
+    report.push_str(&sdk_loading()?);
 
     if options.read {
         report.push_str(&read_side(&options)?);
     }
     write_report(&report, "results.md")
+}
+
+/// The peers and puppeteer-core in `target/bench-sdk/`.
+fn install_peers() -> Result {
+    let sdk_dir = root().join("target/bench-sdk");
+    fs::create_dir_all(&sdk_dir).map_err(|e| format!("{}: {e}", sdk_dir.display()))?;
+    let manifest = sdk_dir.join("package.json");
+    if !manifest.exists() {
+        fs::write(&manifest, "{\"private\": true}\n").map_err(|e| e.to_string())?;
+    }
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&sdk_dir)
+        .args(PEERS))
+}
+
+/// `bench/sdk/loading.mjs` against the release collector (null store) on a
+/// free loopback port, serving the SDK as built.
+fn sdk_loading() -> Result<String> {
+    let root = root();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))?;
+    let data = root.join("target/bench/loading-data");
+    let mut collector = Collector(
+        Command::new(root.join("target/release/waymark"))
+            .arg("--addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data")
+            .arg(&data)
+            .args(["--store", "null"])
+            .current_dir(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("target/release/waymark: {e}"))?,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return Err("the collector did not start in 30 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = output_of(
+        Command::new("node")
+            .arg("bench/sdk/loading.mjs")
+            .arg(&root)
+            .arg(format!("http://127.0.0.1:{port}")),
+    );
+    let _ = collector.0.kill();
+    Ok(String::from_utf8_lossy(&out?).into_owned())
+}
+
+/// A collector process, killed when dropped.
+struct Collector(Child);
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn build_release() -> Result {

@@ -30,6 +30,7 @@ commands:
   bench       load-test the release collector (null store, SQLite, ClickHouse), time the read
               API on a month of traffic, and compare the SDK's size and cost with three peers
               in headless Chromium (BENCHMARKS.md); options:
+                --loading-only    only the SDK on a throttled page beside a 1 KB baseline
                 --read-only       only the read side
                 --no-read         everything but the read side
                 --read-events N   events of the read side's traffic (default 10000000)
@@ -272,6 +273,8 @@ fn test() -> Result {
                 "dashboard_views",
                 "--test",
                 "size",
+                "--test",
+                "throttled",
             ],
         ),
     ];
