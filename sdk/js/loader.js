@@ -41,11 +41,13 @@ if (s && !(stub && stub.tracker)) {
         return r.ok && (r.headers.get('etag') || '').indexOf(WASM_HASH) > 0 ? r : versioned();
       }, versioned)
     : versioned();
-  // This page's own record, saved by the stub if the page was hidden (and
-  // then shown again, from the back/forward cache) before the SDK started:
-  // its calls are replayed below, not from storage.
-  if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
   wasm_bindgen({ module_or_path: wasm }).then(function () {
+    // This page's own record, saved by the stub if the page was hidden (and
+    // then shown again, from the back/forward cache) before the SDK
+    // started: its calls are replayed below, not from storage. Removed in
+    // the same task as `w.waymark` is replaced, so no `pagehide` between
+    // can save it again.
+    if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
     var t = wasm_bindgen.init(config);
     var api = function (command) {
       if (!COMMANDS[command]) return console.warn('waymark: unknown command "' + command + '"');
