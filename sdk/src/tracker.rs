@@ -39,7 +39,7 @@ pub struct Shell {
 }
 
 /// Starts tracking: restores or creates the session, replays the pages the
-/// snippet's stub kept for it ([`storage::take_early_pages`]) and, unless
+/// snippet's stub kept for it (`storage::take_early_pages`) and, unless
 /// auto-capture is off, records a page view and starts listening.
 #[wasm_bindgen]
 pub fn init(config: JsValue) -> BrowserTracker {

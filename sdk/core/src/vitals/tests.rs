@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 use crate::config::Config;
 use crate::event::{EventType, Page};
