@@ -271,7 +271,7 @@ impl ClickHouseStore {
 
     /// Compacts now: writes the sessions changed since the last compaction
     /// into `sessions_flat` (which each collector also does every 10 s;
-    /// see [`flat`]).
+    /// see the ClickHouse docs, `docs/clickhouse.md`).
     pub async fn compact(&self) -> Result<(), StoreError> {
         self.ch.compact(flat::MARGIN_SECS).await
     }
