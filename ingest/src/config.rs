@@ -149,6 +149,10 @@ pub struct Config {
     /// refused for their content, set aside so the spool moves on) holds;
     /// a refused insert that does not fit holds up the spool.
     pub dead_letter_max_bytes: u64,
+    /// Days a session is kept, counted from its start: the sweeper removes
+    /// older sessions with their events (and everything built from them).
+    /// `None` (the default): kept for ever.
+    pub retention_days: Option<u64>,
 }
 
 impl fmt::Debug for Config {
@@ -178,6 +182,7 @@ impl fmt::Debug for Config {
             dead_letter_max_bytes,
             max_event_age_days,
             max_events_per_session,
+            retention_days,
         } = self;
         f.debug_struct("Config")
             .field("addr", addr)
@@ -203,6 +208,7 @@ impl fmt::Debug for Config {
             .field("dead_letter_max_bytes", dead_letter_max_bytes)
             .field("max_event_age_days", max_event_age_days)
             .field("max_events_per_session", max_events_per_session)
+            .field("retention_days", retention_days)
             .finish()
     }
 }
@@ -257,6 +263,7 @@ impl Default for Config {
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             dead_letter_max_bytes: DEFAULT_DEAD_LETTER_MAX_BYTES,
+            retention_days: None,
         }
     }
 }

@@ -84,7 +84,10 @@ pub fn app(state: AppState) -> Router {
         .layer::<_, Infallible>(middleware::from_fn_with_state(state.clone(), batch_gate));
     // The read API only with a store that reads sessions back; without
     // one its paths are not routes at all (404).
-    let mut admin = Router::new().route("/metrics", get(metrics_text));
+    // Erasure and export whatever the store (501 from one that cannot).
+    let mut admin = Router::new()
+        .route("/metrics", get(metrics_text))
+        .merge(api::lifecycle::routes());
     if let Some(reader) = state.reader() {
         admin = admin.merge(api::routes(Arc::clone(reader), Arc::clone(state.clock())));
     }

@@ -51,6 +51,7 @@ pub use crate::enrich::{enrich, parse_user_agent, Agent, GeoIp, Place, RequestFa
 pub use crate::error::Error;
 pub use crate::event::{Enrichment, EventType, StoredEvent};
 pub use crate::http::{app, client_ip, BatchAccepted};
+pub use crate::lifecycle::{expire_old_sessions, id_hash, Retained, RETENTION_BATCH};
 pub use crate::metrics::{Metrics, StoreMetrics};
 pub use crate::server::serve;
 pub use crate::session::{
@@ -63,10 +64,10 @@ pub use crate::state::AppState;
 #[doc(hidden)]
 pub use crate::store::clickhouse_sql;
 pub use crate::store::{
-    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, EventCursor, EventPage, EventSink,
-    Interval, KeyCount, MemoryStore, NullStore, SessionPage, SessionQuery, SessionReader,
-    SessionSweeper, SessionWithEvents, SpoolOptions, SqliteStore, Stats, StatsQuery, Store,
-    StoreError, SweepCursor, SweepPage, DB_FILE_NAME,
+    AppendOutcome, BoxFuture, Bucket, ClickHouseStore, Cursor, Erasure, EventCursor, EventPage,
+    EventSink, Expiry, Interval, KeyCount, Lifecycle, MemoryStore, NullStore, SessionPage,
+    SessionQuery, SessionReader, SessionSweeper, SessionWithEvents, SpoolOptions, SqliteStore,
+    Stats, StatsQuery, Store, StoreError, SweepCursor, SweepPage, Table, TableRole, DB_FILE_NAME,
 };
 pub use crate::sweeper::{run_sweeper, sweep_idle_sessions};
 pub use crate::wire::{
@@ -82,6 +83,7 @@ mod enrich;
 mod error;
 mod event;
 mod http;
+mod lifecycle;
 mod limit;
 mod metrics;
 pub mod read;

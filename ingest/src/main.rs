@@ -105,6 +105,24 @@ struct Args {
     /// holds up the spool.
     #[arg(long, env = "WAYMARK_DEAD_LETTER_MAX_BYTES", default_value_t = DEFAULT_DEAD_LETTER_MAX_BYTES)]
     dead_letter_max_bytes: u64,
+    /// Days a session is kept, from its start: older sessions and their
+    /// events are removed at each sweep. Unset: everything is kept.
+    #[arg(long, env = "WAYMARK_RETENTION_DAYS", value_parser = clap::value_parser!(u64).range(1..))]
+    retention_days: Option<u64>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Copies the SQLite store in --data to a new file, consistently, while
+    /// a collector may be running on it; the copy, named `waymark.db` in a
+    /// folder, is a store to start a collector on (see the README).
+    Backup {
+        /// The new file (it must not exist).
+        file: PathBuf,
+    },
 }
 
 impl From<Args> for Config {
@@ -133,13 +151,18 @@ impl From<Args> for Config {
             spool_max_bytes: args.spool_max_bytes,
             flush_interval_ms: args.flush_interval_ms.max(1),
             dead_letter_max_bytes: args.dead_letter_max_bytes,
+            retention_days: args.retention_days,
         }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = Config::from(Args::parse());
+    let mut args = Args::parse();
+    if let Some(Command::Backup { file }) = args.command.take() {
+        return backup(&args.data_dir, &file);
+    }
+    let config = Config::from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -203,4 +226,24 @@ async fn shutdown_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// `waymark backup <file>`: the SQLite store in `data_dir` copied to `file`.
+fn backup(data_dir: &std::path::Path, file: &std::path::Path) -> ExitCode {
+    let started = std::time::Instant::now();
+    match waymark_ingest::SqliteStore::backup(data_dir, file) {
+        Ok(()) => {
+            println!(
+                "backed up {} to {} in {:.1} s",
+                data_dir.join(waymark_ingest::DB_FILE_NAME).display(),
+                file.display(),
+                started.elapsed().as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("waymark backup: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

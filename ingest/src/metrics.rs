@@ -41,6 +41,13 @@ pub struct Metrics {
     /// collector closed on a client that held them: `header_timeout` (a head
     /// not complete in time), `idle_timeout` (nothing moved for too long).
     pub connections_closed: IntCounterVec,
+    /// `waymark_retention_deleted_total{what}`: sessions and events
+    /// removed because their session started longer ago than
+    /// `--retention-days` (`what`: `sessions`, `events`).
+    pub retention_deleted: IntCounterVec,
+    /// `waymark_erased_total{what}`: what erasure requests removed
+    /// (`what`: `requests`, `visitors`, `sessions`, `events`).
+    pub erased: IntCounterVec,
 }
 
 /// Metrics a store keeps about itself; registered beside [`Metrics`].
@@ -239,8 +246,26 @@ impl Metrics {
             &["reason"],
         )
         .expect("valid metric");
+        let retention_deleted = IntCounterVec::new(
+            Opts::new(
+                "waymark_retention_deleted_total",
+                "Sessions and events removed for being older than the retention",
+            ),
+            &["what"],
+        )
+        .expect("valid metric");
+        let erased = IntCounterVec::new(
+            Opts::new(
+                "waymark_erased_total",
+                "Erasure requests and the visitors, sessions and events they removed",
+            ),
+            &["what"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(retention_deleted.clone()),
+            Box::new(erased.clone()),
             Box::new(request_duration.clone()),
             Box::new(events_accepted.clone()),
             Box::new(events_duplicate.clone()),
@@ -263,6 +288,12 @@ impl Metrics {
         for reason in ["header_timeout", "idle_timeout"] {
             connections_closed.with_label_values(&[reason]);
         }
+        for what in ["sessions", "events"] {
+            retention_deleted.with_label_values(&[what]);
+        }
+        for what in ["requests", "visitors", "sessions", "events"] {
+            erased.with_label_values(&[what]);
+        }
         Metrics {
             registry,
             requests,
@@ -277,6 +308,8 @@ impl Metrics {
             batches_shed,
             connections_open,
             connections_closed,
+            retention_deleted,
+            erased,
         }
     }
 

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::enrich::GeoIp;
 use crate::limit::RateLimit;
 use crate::metrics::Metrics;
-use crate::store::{EventSink, SessionReader, SessionSweeper};
+use crate::store::{EventSink, Lifecycle, SessionReader, SessionSweeper};
 
 /// What every handler shares: the configuration, the store (and what it
 /// offers besides taking events: reading, sweeping), the clock, the GeoIP
@@ -20,6 +20,7 @@ pub struct AppState {
     store: Arc<dyn EventSink>,
     reader: Option<Arc<dyn SessionReader>>,
     sweeper: Option<Arc<dyn SessionSweeper>>,
+    lifecycle: Option<Arc<dyn Lifecycle>>,
     clock: Arc<dyn Clock>,
     geo: Arc<GeoIp>,
     rate_limit: Option<Arc<RateLimit>>,
@@ -35,6 +36,7 @@ impl AppState {
     pub fn new(config: Config, store: Arc<dyn EventSink>, clock: Arc<dyn Clock>) -> Self {
         let reader = Arc::clone(&store).reader();
         let sweeper = Arc::clone(&store).sweeper();
+        let lifecycle = Arc::clone(&store).lifecycle();
         let rate_limit =
             RateLimit::new(config.rate_limit_per_second, config.rate_limit_burst).map(Arc::new);
         let batches_in_flight = (config.max_batches_in_flight > 0).then(|| {
@@ -48,6 +50,7 @@ impl AppState {
             store,
             reader,
             sweeper,
+            lifecycle,
             clock,
             geo: Arc::new(GeoIp::none()),
             rate_limit,
@@ -80,6 +83,12 @@ impl AppState {
     /// only then.
     pub fn sweeper(&self) -> Option<&Arc<dyn SessionSweeper>> {
         self.sweeper.as_ref()
+    }
+
+    /// The store as a [`Lifecycle`], if it can expire and erase: retention
+    /// and the erasure endpoints work only then.
+    pub fn lifecycle(&self) -> Option<&Arc<dyn Lifecycle>> {
+        self.lifecycle.as_ref()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -41,8 +41,9 @@ pub async fn sweep_idle_sessions(state: &AppState) -> Result<usize, Error> {
 }
 
 /// Sweeps every [`Config::sweep_interval_seconds`](crate::Config) (the
-/// first time at once) until `shutdown` resolves; also lets the rate limiter
-/// forget quiet addresses.
+/// first time at once) until `shutdown` resolves; also runs the retention
+/// pass ([`expire_old_sessions`](crate::expire_old_sessions), with
+/// `--retention-days`) and lets the rate limiter forget quiet addresses.
 pub async fn run_sweeper(state: AppState, shutdown: impl Future<Output = ()>) {
     let every = Duration::from_secs(state.config().sweep_interval_seconds.max(1));
     let mut ticks = tokio::time::interval(every);
@@ -57,6 +58,7 @@ pub async fn run_sweeper(state: AppState, shutdown: impl Future<Output = ()>) {
                     Ok(closed) => tracing::info!(closed, "closed idle sessions"),
                     Err(err) => tracing::warn!(error = %err, "the sweep failed; retrying next time"),
                 }
+                crate::lifecycle::retention_tick(&state).await;
                 state.forget_quiet_clients();
             }
         }

@@ -28,6 +28,7 @@ use crate::store::{
     MAX_EVENTS_PAGE,
 };
 
+pub mod lifecycle;
 mod params;
 mod profiles;
 mod reports;

@@ -1,10 +1,12 @@
 //! A store in memory, for tests.
 
-use std::collections::HashSet;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::lifecycle::{Erasure, Expiry, Lifecycle, Table, TableRole};
 use super::{AppendOutcome, BoxFuture, EventSink, StoreError};
 use crate::event::StoredEvent;
+use crate::read::Person;
 
 /// Keeps events in a `Vec`, in arrival order, deduplicated by `event_id`
 /// exactly like [`SqliteStore`](crate::SqliteStore).
@@ -107,5 +109,94 @@ impl EventSink for MemoryStore {
             }
         }
         Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn lifecycle(self: Arc<Self>) -> Option<Arc<dyn Lifecycle>> {
+        Some(self)
+    }
+}
+
+/// The memory store's one "table".
+const TABLES: &[Table] = &[Table {
+    name: "events",
+    role: TableRole::Personal,
+}];
+
+impl Inner {
+    /// Removes the events of the sessions `doomed` picks (by site and
+    /// session id): how many sessions and events.
+    fn remove(&mut self, doomed: &HashSet<(String, String)>) -> (u64, u64) {
+        let before = self.events.len();
+        self.events
+            .retain(|e| !doomed.contains(&(e.site.clone(), e.session_id.clone())));
+        (doomed.len() as u64, (before - self.events.len()) as u64)
+    }
+}
+
+impl Lifecycle for MemoryStore {
+    fn tables(&self) -> &'static [Table] {
+        TABLES
+    }
+
+    /// Removes every session holding an event of the person's visitors
+    /// (for a user, those of the events carrying its id).
+    fn erase(&self, person: Person) -> BoxFuture<'_, Result<Erasure, StoreError>> {
+        let mut inner = self.lock();
+        let mut visitors: Vec<String> = match &person {
+            Person::Visitor(id) => vec![id.clone()],
+            Person::User(id) => inner
+                .events
+                .iter()
+                .filter(|e| e.user_id.as_deref() == Some(id.as_str()))
+                .map(|e| e.visitor_id.clone())
+                .collect(),
+        };
+        visitors.sort_unstable();
+        visitors.dedup();
+        let doomed: HashSet<(String, String)> = inner
+            .events
+            .iter()
+            .filter(|e| visitors.contains(&e.visitor_id))
+            .map(|e| (e.site.clone(), e.session_id.clone()))
+            .collect();
+        let (sessions, events) = inner.remove(&doomed);
+        let erasure = Erasure {
+            visitor_ids: visitors,
+            sessions,
+            events,
+            tables: BTreeMap::from([("events", events)]),
+            pending: Vec::new(),
+        };
+        Box::pin(std::future::ready(Ok(erasure)))
+    }
+
+    /// A session starts at its earliest event here.
+    fn expire(
+        &self,
+        started_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Expiry, StoreError>> {
+        let mut inner = self.lock();
+        let mut starts: HashMap<(String, String), u64> = HashMap::new();
+        for e in &inner.events {
+            let start = starts
+                .entry((e.site.clone(), e.session_id.clone()))
+                .or_insert(e.ts);
+            *start = (*start).min(e.ts);
+        }
+        let mut old: Vec<_> = starts
+            .into_iter()
+            .filter(|(_, start)| *start < started_before)
+            .map(|(key, start)| (start, key))
+            .collect();
+        old.sort_unstable();
+        let more = old.len() > limit;
+        let doomed = old.into_iter().take(limit).map(|(_, key)| key).collect();
+        let (sessions, events) = inner.remove(&doomed);
+        Box::pin(std::future::ready(Ok(Expiry {
+            sessions,
+            events,
+            more,
+        })))
     }
 }

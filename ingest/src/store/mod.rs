@@ -31,6 +31,7 @@ use crate::session::Session;
 #[doc(hidden)]
 pub use self::clickhouse::sql as clickhouse_sql;
 pub use self::clickhouse::{ClickHouseStore, ClickHouseUrl, SpoolOptions};
+pub use self::lifecycle::{Erasure, Expiry, Lifecycle, Table, TableRole};
 pub use self::memory::MemoryStore;
 pub use self::null::NullStore;
 pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
@@ -38,6 +39,7 @@ pub use self::timeline::{EventCursor, EventPage, DEFAULT_EVENTS_PAGE, MAX_EVENTS
 
 mod clickhouse;
 mod group;
+mod lifecycle;
 mod memory;
 mod null;
 mod sqlite;
@@ -373,6 +375,12 @@ pub trait EventSink: Send + Sync + Debug {
     /// The same store as a [`SessionSweeper`], if it closes idle sessions
     /// (the sweeper sweeps only then).
     fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
+        None
+    }
+
+    /// The same store as a [`Lifecycle`], if it can expire and erase what
+    /// it keeps (the erasure endpoints answer `501` otherwise).
+    fn lifecycle(self: Arc<Self>) -> Option<Arc<dyn Lifecycle>> {
         None
     }
 }

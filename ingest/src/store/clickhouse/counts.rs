@@ -41,6 +41,14 @@ impl SessionCounts {
         }
     }
 
+    /// Forgets these sessions (erased or expired).
+    pub(super) fn forget(&self, keys: &[(String, String)]) {
+        let mut counts = lock(&self.counts);
+        for key in keys {
+            counts.remove(key);
+        }
+    }
+
     /// Counts `events` in, up to `max` per session besides `visit_ended`:
     /// the positions of those past it, ascending.
     pub(super) fn take(&self, events: &[StoredEvent], max: u64) -> Vec<usize> {

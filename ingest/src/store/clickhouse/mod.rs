@@ -68,6 +68,7 @@ use tokio::sync::{watch, Notify};
 use self::counts::SessionCounts;
 use self::shipper::{Health, Shipper};
 use self::spool::{read_replay, remove_replay, replays, DeadLetter, Position, Spool};
+use super::lifecycle::{Erasure, Expiry, Lifecycle, Table};
 use super::{
     lock, AppendOutcome, BoxFuture, EventCursor, EventPage, EventSink, SessionPage, SessionQuery,
     SessionReader, SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
@@ -77,7 +78,7 @@ use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::read::{
-    Breakdown, BreakdownQuery, Funnel, FunnelQuery, ProfileQuery, ProfileTotals, Realtime,
+    Breakdown, BreakdownQuery, Funnel, FunnelQuery, Person, ProfileQuery, ProfileTotals, Realtime,
     RealtimeQuery, Timeseries, TimeseriesQuery,
 };
 use crate::session::{fold_session, Session};
@@ -87,6 +88,7 @@ pub use self::url::ClickHouseUrl;
 mod counts;
 mod flat;
 mod landing;
+mod lifecycle;
 mod queries;
 mod refusal;
 mod reports;
@@ -407,6 +409,28 @@ impl EventSink for ClickHouseStore {
 
     fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
         Some(self)
+    }
+
+    fn lifecycle(self: Arc<Self>) -> Option<Arc<dyn Lifecycle>> {
+        Some(self)
+    }
+}
+
+impl Lifecycle for ClickHouseStore {
+    fn tables(&self) -> &'static [Table] {
+        lifecycle::TABLES
+    }
+
+    fn erase(&self, person: Person) -> BoxFuture<'_, Result<Erasure, StoreError>> {
+        Box::pin(self.erase_now(person))
+    }
+
+    fn expire(
+        &self,
+        started_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Expiry, StoreError>> {
+        Box::pin(self.expire_now(started_before, limit))
     }
 }
 

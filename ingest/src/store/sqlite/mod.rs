@@ -32,6 +32,7 @@ use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMN
 use self::schema::migrate;
 use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
+use super::lifecycle::{Erasure, Expiry, Lifecycle, Table};
 use super::{
     lock, AppendOutcome, BoxFuture, EventCursor, EventPage, EventSink, SessionPage, SessionQuery,
     SessionReader, SessionSweeper, Stats, StatsQuery, StoreError, SweepCursor, SweepPage,
@@ -40,12 +41,13 @@ use crate::config::DEFAULT_MAX_EVENTS_PER_SESSION;
 use crate::event::StoredEvent;
 use crate::metrics::StoreMetrics;
 use crate::read::{
-    Breakdown, BreakdownQuery, Funnel, FunnelQuery, ProfileQuery, ProfileTotals, Realtime,
+    Breakdown, BreakdownQuery, Funnel, FunnelQuery, Person, ProfileQuery, ProfileTotals, Realtime,
     RealtimeQuery, Timeseries, TimeseriesQuery,
 };
 use crate::session::Session;
 
 mod index;
+mod lifecycle;
 mod queries;
 mod reports;
 mod rows;
@@ -302,6 +304,55 @@ impl EventSink for SqliteStore {
 
     fn sweeper(self: Arc<Self>) -> Option<Arc<dyn SessionSweeper>> {
         Some(self)
+    }
+
+    fn lifecycle(self: Arc<Self>) -> Option<Arc<dyn Lifecycle>> {
+        Some(self)
+    }
+}
+
+impl SqliteStore {
+    /// Copies the store in `data_dir` to the new file `to` while a
+    /// collector may be writing it; see [`lifecycle::backup`].
+    pub fn backup(data_dir: &Path, to: &Path) -> Result<(), StoreError> {
+        lifecycle::backup(data_dir, to)
+    }
+}
+
+impl Lifecycle for SqliteStore {
+    fn tables(&self) -> &'static [Table] {
+        lifecycle::TABLES
+    }
+
+    fn erase(&self, person: Person) -> BoxFuture<'_, Result<Erasure, StoreError>> {
+        Box::pin(async move {
+            let linked = match &person {
+                Person::Visitor(_) => Vec::new(),
+                Person::User(id) => {
+                    let id = id.clone();
+                    self.read(move |conn| Ok(lifecycle::linked_visitors(conn, &id)?))
+                        .await?
+                }
+            };
+            self.command(move |reply| Command::Erase {
+                person,
+                linked,
+                reply,
+            })
+            .await
+        })
+    }
+
+    fn expire(
+        &self,
+        started_before: u64,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Expiry, StoreError>> {
+        self.command(move |reply| Command::Expire {
+            started_before,
+            limit: limit.clamp(1, writer::EXPIRE_BATCH),
+            reply,
+        })
     }
 }
 

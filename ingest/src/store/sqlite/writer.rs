@@ -11,12 +11,19 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 use tokio::sync::oneshot;
 
 use super::index::{url_key, Changes, EventRow, ReadIndex, SessionRow};
+use super::lifecycle::{self, Removed};
 use super::rows::{state_from_row, DERIVED_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS};
 use crate::event::{EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
+use crate::read::Person;
 use crate::read::{page_path, Landing};
 use crate::session::{collector_visit_ended, EndDecision, EventKey, SessionState};
+use crate::store::lifecycle::{Erasure, Expiry};
 use crate::store::{AppendOutcome, StoreError, SweepCursor, SweepPage};
+
+/// Sessions one retention command removes, at most: a few milliseconds of
+/// the writer's time.
+pub(super) const EXPIRE_BATCH: usize = 200;
 
 /// Events taken into one transaction, at most (one request more may push a
 /// group past it; a request is never split).
@@ -42,6 +49,19 @@ pub(super) enum Command {
         limit: usize,
         reply: oneshot::Sender<Result<SweepPage, StoreError>>,
     },
+    /// Removes a person's sessions and events.
+    Erase {
+        person: Person,
+        /// The visitors the reader found linked to a user beforehand.
+        linked: Vec<String>,
+        reply: oneshot::Sender<Result<Erasure, StoreError>>,
+    },
+    /// Removes sessions started before a time.
+    Expire {
+        started_before: u64,
+        limit: usize,
+        reply: oneshot::Sender<Result<Expiry, StoreError>>,
+    },
 }
 
 impl Command {
@@ -50,7 +70,8 @@ impl Command {
     pub(super) fn events(&self) -> usize {
         match self {
             Command::Append { events, .. } => events.len(),
-            Command::Sweep { limit, .. } => *limit,
+            Command::Sweep { limit, .. } | Command::Expire { limit, .. } => *limit,
+            Command::Erase { .. } => 1,
         }
     }
 
@@ -59,6 +80,8 @@ impl Command {
         match self {
             Command::Append { reply, .. } => drop(reply.send(Err(err))),
             Command::Sweep { reply, .. } => drop(reply.send(Err(err))),
+            Command::Erase { reply, .. } => drop(reply.send(Err(err))),
+            Command::Expire { reply, .. } => drop(reply.send(Err(err))),
         }
     }
 }
@@ -67,6 +90,8 @@ impl Command {
 enum Done {
     Appended(AppendOutcome),
     Swept(SweepPage),
+    Erased(Erasure),
+    Expired(Expiry),
 }
 
 impl std::fmt::Debug for Command {
@@ -79,6 +104,11 @@ impl std::fmt::Debug for Command {
             Command::Sweep { idle_before, .. } => f
                 .debug_struct("Sweep")
                 .field("idle_before", idle_before)
+                .finish_non_exhaustive(),
+            Command::Erase { .. } => f.debug_struct("Erase").finish_non_exhaustive(),
+            Command::Expire { started_before, .. } => f
+                .debug_struct("Expire")
+                .field("started_before", started_before)
                 .finish_non_exhaustive(),
         }
     }
@@ -115,6 +145,12 @@ pub(super) fn commit_group(
                     }
                     (Command::Sweep { reply, .. }, Done::Swept(closed)) => {
                         let _ = reply.send(Ok(closed));
+                    }
+                    (Command::Erase { reply, .. }, Done::Erased(erased)) => {
+                        let _ = reply.send(Ok(erased));
+                    }
+                    (Command::Expire { reply, .. }, Done::Expired(expired)) => {
+                        let _ = reply.send(Ok(expired));
                     }
                     (command, _) => command.fail(&StoreError::Commit("mismatch".to_owned())),
                 }
@@ -162,6 +198,22 @@ fn write_group(
                     limit,
                     ..
                 } => Done::Swept(writer.sweep(*now, *idle_before, after.as_ref(), *limit)?),
+                Command::Erase { person, linked, .. } => {
+                    writer.flush()?;
+                    let removed = lifecycle::erase(&tx, person, linked)?;
+                    writer.forget(&removed);
+                    Done::Erased(removed.erasure())
+                }
+                Command::Expire {
+                    started_before,
+                    limit,
+                    ..
+                } => {
+                    writer.flush()?;
+                    let removed = lifecycle::expire(&tx, *started_before, *limit)?;
+                    writer.forget(&removed);
+                    Done::Expired(removed.expiry(*limit))
+                }
             });
         }
         writer.flush()?;
@@ -365,6 +417,15 @@ impl<'t> GroupWriter<'t> {
             }
         }
         Ok(SweepPage { closed, next })
+    }
+
+    /// After [`flush`](Self::flush) and a removal: drops the cached
+    /// sessions (those left are read again) and what the read index was to
+    /// take in of the removed ones.
+    fn forget(&mut self, removed: &Removed) {
+        self.sessions.clear();
+        self.referrers.clear();
+        self.changes.remove(&removed.keys, &removed.visitors);
     }
 
     /// Writes every changed session back.

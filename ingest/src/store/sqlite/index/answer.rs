@@ -69,6 +69,7 @@ fn selected(c: &Columns, q: &ReadQuery) -> Vec<u32> {
         let at = c.started_at[row];
         if at < q.from
             || at >= q.to
+            || c.is_removed(row)
             || site.is_some_and(|s| c.site[row] != s)
             || (!q.include_bots && c.is_bot[row])
             || columns.iter().any(|(col, id)| c.dims[*col][row] != *id)

@@ -100,6 +100,16 @@ impl Dict {
     fn bytes(&self) -> usize {
         self.names.iter().map(|n| 2 * n.len() + 64).sum()
     }
+
+    /// Forgets `name` (an erased visitor id): its id is never given again
+    /// and names nothing.
+    fn forget(&mut self, name: &str) {
+        if let Some(id) = self.ids.remove(name) {
+            if let Some(slot) = self.names.get_mut(id as usize) {
+                *slot = "".into();
+            }
+        }
+    }
 }
 
 /// One page view or custom event of a session: for a page view its path's
@@ -159,11 +169,34 @@ pub(super) struct EventRow {
     pub name: Option<String>,
 }
 
-/// What one commit changed.
+/// What one commit changed: the sessions it removed (retention, erasure)
+/// and the visitor ids it erased, taken in first, then the sessions it
+/// wrote and the events it added.
 #[derive(Debug, Default)]
 pub(super) struct Changes {
     pub sessions: Vec<SessionRow>,
     pub events: Vec<EventRow>,
+    /// Sessions removed, by site and session id.
+    pub removed: Vec<(String, String)>,
+    /// Visitor ids erased: forgotten by the index's dictionary too.
+    pub forgotten: Vec<String>,
+}
+
+impl Changes {
+    /// Records that these sessions were removed after what is recorded so
+    /// far: drops what was recorded of them (it is gone from the tables).
+    pub(super) fn remove(&mut self, keys: &[(String, String)], visitors: &[String]) {
+        let gone: HashSet<(&str, &str)> = keys
+            .iter()
+            .map(|(site, id)| (site.as_str(), id.as_str()))
+            .collect();
+        self.sessions
+            .retain(|s| !gone.contains(&(s.site.as_str(), s.session_id.as_str())));
+        self.events
+            .retain(|e| !gone.contains(&(e.site.as_str(), e.session_id.as_str())));
+        self.removed.extend(keys.iter().cloned());
+        self.forgotten.extend(visitors.iter().cloned());
+    }
 }
 
 /// The columns: one entry per session in every `Vec`.
@@ -194,6 +227,9 @@ pub(super) struct Columns {
     pub steps: Vec<Vec<Step>>,
     last: Vec<Option<OrderKey>>,
     events: usize,
+    /// Rows of removed sessions (site 0), skipped by every read until
+    /// [`compact`](Self::compact) drops them.
+    removed: usize,
 }
 
 impl Columns {
@@ -217,6 +253,75 @@ impl Columns {
     /// Sessions held.
     pub(super) fn len(&self) -> usize {
         self.started_at.len()
+    }
+
+    /// Whether a row is that of a removed session.
+    pub(super) fn is_removed(&self, row: usize) -> bool {
+        self.site[row] == 0
+    }
+
+    /// Removes a session: its row is left empty, with site 0, until enough
+    /// are to [`compact`](Self::compact).
+    fn remove(&mut self, site: &str, session_id: &str) {
+        let Some(site) = self.sites.find(site) else {
+            return;
+        };
+        let Some(row) = self
+            .by_key
+            .get_mut(site as usize)
+            .and_then(|rows| rows.remove(session_id))
+        else {
+            return;
+        };
+        let row = row as usize;
+        self.site[row] = 0;
+        self.visitor[row] = 0;
+        self.events -= self.steps[row].len();
+        self.steps[row] = Vec::new();
+        self.last[row] = None;
+        for column in &mut self.dims {
+            column[row] = 0;
+        }
+        self.removed += 1;
+    }
+
+    /// Drops the rows of removed sessions once they are over half the rows
+    /// (and more than a few): one pass over the columns.
+    fn compact(&mut self) {
+        if self.removed < 1024 || self.removed * 2 < self.len() {
+            return;
+        }
+        let keep: Vec<bool> = self.site.iter().map(|s| *s != 0).collect();
+        let mut new_row = Vec::with_capacity(keep.len());
+        let mut next = 0u32;
+        for kept in &keep {
+            new_row.push(next);
+            next += u32::from(*kept);
+        }
+        fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
+            let mut i = 0;
+            column.retain(|_| {
+                i += 1;
+                keep[i - 1]
+            });
+        }
+        retain(&mut self.site, &keep);
+        retain(&mut self.started_at, &keep);
+        retain(&mut self.visitor, &keep);
+        retain(&mut self.duration_ms, &keep);
+        retain(&mut self.page_views, &keep);
+        retain(&mut self.is_bot, &keep);
+        retain(&mut self.steps, &keep);
+        retain(&mut self.last, &keep);
+        for column in &mut self.dims {
+            retain(column, &keep);
+        }
+        for rows in &mut self.by_key {
+            for row in rows.values_mut() {
+                *row = new_row[*row as usize];
+            }
+        }
+        self.removed = 0;
     }
 
     fn row_of(&mut self, site: &str, session_id: &str) -> Option<u32> {
@@ -488,6 +593,7 @@ impl Gate<'_> {
 }
 
 fn apply(columns: &mut Columns, conn: &Connection, changes: Changes) -> rusqlite::Result<()> {
+    take_removals(columns, &changes);
     for s in &changes.sessions {
         columns.put(s);
     }
@@ -505,6 +611,17 @@ fn apply(columns: &mut Columns, conn: &Connection, changes: Changes) -> rusqlite
         columns.set_steps(site, id, &events);
     }
     Ok(())
+}
+
+/// The sessions and visitor ids a commit removed, out of the columns.
+fn take_removals(columns: &mut Columns, changes: &Changes) {
+    for (site, id) in &changes.removed {
+        columns.remove(site, id);
+    }
+    for visitor in &changes.forgotten {
+        columns.visitors.forget(visitor);
+    }
+    columns.compact();
 }
 
 impl ReadIndex {
@@ -560,6 +677,7 @@ impl ReadIndex {
         // commit while the gate is held: read their sessions' steps anew.
         let mut touched = HashSet::new();
         for changes in recorded {
+            take_removals(&mut columns, &changes);
             for s in &changes.sessions {
                 columns.put(s);
                 touched.insert((s.site.clone(), s.session_id.clone()));
