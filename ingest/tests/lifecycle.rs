@@ -29,7 +29,7 @@ mod export;
 mod retention;
 
 /// One day in milliseconds.
-pub const DAY: u64 = 24 * 60 * 60 * 1000;
+pub(crate) const DAY: u64 = 24 * 60 * 60 * 1000;
 
 /// [`sqlite_app`] with `config`.
 fn sqlite_with(config: Config) -> TestApp {
@@ -56,7 +56,7 @@ async fn clickhouse(name: &str) -> Option<TestApp> {
 
 /// A page view (with a `custom` when `n` is odd: a `signup` with props)
 /// numbered `n` of `visitor`'s session `session` at `ts`, carrying `user`.
-pub fn event(n: u64, visitor: &str, session: &str, ts: u64, user: Option<&str>) -> Value {
+pub(crate) fn event(n: u64, visitor: &str, session: &str, ts: u64, user: Option<&str>) -> Value {
     let mut e = json!({
         "event_id": uuid::Uuid::from_u64_pair(0x11fe, n).hyphenated().to_string(),
         "type": "page_view", "ts": ts, "seq": n,
@@ -77,7 +77,7 @@ pub fn event(n: u64, visitor: &str, session: &str, ts: u64, user: Option<&str>) 
 
 /// Posts `events` for site `shop`, sent at the app's clock; `Ok(())` once
 /// acknowledged (the status and body otherwise).
-pub async fn post(app: &TestApp, events: &[Value]) -> Result<(), String> {
+pub(crate) async fn post(app: &TestApp, events: &[Value]) -> Result<(), String> {
     let now = app.clock.now_ms();
     let body = json!({"v": 1, "site": "shop", "sent_at": now, "events": events});
     let request = Request::post("/v1/batch")
@@ -96,7 +96,7 @@ pub async fn post(app: &TestApp, events: &[Value]) -> Result<(), String> {
 }
 
 /// Waits until everything acknowledged can be read back.
-pub async fn sync(app: &TestApp) {
+pub(crate) async fn sync(app: &TestApp) {
     tokio::time::timeout(Duration::from_secs(30), app.store.sync())
         .await
         .expect("the store takes the events within 30 s")
@@ -104,7 +104,7 @@ pub async fn sync(app: &TestApp) {
 }
 
 /// A request with the admin token: the status and the JSON body.
-pub async fn admin<S: waymark_ingest::EventSink + ?Sized>(
+pub(crate) async fn admin<S: waymark_ingest::EventSink + ?Sized>(
     app: &TestApp<S>,
     method: &str,
     path: &str,
@@ -162,7 +162,7 @@ fn sqlite_conn(app: &TestApp) -> rusqlite::Connection {
 /// Asserts that no row of any table the store has holds one of `ids` in
 /// any of its text columns (ClickHouse's aggregate states hold no text
 /// column: their rows are found by their `session_id`, which `ids` lists).
-pub fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
+pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
     for table in actual_tables(app) {
         let holding = match clickhouse_db(app) {
             Some(db) => {

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use waymark_ingest::{expire_old_sessions, Config, EventSink, SqliteStore};
+use waymark_ingest::read::{Person, ProfileQuery};
+use waymark_ingest::{
+    expire_old_sessions, Config, EventSink, Interval, SessionReader, SqliteStore, StatsQuery,
+};
 
 use waymark_ingest::Clock;
 
 use crate::support::app::TestApp;
-use crate::support::stores::{config, stored_page_views, NOW};
+use crate::support::stores::{config, now_ms, stored_page_views, NOW};
 use crate::{admin, assert_no_row_holds, clickhouse_with, event, post, sqlite_with, sync, DAY};
 
 fn retention(days: u64) -> Config {
@@ -180,6 +183,32 @@ async fn retention_stalls_appends_only_briefly_on_sqlite() {
         baseline.as_secs_f64() * 1000.0,
         during.as_secs_f64() * 1000.0,
     );
+    // The read index dropped the removed rows (over half: compacted) and
+    // counts exactly what SQL does.
+    let totals = store
+        .profile_totals(ProfileQuery {
+            person: Person::Visitor("v-store".to_owned()),
+            site: None,
+            from: None,
+            to: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.read_index_ready());
+    let stats = store
+        .stats(StatsQuery {
+            site: None,
+            from: now_ms() - DAY,
+            to: now_ms() + DAY,
+            include_bots: true,
+            interval: Interval::Day,
+            filters: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(stats.visits, totals.visits);
+    assert_eq!(stats.visitors, 1);
     // A pass is one transaction of at most 200 sessions: well under a
     // second even in a debug build on a loaded machine.
     assert!(longest_pass < Duration::from_secs(1), "{longest_pass:?}");

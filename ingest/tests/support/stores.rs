@@ -118,6 +118,7 @@ pub async fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bo
 /// For each `body` (an `async fn(TestApp)` of the calling module), a module
 /// of that name with two tests: `sqlite`, on the module's `sqlite()`, and
 /// `clickhouse`, on its `clickhouse(name)` (which skips without a server).
+#[allow(unused_macros)]
 macro_rules! on_both_stores {
     ($($body:ident),+ $(,)?) => {$(
         mod $body {

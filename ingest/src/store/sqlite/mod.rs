@@ -312,8 +312,12 @@ impl EventSink for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Copies the store in `data_dir` to the new file `to` while a
-    /// collector may be writing it; see [`lifecycle::backup`].
+    /// Copies the store in `data_dir` into the new file `to`,
+    /// consistently, while a collector may be writing it: SQLite's `VACUUM
+    /// INTO` reads one snapshot (every transaction committed before it
+    /// started, none after) in a read transaction, which WAL mode runs
+    /// beside the writer. Refuses to write over an existing file. The copy
+    /// is a store: name it `waymark.db` in a data directory.
     pub fn backup(data_dir: &Path, to: &Path) -> Result<(), StoreError> {
         lifecycle::backup(data_dir, to)
     }

@@ -23,7 +23,7 @@ use crate::store::{AppendOutcome, StoreError, SweepCursor, SweepPage};
 
 /// Sessions one retention command removes, at most: a few milliseconds of
 /// the writer's time.
-pub(super) const EXPIRE_BATCH: usize = 200;
+pub(super) const EXPIRE_BATCH: usize = 50;
 
 /// Events taken into one transaction, at most (one request more may push a
 /// group past it; a request is never split).
