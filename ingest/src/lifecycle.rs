@@ -1,12 +1,13 @@
 //! The data lifecycle, above the store: the retention pass the sweeper
 //! runs (`--retention-days`) and the erasure of one person, with its audit
-//! line and metrics. What each store deletes is its
-//! [`Lifecycle`](crate::Lifecycle)'s.
+//! line and metrics. What each store deletes is its [`Lifecycle`]'s.
 
 use crate::error::Error;
 use crate::read::Person;
 use crate::state::AppState;
-use crate::store::{Erasure, StoreError};
+use std::sync::Arc;
+
+use crate::store::{Erasure, Lifecycle, StoreError};
 
 /// Sessions one retention call removes, at most (the SQLite store takes
 /// fewer per call; each call is one short transaction).
@@ -25,8 +26,7 @@ pub struct Retained {
 /// One retention pass at the state's clock's `now`: removes every session
 /// (with its events, and whatever is built from them) that started more
 /// than [`Config::retention_days`](crate::Config) days ago, in batches.
-/// Nothing without a retention or with a store that is no
-/// [`Lifecycle`](crate::Lifecycle).
+/// Nothing without a retention or with a store that is no [`Lifecycle`].
 pub async fn expire_old_sessions(state: &AppState) -> Result<Retained, Error> {
     let (Some(days), Some(lifecycle)) = (state.config().retention_days, state.lifecycle()) else {
         return Ok(Retained::default());
@@ -75,10 +75,25 @@ pub fn id_hash(person: &Person) -> String {
 
 /// Erases a person through the store's lifecycle (`501` without one),
 /// logs the audit line (counts and [`id_hash`], never the id) and counts it.
+/// Runs in a task of its own: a request that gives up waiting (`408`)
+/// leaves the erasure to finish and log its line.
 pub async fn erase(state: &AppState, person: Person) -> Result<Erasure, Error> {
-    let lifecycle = state
-        .lifecycle()
-        .ok_or(Error::Store(StoreError::NotSupported("erasures")))?;
+    let lifecycle = Arc::clone(
+        state
+            .lifecycle()
+            .ok_or(Error::Store(StoreError::NotSupported("erasures")))?,
+    );
+    let state = state.clone();
+    tokio::spawn(async move { erase_now(&state, lifecycle.as_ref(), person).await })
+        .await
+        .map_err(|err| Error::Io(std::io::Error::other(err)))?
+}
+
+async fn erase_now(
+    state: &AppState,
+    lifecycle: &dyn Lifecycle,
+    person: Person,
+) -> Result<Erasure, Error> {
     let hash = id_hash(&person);
     let kind = kind(&person);
     let erasure = lifecycle.erase(person).await?;

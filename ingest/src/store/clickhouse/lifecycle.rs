@@ -8,7 +8,8 @@
 //! asked for, so none of those can come back from the spool afterwards.
 //! Then they find the sessions (by `(site, session_id)`), count their rows
 //! and ask each table of [`TABLES`] that holds personal data to delete
-//! them, and wait for the mutations (up to [`MUTATION_WAIT`]); those still
+//! them, and wait for the mutations (up to [`MUTATION_WAIT`], so the
+//! answer comes within the request timeout); those still
 //! running are reported as pending. A mutation applies to the parts that
 //! exist when it is made: events inserted after it (acknowledged after the
 //! call began) stay, and start a new history.
@@ -45,11 +46,11 @@ pub(super) const TABLES: &[Table] = &[
 ];
 
 /// How long an erasure or a retention pass waits for its mutations.
-pub(super) const MUTATION_WAIT: Duration = Duration::from_secs(30);
+pub(super) const MUTATION_WAIT: Duration = Duration::from_secs(15);
 
 /// How long the spool may take to ship before an erasure gives up (and
 /// the caller retries): ClickHouse is unreachable.
-const SHIP_WAIT: Duration = Duration::from_secs(30);
+const SHIP_WAIT: Duration = Duration::from_secs(10);
 
 /// Sessions named in one `DELETE` mutation.
 const KEYS_PER_MUTATION: usize = 1000;
