@@ -17,8 +17,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use super::flat::sessions_read_sql;
 use super::reports::literal;
-use super::schema::sessions_sql;
 use super::{timed, ClickHouseStore};
 use crate::read::Person;
 use crate::store::lifecycle::{Erasure, Expiry, Table, TableRole};
@@ -38,6 +38,30 @@ pub(super) const TABLES: &[Table] = &[
     Table {
         name: "sessions_mv",
         role: TableRole::View,
+    },
+    Table {
+        name: "sessions_touched",
+        role: TableRole::Personal,
+    },
+    Table {
+        name: "sessions_touched_mv",
+        role: TableRole::View,
+    },
+    Table {
+        name: "sessions_flat",
+        role: TableRole::Personal,
+    },
+    Table {
+        name: "session_keys",
+        role: TableRole::Personal,
+    },
+    Table {
+        name: "session_keys_mv",
+        role: TableRole::View,
+    },
+    Table {
+        name: "compactions",
+        role: TableRole::NoPersonalData,
     },
     Table {
         name: "schema_migrations",
@@ -128,7 +152,7 @@ impl ClickHouseStore {
         let sql = format!(
             "SELECT site, session_id FROM ({}) WHERE started_at < {started_before} \
              ORDER BY started_at, session_id LIMIT {limit}",
-            sessions_sql(&self.ch.db, "1")
+            sessions_read_sql(&self.ch.db, "1")
         );
         let keys = timed(
             self.ch
