@@ -470,3 +470,99 @@ async fn the_dashboard_draws_under_its_content_security_policy() {
     browser.close().await;
     collector.stop().await;
 }
+
+/// Replaces `performance.mark` with one that first records, in
+/// `window.__marks`, what the page shows at that instant.
+const MARK_RECORDER: &str = "window.__marks = [];
+    const mark = performance.mark.bind(performance);
+    const text = (s) => (document.querySelector(s) || {}).textContent;
+    performance.mark = (name, options) => {
+      const v = document.querySelector('#view');
+      window.__marks.push({
+        name, detail: options && options.detail, state: v.dataset.state,
+        drawn: +(v.dataset.drawn || 0), now: text('#now-value'),
+        visits: text('.card[data-metric=visits] .value'),
+        sources: document.querySelectorAll('#list-sources li').length,
+        bars: document.querySelectorAll('.chart-panel svg rect.bar').length,
+      });
+      return mark(name, options);
+    };
+    return null";
+
+/// The marks recorded so far.
+async fn marks(browser: &Browser) -> Vec<serde_json::Value> {
+    serde_json::from_value(browser.eval("return window.__marks").await).expect("marks")
+}
+
+/// Waits for the `waymark:view-ready` mark of the view drawn after `after`;
+/// what the page showed then.
+async fn wait_ready_mark(browser: &Browser, after: u64) -> serde_json::Value {
+    browser
+        .wait_until(&format!(
+            "return window.__marks.some(m => m.detail && m.detail.generation > {after})"
+        ))
+        .await;
+    let found = marks(browser).await;
+    let last = found.last().expect("a mark").clone();
+    assert_eq!(last["name"], "waymark:view-ready", "{found:?}");
+    last
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_view_marks_itself_ready_once_everything_it_reads_is_drawn() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start_with_admin_token(TOKEN).await;
+    seed(&collector).await;
+    let browser = Browser::start().await;
+    open_dashboard_with(&browser, &collector, MARK_RECORDER).await;
+    let before = drawn(&browser).await;
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#site"))
+        .await
+        .expect("site field")
+        .send_keys("shop\u{e007}")
+        .await
+        .expect("type the site");
+
+    // The overview: its cards, chart, panels and "visitors now" (Dave) all
+    // drawn when it marks itself ready — the benchmark's readiness signal.
+    let overview = wait_ready_mark(&browser, before).await;
+    let generation = overview["detail"]["generation"].as_u64().expect("number");
+    assert_eq!(overview["detail"]["view"], "overview");
+    assert_eq!(overview["state"], "ready");
+    assert_eq!(overview["drawn"], generation, "the mark names the view drawn");
+    assert_eq!(overview["visits"], "5", "the shop's cards");
+    assert_eq!(overview["now"], "1", "visitors now came in before the mark");
+    assert!(overview["sources"].as_u64() > Some(0), "{overview}");
+    assert!(overview["bars"].as_u64() > Some(0), "{overview}");
+
+    // A filter click: the same mark once the filtered overview is drawn.
+    browser
+        .click("#list-sources li[data-key='google.com'] .key")
+        .await;
+    let filtered = wait_ready_mark(&browser, generation).await;
+    assert_eq!(filtered["detail"]["view"], "overview");
+    assert_eq!(filtered["visits"], "2", "the filtered cards");
+    assert_ne!(filtered["now"], "…", "visitors now came in before the mark");
+
+    // Another view marks itself too.
+    let before = drawn(&browser).await;
+    browser.click(".tabs a[data-tab=sessions]").await;
+    let sessions = wait_ready_mark(&browser, before).await;
+    assert_eq!(sessions["detail"]["view"], "sessions");
+    assert_eq!(sessions["state"], "ready");
+
+    // One mark per view drawn.
+    let generations: Vec<u64> = marks(&browser)
+        .await
+        .iter()
+        .map(|m| m["detail"]["generation"].as_u64().expect("generation"))
+        .collect();
+    let unique: BTreeSet<u64> = generations.iter().copied().collect();
+    assert_eq!(unique.len(), generations.len(), "{generations:?}");
+    browser.close().await;
+    collector.stop().await;
+}

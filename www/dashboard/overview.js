@@ -240,6 +240,12 @@ export async function renderDetails(view, dim) {
 
 // ---- realtime --------------------------------------------------------------
 
+// The "visitors now" read of the overview drawn last (its card fills itself in).
+let nowRead = Promise.resolve();
+
+/** Settles once the last overview's "visitors now" card shows its number (or "–"). */
+export const nowDrawn = () => nowRead;
+
 function realtimeParams(limit) {
   return {
     site: state.prefs.site, include_bots: state.prefs.bots, limit,
@@ -249,7 +255,7 @@ function realtimeParams(limit) {
 
 function nowCard() {
   const value = h('span', { class: 'value', id: 'now-value' }, '…');
-  refreshNow(value);
+  nowRead = refreshNow(value);
   return h('a', { class: 'card now', href: hashOf('/realtime', route().filters), id: 'now-card' },
     h('span', { class: 'label' }, h('span', { class: 'pulse', 'aria-hidden': 'true' }), 'Visitors now'),
     value,
