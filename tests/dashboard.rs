@@ -533,7 +533,10 @@ async fn each_view_marks_itself_ready_once_everything_it_reads_is_drawn() {
     let generation = overview["detail"]["generation"].as_u64().expect("number");
     assert_eq!(overview["detail"]["view"], "overview");
     assert_eq!(overview["state"], "ready");
-    assert_eq!(overview["drawn"], generation, "the mark names the view drawn");
+    assert_eq!(
+        overview["drawn"], generation,
+        "the mark names the view drawn"
+    );
     assert_eq!(overview["visits"], "5", "the shop's cards");
     assert_eq!(overview["now"], "1", "visitors now came in before the mark");
     assert!(overview["sources"].as_u64() > Some(0), "{overview}");
