@@ -23,7 +23,14 @@ pub struct Launch<'a> {
     pub args: Vec<String>,
 }
 
-/// The `waymark` binary on a free loopback port with its own data directory.
+/// The repository's `www/`, which every benchmark collector serves: the
+/// dashboard that `dashboard.rs` opens.
+fn www_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../www")
+}
+
+/// The `waymark` binary on a free loopback port with its own data directory,
+/// serving the repository's `www/` and no SDK.
 pub struct Collector {
     child: Child,
     pub addr: SocketAddr,
@@ -67,7 +74,7 @@ impl Collector {
             .arg(&data)
             .args(["--store", launch.store, "--rate-limit", "0"])
             .arg("--www")
-            .arg(scratch.join("www"))
+            .arg(www_dir())
             .arg("--sdk-dir")
             .arg(scratch.join("www"))
             .args(&launch.args)

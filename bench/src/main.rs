@@ -36,6 +36,7 @@ use serde_json::{json, Value};
 use collector::Collector;
 
 mod collector;
+mod dashboard;
 mod fill;
 mod read;
 mod reads;

@@ -6,6 +6,7 @@
 //! waymark-bench read <path/to/waymark> --cache <dir> [--events 10000000]
 //!     [--clickhouse clickhouse://127.0.0.1:PORT] [--geoip a.mmdb,b.mmdb]
 //!     [--reps 20] [--connections 16] [--refill] [--no-sqlite]
+//!     [--dashboard-runs 10]
 //! ```
 //!
 //! A filled store is kept under `<cache>/v<TRAFFIC>-<events>/` (SQLite) and
@@ -13,6 +14,11 @@
 //! `fill.json` saying how the fill went; the next run with the same size
 //! reads it again instead of filling. `--refill` fills anew (needed after
 //! a change to what the stores write).
+//!
+//! After the read API, the dashboard is timed in headless Chromium on the
+//! same collector, `--dashboard-runs` times (0: not), see [`dashboard`].
+//!
+//! [`dashboard`]: crate::dashboard
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,6 +52,7 @@ struct Options {
     connections: usize,
     refill: bool,
     sqlite: bool,
+    dashboard_runs: usize,
 }
 
 fn options(args: &[String]) -> Result<Options> {
@@ -60,6 +67,7 @@ fn options(args: &[String]) -> Result<Options> {
         connections: 16,
         refill: false,
         sqlite: true,
+        dashboard_runs: 10,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| {
@@ -80,13 +88,15 @@ fn options(args: &[String]) -> Result<Options> {
             "--connections" => o.connections = number(value(arg)?, arg)?.clamp(1, 256) as usize,
             "--refill" => o.refill = true,
             "--no-sqlite" => o.sqlite = false,
+            "--dashboard-runs" => o.dashboard_runs = number(value(arg)?, arg)?.min(100) as usize,
             path => o.waymark = PathBuf::from(path),
         }
     }
     if !o.waymark.is_file() || o.cache.as_os_str().is_empty() {
         return Err(
             "usage: waymark-bench read <path/to/waymark> --cache <dir> [--events N] \
-             [--clickhouse clickhouse://host:port] [--geoip files] [--reps 20] [--refill]"
+             [--clickhouse clickhouse://host:port] [--geoip files] [--reps 20] [--refill] \
+             [--dashboard-runs 10]"
                 .into(),
         );
     }
@@ -119,6 +129,7 @@ pub struct StoreRun {
     pub reused: bool,
     pub counts: Counts,
     pub timings: Vec<Timing>,
+    pub dashboard: crate::dashboard::Dashboard,
 }
 
 /// Rows in the store, and its bytes on disk.
@@ -288,6 +299,7 @@ fn store_run(
         o.reps
     );
     let timings = runtime.block_on(reads::time_all(client, &base, window, o.reps));
+    let dashboard = crate::dashboard::measure(runtime, &base, o.dashboard_runs, name);
     collector.stop();
     Ok(StoreRun {
         name,
@@ -295,6 +307,7 @@ fn store_run(
         reused,
         counts,
         timings,
+        dashboard,
     })
 }
 

@@ -89,7 +89,7 @@ async fn get(client: &HttpClient, url: &str) -> Result<(StatusCode, Bytes), Stri
 }
 
 /// The nearest-rank percentile of sorted samples.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
@@ -294,7 +294,44 @@ pub fn print(runs: &[StoreRun], events: u64, reps: usize) {
             c.bytes as f64 / c.events.max(1) as f64,
         );
     }
-    print!("\n| call |");
+    table(runs, reps, "call", |run| &run.timings);
+    println!(
+        "\n`n/a`: the collector answers `404`, or `400` for an unknown parameter (not implemented yet). p99 is the nearest rank: \
+         of {reps} runs or fewer, their slowest. Ranges end at the end of the filled traffic."
+    );
+    if runs.iter().all(|run| run.dashboard.timings.is_empty()) {
+        return;
+    }
+    println!("\n### Dashboard in Chromium");
+    let dashboard_runs = runs
+        .iter()
+        .flat_map(|run| &run.dashboard.timings)
+        .filter_map(|t| match t.outcome {
+            Outcome::Timed { runs, .. } => Some(runs),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    table(runs, dashboard_runs, "measure", |run| {
+        &run.dashboard.timings
+    });
+    println!(
+        "\n`/dashboard/` in headless Chromium on the same collector, the bench's site and 30 days \
+         (ending now), each run a fresh profile: from navigation start to the overview's \
+         `waymark:view-ready` mark (cards, chart, panels and visitors now drawn), and from a \
+         click on the top row of Sources to the filtered overview's mark."
+    );
+    for run in runs {
+        if let Some(detail) = &run.dashboard.detail {
+            println!("\n{}, the median overview: {detail}.", run.name);
+        }
+    }
+}
+
+/// One table: a row per label of the first run's `timings`, p50 and p99
+/// of each store; fewer runs than `reps` are said.
+fn table(runs: &[StoreRun], reps: usize, what: &str, timings: impl Fn(&StoreRun) -> &[Timing]) {
+    print!("\n| {what} |");
     for run in runs {
         print!(" {0} p50 ms | {0} p99 ms |", run.name);
     }
@@ -304,10 +341,10 @@ pub fn print(runs: &[StoreRun], events: u64, reps: usize) {
     }
     println!();
     let Some(first) = runs.first() else { return };
-    for timing in &first.timings {
+    for timing in timings(first) {
         print!("| {} |", timing.label);
         for run in runs {
-            let same = run.timings.iter().find(|t| t.label == timing.label);
+            let same = timings(run).iter().find(|t| t.label == timing.label);
             match same.map(|t| &t.outcome) {
                 Some(Outcome::Timed {
                     p50_ms,
@@ -328,8 +365,4 @@ pub fn print(runs: &[StoreRun], events: u64, reps: usize) {
         }
         println!();
     }
-    println!(
-        "\n`n/a`: the collector answers `404`, or `400` for an unknown parameter (not implemented yet). p99 is the nearest rank: \
-         of {reps} runs or fewer, their slowest. Ranges end at the end of the filled traffic."
-    );
 }

@@ -223,7 +223,8 @@ fn write_report(report: &str, name: &str) -> Result {
 }
 
 /// The read side (`waymark-bench read`): a month of traffic filled into
-/// SQLite and ClickHouse through `/v1/batch`, then the read API timed.
+/// SQLite and ClickHouse through `/v1/batch`, then the read API and the
+/// dashboard (in headless Chromium) timed.
 /// The filled stores are kept in `target/bench/read/` (SQLite files, and
 /// one ClickHouse server directory with a database per size) and reused by
 /// the next run of the same size.
@@ -250,7 +251,9 @@ fn read_side(options: &Options) -> Result<String> {
         .arg("--clickhouse")
         .arg(format!("clickhouse://127.0.0.1:{}", clickhouse.http_port))
         .arg("--geoip")
-        .arg(format!("{},{}", geoip.display(), geoip6.display()));
+        .arg(format!("{},{}", geoip.display(), geoip6.display()))
+        // The dashboard's timing in headless Chromium (bench/src/dashboard.rs).
+        .env("CHROMEDRIVER", setup::CHROMEDRIVER);
     if options.read_refill {
         bench.arg("--refill");
     }
