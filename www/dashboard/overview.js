@@ -60,7 +60,9 @@ export async function renderOverview(view) {
     : state.prefs.range === '24h' ? 'hour' : 'day';
   const compare = params.get('compare') !== 'off';
   const span = r.to - r.from;
-  // Every read at once: the cards, both periods' buckets, the panels.
+  // Every read at once: visitors now, the cards, both periods' buckets,
+  // the panels.
+  const now = readNow();
   const [stats, series, before, ...lists] = await Promise.all([
     api('/v1/stats', scope(filters, { ...r, compare: 'previous_period' })),
     api('/v1/timeseries', scope(filters, { ...r, interval })),
@@ -91,7 +93,7 @@ export async function renderOverview(view) {
   const noVisits = stats.visits === 0;
   return [
     h('section', { class: 'cards', 'aria-label': 'Totals' },
-      nowCard(),
+      nowCard(now),
       METRICS.map(card)),
     h('section', { class: 'panel chart-panel' },
       h('div', { class: 'panel-head' },
@@ -253,18 +255,26 @@ function realtimeParams(limit) {
   };
 }
 
-function nowCard() {
+/** The "visitors now" read, sent at once; its failure shows as "–". */
+function readNow() {
+  const read = api('/v1/realtime', realtimeParams(1));
+  read.catch(() => {});
+  return read;
+}
+
+/** The "visitors now" card, filled in when `read` answers. */
+function nowCard(read) {
   const value = h('span', { class: 'value', id: 'now-value' }, '…');
-  nowRead = refreshNow(value);
+  nowRead = refreshNow(value, read);
   return h('a', { class: 'card now', href: hashOf('/realtime', route().filters), id: 'now-card' },
     h('span', { class: 'label' }, h('span', { class: 'pulse', 'aria-hidden': 'true' }), 'Visitors now'),
     value,
     h('span', { class: 'change flat' }, 'last 5 minutes'));
 }
 
-async function refreshNow(value) {
+async function refreshNow(value, read = readNow()) {
   try {
-    const now = await api('/v1/realtime', realtimeParams(1));
+    const now = await read;
     value.textContent = number.format(now.visitors);
     value.dataset.at = String(Date.now());
   } catch {
