@@ -521,9 +521,13 @@ mod tests {
             Filter::parse("country:DE").unwrap(),
         ]);
         let sql = pick.sql();
-        let (merged, after) = sql.split_once("GROUP BY site, session_id").unwrap();
-        assert!(merged.contains("WHERE site = 'shop' AND (site, session_id) IN"));
-        assert!(merged.contains("path = '/a'") && merged.contains("name = 'signup'"));
-        assert!(after.contains("country = 'DE'") && !after.contains("path ="));
+        let (merged, after) = sql.rsplit_once("GROUP BY site, session_id").unwrap();
+        let (flat, _) = merged.split_once("UNION ALL").unwrap();
+        for keys in [flat, merged] {
+            assert!(keys.contains("WHERE site = 'shop' AND (site, session_id) IN"));
+            assert!(keys.contains("kind = 0 AND key = '/a'"), "{keys}");
+            assert!(keys.contains("kind = 1 AND key = 'signup'"), "{keys}");
+        }
+        assert!(after.contains("country = 'DE'") && !after.contains("key ="));
     }
 }
