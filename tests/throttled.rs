@@ -132,6 +132,25 @@ fn page_views_of<'a>(rows: &'a [Row], path: &str) -> Vec<&'a Row> {
         .collect()
 }
 
+/// Flushes the page's SDK and waits until the page views of `first` and
+/// `second` are both stored, then two seconds more (anything sent twice
+/// would have arrived by then); answers the stored events.
+async fn flush_and_settle(
+    browser: &Browser,
+    collector: &Collector,
+    first: &str,
+    second: &str,
+) -> Vec<Row> {
+    browser.eval("waymark('flush')").await;
+    collector
+        .wait_for("both page views", |rows| {
+            !page_views_of(rows, first).is_empty() && !page_views_of(rows, second).is_empty()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    collector.events()
+}
+
 /// Home, left for the pricing page `hop` after DOMContentLoaded; when
 /// `wasm_blocked`, the home page cannot fetch the wasm (its SDK never
 /// starts there, so only the stub can save its page view). Answers the
@@ -164,15 +183,7 @@ async fn hop(hop: Duration, wasm_blocked: bool) -> (Vec<Row>, i64) {
     browser
         .wait_until("return window.waymark && window.waymark.tracker")
         .await;
-    browser.eval("waymark('flush')").await;
-    collector
-        .wait_for("both page views", |rows| {
-            !page_views_of(rows, "/").is_empty() && !page_views_of(rows, "/pricing.html").is_empty()
-        })
-        .await;
-    // Anything sent twice would have arrived by now.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rows = collector.events();
+    let rows = flush_and_settle(&browser, &collector, "/", "/pricing.html").await;
     browser.close().await;
     collector.stop().await;
     (rows, left_at)
@@ -243,14 +254,7 @@ async fn a_visitor_who_hops_to_another_page_150_ms_after_domcontentloaded_loses_
             "return location.pathname == '/next' && window.waymark && window.waymark.tracker",
         )
         .await;
-    browser.eval("waymark('flush')").await;
-    collector
-        .wait_for("both page views", |rows| {
-            !page_views_of(rows, "/").is_empty() && !page_views_of(rows, "/next").is_empty()
-        })
-        .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rows = collector.events();
+    let rows = flush_and_settle(&browser, &collector, "/", "/next").await;
     // The home page's SDK may still start while the next page loads (the
     // page lives until then), or not: either way, each page view once.
     let home = page_views_of(&rows, "/");
