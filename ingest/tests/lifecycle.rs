@@ -163,6 +163,11 @@ fn sqlite_conn(app: &TestApp) -> rusqlite::Connection {
 /// any of its text columns (ClickHouse's aggregate states hold no text
 /// column: their rows are found by their `session_id`, which `ids` lists).
 pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
+    let list = ids
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     for table in actual_tables(app) {
         let holding = match clickhouse_db(app) {
             Some(db) => {
@@ -177,11 +182,6 @@ pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
                 if engine.contains("View") || columns.trim().is_empty() {
                     continue;
                 }
-                let list = ids
-                    .iter()
-                    .map(|id| format!("'{id}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
                 let any = columns
                     .lines()
                     .map(|c| format!("ifNull({c}, '') IN ({list})"))
@@ -204,11 +204,6 @@ pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
                     .unwrap()
                     .map(Result::unwrap)
                     .collect();
-                let list = ids
-                    .iter()
-                    .map(|id| format!("'{id}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
                 let any = columns
                     .iter()
                     .map(|c| format!("{c} IN ({list})"))
