@@ -24,6 +24,26 @@ use crate::read::Person;
 use crate::store::lifecycle::{Erasure, Expiry, Table, TableRole};
 use crate::store::{EventSink, StoreError};
 
+/// What [`ClickHouseStore::remove_selected`] did: the sessions' keys, the
+/// rows removed from each table, and the tables still deleting.
+struct Removed {
+    keys: Vec<(String, String)>,
+    tables: BTreeMap<&'static str, u64>,
+    pending: Vec<String>,
+}
+
+impl Removed {
+    /// The sessions removed (rows of `sessions_agg`).
+    fn sessions(&self) -> u64 {
+        self.tables.get("sessions_agg").copied().unwrap_or(0)
+    }
+
+    /// The events removed.
+    fn events(&self) -> u64 {
+        self.tables.get("events").copied().unwrap_or(0)
+    }
+}
+
 /// Every table of the ClickHouse store's database; a test compares this
 /// list with `system.tables`.
 pub(super) const TABLES: &[Table] = &[
@@ -124,21 +144,13 @@ impl ClickHouseStore {
             "SELECT DISTINCT site, session_id FROM {}.events WHERE visitor_id IN ({list})",
             self.ch.db
         );
-        let keys = timed(
-            self.ch
-                .client
-                .query_raw(&sql)
-                .fetch_all::<(String, String)>(),
-        )
-        .await?;
-        let (tables, pending) = self.remove_sessions(&keys).await?;
-        self.counts.forget(&keys);
+        let removed = self.remove_selected(&sql).await?;
         Ok(Erasure {
             visitor_ids: visitors,
-            sessions: tables.get("sessions_agg").copied().unwrap_or(0),
-            events: tables.get("events").copied().unwrap_or(0),
-            tables,
-            pending,
+            sessions: removed.sessions(),
+            events: removed.events(),
+            tables: removed.tables,
+            pending: removed.pending,
         })
     }
 
@@ -154,22 +166,33 @@ impl ClickHouseStore {
              ORDER BY started_at, session_id LIMIT {limit}",
             sessions_read_sql(&self.ch.db, "1")
         );
+        let removed = self.remove_selected(&sql).await?;
+        if !removed.pending.is_empty() {
+            tracing::warn!(tables = ?removed.pending, "retention: ClickHouse is still deleting");
+        }
+        Ok(Expiry {
+            sessions: removed.sessions(),
+            events: removed.events(),
+            more: removed.keys.len() >= limit,
+        })
+    }
+
+    /// Removes the sessions `sql` selects (rows of `site, session_id`) from
+    /// every table that holds personal data and forgets their cached counts.
+    async fn remove_selected(&self, sql: &str) -> Result<Removed, StoreError> {
         let keys = timed(
             self.ch
                 .client
-                .query_raw(&sql)
+                .query_raw(sql)
                 .fetch_all::<(String, String)>(),
         )
         .await?;
         let (tables, pending) = self.remove_sessions(&keys).await?;
         self.counts.forget(&keys);
-        if !pending.is_empty() {
-            tracing::warn!(tables = ?pending, "retention: ClickHouse is still deleting");
-        }
-        Ok(Expiry {
-            sessions: tables.get("sessions_agg").copied().unwrap_or(0),
-            events: tables.get("events").copied().unwrap_or(0),
-            more: keys.len() >= limit,
+        Ok(Removed {
+            keys,
+            tables,
+            pending,
         })
     }
 
