@@ -307,12 +307,7 @@ async fn sessions_list_filters_by_site_and_pages_through_the_cursor() {
     // The last 24 hours, hour by hour, for the shop only.
     browser.click("#range button[data-range='24h']").await;
     wait_drawn(&browser).await;
-    let site = browser
-        .client
-        .find(fantoccini::Locator::Css("#site"))
-        .await
-        .expect("site field");
-    site.send_keys("shop\u{e007}").await.expect("type the site");
+    pick_site(&browser, "shop").await;
     browser
         .wait_until(
             "return document.querySelector('[data-metric=visits] .value').textContent === '30'",
@@ -518,14 +513,7 @@ async fn each_view_marks_itself_ready_once_everything_it_reads_is_drawn() {
     let browser = Browser::start().await;
     open_dashboard_with(&browser, &collector, MARK_RECORDER).await;
     let before = drawn(&browser).await;
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#site"))
-        .await
-        .expect("site field")
-        .send_keys("shop\u{e007}")
-        .await
-        .expect("type the site");
+    pick_site(&browser, "shop").await;
 
     // The overview: its cards, chart, panels and "visitors now" (Dave) all
     // drawn when it marks itself ready — the benchmark's readiness signal.

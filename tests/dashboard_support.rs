@@ -76,6 +76,19 @@ pub async fn post_batch(collector: &Collector, body: &str, user_agent: &str) -> 
         .unwrap_or_else(|| panic!("not an HTTP answer: {answer}"))
 }
 
+/// Picks `site` in the site field, as a person would: types it and presses
+/// Enter.
+pub async fn pick_site(browser: &Browser, site: &str) {
+    browser
+        .client
+        .find(fantoccini::Locator::Css("#site"))
+        .await
+        .expect("site field")
+        .send_keys(&format!("{site}\u{e007}"))
+        .await
+        .expect("type the site");
+}
+
 /// Opens `/dashboard/` with the alert recorder in place and gives it the token.
 pub async fn open_dashboard(browser: &Browser, collector: &Collector) {
     open_dashboard_with(

@@ -47,14 +47,7 @@ async fn start() -> (Collector, Browser) {
     let browser = Browser::start().await;
     open_dashboard(&browser, &collector).await;
     // The site picked, as a person would.
-    browser
-        .client
-        .find(fantoccini::Locator::Css("#site"))
-        .await
-        .expect("site field")
-        .send_keys("shop\u{e007}")
-        .await
-        .expect("type the site");
+    pick_site(&browser, "shop").await;
     // The shop's five visits of this week.
     browser
         .wait_until(
