@@ -5,11 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use waymark_ingest::{Config, MemoryStore};
+use waymark_ingest::MemoryStore;
 
 mod support;
 use support::app::{Reply, TestApp};
@@ -23,26 +22,19 @@ const WASM: &[u8] = b"\0asm\x01\0\0\0 the SDK's wasm, uncompressed";
 /// collector serves them as they are), and whose `www/` holds a demo page
 /// and a dashboard script.
 fn app() -> TestApp<MemoryStore> {
-    let dir = tempfile::tempdir().unwrap();
-    let www = dir.path().join("www");
-    let sdk = dir.path().join("pkg");
-    std::fs::create_dir_all(www.join("dashboard")).unwrap();
-    std::fs::create_dir_all(&sdk).unwrap();
-    std::fs::write(sdk.join("sdk.js"), JS).unwrap();
-    std::fs::write(sdk.join("sdk.js.br"), "js as brotli").unwrap();
-    std::fs::write(sdk.join("sdk.js.gz"), "js as gzip").unwrap();
-    std::fs::write(sdk.join("sdk.wasm"), WASM).unwrap();
-    std::fs::write(sdk.join("sdk.wasm.br"), "wasm as brotli").unwrap();
-    std::fs::write(sdk.join("sdk.wasm.gz"), "wasm as gzip").unwrap();
-    std::fs::write(www.join("index.html"), demo_page()).unwrap();
-    std::fs::write(www.join("dashboard/app.js"), dashboard_script()).unwrap();
-    let config = Config {
-        data_dir: dir.path().join("unused-data"),
-        www_dir: www,
-        sdk_dir: sdk,
-        ..Config::default()
-    };
-    TestApp::on(Arc::new(MemoryStore::new()), config, NOW, dir)
+    TestApp::serving(
+        &[
+            ("pkg/sdk.js", JS.as_bytes()),
+            ("pkg/sdk.js.br", b"js as brotli"),
+            ("pkg/sdk.js.gz", b"js as gzip"),
+            ("pkg/sdk.wasm", WASM),
+            ("pkg/sdk.wasm.br", b"wasm as brotli"),
+            ("pkg/sdk.wasm.gz", b"wasm as gzip"),
+            ("www/index.html", demo_page().as_bytes()),
+            ("www/dashboard/app.js", dashboard_script().as_bytes()),
+        ],
+        NOW,
+    )
 }
 
 fn demo_page() -> String {

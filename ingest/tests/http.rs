@@ -22,21 +22,14 @@ impl TestApp<MemoryStore> {
     /// A memory store at `NOW`, serving `www/` (a home page and
     /// `about/index.html`) and `pkg/sdk.js` from a temporary folder.
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let www = dir.path().join("www");
-        let sdk = dir.path().join("pkg");
-        std::fs::create_dir_all(www.join("about")).unwrap();
-        std::fs::create_dir_all(&sdk).unwrap();
-        std::fs::write(www.join("index.html"), "<h1>demo home</h1>").unwrap();
-        std::fs::write(www.join("about/index.html"), "<h1>about</h1>").unwrap();
-        std::fs::write(sdk.join("sdk.js"), "console.log('waymark')").unwrap();
-        let config = Config {
-            data_dir: dir.path().join("unused-data"),
-            www_dir: www,
-            sdk_dir: sdk,
-            ..Config::default()
-        };
-        TestApp::on(Arc::new(MemoryStore::new()), config, NOW, dir)
+        TestApp::serving(
+            &[
+                ("www/index.html", b"<h1>demo home</h1>"),
+                ("www/about/index.html", b"<h1>about</h1>"),
+                ("pkg/sdk.js", b"console.log('waymark')"),
+            ],
+            NOW,
+        )
     }
 
     async fn post(&self, content_type: Option<&str>, body: impl Into<Body>) -> Reply {

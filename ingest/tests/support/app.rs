@@ -18,7 +18,7 @@ use axum::Router;
 use serde_json::Value;
 use tempfile::TempDir;
 use tower::ServiceExt;
-use waymark_ingest::{app, AppState, Config, EventSink, ManualClock, Store};
+use waymark_ingest::{app, AppState, Config, EventSink, ManualClock, MemoryStore, Store};
 
 /// `app()` on `store`; `S` is the store's own type, so the test can look
 /// inside it (`dyn Store` for a store chosen at run time that can be read).
@@ -37,6 +37,27 @@ impl<S: EventSink + 'static> TestApp<S> {
     pub fn on(store: Arc<S>, config: Config, now_ms: u64, dir: TempDir) -> Self {
         let shared: Arc<dyn EventSink> = store.clone();
         TestApp::assemble(store.clone(), shared, config, now_ms, dir)
+    }
+}
+
+impl TestApp<MemoryStore> {
+    /// A memory store at `now_ms` serving `www/` and `pkg/` from a temporary
+    /// folder that holds `files`: each a path below that folder
+    /// (`www/index.html`, `pkg/sdk.js`; its folders are made) and its bytes.
+    pub fn serving(files: &[(&str, &[u8])], now_ms: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, bytes) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+        let config = Config {
+            data_dir: dir.path().join("unused-data"),
+            www_dir: dir.path().join("www"),
+            sdk_dir: dir.path().join("pkg"),
+            ..Config::default()
+        };
+        TestApp::on(Arc::new(MemoryStore::new()), config, now_ms, dir)
     }
 }
 
