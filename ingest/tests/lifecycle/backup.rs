@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use waymark_ingest::{EventSink, SessionQuery, SessionReader, SqliteStore, DB_FILE_NAME};
+use waymark_ingest::{
+    EventSink, SessionPage, SessionQuery, SessionReader, SqliteStore, DB_FILE_NAME,
+};
 
 use crate::support::stores::stored_page_views;
 
@@ -64,13 +66,7 @@ async fn a_backup_taken_mid_ingest_holds_every_event_acknowledged_before_it() {
             .unwrap();
         assert_eq!(events.len(), 20, "session s-{s} of the copy");
     }
-    let page = restored
-        .sessions(SessionQuery {
-            limit: 500,
-            ..SessionQuery::default()
-        })
-        .await
-        .unwrap();
+    let page = first_500_sessions(&restored).await;
     assert!(
         page.sessions.len() as u64 >= before,
         "{}",
@@ -100,13 +96,7 @@ async fn a_backup_taken_mid_ingest_holds_every_event_acknowledged_before_it() {
     let cli_dir = tempfile::tempdir().unwrap();
     std::fs::rename(&file, cli_dir.path().join(DB_FILE_NAME)).unwrap();
     let restored = SqliteStore::open(cli_dir.path()).unwrap();
-    let page = restored
-        .sessions(SessionQuery {
-            limit: 500,
-            ..SessionQuery::default()
-        })
-        .await
-        .unwrap();
+    let page = first_500_sessions(&restored).await;
     assert_eq!(page.sessions.len() as u64, SESSIONS);
 
     // No store there: a clear error.
@@ -120,4 +110,15 @@ async fn a_backup_taken_mid_ingest_holds_every_event_acknowledged_before_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no store at"), "{stderr}");
+}
+
+/// The first 500 sessions of `store` (more than [`SESSIONS`]: all of them).
+async fn first_500_sessions(store: &SqliteStore) -> SessionPage {
+    store
+        .sessions(SessionQuery {
+            limit: 500,
+            ..SessionQuery::default()
+        })
+        .await
+        .unwrap()
 }
