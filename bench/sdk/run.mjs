@@ -15,6 +15,8 @@ import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 
+import { launchChromium, listenOnLoopback } from './common.mjs';
+
 const root = process.argv[2] ?? process.cwd();
 const benchDir = join(root, 'target/bench-sdk');
 const require = createRequire(join(benchDir, 'package.json'));
@@ -95,18 +97,9 @@ const server = createServer((req, res) => {
     res.end('{}');
   });
 });
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const base = `http://127.0.0.1:${server.address().port}`;
+const base = await listenOnLoopback(server);
 
-const browser = await puppeteer.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--no-first-run', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
-  ],
-});
+const browser = await launchChromium(puppeteer);
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
