@@ -80,6 +80,11 @@ pub enum Read {
     Profile(ProfileQuery),
 }
 
+/// The newest schema version, which a migrated database records.
+pub fn latest_version() -> u32 {
+    u32::try_from(migrations("db").len()).unwrap_or(u32::MAX)
+}
+
 /// The schema's statements in the order a first start runs them on an
 /// empty server: the database and version table, the version found, every
 /// migration step, each followed by its version's record (made at time 0).
