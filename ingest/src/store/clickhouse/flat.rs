@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::schema::{sessions_sql, Statement};
+use super::schema::{sessions_sql, Statement, SESSION_FIELDS};
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
 
@@ -42,46 +42,11 @@ const COMPACT_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// last for reads to take its flat row: twice the longest insert.
 pub(crate) const MARGIN_SECS: u64 = 60;
 
-/// The columns of a session as [`sessions_sql`] gives them, in its order,
-/// with their types: `sessions_flat`'s columns after `version`.
-const COLUMNS: &[(&str, &str)] = &[
-    ("session_id", "String"),
-    ("site", "String"),
-    ("visitor_id", "String"),
-    ("user_id", "Nullable(String)"),
-    ("session_index", "Nullable(UInt32)"),
-    ("started_at", "UInt64"),
-    ("last_seen_at", "UInt64"),
-    ("ended_at", "Nullable(UInt64)"),
-    ("end_reason", "Nullable(String)"),
-    ("duration_ms", "UInt64"),
-    ("landing_page", "Nullable(String)"),
-    ("exit_page", "Nullable(String)"),
-    ("source", "String"),
-    ("country", "Nullable(String)"),
-    ("region", "Nullable(String)"),
-    ("city", "Nullable(String)"),
-    ("browser", "Nullable(String)"),
-    ("os", "Nullable(String)"),
-    ("device_type", "Nullable(String)"),
-    ("event_count", "UInt64"),
-    ("page_views", "UInt64"),
-    ("is_bot", "UInt8"),
-    ("entry_path", "Nullable(String)"),
-    ("exit_path", "Nullable(String)"),
-    ("referrer_domain", "Nullable(String)"),
-    ("utm_source", "Nullable(String)"),
-    ("utm_medium", "Nullable(String)"),
-    ("utm_campaign", "Nullable(String)"),
-    ("utm_term", "Nullable(String)"),
-    ("utm_content", "Nullable(String)"),
-];
-
-/// The column names, comma separated.
+/// The session columns' names ([`SESSION_FIELDS`]), comma separated.
 fn names() -> String {
-    COLUMNS
+    SESSION_FIELDS
         .iter()
-        .map(|(name, _)| *name)
+        .map(|(name, _, _)| *name)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -92,9 +57,9 @@ fn names() -> String {
 /// background, has written them flat (a month of a busy site takes longer
 /// than a start should wait).
 pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
-    let columns: Vec<String> = COLUMNS
+    let columns: Vec<String> = SESSION_FIELDS
         .iter()
-        .map(|(name, kind)| format!("{name} {kind}"))
+        .map(|(name, kind, _)| format!("{name} {kind}"))
         .collect();
     [
         format!(

@@ -402,6 +402,43 @@ pub(super) fn sessions_select<'a>(
     )
 }
 
+/// A session's columns as reads see them, in order: name, type, and the
+/// SQL that makes it from the merged aggregates (`m_*`) of `sessions_agg`
+/// (an expression may use a column named before it). `sessions_flat` has
+/// the same columns.
+pub(super) const SESSION_FIELDS: &[(&str, &str, &str)] = &[
+    ("session_id", "String", "session_id"),
+    ("site", "String", "site"),
+    ("visitor_id", "String", "if(m_has_act, m_visitor_act, m_visitor_end)"),
+    ("user_id", "Nullable(String)", "if(m_has_user, toNullable(m_user), NULL)"),
+    ("session_index", "Nullable(UInt32)", "nullIf(if(m_has_act, m_index_act, m_index_end), 0)"),
+    ("started_at", "UInt64", "if(m_has_act, m_first_ts, m_end_ts)"),
+    ("last_seen_at", "UInt64", "if(m_has_act, m_last_ts, m_end_ts)"),
+    ("ended_at", "Nullable(UInt64)", "if(m_has_end, toNullable(if(m_end_by_collector = 1, greatest(m_end_ts, last_seen_at), m_end_ts)), NULL)"),
+    ("end_reason", "Nullable(String)", "if(m_has_end, toNullable(m_end_reason), NULL)"),
+    ("duration_ms", "UInt64", "toUInt64(last_seen_at - started_at)"),
+    ("landing_page", "Nullable(String)", "if(m_has_pv, toNullable(m_landing), NULL)"),
+    ("exit_page", "Nullable(String)", "if(m_has_pv, toNullable(m_exit), NULL)"),
+    ("source", "String", "if(m_has_pv, m_source, 'direct')"),
+    ("country", "Nullable(String)", "if(m_has_geo, toNullable(m_country), NULL)"),
+    ("region", "Nullable(String)", "if(m_has_geo, nullIf(m_region, ''), NULL)"),
+    ("city", "Nullable(String)", "if(m_has_geo, nullIf(m_city, ''), NULL)"),
+    ("browser", "Nullable(String)", "if(m_has_agent, nullIf(m_browser, ''), NULL)"),
+    ("os", "Nullable(String)", "if(m_has_agent, nullIf(m_os, ''), NULL)"),
+    ("device_type", "Nullable(String)", "if(m_has_agent, nullIf(m_device, ''), NULL)"),
+    ("event_count", "UInt64", "m_event_count"),
+    ("page_views", "UInt64", "m_page_views"),
+    ("is_bot", "UInt8", "m_is_bot"),
+    ("entry_path", "Nullable(String)", "if(m_has_pv, toNullable(m_entry_path), NULL)"),
+    ("exit_path", "Nullable(String)", "if(m_has_pv, toNullable(m_exit_path), NULL)"),
+    ("referrer_domain", "Nullable(String)", "if(m_has_pv, nullIf(m_referrer_domain, ''), NULL)"),
+    ("utm_source", "Nullable(String)", "if(m_has_pv, nullIf(m_utm_source, ''), NULL)"),
+    ("utm_medium", "Nullable(String)", "if(m_has_pv, nullIf(m_utm_medium, ''), NULL)"),
+    ("utm_campaign", "Nullable(String)", "if(m_has_pv, nullIf(m_utm_campaign, ''), NULL)"),
+    ("utm_term", "Nullable(String)", "if(m_has_pv, nullIf(m_utm_term, ''), NULL)"),
+    ("utm_content", "Nullable(String)", "if(m_has_pv, nullIf(m_utm_content, ''), NULL)"),
+];
+
 /// The sessions of `sessions_agg` rows matching `filter` (on `site`), as
 /// [`Session`](crate::Session) columns, the read API's per-session
 /// dimensions (`entry_path`, `exit_path`, `referrer_domain`, `utm_*`) and
@@ -414,40 +451,20 @@ pub(crate) fn sessions_sql(db: &str, filter: &str) -> String {
         .chain(LANDING_AGGREGATES)
         .map(|a| format!("{}Merge(a_{}) AS m_{}", a.1, a.0, a.0))
         .collect();
+    let columns: Vec<String> = SESSION_FIELDS
+        .iter()
+        .map(|(name, _, sql)| {
+            if name == sql {
+                (*name).to_owned()
+            } else {
+                format!("{sql} AS {name}")
+            }
+        })
+        .collect();
     format!(
-        "SELECT session_id,
-            site,
-            if(m_has_act, m_visitor_act, m_visitor_end) AS visitor_id,
-            if(m_has_user, toNullable(m_user), NULL) AS user_id,
-            nullIf(if(m_has_act, m_index_act, m_index_end), 0) AS session_index,
-            if(m_has_act, m_first_ts, m_end_ts) AS started_at,
-            if(m_has_act, m_last_ts, m_end_ts) AS last_seen_at,
-            if(m_has_end, toNullable(if(m_end_by_collector = 1,
-                greatest(m_end_ts, last_seen_at), m_end_ts)), NULL) AS ended_at,
-            if(m_has_end, toNullable(m_end_reason), NULL) AS end_reason,
-            toUInt64(last_seen_at - started_at) AS duration_ms,
-            if(m_has_pv, toNullable(m_landing), NULL) AS landing_page,
-            if(m_has_pv, toNullable(m_exit), NULL) AS exit_page,
-            if(m_has_pv, m_source, 'direct') AS source,
-            if(m_has_geo, toNullable(m_country), NULL) AS country,
-            if(m_has_geo, nullIf(m_region, ''), NULL) AS region,
-            if(m_has_geo, nullIf(m_city, ''), NULL) AS city,
-            if(m_has_agent, nullIf(m_browser, ''), NULL) AS browser,
-            if(m_has_agent, nullIf(m_os, ''), NULL) AS os,
-            if(m_has_agent, nullIf(m_device, ''), NULL) AS device_type,
-            m_event_count AS event_count,
-            m_page_views AS page_views,
-            m_is_bot AS is_bot,
-            if(m_has_pv, toNullable(m_entry_path), NULL) AS entry_path,
-            if(m_has_pv, toNullable(m_exit_path), NULL) AS exit_path,
-            if(m_has_pv, nullIf(m_referrer_domain, ''), NULL) AS referrer_domain,
-            if(m_has_pv, nullIf(m_utm_source, ''), NULL) AS utm_source,
-            if(m_has_pv, nullIf(m_utm_medium, ''), NULL) AS utm_medium,
-            if(m_has_pv, nullIf(m_utm_campaign, ''), NULL) AS utm_campaign,
-            if(m_has_pv, nullIf(m_utm_term, ''), NULL) AS utm_term,
-            if(m_has_pv, nullIf(m_utm_content, ''), NULL) AS utm_content
-        FROM (SELECT site, session_id, {} FROM {db}.sessions_agg WHERE {filter}
-            GROUP BY site, session_id)",
+        "SELECT {} FROM (SELECT site, session_id, {} FROM {db}.sessions_agg WHERE {filter} \
+         GROUP BY site, session_id)",
+        columns.join(", "),
         merged.join(", ")
     )
 }
