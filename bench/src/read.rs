@@ -392,21 +392,15 @@ fn clickhouse_http(store: &str) -> Option<String> {
 
 /// Runs one query through ClickHouse's HTTP interface: the answer's text.
 async fn clickhouse_query(client: &HttpClient, http: &str, sql: &str) -> Result<String> {
-    use http_body_util::{BodyExt, Full};
     let request = hyper::Request::post(http)
-        .body(Full::new(bytes::Bytes::from(sql.to_owned())))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            sql.to_owned(),
+        )))
         .map_err(|e| e.to_string())?;
-    let response = client
-        .request(request)
+    let (status, body) = reads::send(client, request)
         .await
         .map_err(|e| format!("ClickHouse: {e}"))?;
-    let ok = response.status().is_success();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
+    let ok = status.is_success();
     let text = String::from_utf8_lossy(&body).trim().to_owned();
     if ok {
         Ok(text)

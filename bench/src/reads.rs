@@ -74,10 +74,17 @@ async fn get(client: &HttpClient, url: &str) -> Result<(StatusCode, Bytes), Stri
         .header(AUTHORIZATION, format!("Bearer {ADMIN_TOKEN}"))
         .body(Full::new(Bytes::new()))
         .map_err(|e| e.to_string())?;
-    let response = tokio::time::timeout(Duration::from_secs(300), client.request(request))
+    tokio::time::timeout(Duration::from_secs(300), send(client, request))
         .await
         .map_err(|_| "no answer in 300 s".to_owned())?
-        .map_err(|e| e.to_string())?;
+}
+
+/// Sends `request`: the answer's status and whole body.
+pub async fn send(
+    client: &HttpClient,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Bytes), String> {
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response
         .into_body()
