@@ -148,8 +148,14 @@ fn acknowledged_events_survive_a_clickhouse_outage_and_a_collector_crash_exactly
     assert_eq!(acked.len(), 800);
 
     let count = |sql: &str| -> usize { clickhouse.query(sql).trim().parse().unwrap() };
+    // An insert's rows show in `events` before its views have written the
+    // sessions' states: wait for both.
     wait_for("every acknowledged event in ClickHouse", || {
         count("SELECT uniqExact(event_id) FROM outage.events") >= acked.len()
+            && count(
+                "SELECT sum(n) FROM (SELECT uniqExactIfMerge(a_event_count) AS n \
+                 FROM outage.sessions_agg GROUP BY site, session_id)",
+            ) >= acked.len()
     });
     // The read API shows each acknowledged event exactly once…
     let mut seen = Vec::new();

@@ -9,7 +9,7 @@ use clickhouse::query::Query;
 use clickhouse::Client;
 
 use super::flat::sessions_read_sql;
-use super::reports::{literal, Pick};
+use super::reports::{literal, Pick, COUNTED};
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
 };
@@ -174,7 +174,7 @@ impl Reads<'_> {
         after: Option<&SweepCursor>,
         limit: usize,
     ) -> Query {
-        let sessions = sessions_read_sql(self.db, "1");
+        let sessions = sessions_read_sql(self.db, "1", SESSION_COLUMNS);
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
              WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
@@ -438,18 +438,19 @@ pub(crate) fn stats_sql(db: &str, q: &StatsQuery) -> [String; 5] {
             filters: q.filters.clone(),
         },
     );
-    let in_range = pick.sql();
     let top = |column: &str| {
         format!(
-            "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({in_range}) \
-             WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}"
+            "SELECT assumeNotNull({column}) AS key, count() AS count FROM ({}) \
+             WHERE isNotNull({column}) GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
+            pick.sql(column)
         )
     };
     let width = q.interval.millis();
     [
         format!(
             "SELECT count(), uniqExact(visitor_id), toUInt64(sum(page_views)), \
-             countIf(page_views <= 1), toUInt64(sum(duration_ms)) FROM ({in_range})"
+             countIf(page_views <= 1), toUInt64(sum(duration_ms)) FROM ({})",
+            pick.sql(COUNTED)
         ),
         top("source"),
         top("country"),
@@ -460,7 +461,8 @@ pub(crate) fn stats_sql(db: &str, q: &StatsQuery) -> [String; 5] {
         ),
         format!(
             "SELECT toUInt64(intDiv(started_at, {width}) * {width}) AS start, count() AS visits \
-             FROM ({in_range}) GROUP BY start"
+             FROM ({}) GROUP BY start",
+            pick.sql("started_at")
         ),
     ]
 }
@@ -491,9 +493,18 @@ pub(crate) fn sessions_page_sql(db: &str, q: &SessionQuery, limit: usize) -> Str
         ));
     }
     pick.filters(&q.filters);
+    // The page's sessions first, by the three columns that pick and order
+    // them, then only their rows whole (a key range of the flat table):
+    // every column of every session of the site is read otherwise.
+    let order = format!("ORDER BY started_at DESC, session_id DESC LIMIT {limit}");
+    let page = format!(
+        "SELECT site, session_id FROM ({}) {order}",
+        pick.sql("site, session_id, started_at")
+    );
+    pick.among(&page);
     format!(
-        "SELECT {SESSION_COLUMNS} FROM ({}) ORDER BY started_at DESC, session_id DESC LIMIT {limit}",
-        pick.sql()
+        "SELECT {SESSION_COLUMNS} FROM ({}) {order}",
+        pick.sql(SESSION_COLUMNS)
     )
 }
 

@@ -15,7 +15,7 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::flat::{sessions_read_sql, KEY_EVENT, KEY_PAGE};
+use super::flat::{session_columns, sessions_read_sql, KEY_EVENT, KEY_PAGE};
 use super::{timed, ClickHouseStore};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
@@ -77,6 +77,12 @@ impl Pick {
         pick
     }
 
+    /// Only the sessions `sessions` (SQL of `site, session_id` rows) lists:
+    /// a condition on the keys, which reads just their rows.
+    pub(crate) fn among(&mut self, sessions: &str) {
+        self.keys.push(format!("(site, session_id) IN ({sessions})"));
+    }
+
     /// Also `clause`, on the sessions' columns.
     pub(crate) fn and(&mut self, clause: String) {
         self.clauses.push(clause);
@@ -120,9 +126,10 @@ impl Pick {
             .unwrap_or_default()
     }
 
-    /// The sessions, one row each, with the columns of
-    /// [`sessions_sql`](super::schema::sessions_sql).
-    pub(crate) fn sql(&self) -> String {
+    /// The sessions, one row each, with `columns` (comma separated) and
+    /// those the conditions use, of
+    /// [`sessions_sql`](super::schema::sessions_sql)'s.
+    pub(crate) fn sql(&self, columns: &str) -> String {
         let keys = if self.keys.is_empty() {
             "1".to_owned()
         } else {
@@ -133,9 +140,10 @@ impl Pick {
         } else {
             self.clauses.join(" AND ")
         };
+        let clause_refs: Vec<&str> = self.clauses.iter().map(String::as_str).collect();
         format!(
             "SELECT * FROM ({}) WHERE {clauses}",
-            sessions_read_sql(&self.db, &keys)
+            sessions_read_sql(&self.db, &keys, &session_columns(columns, &clause_refs))
         )
     }
 
@@ -146,10 +154,13 @@ impl Pick {
             "{} WHERE {}{condition} AND (site, session_id) IN (SELECT site, session_id FROM ({}))",
             self.events(),
             self.events_site(),
-            self.sql()
+            self.sql("site, session_id")
         )
     }
 }
+
+/// The session columns [`counts_sql`] reads.
+pub(crate) const COUNTED: &str = "visitor_id, page_views, duration_ms";
 
 /// The [`Counts`] of a set of sessions' rows, over columns named with
 /// `prefix`: visits, visitors, page views, bounces, summed durations.
@@ -199,7 +210,7 @@ pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
             "SELECT assumeNotNull({column}) AS k, {}, toUInt64(0) FROM ({}) \
              WHERE isNotNull({column}) GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
             counts_sql(""),
-            pick.sql()
+            pick.sql(&format!("{column}, {COUNTED}"))
         );
     }
     // Per visit and key first (its page views of a page, its events of a
@@ -225,14 +236,14 @@ pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
          ) AS s USING (site, session_id) \
          GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
         pick.events_of(condition),
-        pick.sql()
+        pick.sql(&format!("site, session_id, {COUNTED}"))
     )
 }
 
 /// How many visits a [`ReadQuery`] picks: what an `event_name`
 /// breakdown's conversion rates are of.
 pub(crate) fn visits_sql(db: &str, q: &ReadQuery) -> String {
-    format!("SELECT count() FROM ({})", Pick::read(db, q).sql())
+    format!("SELECT count() FROM ({})", Pick::read(db, q).sql(""))
 }
 
 /// The timeseries' SQL: each bucket's start and counts, the empty ones
@@ -243,7 +254,7 @@ pub(crate) fn timeseries_sql(db: &str, q: &TimeseriesQuery) -> String {
         "SELECT toString(intDiv(started_at, {width}) * {width}) AS k, {}, toUInt64(0) \
          FROM ({}) GROUP BY k",
         counts_sql(""),
-        Pick::read(db, &q.sessions).sql()
+        Pick::read(db, &q.sessions).sql(&format!("started_at, {COUNTED}"))
     )
 }
 
@@ -261,7 +272,7 @@ fn realtime_pick(db: &str, q: &RealtimeQuery) -> Pick {
 /// Realtime's SQL: the visitors active since the window's start, and
 /// their current pages (each session's exit page), most visitors first.
 pub(crate) fn realtime_sql(db: &str, q: &RealtimeQuery) -> [String; 2] {
-    let sessions = realtime_pick(db, q).sql();
+    let sessions = realtime_pick(db, q).sql("visitor_id, exit_path");
     [
         format!("SELECT uniqExact(visitor_id) FROM ({sessions})"),
         format!(
@@ -329,7 +340,7 @@ pub(crate) fn funnel_sql(db: &str, q: &FunnelQuery) -> String {
         reached.join(", "),
         keys.join(", "),
         pick.events_of("event_type IN ('page_view', 'custom')"),
-        pick.sql()
+        pick.sql("site, session_id, visitor_id")
     )
 }
 
@@ -375,7 +386,9 @@ pub(crate) fn profile_sql(db: &str, q: &ProfileQuery) -> String {
         "SELECT count(), min(started_at), max(last_seen_at), toUInt64(sum(page_views)), \
          toUInt64(sum(event_count)), toUInt64(sum(duration_ms)), \
          arraySort(groupUniqArrayIf(assumeNotNull({linked}), isNotNull({linked}))) FROM ({})",
-        pick.sql()
+        pick.sql(
+            "started_at, last_seen_at, page_views, event_count, duration_ms, visitor_id, user_id"
+        )
     )
 }
 
@@ -513,6 +526,38 @@ mod tests {
     }
 
     #[test]
+    fn a_read_selects_only_the_session_columns_it_and_its_conditions_use() {
+        let q = TimeseriesQuery {
+            sessions: ReadQuery {
+                site: Some("shop".to_owned()),
+                from: 0,
+                to: 10,
+                include_bots: false,
+                filters: vec![Filter::parse("country:DE").unwrap()],
+            },
+            interval: crate::store::Interval::Day,
+        };
+        let sql = timeseries_sql("db", &q);
+        // The flat rows' and the merged ones' selects, each.
+        let (flat, merged) = sql.split_once(" FROM db.sessions_flat FINAL").unwrap();
+        let flat = flat.rsplit("SELECT ").next().unwrap();
+        let merged = merged.split_once("UNION ALL SELECT ").unwrap().1;
+        let merged = merged.split_once(" FROM (").unwrap().0;
+        for selected in [flat, merged] {
+            let mut columns: Vec<&str> = selected.split(", ").collect();
+            columns.sort_unstable();
+            assert_eq!(
+                columns,
+                ["country", "duration_ms", "is_bot", "page_views", "started_at", "visitor_id"],
+                "{sql}"
+            );
+        }
+        // A count of rows with no condition still selects a column.
+        assert_eq!(session_columns("", &[]), "session_id");
+        assert_eq!(session_columns("", &["is_bot = 0"]), "is_bot");
+    }
+
+    #[test]
     fn filters_on_pages_and_events_pick_sessions_before_their_states_merge() {
         let mut pick = Pick::new("db", Some("shop"));
         pick.filters(&[
@@ -520,7 +565,7 @@ mod tests {
             Filter::parse("event_name:signup").unwrap(),
             Filter::parse("country:DE").unwrap(),
         ]);
-        let sql = pick.sql();
+        let sql = pick.sql("visitor_id");
         let (merged, after) = sql.rsplit_once("GROUP BY site, session_id").unwrap();
         let (flat, _) = merged.split_once("UNION ALL").unwrap();
         for keys in [flat, merged] {
