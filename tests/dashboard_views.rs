@@ -41,6 +41,19 @@ async fn assert_cards(browser: &Browser, query: &str) -> serde_json::Value {
     stats
 }
 
+/// The hash without the scope (site, range, bots) every hash carries.
+async fn view_hash(browser: &Browser) -> serde_json::Value {
+    browser
+        .eval(
+            "const [path, query = ''] = location.hash.split('?');
+             const params = new URLSearchParams(query);
+             for (const k of ['site', 'range', 'bots']) params.delete(k);
+             const rest = params.toString().replace(/%3A/gi, ':').replace(/%2F/gi, '/');
+             return path + (rest ? '?' + rest : '')",
+        )
+        .await
+}
+
 async fn start() -> (Collector, Browser) {
     let collector = Collector::start_with_admin_token(TOKEN).await;
     seed(&collector).await;
@@ -71,7 +84,7 @@ async fn filters_from_clicks_combine_live_in_the_hash_and_come_off() {
 
     // A source's row filters the whole dashboard.
     click_and_wait(&browser, "#list-sources li[data-key='google.com'] .key").await;
-    let hash = browser.eval("return location.hash").await;
+    let hash = view_hash(&browser).await;
     assert_eq!(hash, "#/?filter=source:google.com");
     assert_eq!(
         texts(&browser, "#chips .chip").await,
@@ -102,7 +115,7 @@ async fn filters_from_clicks_combine_live_in_the_hash_and_come_off() {
         .await;
     click_and_wait(&browser, "#list-devices li[data-key='mobile'] .key").await;
     assert_eq!(
-        browser.eval("return location.hash").await,
+        view_hash(&browser).await,
         "#/?filter=source:google.com&filter=device_type:mobile"
     );
     let stats = assert_cards(
@@ -140,7 +153,7 @@ async fn filters_from_clicks_combine_live_in_the_hash_and_come_off() {
     )
     .await;
     assert_eq!(
-        browser.eval("return location.hash").await,
+        view_hash(&browser).await,
         "#/?filter=device_type:mobile"
     );
     let stats = assert_cards(&browser, "filter=device_type:mobile").await;
@@ -154,6 +167,60 @@ async fn filters_from_clicks_combine_live_in_the_hash_and_come_off() {
     );
     assert_cards(&browser, "").await;
 
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copied_address_opens_the_same_site_range_and_bots_in_another_browser() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let (collector, browser) = start().await;
+    // The month, bots included: the address says so.
+    click_and_wait(&browser, "#range button[data-range='30d']").await;
+    // The switch drawn over the checkbox takes the click, as for a person.
+    click_and_wait(&browser, "label.toggle .switch").await;
+    let href = browser.eval("return location.href").await;
+    let href = href.as_str().expect("href").to_owned();
+    let query = href.split('?').nth(1).unwrap_or_default().to_owned();
+    for part in ["site=shop", "range=30d", "bots=1"] {
+        assert!(query.split('&').any(|p| p == part), "{part} in {href}");
+    }
+
+    // A fresh profile: no preferences of its own, so it shows every site and
+    // the last 7 days until it opens the link.
+    let other = Browser::start().await;
+    open_dashboard(&other, &collector).await;
+    assert_eq!(other.eval("return document.querySelector('#site').value").await, "");
+    let before = drawn(&other).await;
+    other.client.goto(&href).await.expect("open the copied address");
+    wait_redrawn(&other, before).await;
+    assert_eq!(other.eval("return document.querySelector('#site').value").await, "shop");
+    assert_eq!(other.eval("return document.querySelector('#bots').checked").await, true);
+    assert_eq!(
+        other
+            .eval("return document.querySelector(\"#range button[aria-pressed='true']\").dataset.range")
+            .await,
+        "30d"
+    );
+    let now = waymark_e2e::now_ms();
+    let query = format!(
+        "from={}&to={}&include_bots=true",
+        now - 30 * 86_400_000,
+        now + 60_000
+    );
+    let stats = assert_cards(&other, &query).await;
+    assert!(
+        stats["visits"].as_u64() > Some(5),
+        "the month holds more than the week's five visits: {stats}"
+    );
+    // Its own picks from here on are its own: the hash follows them.
+    click_and_wait(&other, "#range button[data-range='7d']").await;
+    let href = other.eval("return location.href").await;
+    assert!(href.as_str().is_some_and(|h| h.contains("range=7d") && !h.contains("range=30d")), "{href}");
+
+    other.close().await;
     browser.close().await;
     collector.stop().await;
 }
@@ -234,7 +301,7 @@ async fn the_chart_and_cards_compare_with_the_previous_period_and_realtime_refre
         count.as_u64(),
         Some(hourly["buckets"].as_array().unwrap().len() as u64)
     );
-    let hash = browser.eval("return location.hash").await;
+    let hash = view_hash(&browser).await;
     assert_eq!(hash, "#/?metric=visitors&interval=hour");
     // Without the comparison: no ghost bars.
     click_and_wait(&browser, "#compare").await;
@@ -434,7 +501,7 @@ async fn details_export_csv_profiles_and_funnels_show_what_the_api_answers() {
     browser.eval(&fill(2, "event", "purchase")).await;
     click_and_wait(&browser, "#show-funnel").await;
     assert_eq!(
-        browser.eval("return location.hash").await,
+        view_hash(&browser).await,
         "#/funnels?step=page:/&step=event:signup&step=event:purchase"
     );
     let funnel = read_api(

@@ -10,7 +10,8 @@
 
 import { h, $, safeDecodeComponent } from './dom.js';
 import {
-  api, state, savePrefs, saveToken, route, withFilters, Unauthorized, Unreachable, DIMENSIONS,
+  api, state, savePrefs, saveToken, route, withFilters, withScope, withScopeFilled, adoptScope,
+  Unauthorized, Unreachable, DIMENSIONS,
 } from './state.js';
 import {
   renderOverview, renderDetails, renderRealtime, tickRealtime, keyLabel, nowDrawn,
@@ -48,7 +49,7 @@ $('#forget').addEventListener('click', (e) => {
   showLogin();
 });
 
-// ---- site, range, bots (this browser's preferences) ------------------------------
+// ---- site, range, bots (this browser's preferences, and in the hash) ---------------
 
 function syncControls() {
   $('#site').value = state.prefs.site;
@@ -58,10 +59,13 @@ function syncControls() {
   }
 }
 
+// A change of scope goes into the hash, which draws the view again.
 function prefsChanged() {
   savePrefs();
   syncControls();
-  render();
+  const next = withScope();
+  if (next === location.hash) render();
+  else location.hash = next;
 }
 
 $('#site').addEventListener('change', (e) => {
@@ -128,6 +132,11 @@ const ROUTES = [
 
 function render() {
   if (!state.token) return showLogin();
+  // A shared link's scope becomes this browser's; the address bar then
+  // carries the whole scope, whatever a typed or older link left out.
+  if (adoptScope(route())) syncControls();
+  const filled = withScopeFilled();
+  if (filled !== location.hash) history.replaceState(null, '', filled);
   const { path } = route();
   const view = $('#view');
   const generation = ++state.generation;

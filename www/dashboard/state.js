@@ -69,12 +69,62 @@ export function route() {
   return { path, filters, params };
 }
 
-/** A hash for `path` with `filters` and the other `params` (`[key, value]`s). */
+// The scope every view reads within (site, range, bots) is this browser's
+// preferences, and it is in every hash too, so that a copied address opens
+// the same view elsewhere: `…&site=shop&range=30d&bots=0`.
+const SCOPE_KEYS = ['site', 'range', 'bots'];
+
+/** A session's page: its `site` is the session's, not the scope's. */
+export function isSessionPath(path) {
+  return /^\/sessions\/[^/]+$/.test(path);
+}
+
+/**
+ * A hash for `path` with `filters` and the other `params` (`[key, value]`s),
+ * then whichever of the scope's parameters `params` does not give.
+ */
 export function hashOf(path, filters, params = []) {
   const enc = (v) => encodeURIComponent(v).replace(/%3A/gi, ':').replace(/%2F/gi, '/');
+  const given = new Set(params.map(([k]) => k));
+  const scope = [
+    ['site', state.prefs.site], ['range', state.prefs.range], ['bots', state.prefs.bots ? '1' : '0'],
+  ].filter(([k]) => !given.has(k));
   const parts = filters.map((f) => `filter=${enc(f.dim)}:${enc(f.value)}`);
-  for (const [k, v] of params) parts.push(`${enc(k)}=${enc(v)}`);
+  for (const [k, v] of [...params, ...scope]) parts.push(`${enc(k)}=${enc(v)}`);
   return `#${path}${parts.length ? `?${parts.join('&')}` : ''}`;
+}
+
+/**
+ * Takes the scope the hash gives (a shared link's) as this browser's
+ * preferences; what it leaves out stays as it was. Whether anything changed.
+ */
+export function adoptScope({ path, params }) {
+  const next = { ...state.prefs };
+  const site = params.get('site');
+  if (site != null && !isSessionPath(path)) next.site = site.trim();
+  const range = params.get('range');
+  if (range != null && range in RANGES) next.range = range;
+  const bots = params.get('bots');
+  if (bots === '1' || bots === '0') next.bots = bots === '1';
+  const changed = SCOPE_KEYS.some((k) => next[k] !== state.prefs[k]);
+  if (changed) {
+    state.prefs = next;
+    savePrefs();
+  }
+  return changed;
+}
+
+/** The current hash, its scope filled in from the preferences where it gives none. */
+export function withScopeFilled() {
+  const r = route();
+  return hashOf(r.path, r.filters, [...r.params]);
+}
+
+/** The current hash with the scope set to the preferences (a session's own site kept). */
+export function withScope() {
+  const r = route();
+  const kept = (k) => !SCOPE_KEYS.includes(k) || (k === 'site' && isSessionPath(r.path));
+  return hashOf(r.path, r.filters, [...r.params].filter(([k]) => kept(k)));
 }
 
 /** The current hash with its path and non-filter parameters kept and `filters` instead. */
