@@ -152,10 +152,7 @@ async fn filters_from_clicks_combine_live_in_the_hash_and_come_off() {
         "#chips .chip[data-filter='source:google.com'] .remove",
     )
     .await;
-    assert_eq!(
-        view_hash(&browser).await,
-        "#/?filter=device_type:mobile"
-    );
+    assert_eq!(view_hash(&browser).await, "#/?filter=device_type:mobile");
     let stats = assert_cards(&browser, "filter=device_type:mobile").await;
     assert_eq!(stats["visits"], 2, "Bob's and Carol's visits");
     click_and_wait(&browser, "#chips .chip .remove").await;
@@ -192,12 +189,31 @@ async fn a_copied_address_opens_the_same_site_range_and_bots_in_another_browser(
     // the last 7 days until it opens the link.
     let other = Browser::start().await;
     open_dashboard(&other, &collector).await;
-    assert_eq!(other.eval("return document.querySelector('#site').value").await, "");
+    assert_eq!(
+        other
+            .eval("return document.querySelector('#site').value")
+            .await,
+        ""
+    );
     let before = drawn(&other).await;
-    other.client.goto(&href).await.expect("open the copied address");
+    other
+        .client
+        .goto(&href)
+        .await
+        .expect("open the copied address");
     wait_redrawn(&other, before).await;
-    assert_eq!(other.eval("return document.querySelector('#site').value").await, "shop");
-    assert_eq!(other.eval("return document.querySelector('#bots').checked").await, true);
+    assert_eq!(
+        other
+            .eval("return document.querySelector('#site').value")
+            .await,
+        "shop"
+    );
+    assert_eq!(
+        other
+            .eval("return document.querySelector('#bots').checked")
+            .await,
+        true
+    );
     assert_eq!(
         other
             .eval("return document.querySelector(\"#range button[aria-pressed='true']\").dataset.range")
@@ -218,7 +234,11 @@ async fn a_copied_address_opens_the_same_site_range_and_bots_in_another_browser(
     // Its own picks from here on are its own: the hash follows them.
     click_and_wait(&other, "#range button[data-range='7d']").await;
     let href = other.eval("return location.href").await;
-    assert!(href.as_str().is_some_and(|h| h.contains("range=7d") && !h.contains("range=30d")), "{href}");
+    assert!(
+        href.as_str()
+            .is_some_and(|h| h.contains("range=7d") && !h.contains("range=30d")),
+        "{href}"
+    );
 
     other.close().await;
     browser.close().await;

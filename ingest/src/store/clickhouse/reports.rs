@@ -80,7 +80,8 @@ impl Pick {
     /// Only the sessions `sessions` (SQL of `site, session_id` rows) lists:
     /// a condition on the keys, which reads just their rows.
     pub(crate) fn among(&mut self, sessions: &str) {
-        self.keys.push(format!("(site, session_id) IN ({sessions})"));
+        self.keys
+            .push(format!("(site, session_id) IN ({sessions})"));
     }
 
     /// Also `clause`, on the sessions' columns.
@@ -548,7 +549,14 @@ mod tests {
             columns.sort_unstable();
             assert_eq!(
                 columns,
-                ["country", "duration_ms", "is_bot", "page_views", "started_at", "visitor_id"],
+                [
+                    "country",
+                    "duration_ms",
+                    "is_bot",
+                    "page_views",
+                    "started_at",
+                    "visitor_id"
+                ],
                 "{sql}"
             );
         }
