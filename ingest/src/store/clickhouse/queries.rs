@@ -493,17 +493,11 @@ pub(crate) fn sessions_page_sql(db: &str, q: &SessionQuery, limit: usize) -> Str
         ));
     }
     pick.filters(&q.filters);
-    // The page's sessions first, by the three columns that pick and order
-    // them, then only their rows whole (a key range of the flat table):
-    // every column of every session of the site is read otherwise.
-    let order = format!("ORDER BY started_at DESC, session_id DESC LIMIT {limit}");
-    let page = format!(
-        "SELECT site, session_id FROM ({}) {order}",
-        pick.sql("site, session_id, started_at")
-    );
-    pick.among(&page);
+    // One pass: picking the page's keys first and then reading only their
+    // rows took twice as long on 18.16 (an `IN` set of keys is no key range
+    // there, and the merged branch reads every state anyway).
     format!(
-        "SELECT {SESSION_COLUMNS} FROM ({}) {order}",
+        "SELECT {SESSION_COLUMNS} FROM ({}) ORDER BY started_at DESC, session_id DESC LIMIT {limit}",
         pick.sql(SESSION_COLUMNS)
     )
 }

@@ -77,13 +77,6 @@ impl Pick {
         pick
     }
 
-    /// Only the sessions `sessions` (SQL of `site, session_id` rows) lists:
-    /// a condition on the keys, which reads just their rows.
-    pub(crate) fn among(&mut self, sessions: &str) {
-        self.keys
-            .push(format!("(site, session_id) IN ({sessions})"));
-    }
-
     /// Also `clause`, on the sessions' columns.
     pub(crate) fn and(&mut self, clause: String) {
         self.clauses.push(clause);
