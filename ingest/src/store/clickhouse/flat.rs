@@ -55,10 +55,12 @@ fn names() -> String {
 /// `columns` lists or `conditions` mention: what a read of the sessions
 /// must select. At least `session_id`, for a read that only counts rows.
 ///
-/// ClickHouse 18.16 reads every column a subquery selects, even those the
-/// query around it never uses (through `FINAL` and `UNION ALL`): a month's
-/// totals selecting all 30 columns took five times as long as with the 5
-/// they use.
+/// Whether ClickHouse 18.16 drops the columns a query does not use from a
+/// subquery under `FINAL` and `UNION ALL` is not to be relied on, so a read
+/// names only its own. Measured on one store, the gain was unclear: 1.40 s
+/// against 0.27 s for a month's totals on 138 k flat rows with a fill
+/// running, no difference beyond the noise (0.7–1.4 s either way) on 830 k
+/// rows at rest (BENCHMARKS.md).
 pub(crate) fn session_columns(columns: &str, conditions: &[&str]) -> String {
     let words = |sql: &str| -> Vec<String> {
         sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
