@@ -576,3 +576,153 @@ async fn a_version_2_database_answers_every_dimension_as_new_rows_do() {
         waymark_ingest::clickhouse_sql::latest_version().to_string()
     );
 }
+
+/// Top pages and the page and goal breakdowns of the visits of `shop` a
+/// day either side of `around`, unfiltered and with `page:/pricing`, as
+/// text to compare.
+async fn pages_and_goals(store: &waymark_ingest::ClickHouseStore, around: u64) -> Vec<String> {
+    let (from, to) = (around - 86_400_000, around + 86_400_000);
+    use waymark_ingest::read::{BreakdownQuery, Dimension, Filter, ReadQuery};
+    use waymark_ingest::{SessionReader, StatsQuery};
+    let mut out = Vec::new();
+    for filters in [vec![], vec![Filter::parse("page:/pricing").unwrap()]] {
+        for dimension in [Dimension::Page, Dimension::EventName] {
+            let q = BreakdownQuery {
+                sessions: ReadQuery {
+                    site: Some("shop".to_owned()),
+                    from,
+                    to,
+                    include_bots: false,
+                    filters: filters.clone(),
+                },
+                dimension,
+                limit: 10,
+            };
+            out.push(format!("{:?}", store.breakdown(q).await.unwrap().rows));
+        }
+        let stats = StatsQuery {
+            site: Some("shop".to_owned()),
+            from,
+            to,
+            include_bots: false,
+            interval: waymark_ingest::Interval::Day,
+            filters,
+        };
+        let stats = store.stats(stats).await.unwrap();
+        out.push(format!("{:?} {:?}", stats.top_pages, stats.visits));
+    }
+    out
+}
+
+/// A version-5 database (flat rows without their pages and goals) answers
+/// top pages, page and goal breakdowns and page filters the same once
+/// upgraded: its sessions are read from their events until the compactor
+/// has written them flat again, with their pages, and after.
+#[tokio::test]
+async fn a_version_5_database_answers_pages_and_goals_before_and_after_the_compactor_rewrites_it() {
+    use waymark_ingest::{ClickHouseStore, EventSink, EventType, StoredEvent};
+    let Some(clickhouse) = ClickHouse::start_if_wanted() else {
+        return;
+    };
+    let url: waymark_ingest::ClickHouseUrl = clickhouse.url("v5").parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let open = || ClickHouseStore::open(&url, dir.path(), 1 << 20, Duration::from_millis(20));
+    let t = now_ms();
+    let visits: [&[(&str, &str)]; 3] = [
+        &[
+            ("page", "/"),
+            ("page", "/pricing?plan=pro"),
+            ("custom", "signup"),
+        ],
+        &[
+            ("page", "/pricing"),
+            ("custom", "signup"),
+            ("custom", "signup"),
+        ],
+        &[("page", "/docs#intro"), ("page", "/docs"), ("page", "/")],
+    ];
+    let mut events = Vec::new();
+    for (s, visit) in (0u64..).zip(visits) {
+        for (n, (kind, what)) in (0u64..).zip(visit.iter()) {
+            let page = *kind == "page";
+            events.push(StoredEvent {
+                event_id: uuid::Uuid::from_u64_pair(0x5, s * 100 + n)
+                    .hyphenated()
+                    .to_string(),
+                site: "shop".to_owned(),
+                event_type: if page {
+                    EventType::PageView
+                } else {
+                    EventType::Custom
+                },
+                name: (!page).then(|| (*what).to_owned()),
+                ts: t + n,
+                client_ts: t + n,
+                received_at: t + n,
+                session_id: format!("s{s}"),
+                visitor_id: format!("v{s}"),
+                user_id: None,
+                session_index: Some(1),
+                seq: Some(u32::try_from(n).unwrap() + 1),
+                previous_session_id: None,
+                storage: None,
+                url: format!("https://shop.example{}", if page { what } else { "/" }),
+                title: None,
+                referrer: None,
+                props: None,
+                context: None,
+                enrichment: waymark_ingest::Enrichment::default(),
+            });
+        }
+    }
+    let store = open().await.unwrap();
+    store.append(events).await.unwrap();
+    store.sync().await.unwrap();
+    // Touch times are whole seconds: vouch for everything so far.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    store.compact_with_margin(0).await.unwrap();
+    let expected = pages_and_goals(&store, t).await;
+    assert!(
+        expected[0].contains("/pricing") && expected[1].contains("signup"),
+        "{expected:?}"
+    );
+    assert!(
+        expected[2].contains("https://shop.example/docs"),
+        "{expected:?}"
+    );
+    std::sync::Arc::new(store).shutdown().await;
+
+    // Back to version 5: flat rows without their pages and goals.
+    for column in "paths path_views urls url_views goals goal_events".split(' ') {
+        clickhouse.query(&format!(
+            "ALTER TABLE v5.sessions_flat DROP COLUMN {column}"
+        ));
+    }
+    clickhouse.query("DROP TABLE v5.schema_migrations");
+    clickhouse.query(
+        "CREATE TABLE v5.schema_migrations (version UInt32, applied_at UInt64) ENGINE = TinyLog",
+    );
+    clickhouse
+        .query("INSERT INTO v5.schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0), (5, 0)");
+
+    let store = open().await.unwrap();
+    assert_eq!(
+        pages_and_goals(&store, t).await,
+        expected,
+        "upgraded, not compacted yet"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    store.compact_with_margin(0).await.unwrap();
+    assert_eq!(
+        pages_and_goals(&store, t).await,
+        expected,
+        "upgraded and compacted"
+    );
+    assert_eq!(
+        clickhouse
+            .query("SELECT count() FROM v5.sessions_flat FINAL WHERE notEmpty(paths)")
+            .trim(),
+        "3"
+    );
+    std::sync::Arc::new(store).shutdown().await;
+}

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::queries::PAGE_KEY;
 use super::schema::{sessions_sql, Statement, SESSION_FIELDS};
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
@@ -42,16 +43,86 @@ const COMPACT_TIMEOUT: Duration = Duration::from_secs(3_600);
 /// last for reads to take its flat row: twice the longest insert.
 pub(crate) const MARGIN_SECS: u64 = 60;
 
-/// The session columns' names ([`SESSION_FIELDS`]), comma separated.
-fn names() -> String {
+/// Schema version 6: per visit, its page views by page (by path, and by
+/// URL without query and fragment as `/v1/stats`' `top_pages` keys them)
+/// and its custom events by name, each event once: parallel arrays of keys
+/// and counts in the flat rows, so that top pages, page and goal
+/// breakdowns and `page`/`event_name` filters read the visits' rows instead
+/// of their events. Name and type.
+pub(crate) const PAGE_FIELDS: &[(&str, &str)] = &[
+    ("paths", "Array(String)"),
+    ("path_views", "Array(UInt32)"),
+    ("urls", "Array(String)"),
+    ("url_views", "Array(UInt32)"),
+    ("goals", "Array(String)"),
+    ("goal_events", "Array(UInt32)"),
+];
+
+/// Every column a read of the sessions may select: [`SESSION_FIELDS`]'
+/// names, then [`PAGE_FIELDS`]'.
+fn field_names() -> impl Iterator<Item = &'static str> {
     SESSION_FIELDS
         .iter()
         .map(|(name, _, _)| *name)
-        .collect::<Vec<_>>()
-        .join(", ")
+        .chain(PAGE_FIELDS.iter().map(|(name, _)| *name))
 }
 
-/// The session columns (of [`SESSION_FIELDS`], in its order) that
+/// The flat rows' columns' names, comma separated.
+fn names() -> String {
+    field_names().collect::<Vec<_>>().join(", ")
+}
+
+/// [`PAGE_FIELDS`] of the sessions whose events match `filter`
+/// (conditions on `site` and `session_id` only), from their events: a
+/// visit's page views of a page, and its custom events of a name, each
+/// `event_id` once.
+fn pages_sql(db: &str, filter: &str) -> String {
+    format!(
+        "SELECT site, session_id, \
+         groupArrayIf(k, t = 0) AS paths, groupArrayIf(n, t = 0) AS path_views, \
+         groupArrayIf(k, t = 1) AS urls, groupArrayIf(n, t = 1) AS url_views, \
+         groupArrayIf(k, t = 2) AS goals, groupArrayIf(n, t = 2) AS goal_events FROM (\
+            SELECT site, session_id, t, k, toUInt32(uniqExact(event_id)) AS n \
+            FROM {db}.events ARRAY JOIN [0, 1, 2] AS t, [path, {PAGE_KEY}, ifNull(name, '')] AS k \
+            WHERE ({filter}) AND ((event_type = 'page_view' AND t < 2) \
+            OR (event_type = 'custom' AND isNotNull(name) AND t = 2)) \
+            GROUP BY site, session_id, t, k\
+         ) GROUP BY site, session_id"
+    )
+}
+
+/// [`sessions_sql`]'s sessions with their [`PAGE_FIELDS`] (empty arrays
+/// for a visit without page views or custom events).
+fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
+    format!(
+        "SELECT {} FROM ({}) AS s ANY LEFT JOIN ({}) AS p USING (site, session_id)",
+        names(),
+        sessions_sql(db, filter),
+        pages_sql(db, filter)
+    )
+}
+
+/// The steps of schema version 6: the [`PAGE_FIELDS`] added to
+/// `sessions_flat`, then every session marked touched, so that reads take
+/// them from the events until the compactor has written them flat again
+/// with their pages (a flat row written before has empty arrays).
+pub(super) fn pages_schema(db: &str) -> Vec<Statement> {
+    PAGE_FIELDS
+        .iter()
+        .map(|(name, kind)| Statement::AddColumn {
+            table: "sessions_flat",
+            column: (*name).to_owned(),
+            definition: (*kind).to_owned(),
+        })
+        .chain([Statement::Sql(format!(
+            "INSERT INTO {db}.sessions_touched SELECT site, session_id, now() \
+             FROM {db}.sessions_agg GROUP BY site, session_id"
+        ))])
+        .collect()
+}
+
+/// The session columns (of [`SESSION_FIELDS`] and [`PAGE_FIELDS`], in
+/// their order) that
 /// `columns` lists or `conditions` mention: what a read of the sessions
 /// must select. At least `session_id`, for a read that only counts rows.
 ///
@@ -72,9 +143,7 @@ pub(crate) fn session_columns(columns: &str, conditions: &[&str]) -> String {
     for condition in conditions {
         wanted.extend(words(condition));
     }
-    let picked: Vec<&str> = SESSION_FIELDS
-        .iter()
-        .map(|(name, _, _)| *name)
+    let picked: Vec<&str> = field_names()
         .filter(|name| wanted.iter().any(|w| w == name))
         .collect();
     if picked.is_empty() {
@@ -177,11 +246,19 @@ fn delta(db: &str) -> String {
 /// merged from `sessions_agg`, the others from `sessions_flat`.
 pub(crate) fn sessions_read_sql(db: &str, keys: &str, columns: &str) -> String {
     let delta = delta(db);
+    let of_delta = format!("{keys} AND (site, session_id) IN {delta}");
+    let pages = columns
+        .split(", ")
+        .any(|column| PAGE_FIELDS.iter().any(|(name, _)| *name == column));
+    let merged = if pages {
+        sessions_with_pages_sql(db, &of_delta)
+    } else {
+        sessions_sql(db, &of_delta)
+    };
     format!(
         "SELECT {columns} FROM {db}.sessions_flat FINAL \
          WHERE {keys} AND (site, session_id) NOT IN {delta} \
-         UNION ALL SELECT {columns} FROM ({})",
-        sessions_sql(db, &format!("{keys} AND (site, session_id) IN {delta}")),
+         UNION ALL SELECT {columns} FROM ({merged})"
     )
 }
 
@@ -194,7 +271,7 @@ pub(crate) fn compact_sql(db: &str, began_at: u64, margin: u64) -> [String; 2] {
         format!(
             "INSERT INTO {db}.sessions_flat (version, {names}) SELECT {began_at}, {names} \
              FROM ({})",
-            sessions_sql(db, &format!("(site, session_id) IN {}", delta(db))),
+            sessions_with_pages_sql(db, &format!("(site, session_id) IN {}", delta(db))),
             names = names()
         ),
         format!("INSERT INTO {db}.compactions VALUES ({began_at}, {margin})"),

@@ -455,9 +455,10 @@ pub(crate) fn stats_sql(db: &str, q: &StatsQuery) -> [String; 5] {
         top("source"),
         top("country"),
         format!(
-            "SELECT {PAGE_KEY} AS key, uniqExact(event_id) AS count FROM {} \
+            "SELECT u AS key, toUInt64(sum(n)) AS count FROM ({}) \
+             ARRAY JOIN urls AS u, url_views AS n \
              GROUP BY key ORDER BY count DESC, key LIMIT {TOP}",
-            pick.events_of("event_type = 'page_view'")
+            pick.sql("urls, url_views")
         ),
         format!(
             "SELECT toUInt64(intDiv(started_at, {width}) * {width}) AS start, count() AS visits \

@@ -15,7 +15,7 @@
 use clickhouse::Row;
 use serde::Deserialize;
 
-use super::flat::{session_columns, sessions_read_sql, KEY_EVENT, KEY_PAGE};
+use super::flat::{session_columns, sessions_read_sql};
 use super::{timed, ClickHouseStore};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
@@ -84,25 +84,14 @@ impl Pick {
 
     /// `filter=dimension:value`: a column equal to the value, or for
     /// `page` and `event_name` any page view or custom event of the visit
-    /// with it.
+    /// with it (in the visit's [`PAGE_FIELDS`](super::flat::PAGE_FIELDS)).
     pub(crate) fn filters(&mut self, filters: &[Filter]) {
         for filter in filters {
             let value = literal(&filter.value);
             match (filter.dimension.session_column(), filter.dimension) {
                 (Some(column), _) => self.and(format!("{column} = {value}")),
-                (None, dimension) => {
-                    let kind = if dimension == Dimension::Page {
-                        KEY_PAGE
-                    } else {
-                        KEY_EVENT
-                    };
-                    self.keys.push(format!(
-                        "(site, session_id) IN (SELECT site, session_id FROM {}.session_keys \
-                         WHERE {}kind = {kind} AND key = {value})",
-                        self.db,
-                        self.events_site()
-                    ));
-                }
+                (None, Dimension::Page) => self.and(format!("has(paths, {value})")),
+                (None, _) => self.and(format!("has(goals, {value})")),
             }
         }
     }
@@ -207,30 +196,23 @@ pub(crate) fn breakdown_sql(db: &str, q: &BreakdownQuery) -> String {
             pick.sql(&format!("{column}, {COUNTED}"))
         );
     }
-    // Per visit and key first (its page views of a page, its events of a
-    // name), then per key; a page's page views are its own.
-    let (key, condition, page_views, events) = if q.dimension == Dimension::Page {
-        ("path", "event_type = 'page_view'", "sum(n)", "toUInt64(0)")
+    // A row per visit and key (its page views of a page, its events of a
+    // name); a page's page views are its own.
+    let (keys, hits, page_views, events) = if q.dimension == Dimension::Page {
+        ("paths", "path_views", "toUInt64(sum(n))", "toUInt64(0)")
     } else {
         (
-            "assumeNotNull(name)",
-            "event_type = 'custom' AND isNotNull(name)",
-            "toUInt64(sum(v_page_views))",
-            "sum(n)",
+            "goals",
+            "goal_events",
+            "toUInt64(sum(page_views))",
+            "toUInt64(sum(n))",
         )
     };
     format!(
-        "SELECT k, count(), uniqExact(v_visitor_id), {page_views}, \
-         countIf(v_page_views <= 1), toUInt64(sum(v_duration_ms)), {events} FROM (\
-            SELECT site, session_id, {key} AS k, uniqExact(event_id) AS n FROM {} \
-            GROUP BY site, session_id, k\
-         ) AS e ALL INNER JOIN (\
-            SELECT site, session_id, visitor_id AS v_visitor_id, \
-            page_views AS v_page_views, duration_ms AS v_duration_ms FROM ({})\
-         ) AS s USING (site, session_id) \
+        "SELECT k, count(), uniqExact(visitor_id), {page_views}, countIf(page_views <= 1), \
+         toUInt64(sum(duration_ms)), {events} FROM ({}) ARRAY JOIN {keys} AS k, {hits} AS n \
          GROUP BY k ORDER BY count() DESC, k LIMIT {limit}",
-        pick.events_of(condition),
-        pick.sql(&format!("site, session_id, {COUNTED}"))
+        pick.sql(&format!("{keys}, {hits}, {COUNTED}"))
     )
 }
 
@@ -558,8 +540,62 @@ mod tests {
         assert_eq!(session_columns("", &["is_bot = 0"]), "is_bot");
     }
 
+    /// Whether every read of `{db}.events` in `sql` is of the delta's
+    /// sessions only: the first subquery after it is the touched sessions.
+    fn events_read_for_the_delta_only(sql: &str) -> bool {
+        sql.match_indices("FROM db.events").all(|(at, _)| {
+            let rest = &sql[at..];
+            rest.find("(SELECT").is_some_and(|sub| {
+                rest[sub..].starts_with("(SELECT site, session_id FROM db.sessions_touched")
+            })
+        })
+    }
+
     #[test]
-    fn filters_on_pages_and_events_pick_sessions_before_their_states_merge() {
+    fn pages_goals_and_their_filters_read_the_flat_rows_not_every_event() {
+        let sessions = |filters: &[&str]| ReadQuery {
+            site: Some("shop".to_owned()),
+            from: 0,
+            to: 10,
+            include_bots: false,
+            filters: filters.iter().map(|f| Filter::parse(f).unwrap()).collect(),
+        };
+        for filters in [&[][..], &["page:/a"], &["event_name:signup", "country:DE"]] {
+            let mut reads = vec![visits_sql("db", &sessions(filters))];
+            for dimension in ["page", "event_name", "source", "entry_page"] {
+                reads.push(breakdown_sql(
+                    "db",
+                    &BreakdownQuery {
+                        sessions: sessions(filters),
+                        dimension: Dimension::parse(dimension).unwrap(),
+                        limit: 10,
+                    },
+                ));
+            }
+            let stats = crate::store::StatsQuery {
+                site: Some("shop".to_owned()),
+                from: 0,
+                to: 10,
+                include_bots: false,
+                interval: crate::store::Interval::Day,
+                filters: sessions(filters).filters,
+            };
+            reads.extend(super::super::queries::stats_sql("db", &stats));
+            for sql in reads {
+                assert!(events_read_for_the_delta_only(&sql), "{sql}");
+            }
+        }
+        // What a funnel needs, the order of a visit's events, only the
+        // events have.
+        let funnel = FunnelQuery {
+            sessions: sessions(&[]),
+            steps: vec![FunnelStep::parse("page:/a").unwrap()],
+        };
+        assert!(!events_read_for_the_delta_only(&funnel_sql("db", &funnel)));
+    }
+
+    #[test]
+    fn filters_on_pages_and_events_read_the_visits_arrays_on_both_branches() {
         let mut pick = Pick::new("db", Some("shop"));
         pick.filters(&[
             Filter::parse("page:/a").unwrap(),
@@ -567,13 +603,20 @@ mod tests {
             Filter::parse("country:DE").unwrap(),
         ]);
         let sql = pick.sql("visitor_id");
-        let (merged, after) = sql.rsplit_once("GROUP BY site, session_id").unwrap();
-        let (flat, _) = merged.split_once("UNION ALL").unwrap();
-        for keys in [flat, merged] {
-            assert!(keys.contains("WHERE site = 'shop' AND (site, session_id) IN"));
-            assert!(keys.contains("kind = 0 AND key = '/a'"), "{keys}");
-            assert!(keys.contains("kind = 1 AND key = 'signup'"), "{keys}");
+        let (flat, merged) = sql.split_once("UNION ALL").unwrap();
+        for branch in [flat, merged] {
+            assert!(
+                branch.contains("paths") && branch.contains("goals"),
+                "{branch}"
+            );
         }
-        assert!(after.contains("country = 'DE'") && !after.contains("key ="));
+        // The merged branch takes them from the delta's events.
+        assert!(merged.contains("ANY LEFT JOIN"), "{merged}");
+        assert!(!flat.contains("ANY LEFT JOIN"), "{flat}");
+        let after = sql.rsplit_once(") WHERE ").unwrap().1;
+        assert_eq!(
+            after,
+            "has(paths, '/a') AND has(goals, 'signup') AND country = 'DE'"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::flat::{flat_schema, session_keys_schema};
+use super::flat::{flat_schema, pages_schema, session_keys_schema};
 use super::landing::{landing_schema, LANDING_AGGREGATES};
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
@@ -89,6 +89,7 @@ pub(crate) fn migrations(db: &str) -> Vec<Vec<Statement>> {
         landing_schema(db),
         flat_schema(db),
         session_keys_schema(db),
+        pages_schema(db),
     ]
 }
 
