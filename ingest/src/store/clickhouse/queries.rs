@@ -381,11 +381,15 @@ impl ClickHouseStore {
 
     pub(super) async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {
         let reads = self.reads().stats(&q);
-        let totals: Totals = timed(reads.totals.fetch_one::<Totals>()).await?;
-        let sources = timed(reads.sources.fetch_all::<KeyCountRow>()).await?;
-        let countries = timed(reads.countries.fetch_all::<KeyCountRow>()).await?;
-        let top_pages = timed(reads.pages.fetch_all::<KeyCountRow>()).await?;
-        let buckets = timed(reads.buckets.fetch_all::<BucketRow>()).await?;
+        // Side by side: each reads the same sessions, and ClickHouse 18.16
+        // merges a `FINAL` read on one thread.
+        let (totals, sources, countries, top_pages, buckets) = tokio::try_join!(
+            timed(reads.totals.fetch_one::<Totals>()),
+            timed(reads.sources.fetch_all::<KeyCountRow>()),
+            timed(reads.countries.fetch_all::<KeyCountRow>()),
+            timed(reads.pages.fetch_all::<KeyCountRow>()),
+            timed(reads.buckets.fetch_all::<BucketRow>()),
+        )?;
         let sources = sources.into_iter().map(KeyCount::from).collect();
         let countries = countries.into_iter().map(KeyCount::from).collect();
         let top_pages = top_pages.into_iter().map(KeyCount::from).collect();

@@ -374,14 +374,17 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn breakdown_now(&self, q: BreakdownQuery) -> Result<Breakdown, StoreError> {
-        let rows = self.counts_rows(&breakdown_sql(&self.ch.db, &q)).await?;
         let goals = q.dimension == Dimension::EventName;
-        let all_visits = if goals {
-            let sql = visits_sql(&self.ch.db, &q.sessions);
-            timed(self.ch.client.query_raw(&sql).fetch_one::<u64>()).await?
-        } else {
-            0
+        let all_visits = async {
+            if goals {
+                let sql = visits_sql(&self.ch.db, &q.sessions);
+                timed(self.ch.client.query_raw(&sql).fetch_one::<u64>()).await
+            } else {
+                Ok(0)
+            }
         };
+        let sql = breakdown_sql(&self.ch.db, &q);
+        let (rows, all_visits) = tokio::try_join!(self.counts_rows(&sql), all_visits)?;
         let rows = rows
             .into_iter()
             .map(|row| {
