@@ -181,8 +181,9 @@ async fn answer(
         // A statement in the body: the schema, or the version it is at.
         let sql = String::from_utf8_lossy(&body);
         if sql.contains("max(version)") {
-            // RowBinary UInt32: the schema is current (version 3).
-            return 3u32.to_le_bytes().to_vec().into_response();
+            // RowBinary UInt32: the schema is current.
+            let version = waymark_ingest::clickhouse_sql::latest_version();
+            return version.to_le_bytes().to_vec().into_response();
         }
         return StatusCode::OK.into_response();
     };

@@ -72,14 +72,6 @@ pub(super) const TABLES: &[Table] = &[
         role: TableRole::Personal,
     },
     Table {
-        name: "session_keys",
-        role: TableRole::Personal,
-    },
-    Table {
-        name: "session_keys_mv",
-        role: TableRole::View,
-    },
-    Table {
         name: "compactions",
         role: TableRole::NoPersonalData,
     },

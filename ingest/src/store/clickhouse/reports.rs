@@ -270,7 +270,15 @@ pub(crate) fn realtime_sql(db: &str, q: &RealtimeQuery) -> [String; 2] {
 /// (it crashes the server): the least of an array is its first once
 /// sorted.
 pub(crate) fn funnel_sql(db: &str, q: &FunnelQuery) -> String {
-    let pick = Pick::read(db, &q.sessions);
+    let mut pick = Pick::read(db, &q.sessions);
+    // A visit without the first step reaches none: only the others' events
+    // are read.
+    if let Some(first) = q.steps.first() {
+        pick.and(match first {
+            FunnelStep::Page(path) => format!("has(paths, {})", literal(path)),
+            FunnelStep::Event(name) => format!("has(goals, {})", literal(name)),
+        });
+    }
     let matches = |step: &FunnelStep| match step {
         FunnelStep::Page(path) => format!("event_type = 'page_view' AND path = {}", literal(path)),
         FunnelStep::Event(name) => format!(
@@ -594,7 +602,10 @@ mod tests {
             sessions: sessions(&[]),
             steps: vec![FunnelStep::parse("page:/a").unwrap()],
         };
-        assert!(!events_read_for_the_delta_only(&funnel_sql("db", &funnel)));
+        let sql = funnel_sql("db", &funnel);
+        assert!(!events_read_for_the_delta_only(&sql));
+        // Of the visits with the first step only, on both sides of its join.
+        assert_eq!(sql.matches("AND has(paths, '/a')").count(), 2, "{sql}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::flat::{flat_schema, pages_schema, session_keys_schema};
+use super::flat::{drop_session_keys, flat_schema, pages_schema, session_keys_schema};
 use super::landing::{landing_schema, LANDING_AGGREGATES};
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
@@ -90,6 +90,7 @@ pub(crate) fn migrations(db: &str) -> Vec<Vec<Statement>> {
         flat_schema(db),
         session_keys_schema(db),
         pages_schema(db),
+        drop_session_keys(db),
     ]
 }
 
