@@ -440,6 +440,33 @@ const LANDINGS: &[(&str, Option<&str>)] = &[
     ("mailto:someone@example.com", None),
 ];
 
+/// A page view of `url` on site `shop` at `ts`, the first event of visit
+/// `s{visit}` of visitor `v{visit}`.
+fn shop_page_view(id: uuid::Uuid, visit: u64, ts: u64, url: &str) -> waymark_ingest::StoredEvent {
+    waymark_ingest::StoredEvent {
+        event_id: id.hyphenated().to_string(),
+        site: "shop".to_owned(),
+        event_type: waymark_ingest::EventType::PageView,
+        name: None,
+        ts,
+        client_ts: ts,
+        received_at: ts,
+        session_id: format!("s{visit}"),
+        visitor_id: format!("v{visit}"),
+        user_id: None,
+        session_index: Some(1),
+        seq: Some(1),
+        previous_session_id: None,
+        storage: None,
+        url: url.to_owned(),
+        title: None,
+        referrer: None,
+        props: None,
+        context: None,
+        enrichment: waymark_ingest::Enrichment::default(),
+    }
+}
+
 /// Each dimension's rows as `key → visits`.
 async fn breakdowns(
     store: &waymark_ingest::ClickHouseStore,
@@ -475,7 +502,7 @@ async fn breakdowns(
 #[tokio::test]
 async fn a_version_2_database_answers_every_dimension_as_new_rows_do() {
     use waymark_ingest::read::{page_path, Landing};
-    use waymark_ingest::{ClickHouseStore, EventSink, EventType, StoredEvent};
+    use waymark_ingest::{ClickHouseStore, EventSink, StoredEvent};
     let Some(clickhouse) = ClickHouse::start_if_wanted() else {
         return;
     };
@@ -486,26 +513,8 @@ async fn a_version_2_database_answers_every_dimension_as_new_rows_do() {
     let events: Vec<StoredEvent> = (0u64..)
         .zip(LANDINGS)
         .map(|(n, (url, referrer))| StoredEvent {
-            event_id: uuid::Uuid::from_u64_pair(0x2, n).hyphenated().to_string(),
-            site: "shop".to_owned(),
-            event_type: EventType::PageView,
-            name: None,
-            ts: t + n,
-            client_ts: t + n,
-            received_at: t + n,
-            session_id: format!("s{n}"),
-            visitor_id: format!("v{n}"),
-            user_id: None,
-            session_index: Some(1),
-            seq: Some(1),
-            previous_session_id: None,
-            storage: None,
-            url: (*url).to_owned(),
-            title: None,
             referrer: referrer.map(str::to_owned),
-            props: None,
-            context: None,
-            enrichment: waymark_ingest::Enrichment::default(),
+            ..shop_page_view(uuid::Uuid::from_u64_pair(0x2, n), n, t + n, url)
         })
         .collect();
     let store = open().await.unwrap();
@@ -645,33 +654,17 @@ async fn a_version_5_database_answers_pages_and_goals_before_and_after_the_compa
     for (s, visit) in (0u64..).zip(visits) {
         for (n, (kind, what)) in (0u64..).zip(visit.iter()) {
             let page = *kind == "page";
+            let id = uuid::Uuid::from_u64_pair(0x5, s * 100 + n);
+            let url = format!("https://shop.example{}", if page { what } else { "/" });
             events.push(StoredEvent {
-                event_id: uuid::Uuid::from_u64_pair(0x5, s * 100 + n)
-                    .hyphenated()
-                    .to_string(),
-                site: "shop".to_owned(),
                 event_type: if page {
                     EventType::PageView
                 } else {
                     EventType::Custom
                 },
                 name: (!page).then(|| (*what).to_owned()),
-                ts: t + n,
-                client_ts: t + n,
-                received_at: t + n,
-                session_id: format!("s{s}"),
-                visitor_id: format!("v{s}"),
-                user_id: None,
-                session_index: Some(1),
                 seq: Some(u32::try_from(n).unwrap() + 1),
-                previous_session_id: None,
-                storage: None,
-                url: format!("https://shop.example{}", if page { what } else { "/" }),
-                title: None,
-                referrer: None,
-                props: None,
-                context: None,
-                enrichment: waymark_ingest::Enrichment::default(),
+                ..shop_page_view(id, s, t + n, &url)
             });
         }
     }
