@@ -501,8 +501,11 @@ pub(crate) fn sessions_page_sql(db: &str, q: &SessionQuery, limit: usize) -> Str
     // One pass: picking the page's keys first and then reading only their
     // rows took twice as long on 18.16 (an `IN` set of keys is no key range
     // there, and the merged branch reads every state anyway).
+    // The site last: one session id on two sites with one start (every
+    // site's list) comes in one order, whichever branch each row is from.
     format!(
-        "SELECT {SESSION_COLUMNS} FROM ({}) ORDER BY started_at DESC, session_id DESC LIMIT {limit}",
+        "SELECT {SESSION_COLUMNS} FROM ({}) \
+         ORDER BY started_at DESC, session_id DESC, site DESC LIMIT {limit}",
         pick.sql(SESSION_COLUMNS)
     )
 }

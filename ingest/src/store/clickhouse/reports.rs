@@ -609,6 +609,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sessions_list_orders_one_id_on_two_sites_by_site() {
+        let q = crate::store::SessionQuery {
+            limit: 25,
+            ..crate::store::SessionQuery::default()
+        };
+        let sql = super::super::queries::sessions_page_sql("db", &q, 26);
+        assert!(
+            sql.ends_with("ORDER BY started_at DESC, session_id DESC, site DESC LIMIT 26"),
+            "{sql}"
+        );
+    }
+
+    #[test]
     fn filters_on_pages_and_events_read_the_visits_arrays_on_both_branches() {
         let mut pick = Pick::new("db", Some("shop"));
         pick.filters(&[

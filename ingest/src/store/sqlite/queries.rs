@@ -164,7 +164,7 @@ pub(super) fn list_sessions(
     let limit = q.limit.clamp(1, 500);
     let sql = format!(
         "SELECT {SESSION_COLUMNS} FROM sessions s WHERE {} \
-         ORDER BY s.started_at DESC, s.session_id DESC LIMIT {}",
+         ORDER BY s.started_at DESC, s.session_id DESC, s.site DESC LIMIT {}",
         f.sql(),
         limit + 1
     );
