@@ -162,7 +162,19 @@ fn logged<T>(work: impl FnOnce() -> T) -> (T, String) {
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .finish();
-    let out = tracing::subscriber::with_default(subscriber, work);
+    // `tracing` caches each callsite's interest for the whole process. With
+    // one dispatcher alive, a callsite first reached by another test's
+    // thread, which has no subscriber, is cached as never, and this
+    // capture misses it (tokio-rs/tracing#3611; seen once in CI under
+    // load). A second, inert dispatcher alive meanwhile makes registration
+    // ask every live dispatcher, and the rebuild mends what was cached
+    // before.
+    let anchor = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(io::sink).finish());
+    let out = tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        work()
+    });
+    drop(anchor);
     let text = String::from_utf8(caught.0.lock().unwrap().clone()).unwrap();
     (out, text)
 }
