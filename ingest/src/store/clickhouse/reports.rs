@@ -274,10 +274,14 @@ pub(crate) fn funnel_sql(db: &str, q: &FunnelQuery) -> String {
     // A visit without the first step reaches none: only the others' events
     // are read.
     if let Some(first) = q.steps.first() {
-        pick.and(match first {
-            FunnelStep::Page(path) => format!("has(paths, {})", literal(path)),
-            FunnelStep::Event(name) => format!("has(goals, {})", literal(name)),
-        });
+        let (dimension, value) = match first {
+            FunnelStep::Page(path) => (Dimension::Page, path),
+            FunnelStep::Event(name) => (Dimension::EventName, name),
+        };
+        pick.filters(&[Filter {
+            dimension,
+            value: value.clone(),
+        }]);
     }
     let matches = |step: &FunnelStep| match step {
         FunnelStep::Page(path) => format!("event_type = 'page_view' AND path = {}", literal(path)),
