@@ -102,6 +102,16 @@ fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
     )
 }
 
+/// Every session there is marked touched now: reads merge them from
+/// `sessions_agg` (and their pages from `events`) until the compactor, in
+/// the background, has written them flat.
+fn touch_every_session(db: &str) -> String {
+    format!(
+        "INSERT INTO {db}.sessions_touched SELECT site, session_id, now() \
+         FROM {db}.sessions_agg GROUP BY site, session_id"
+    )
+}
+
 /// The steps of schema version 6: the [`PAGE_FIELDS`] added to
 /// `sessions_flat`, then every session marked touched, so that reads take
 /// them from the events until the compactor has written them flat again
@@ -114,10 +124,7 @@ pub(super) fn pages_schema(db: &str) -> Vec<Statement> {
             column: (*name).to_owned(),
             definition: (*kind).to_owned(),
         })
-        .chain([Statement::Sql(format!(
-            "INSERT INTO {db}.sessions_touched SELECT site, session_id, now() \
-             FROM {db}.sessions_agg GROUP BY site, session_id"
-        ))])
+        .chain([Statement::Sql(touch_every_session(db))])
         .collect()
 }
 
@@ -184,10 +191,7 @@ pub(super) fn flat_schema(db: &str) -> Vec<Statement> {
             "CREATE TABLE IF NOT EXISTS {db}.compactions (began_at DateTime, margin UInt32) \
              ENGINE = MergeTree PARTITION BY toYYYYMM(began_at) ORDER BY began_at"
         ),
-        format!(
-            "INSERT INTO {db}.sessions_touched SELECT site, session_id, now() \
-             FROM {db}.sessions_agg GROUP BY site, session_id"
-        ),
+        touch_every_session(db),
     ]
     .into_iter()
     .map(Statement::Sql)
