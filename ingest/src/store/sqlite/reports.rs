@@ -5,7 +5,7 @@
 
 use rusqlite::{Connection, Row};
 
-use super::queries::{session_column, Filter, EVENTS_OF_S};
+use super::queries::{session_column, site_clause, Filter, EVENTS_OF_S};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Funnel, FunnelQuery,
     FunnelStep, FunnelStepCount, Metrics, PageVisitors, Person, ProfileQuery, ProfileTotals,
@@ -229,10 +229,9 @@ pub(super) fn funnel(conn: &Connection, q: &FunnelQuery) -> Result<Funnel, Store
     })
 }
 
-pub(super) fn profile_totals(
-    conn: &Connection,
-    q: &ProfileQuery,
-) -> Result<Option<ProfileTotals>, StoreError> {
+/// The SQL of a person's totals and of their linked ids (the other kind:
+/// a visitor's user ids, a user's visitor ids), with their parameters.
+pub(super) fn profile_sql(q: &ProfileQuery) -> (String, String, Filter) {
     let mut f = Filter::default();
     let linked = match &q.person {
         Person::Visitor(id) => {
@@ -245,7 +244,7 @@ pub(super) fn profile_totals(
         }
     };
     if let Some(site) = &q.site {
-        f.add("s.site = ?", vec![Box::new(site.clone())]);
+        f.add(site_clause(true), vec![Box::new(site.clone())]);
     }
     if let Some(from) = q.from {
         f.add("s.started_at >= ?", vec![Box::new(from)]);
@@ -254,33 +253,39 @@ pub(super) fn profile_totals(
         f.add("s.started_at < ?", vec![Box::new(to)]);
     }
     let filter = f.sql();
+    let totals = format!(
+        "SELECT COUNT(*), COALESCE(MIN(s.started_at), 0), COALESCE(MAX(s.last_seen_at), 0), \
+         COALESCE(SUM(s.page_views), 0), COALESCE(SUM(s.event_count), 0), \
+         COALESCE(SUM(s.duration_ms), 0) FROM sessions s WHERE {filter}"
+    );
+    let linked = format!(
+        "SELECT DISTINCT {linked} FROM sessions s WHERE {filter} AND {linked} IS NOT NULL \
+         ORDER BY 1"
+    );
+    (totals, linked, f)
+}
+
+pub(super) fn profile_totals(
+    conn: &Connection,
+    q: &ProfileQuery,
+) -> Result<Option<ProfileTotals>, StoreError> {
+    let (totals, linked, f) = profile_sql(q);
     let params = f.params();
-    let totals = conn.query_row(
-        &format!(
-            "SELECT COUNT(*), COALESCE(MIN(s.started_at), 0), COALESCE(MAX(s.last_seen_at), 0), \
-             COALESCE(SUM(s.page_views), 0), COALESCE(SUM(s.event_count), 0), \
-             COALESCE(SUM(s.duration_ms), 0) FROM sessions s WHERE {filter}"
-        ),
-        params.as_slice(),
-        |r| {
-            Ok(ProfileTotals {
-                visits: r.get(0)?,
-                first_seen: r.get(1)?,
-                last_seen: r.get(2)?,
-                page_views: r.get(3)?,
-                events: r.get(4)?,
-                duration_ms: r.get(5)?,
-                linked: Vec::new(),
-            })
-        },
-    )?;
+    let totals = conn.query_row(&totals, params.as_slice(), |r| {
+        Ok(ProfileTotals {
+            visits: r.get(0)?,
+            first_seen: r.get(1)?,
+            last_seen: r.get(2)?,
+            page_views: r.get(3)?,
+            events: r.get(4)?,
+            duration_ms: r.get(5)?,
+            linked: Vec::new(),
+        })
+    })?;
     if totals.visits == 0 {
         return Ok(None);
     }
-    let mut stmt = conn.prepare(&format!(
-        "SELECT DISTINCT {linked} FROM sessions s WHERE {filter} AND {linked} IS NOT NULL \
-         ORDER BY 1"
-    ))?;
+    let mut stmt = conn.prepare(&linked)?;
     let linked = stmt
         .query_map(params.as_slice(), |r| r.get(0))?
         .collect::<Result<Vec<String>, _>>()?;
