@@ -196,16 +196,13 @@ pub(super) fn list_sessions(
     ))
 }
 
-/// Up to `limit` events of a session after `after`, by `ts`, `seq` (none
-/// first) and `event_id`: one more is read to learn whether a page follows.
-pub(super) fn session_events(
-    conn: &Connection,
+/// The SQL of [`session_events`], with its parameters.
+pub(super) fn session_events_sql(
     site: &str,
     session_id: &str,
     after: Option<&EventCursor>,
     limit: usize,
-) -> Result<EventPage, StoreError> {
-    let limit = limit.clamp(1, MAX_EVENTS_PAGE);
+) -> (String, Filter) {
     let mut f = Filter::default();
     f.add("site = ?", vec![Box::new(site.to_owned())]);
     f.add("session_id = ?", vec![Box::new(session_id.to_owned())]);
@@ -225,13 +222,29 @@ pub(super) fn session_events(
         "SELECT {EVENT_COLUMNS} FROM events WHERE {} \
          ORDER BY ts, ifnull(seq, -1), event_id LIMIT {}",
         f.sql(),
-        limit + 1
+        limit.clamp(1, MAX_EVENTS_PAGE) + 1
     );
+    (sql, f)
+}
+
+/// Up to `limit` events of a session after `after`, by `ts`, `seq` (none
+/// first) and `event_id`: one more is read to learn whether a page follows.
+pub(super) fn session_events(
+    conn: &Connection,
+    site: &str,
+    session_id: &str,
+    after: Option<&EventCursor>,
+    limit: usize,
+) -> Result<EventPage, StoreError> {
+    let (sql, f) = session_events_sql(site, session_id, after, limit);
     let mut stmt = conn.prepare(&sql)?;
     let events = stmt
         .query_map(f.params().as_slice(), event_from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(EventPage::from_overfetched(events, limit))
+    Ok(EventPage::from_overfetched(
+        events,
+        limit.clamp(1, MAX_EVENTS_PAGE),
+    ))
 }
 
 /// `page_key` in SQL: the URL `e.url` up to its
