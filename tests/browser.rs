@@ -654,3 +654,35 @@ async fn a_page_with_an_overlong_url_and_title_is_stored_cut_to_the_wire_limits(
     browser.close().await;
     collector.stop().await;
 }
+
+/// A quick interaction is still an interaction: the page leave carries an
+/// INP for a click that took less than the 40 ms the `event` observer asks
+/// for (unthrottled, the demo's sign-up click takes a frame or two), even
+/// when the visitor leaves before the observer's callback ran.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_quick_click_gives_the_page_leave_its_inp() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start().await;
+    let browser = Browser::start().await;
+    open_demo(&collector, &browser, "/").await;
+    browser.click("#signup").await;
+    open_demo(&collector, &browser, "/about.html").await;
+    browser.eval("waymark('flush')").await;
+    let home_leave = |rows: &[Row]| {
+        rows.iter()
+            .find(|r| r.kind == "page_leave" && r.url.ends_with('/'))
+            .cloned()
+    };
+    let rows = collector
+        .wait_for("the home page's leave", |rows| home_leave(rows).is_some())
+        .await;
+    let leave = home_leave(&rows).unwrap();
+    let props = leave.props.expect("a page leave carries its figures");
+    let inp = props["inp_ms"].as_f64();
+    assert!(inp.is_some_and(|ms| ms > 0.0), "no INP: {props}");
+
+    browser.close().await;
+    collector.stop().await;
+}

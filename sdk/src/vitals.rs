@@ -4,9 +4,14 @@
 //! Layout Shift (the largest session window: shifts without recent input, at
 //! most 1 s apart and 5 s long), Interaction to Next Paint (the slowest
 //! interaction, which is INP for pages with fewer than 50) and Time to First
-//! Byte (the navigation's `responseStart`). An entry type the browser does
-//! not support is not observed (and its figure not sent). The observers
-//! belong to the tracker and are disconnected when it is dropped.
+//! Byte (the navigation's `responseStart`). An interaction quicker than the
+//! `event` observer's threshold still counts through `first-input`, which
+//! the browser reports whatever its duration (as web-vitals does). Entries
+//! the browser holds but has not yet handed to a callback are taken when
+//! the figures are read, so a visitor who leaves right after a click keeps
+//! it. An entry type the browser does not support is not observed (and its
+//! figure not sent). The observers belong to the tracker and are
+//! disconnected when it is dropped.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -23,16 +28,35 @@ const INTERACTION_THRESHOLD_MS: f64 = 40.0;
 
 type Callback = Closure<dyn FnMut(PerformanceObserverEntryList)>;
 
+/// What an observer does with each of its entries.
+type Each = Rc<RefCell<dyn FnMut(&PerformanceEntry)>>;
+
+/// One running observer: its callback (kept alive for the browser) and the
+/// handler it shares with [`Meter::vitals`]'s `takeRecords`.
+struct Observer {
+    observer: PerformanceObserver,
+    each: Each,
+    _callback: Callback,
+}
+
 /// The running observers and what they measured so far.
 pub struct Meter {
     vitals: Rc<RefCell<Vitals>>,
-    observers: Vec<(PerformanceObserver, Callback)>,
+    observers: Vec<Observer>,
 }
 
 impl Drop for Meter {
     fn drop(&mut self) {
-        for (observer, _) in &self.observers {
-            observer.disconnect();
+        for observer in &self.observers {
+            observer.observer.disconnect();
+        }
+    }
+}
+
+fn each_entry(entries: &Array, each: &Each) {
+    for entry in entries.iter() {
+        if let Some(entry) = entry.dyn_ref::<PerformanceEntry>() {
+            (each.borrow_mut())(entry);
         }
     }
 }
@@ -110,32 +134,42 @@ impl Meter {
                 vitals.cls = Some(vitals.cls.unwrap_or(0.0).max(window.sum));
             });
         }
-        if supports("event") {
-            let v = Rc::clone(&vitals);
-            meter.observe("event", move |entry| {
-                if number(entry, "interactionId") > 0.0 {
-                    let mut vitals = v.borrow_mut();
-                    vitals.inp_ms = Some(vitals.inp_ms.unwrap_or(0.0).max(entry.duration()));
-                }
-            });
+        // An interaction's slowest event; `first-input` whatever its
+        // duration, `event` from the threshold up.
+        for kind in ["first-input", "event"] {
+            if supports(kind) {
+                let v = Rc::clone(&vitals);
+                meter.observe(kind, move |entry| {
+                    if kind == "first-input" || number(entry, "interactionId") > 0.0 {
+                        let mut vitals = v.borrow_mut();
+                        vitals.inp_ms = Some(vitals.inp_ms.unwrap_or(0.0).max(entry.duration()));
+                    }
+                });
+            }
         }
         meter
     }
 
-    /// What was measured so far.
+    /// What was measured so far, with the entries the browser holds but
+    /// has not yet handed to the observers' callbacks.
     pub fn vitals(&self) -> Vitals {
+        for observer in &self.observers {
+            each_entry(&observer.observer.take_records(), &observer.each);
+        }
         *self.vitals.borrow()
     }
 
     /// Observes `kind`, buffered (entries from before the SDK started
     /// count), calling `each` for every entry.
-    fn observe(&mut self, kind: &str, mut each: impl FnMut(&PerformanceEntry) + 'static) {
+    fn observe(&mut self, kind: &str, each: impl FnMut(&PerformanceEntry) + 'static) {
+        self.observe_with(kind, Rc::new(RefCell::new(each)));
+    }
+
+    /// [`Meter::observe`]'s body, once for every handler's type.
+    fn observe_with(&mut self, kind: &str, each: Each) {
+        let shared = Rc::clone(&each);
         let callback: Callback = Closure::new(move |list: PerformanceObserverEntryList| {
-            for entry in list.get_entries().iter() {
-                if let Some(entry) = entry.dyn_ref::<PerformanceEntry>() {
-                    each(entry);
-                }
-            }
+            each_entry(&list.get_entries(), &shared);
         });
         let Ok(observer) = PerformanceObserver::new(callback.as_ref().unchecked_ref()) else {
             return;
@@ -155,6 +189,10 @@ impl Meter {
             );
         }
         observer.observe(options.unchecked_ref());
-        self.observers.push((observer, callback));
+        self.observers.push(Observer {
+            observer,
+            each,
+            _callback: callback,
+        });
     }
 }
