@@ -174,9 +174,10 @@ fn read_events(db: &Path) -> Vec<Row> {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open store");
+    waymark_ingest::SqliteStore::register_functions(&conn).expect("the store's SQL functions");
     let mut stmt = conn
         .prepare(
-            "SELECT event_id, site, type, name, ts, COALESCE(client_ts, ts), session_id, visitor_id, user_id, session_index, previous_session_id, storage, url, \
+            "SELECT wm_text(event_id), site, type, name, ts, COALESCE(client_ts, ts), wm_text(session_id), wm_text(visitor_id), user_id, session_index, wm_text(previous_session_id), storage, url, \
              title, referrer, props, context \
              FROM events ORDER BY ts, seq, rowid",
         )

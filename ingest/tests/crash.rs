@@ -136,8 +136,9 @@ fn stream_then(
 /// Asserts every acknowledged event is in the database exactly once.
 fn assert_stored_exactly_once(data_dir: &Path, acknowledged: &[Acknowledged]) {
     let db = rusqlite::Connection::open(data_dir.join("waymark.db")).unwrap();
+    waymark_ingest::SqliteStore::register_functions(&db).unwrap();
     let mut copies: HashMap<String, u32> = HashMap::new();
-    let mut statement = db.prepare("SELECT event_id FROM events").unwrap();
+    let mut statement = db.prepare("SELECT wm_text(event_id) FROM events").unwrap();
     for id in statement
         .query_map([], |row| row.get::<_, String>(0))
         .unwrap()

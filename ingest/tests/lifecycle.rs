@@ -156,7 +156,9 @@ fn actual_tables(app: &TestApp) -> BTreeSet<String> {
 }
 
 fn sqlite_conn(app: &TestApp) -> rusqlite::Connection {
-    rusqlite::Connection::open(app.root().join(waymark_ingest::DB_FILE_NAME)).unwrap()
+    let conn = rusqlite::Connection::open(app.root().join(waymark_ingest::DB_FILE_NAME)).unwrap();
+    waymark_ingest::SqliteStore::register_functions(&conn).unwrap();
+    conn
 }
 
 /// Asserts that no row of any table the store has holds one of `ids` in
@@ -197,7 +199,8 @@ pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
                 let conn = sqlite_conn(app);
                 let columns: Vec<String> = conn
                     .prepare(&format!(
-                        "SELECT name FROM pragma_table_info('{table}') WHERE type = 'TEXT'"
+                        "SELECT name FROM pragma_table_info('{table}') \
+                         WHERE type IN ('TEXT', 'BLOB')"
                     ))
                     .unwrap()
                     .query_map([], |r| r.get(0))
@@ -206,7 +209,7 @@ pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
                     .collect();
                 let any = columns
                     .iter()
-                    .map(|c| format!("{c} IN ({list})"))
+                    .map(|c| format!("wm_text({c}) IN ({list})"))
                     .collect::<Vec<_>>()
                     .join(" OR ");
                 conn.query_row(

@@ -649,8 +649,9 @@ fn soak_sqlite() {
     assert!(exit.success(), "the collector did not stop cleanly: {exit}");
 
     let db = rusqlite::Connection::open(data.join("waymark.db")).unwrap();
+    waymark_ingest::SqliteStore::register_functions(&db).unwrap();
     let mut statement = db
-        .prepare("SELECT event_id, COUNT(*) FROM events WHERE site = ?1 GROUP BY event_id")
+        .prepare("SELECT wm_text(event_id), COUNT(*) FROM events WHERE site = ?1 GROUP BY event_id")
         .unwrap();
     let stored: HashMap<String, u64> = statement
         .query_map([HONEST_SITE], |row| Ok((row.get(0)?, row.get(1)?)))

@@ -73,7 +73,7 @@ impl Removed {
 /// before the erasure by the reader (a scan of `events`, which has no
 /// index on `user_id`, kept out of the writer).
 pub(super) fn linked_visitors(conn: &Connection, user_id: &str) -> rusqlite::Result<Vec<String>> {
-    conn.prepare_cached("SELECT DISTINCT visitor_id FROM events WHERE user_id = ?1")?
+    conn.prepare_cached("SELECT DISTINCT wm_text(visitor_id) FROM events WHERE user_id = ?1")?
         .query_map(params![user_id], |r| r.get(0))?
         .collect()
 }
@@ -89,7 +89,7 @@ fn visitors_of(
     let mut visitors = match person {
         Person::Visitor(id) => vec![id.clone()],
         Person::User(id) => tx
-            .prepare_cached("SELECT DISTINCT visitor_id FROM sessions WHERE user_id = ?1")?
+            .prepare_cached("SELECT DISTINCT wm_text(visitor_id) FROM sessions WHERE user_id = ?1")?
             .query_map(params![id], |r| r.get(0))?
             .collect::<Result<_, _>>()?,
     };
@@ -111,7 +111,8 @@ pub(super) fn erase(
     let mut keys = Vec::new();
     for visitor in &visitors {
         let mut stmt = tx.prepare_cached(
-            "SELECT site, session_id FROM sessions WHERE visitor_id = ?1 ORDER BY started_at",
+            "SELECT site, wm_text(session_id) FROM sessions WHERE visitor_id = wm_pack(?1) \
+             ORDER BY started_at",
         )?;
         let found = stmt.query_map(params![visitor], |r| Ok((r.get(0)?, r.get(1)?)))?;
         for key in found {
@@ -132,7 +133,7 @@ pub(super) fn expire(
 ) -> rusqlite::Result<Removed> {
     let keys: Vec<(String, String)> = tx
         .prepare_cached(
-            "SELECT site, session_id FROM sessions WHERE started_at < ?1 \
+            "SELECT site, wm_text(session_id) FROM sessions WHERE started_at < ?1 \
              ORDER BY started_at, session_id LIMIT ?2",
         )?
         .query_map(
@@ -148,7 +149,7 @@ fn remove_sessions(tx: &Transaction<'_>, keys: Vec<(String, String)>) -> rusqlit
     let mut rows = Vec::new();
     for table in TABLES.iter().filter(|t| t.role == TableRole::Personal) {
         let sql = format!(
-            "DELETE FROM {} WHERE site = ?1 AND session_id = ?2",
+            "DELETE FROM {} WHERE site = ?1 AND session_id = wm_pack(?2)",
             table.name
         );
         let mut stmt = tx.prepare_cached(&sql)?;

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 use self::index::ReadIndex;
 use self::queries::{list_sessions, session_events, stats};
-use self::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
+use self::rows::{event_from_row, session_from_row, EVENT_SELECT, SESSION_SELECT};
 use self::schema::migrate;
 use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
@@ -48,6 +48,7 @@ use crate::session::Session;
 
 mod index;
 mod lifecycle;
+mod packed;
 mod queries;
 mod reports;
 mod rows;
@@ -94,6 +95,15 @@ pub struct SqliteStore {
     index: Arc<ReadIndex>,
 }
 
+/// A connection to the database file, with the busy timeout and the
+/// functions of [`packed`] every statement may use.
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    packed::register(&conn)?;
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens (creating when needed) `<data_dir>/waymark.db`, brings its
     /// schema up to date and starts the writer thread.
@@ -102,16 +112,14 @@ impl SqliteStore {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(DB_FILE_NAME);
 
-        let mut writer = Connection::open(&path)?;
-        writer.busy_timeout(BUSY_TIMEOUT)?;
+        let mut writer = connect(&path)?;
         // WAL: readers do not block the writer. FULL: a commit is on disk
         // before it is acknowledged.
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
         migrate(&mut writer)?;
 
-        let reader = Connection::open(&path)?;
-        reader.busy_timeout(BUSY_TIMEOUT)?;
+        let reader = connect(&path)?;
         reader.pragma_update(None, "query_only", true)?;
 
         let commits = Arc::new(AtomicU64::new(0));
@@ -143,8 +151,7 @@ impl SqliteStore {
                 );
             },
         )?;
-        let mut builder = Connection::open(&path)?;
-        builder.busy_timeout(BUSY_TIMEOUT)?;
+        let mut builder = connect(&path)?;
         builder.pragma_update(None, "query_only", true)?;
         if empty {
             // Nothing to read: ready before the first append.
@@ -169,6 +176,14 @@ impl SqliteStore {
             max_events,
             index,
         })
+    }
+
+    /// Registers on a connection of one's own the SQL functions that read
+    /// the store's packed ids and keys as text, `wm_text(column)`, and pack
+    /// text to compare with them, `wm_pack(text)` ([`packed`]): for tools
+    /// and tests that read `waymark.db` directly.
+    pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+        packed::register(conn)
     }
 
     /// Whether the read index answers the aggregate reads yet (it is built
@@ -369,7 +384,7 @@ impl SessionReader for SqliteStore {
         let (site, session_id) = (site.to_owned(), session_id.to_owned());
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE site = ?1 AND session_id = ?2 \
+                "SELECT {EVENT_SELECT} FROM events WHERE site = ?1 AND session_id = wm_pack(?2) \
                  ORDER BY ts, seq, event_id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -398,7 +413,7 @@ impl SessionReader for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR site = ?1 \
+                "SELECT {EVENT_SELECT} FROM events WHERE ?1 IS NULL OR site = ?1 \
                  ORDER BY ts DESC, event_id DESC LIMIT ?2"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -415,7 +430,7 @@ impl SessionReader for SqliteStore {
         let (site, session_id) = (site.to_owned(), session_id.to_owned());
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE site = ?1 AND session_id = ?2"
+                "SELECT {SESSION_SELECT} FROM sessions WHERE site = ?1 AND session_id = wm_pack(?2)"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             Ok(stmt
@@ -433,7 +448,7 @@ impl SessionReader for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT site FROM sessions WHERE session_id = ?1 ORDER BY site LIMIT ?2",
+                "SELECT site FROM sessions WHERE session_id = wm_pack(?1) ORDER BY site LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![session_id, limit], |row| row.get(0))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

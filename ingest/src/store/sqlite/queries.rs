@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::types::ToSql;
 use rusqlite::Connection;
 
-use super::rows::{event_from_row, session_from_row, EVENT_COLUMNS, SESSION_COLUMNS};
+use super::rows::{event_from_row, session_from_row, EVENT_SELECT, SESSION_SELECT};
 use crate::read::{self, Dimension, ReadQuery};
 use crate::store::{
     Cursor, EventCursor, EventPage, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
@@ -149,7 +149,7 @@ pub(super) fn list_sessions_sql(q: &SessionQuery) -> (String, Filter) {
         f.add("s.started_at < ?", vec![Box::new(to)]);
     }
     if let Some(visitor) = &q.visitor_id {
-        f.add("s.visitor_id = ?", vec![Box::new(visitor.clone())]);
+        f.add("s.visitor_id = wm_pack(?)", vec![Box::new(visitor.clone())]);
     }
     if let Some(user) = &q.user_id {
         f.add("s.user_id = ?", vec![Box::new(user.clone())]);
@@ -163,7 +163,7 @@ pub(super) fn list_sessions_sql(q: &SessionQuery) -> (String, Filter) {
     }) = &q.cursor
     {
         f.add(
-            "(s.started_at < ? OR (s.started_at = ? AND s.session_id < ?))",
+            "(s.started_at < ? OR (s.started_at = ? AND s.session_id < wm_pack(?)))",
             vec![
                 Box::new(*started_at),
                 Box::new(*started_at),
@@ -173,7 +173,7 @@ pub(super) fn list_sessions_sql(q: &SessionQuery) -> (String, Filter) {
     }
     f.add_read_filters(&q.filters);
     let sql = format!(
-        "SELECT {SESSION_COLUMNS} FROM sessions s WHERE {} \
+        "SELECT {SESSION_SELECT} FROM sessions s WHERE {} \
          ORDER BY s.started_at DESC, s.session_id DESC, s.site DESC LIMIT {}",
         f.sql(),
         q.limit.clamp(1, 500) + 1
@@ -205,11 +205,14 @@ pub(super) fn session_events_sql(
 ) -> (String, Filter) {
     let mut f = Filter::default();
     f.add("site = ?", vec![Box::new(site.to_owned())]);
-    f.add("session_id = ?", vec![Box::new(session_id.to_owned())]);
+    f.add(
+        "session_id = wm_pack(?)",
+        vec![Box::new(session_id.to_owned())],
+    );
     if let Some(c) = after {
         // `ts >= ?` lets the (site, session_id, ts) index narrow the scan.
         f.add(
-            "ts >= ? AND (ts, ifnull(seq, -1), event_id) > (?, ?, ?)",
+            "ts >= ? AND (ts, ifnull(seq, -1), event_id) > (?, ?, wm_pack(?))",
             vec![
                 Box::new(c.ts),
                 Box::new(c.ts),
@@ -219,7 +222,7 @@ pub(super) fn session_events_sql(
         );
     }
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE {} \
+        "SELECT {EVENT_SELECT} FROM events WHERE {} \
          ORDER BY ts, ifnull(seq, -1), event_id LIMIT {}",
         f.sql(),
         limit.clamp(1, MAX_EVENTS_PAGE) + 1

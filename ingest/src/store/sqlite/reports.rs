@@ -32,7 +32,7 @@ fn counts(row: &Row<'_>, at: usize) -> rusqlite::Result<Counts> {
 /// An event's place in the order sessions are merged by (time, `seq`,
 /// `event_id`: [`EventKey`](crate::session::EventKey)), as text that sorts
 /// the same way.
-const EVENT_ORDER: &str = "printf('%016x%08x%s', e.ts, ifnull(e.seq, 0), e.event_id)";
+const EVENT_ORDER: &str = "printf('%016x%08x%s', e.ts, ifnull(e.seq, 0), wm_text(e.event_id))";
 
 pub(super) fn breakdown(conn: &Connection, q: &BreakdownQuery) -> Result<Breakdown, StoreError> {
     let f = Filter::of(&q.sessions);
@@ -235,12 +235,12 @@ pub(super) fn profile_sql(q: &ProfileQuery) -> (String, String, Filter) {
     let mut f = Filter::default();
     let linked = match &q.person {
         Person::Visitor(id) => {
-            f.add("s.visitor_id = ?", vec![Box::new(id.clone())]);
+            f.add("s.visitor_id = wm_pack(?)", vec![Box::new(id.clone())]);
             "s.user_id"
         }
         Person::User(id) => {
             f.add("s.user_id = ?", vec![Box::new(id.clone())]);
-            "s.visitor_id"
+            "wm_text(s.visitor_id)"
         }
     };
     if let Some(site) = &q.site {

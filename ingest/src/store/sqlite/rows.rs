@@ -24,6 +24,25 @@ pub(super) const KEY_COLUMNS: &str =
     "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
      agent_key, end_key, end_event_id";
 
+/// [`EVENT_COLUMNS`] to select: the packed ones as text ([`packed`]).
+///
+/// [`packed`]: super::packed
+pub(super) const EVENT_SELECT: &str = "wm_text(event_id), site, type, name, ts, received_at, \
+     wm_text(session_id), wm_text(visitor_id), user_id, session_index, seq, \
+     wm_text(previous_session_id), storage, url, title, referrer, props, context, client_ts, \
+     country, region, city, browser, os, device_type, is_bot";
+
+/// [`SESSION_COLUMNS`] to select.
+pub(super) const SESSION_SELECT: &str =
+    "wm_text(session_id), site, wm_text(visitor_id), user_id, session_index, started_at, \
+     last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
+     region, city, browser, os, device_type, event_count, page_views, is_bot";
+
+/// [`KEY_COLUMNS`] to select.
+pub(super) const KEY_SELECT: &str = "wm_text(first_key), wm_text(last_key), \
+     wm_text(landing_key), wm_text(exit_key), wm_text(user_key), wm_text(geo_key), \
+     wm_text(agent_key), wm_text(end_key), wm_text(end_event_id)";
+
 pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let type_text: String = row.get(2)?;
     let event_type = EventType::from_name(&type_text).ok_or_else(|| {
@@ -111,4 +130,17 @@ pub(super) fn state_from_row(row: &Row<'_>) -> rusqlite::Result<SessionState> {
             end_event_id: row.get(30)?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::packed::select_list;
+    use super::*;
+
+    #[test]
+    fn the_select_lists_read_every_packed_column_as_text() {
+        assert_eq!(EVENT_SELECT, select_list(EVENT_COLUMNS));
+        assert_eq!(SESSION_SELECT, select_list(SESSION_COLUMNS));
+        assert_eq!(KEY_SELECT, select_list(KEY_COLUMNS));
+    }
 }

@@ -4,14 +4,14 @@
 
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
-use super::rows::{event_from_row, EVENT_COLUMNS};
+use super::rows::{event_from_row, EVENT_SELECT};
 use super::writer::{derived_columns, write_session, Derived};
 use crate::read::{page_path, Landing};
 use crate::session::{EndDecision, SessionState};
 use crate::store::StoreError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// Rows the version-4 backfill reads and updates at a time.
 const BACKFILL_CHUNK: i64 = 10_000;
@@ -161,10 +161,113 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r"
     DROP INDEX IF EXISTS events_session_ts;
 ",
+    // Ids and merge keys packed into their bytes (see `packed`): both
+    // tables copied, in their order, and their indexes made again.
+    r"
+    CREATE TABLE events_packed (
+        event_id    BLOB PRIMARY KEY NOT NULL,
+        site        TEXT NOT NULL,
+        type        TEXT NOT NULL,
+        name        TEXT,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        session_id  BLOB NOT NULL,
+        visitor_id  BLOB NOT NULL,
+        user_id     TEXT,
+        session_index INTEGER,
+        seq         INTEGER,
+        previous_session_id BLOB,
+        storage     TEXT,
+        url         TEXT NOT NULL,
+        title       TEXT,
+        referrer    TEXT,
+        props       TEXT,
+        context     TEXT,
+        client_ts   INTEGER,
+        country     TEXT,
+        region      TEXT,
+        city        TEXT,
+        browser     TEXT,
+        os          TEXT,
+        device_type TEXT,
+        is_bot      INTEGER NOT NULL DEFAULT 0,
+        path        TEXT
+    );
+    INSERT INTO events_packed SELECT wm_pack(event_id), site, type, name, ts, received_at,
+        wm_pack(session_id), wm_pack(visitor_id), user_id, session_index, seq,
+        wm_pack(previous_session_id), storage, url, title, referrer, props, context, client_ts,
+        country, region, city, browser, os, device_type, is_bot, path
+        FROM events ORDER BY rowid;
+    DROP TABLE events;
+    ALTER TABLE events_packed RENAME TO events;
+    CREATE INDEX events_site_session_ts ON events (site, session_id, ts);
+
+    CREATE TABLE sessions_packed (
+        session_id    BLOB NOT NULL,
+        site          TEXT NOT NULL,
+        visitor_id    BLOB NOT NULL,
+        user_id       TEXT,
+        session_index INTEGER,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        duration_ms   INTEGER NOT NULL,
+        landing_page  TEXT,
+        exit_page     TEXT,
+        source        TEXT NOT NULL,
+        country       TEXT,
+        region        TEXT,
+        city          TEXT,
+        browser       TEXT,
+        os            TEXT,
+        device_type   TEXT,
+        event_count   INTEGER NOT NULL,
+        page_views    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL,
+        first_key     BLOB,
+        last_key      BLOB,
+        landing_key   BLOB,
+        exit_key      BLOB,
+        user_key      BLOB,
+        geo_key       BLOB,
+        agent_key     BLOB,
+        end_key       BLOB,
+        end_event_id  BLOB,
+        entry_path    TEXT,
+        exit_path     TEXT,
+        referrer_domain TEXT,
+        utm_source    TEXT,
+        utm_medium    TEXT,
+        utm_campaign  TEXT,
+        utm_term      TEXT,
+        utm_content   TEXT,
+        PRIMARY KEY (site, session_id)
+    );
+    INSERT INTO sessions_packed SELECT wm_pack(session_id), site, wm_pack(visitor_id), user_id,
+        session_index, started_at, last_seen_at, ended_at, end_reason, duration_ms,
+        landing_page, exit_page, source, country, region, city, browser, os, device_type,
+        event_count, page_views, is_bot, wm_pack(first_key), wm_pack(last_key),
+        wm_pack(landing_key), wm_pack(exit_key), wm_pack(user_key), wm_pack(geo_key),
+        wm_pack(agent_key), wm_pack(end_key), wm_pack(end_event_id), entry_path, exit_path,
+        referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content
+        FROM sessions ORDER BY rowid;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_packed RENAME TO sessions;
+    CREATE INDEX sessions_id ON sessions (session_id);
+    CREATE INDEX sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX sessions_user ON sessions (user_id, started_at);
+    CREATE INDEX sessions_site_seen ON sessions (site, last_seen_at);
+",
 ];
 
-/// The session ids events of more than one site carry.
-const SHARED_IDS: &str = "session_id IN (SELECT session_id FROM events \
+/// The session ids events of more than one site carry (packed on both
+/// sides: the sessions the migration to version 2 rebuilt are written
+/// packed, the events are packed from version 6 on).
+const SHARED_IDS: &str = "wm_pack(session_id) IN (SELECT wm_pack(session_id) FROM events \
      GROUP BY session_id HAVING COUNT(DISTINCT site) > 1)";
 
 /// Brings the schema to [`SCHEMA_VERSION`], one transaction per step.
@@ -203,7 +306,7 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 /// ids two sites shared before sessions were keyed by site.
 fn rebuild_sessions(tx: &Transaction<'_>, filter: &str) -> Result<(), StoreError> {
     let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE {filter} \
+        "SELECT {EVENT_SELECT} FROM events WHERE {filter} \
          ORDER BY site, session_id, ts, seq, rowid"
     );
     let mut stmt = tx.prepare(&sql)?;
@@ -262,7 +365,7 @@ fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let sessions: Vec<Row> = tx
             .prepare(
                 "SELECT s.rowid, s.landing_page, s.exit_page, e.referrer FROM sessions s \
-                 LEFT JOIN events e ON e.event_id = substr(s.landing_key, 25) \
+                 LEFT JOIN events e ON e.event_id = substr(wm_text(s.landing_key), 25) \
                  WHERE s.rowid > ?1 ORDER BY s.rowid LIMIT ?2",
             )?
             .query_map(params![after, BACKFILL_CHUNK], |r| {

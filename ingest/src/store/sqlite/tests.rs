@@ -187,7 +187,7 @@ async fn a_closed_store_refuses_appends() {
 async fn a_version_1_file_gets_its_sessions_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         for (id, kind, ts, url) in [
@@ -225,7 +225,7 @@ async fn a_version_1_file_gets_its_sessions_rebuilt() {
 #[test]
 fn a_database_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+    let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
     conn.pragma_update(None, "user_version", 99).unwrap();
     drop(conn);
     assert!(matches!(
@@ -238,7 +238,7 @@ fn a_database_from_a_newer_build_is_refused() {
 fn the_file_uses_wal_and_the_current_schema() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = super::connect(store.path()).unwrap();
     let mode: String = conn
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
@@ -257,7 +257,7 @@ fn the_file_uses_wal_and_the_current_schema() {
 async fn a_version_2_file_keeps_its_sessions_keyed_by_site() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
         conn.execute_batch(MIGRATIONS[1]).unwrap();
         conn.pragma_update(None, "user_version", 2).unwrap();
@@ -370,7 +370,11 @@ async fn the_top_pages_query_answers_the_top_ten_only() {
 
 #[test]
 fn the_page_key_in_sql_cuts_where_page_key_does() {
-    let conn = Connection::open_in_memory().unwrap();
+    let conn = {
+        let c = Connection::open_in_memory().unwrap();
+        packed::register(&c).unwrap();
+        c
+    };
     let sql = format!("SELECT {} FROM (SELECT ?1 AS url) e", queries::PAGE_KEY);
     for url in [
         "",
@@ -473,7 +477,7 @@ async fn a_version_3_file_answers_utm_breakdowns_after_the_upgrade() {
     let dir = tempfile::tempdir().unwrap();
     {
         // The version-3 writer's own rows, written by a version-3 store.
-        let mut conn = Connection::open(dir.path().join(DB_FILE_NAME)).unwrap();
+        let mut conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
         for sql in &MIGRATIONS[..3] {
             conn.execute_batch(sql).unwrap();
         }
@@ -608,7 +612,7 @@ fn a_persons_sessions_and_totals_are_found_by_the_persons_index() {
     use crate::read::{Person, ProfileQuery};
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = super::connect(store.path()).unwrap();
     for (person, index) in [
         (Person::Visitor("v-1".to_owned()), "sessions_visitor"),
         (Person::User("u-1".to_owned()), "sessions_user"),
@@ -661,7 +665,7 @@ fn event_indexes(conn: &Connection) -> Vec<String> {
 fn a_sessions_events_are_read_through_the_site_index_and_the_other_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = super::connect(store.path()).unwrap();
     let current = [
         "events_site_session_ts".to_owned(),
         "sqlite_autoindex_events_1".to_owned(),
@@ -682,6 +686,249 @@ fn a_sessions_events_are_read_through_the_site_index_and_the_other_is_dropped() 
     conn.pragma_update(None, "user_version", 4).unwrap();
     drop((conn, store));
     let store = SqliteStore::open(dir.path()).unwrap();
-    let conn = Connection::open(store.path()).unwrap();
+    let conn = super::connect(store.path()).unwrap();
     assert_eq!(event_indexes(&conn), current);
+}
+
+/// Events as the SDK sends them, by the hundred: UUIDv7 event and session
+/// ids, UUIDv4 visitors, a site's URLs, titles, referrers, click and goal
+/// properties, and the device context on each visit's first page view.
+fn realistic_events(sessions: u64) -> Vec<StoredEvent> {
+    let uuid = |ms: u64, n: u64| {
+        uuid::Uuid::from_u128((u128::from(ms) << 80) | (0x7 << 76) | (0x8 << 60) | u128::from(n))
+            .hyphenated()
+            .to_string()
+    };
+    let paths = [
+        "/",
+        "/pricing",
+        "/docs/guides/topic-",
+        "/blog/post-",
+        "/signup",
+    ];
+    let mut events = Vec::new();
+    for s in 0..sessions {
+        let start = 1_780_000_000_000 + s * 97_000;
+        let session_id = uuid(start, s);
+        let visitor_id = uuid::Uuid::from_u128(u128::from(s % 700) * 0x9e37_79b9_7f4a_7c15)
+            .hyphenated()
+            .to_string();
+        for i in 0..10_u64 {
+            let ts = start + i * 7_000;
+            let path = paths[((s + i) % 5) as usize];
+            let mut e = event(0, &session_id, ts);
+            e.event_id = uuid(ts, s * 10 + i);
+            e.visitor_id = visitor_id.clone();
+            e.session_index = Some(1 + (s % 3) as u32);
+            e.seq = Some(i as u32 + 1);
+            e.storage = Some("local".to_owned());
+            e.received_at = ts + 40;
+            e.url = format!("https://www.example.com{path}{}", (s * 7 + i) % 50);
+            e.enrichment = Enrichment {
+                country: Some("DE".to_owned()),
+                region: Some("Berlin".to_owned()),
+                city: Some("Berlin".to_owned()),
+                browser: Some("Chrome".to_owned()),
+                os: Some("Android".to_owned()),
+                device_type: Some("mobile".to_owned()),
+                is_bot: false,
+            };
+            (e.event_type, e.title, e.props) = match i % 10 {
+                0 | 2 | 4 | 6 | 8 => (EventType::PageView, Some(format!("Page {i}")), None),
+                1 | 3 | 7 => (
+                    EventType::Click,
+                    None,
+                    Some(r#"{"href":"/pricing","tag":"a","text":"Read more"}"#.to_owned()),
+                ),
+                _ => (EventType::Custom, None, Some(r#"{"value":153}"#.to_owned())),
+            };
+            if e.event_type == EventType::Custom {
+                e.name = Some("signup".to_owned());
+            }
+            if i == 0 {
+                e.referrer = Some("https://www.google.com/".to_owned());
+                e.context = Some(
+                    r#"{"language":"en-US","screen":"412x915","user_agent":"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36"}"#
+                        .to_owned(),
+                );
+            }
+            events.push(e);
+        }
+    }
+    events
+}
+
+/// What an event costs on disk, the file compacted as `waymark backup`
+/// writes it (`VACUUM INTO`): its row, its id in the primary key's index,
+/// its session in `(site, session_id, ts)`, and its share of its session's
+/// row and indexes. With ids and merge keys as text (version 5) these
+/// events took 519 B each; packed (version 6), 376 B.
+#[tokio::test]
+async fn an_event_takes_at_most_400_bytes_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let events = realistic_events(500);
+    let n = events.len() as u64;
+    for chunk in events.chunks(1_000) {
+        let outcome = store.append(chunk.to_vec()).await.unwrap();
+        assert_eq!(outcome.inserted, chunk.len());
+    }
+    let copy = dir.path().join("compact.db");
+    SqliteStore::backup(dir.path(), &copy).unwrap();
+    let per_event = std::fs::metadata(&copy).unwrap().len() / n;
+    eprintln!("{per_event} B per event");
+    assert!(per_event <= 400, "{per_event} B per event");
+}
+
+/// Only a canonical UUID is packed: an id in any other spelling is kept as
+/// the text it came as, so two spellings of one UUID stay two sessions (as
+/// they were as text) and every id reads back exactly, through every read.
+#[tokio::test]
+async fn ids_in_any_spelling_read_back_exactly_and_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let lower = "01a19fe1-0dae-7b6c-9ff9-6c41308e285f";
+    let upper = "01A19FE1-0DAE-7B6C-9FF9-6C41308E285F";
+    let mut events = Vec::new();
+    for (n, session, visitor) in [(1, lower, upper), (2, upper, lower), (3, "s-1", "v 1")] {
+        let mut e = event(n, session, 1_000 * n as u64);
+        e.visitor_id = visitor.to_owned();
+        e.previous_session_id = Some(upper.to_owned());
+        events.push(e);
+    }
+    store.append(events.clone()).await.unwrap();
+    for e in &events {
+        let session = store.session("demo", &e.session_id).await.unwrap().unwrap();
+        assert_eq!(
+            (session.session_id.as_str(), session.visitor_id.as_str()),
+            (e.session_id.as_str(), e.visitor_id.as_str())
+        );
+        let stored = store
+            .events_for_session("demo", &e.session_id)
+            .await
+            .unwrap();
+        assert_eq!(stored, vec![e.clone()]);
+        let page = store
+            .sessions(SessionQuery {
+                site: Some("demo".to_owned()),
+                visitor_id: Some(e.visitor_id.clone()),
+                limit: 25,
+                ..SessionQuery::default()
+            })
+            .await
+            .unwrap();
+        let ids: Vec<&str> = page
+            .sessions
+            .iter()
+            .map(|s| s.session_id.as_str())
+            .collect();
+        assert_eq!(ids, [e.session_id.as_str()]);
+    }
+    let conn = super::connect(store.path()).unwrap();
+    let kinds: Vec<(String, String)> = conn
+        .prepare("SELECT wm_text(session_id), typeof(session_id) FROM events ORDER BY ts")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected = [(lower, "blob"), (upper, "text"), ("s-1", "text")];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(id, kind)| ((*id).to_owned(), (*kind).to_owned()))
+        .collect();
+    assert_eq!(kinds, expected);
+}
+
+/// Each of these sessions with its events, and the list of all sessions.
+async fn answers(store: &SqliteStore, ids: &[String]) -> Vec<String> {
+    let mut answers = Vec::new();
+    for id in ids {
+        let session = store.session("demo", id).await.unwrap();
+        let events = store.events_for_session("demo", id).await.unwrap();
+        answers.push(format!("{session:?} {events:?}"));
+    }
+    let page = store
+        .sessions(SessionQuery {
+            site: Some("demo".to_owned()),
+            limit: 500,
+            ..SessionQuery::default()
+        })
+        .await
+        .unwrap();
+    answers.push(format!("{page:?}"));
+    answers
+}
+
+/// A version-5 file, its ids and keys as text, is packed on open (every
+/// row copied, in order, and the indexes made again) and answers as it did.
+#[tokio::test]
+async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut events = realistic_events(30);
+    events[3].session_id = "a custom client's id".to_owned();
+    events[13].visitor_id = "V-13".to_owned();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    store.append(events.clone()).await.unwrap();
+    let ids: Vec<String> = events.iter().map(|e| e.session_id.clone()).collect();
+    let before = answers(&store, &ids).await;
+    drop(store);
+
+    // Back to version 5: every packed value as its text.
+    let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
+    conn.execute_batch(
+        "UPDATE events SET event_id = wm_text(event_id), session_id = wm_text(session_id), \
+         visitor_id = wm_text(visitor_id), previous_session_id = wm_text(previous_session_id); \
+         UPDATE sessions SET session_id = wm_text(session_id), visitor_id = wm_text(visitor_id), \
+         first_key = wm_text(first_key), last_key = wm_text(last_key), \
+         landing_key = wm_text(landing_key), exit_key = wm_text(exit_key), \
+         user_key = wm_text(user_key), geo_key = wm_text(geo_key), \
+         agent_key = wm_text(agent_key), end_key = wm_text(end_key), \
+         end_event_id = wm_text(end_event_id); \
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    let blobs = |conn: &Connection| -> i64 {
+        conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE typeof(event_id) = 'blob' \
+             OR typeof(session_id) = 'blob' OR typeof(visitor_id) = 'blob') + \
+             (SELECT COUNT(*) FROM sessions WHERE typeof(session_id) = 'blob' \
+             OR typeof(first_key) = 'blob')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(blobs(&conn), 0);
+    drop(conn);
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let conn = super::connect(store.path()).unwrap();
+    let texts: i64 = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM events WHERE typeof(event_id) = 'text') + \
+             (SELECT COUNT(*) FROM sessions WHERE typeof(landing_key) = 'text')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(texts, 0, "every event id and merge key packed");
+    // 300 events; 30 visits and the one of the custom id, each with its keys.
+    assert_eq!(blobs(&conn), 300 + 31);
+    let kept: Vec<String> = conn
+        .prepare(
+            "SELECT session_id FROM sessions WHERE typeof(session_id) = 'text' UNION ALL \
+             SELECT visitor_id FROM events WHERE typeof(visitor_id) = 'text'",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kept,
+        ["a custom client's id", "V-13"],
+        "any other id kept as text"
+    );
+    assert_eq!(answers(&store, &ids).await, before);
 }

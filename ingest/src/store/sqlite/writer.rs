@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use rusqlite::types::ToSql;
@@ -12,7 +13,11 @@ use tokio::sync::oneshot;
 
 use super::index::{url_key, Changes, EventRow, ReadIndex, SessionRow};
 use super::lifecycle::{self, Removed};
-use super::rows::{state_from_row, DERIVED_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS};
+use super::packed::value_list;
+use super::rows::{
+    state_from_row, DERIVED_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, KEY_SELECT, SESSION_COLUMNS,
+    SESSION_SELECT,
+};
 use crate::event::{EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
 use crate::read::Person;
@@ -29,12 +34,14 @@ pub(super) const EXPIRE_BATCH: usize = 50;
 /// group past it; a request is never split).
 pub(super) const MAX_GROUP_EVENTS: usize = 10_000;
 
-const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events (event_id, site, type, name, ts, \
-     received_at, session_id, visitor_id, user_id, session_index, seq, previous_session_id, storage, url, \
-     title, referrer, props, context, client_ts, country, region, city, browser, os, device_type, is_bot, \
-     path) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+/// The insert of an event: its [`EVENT_COLUMNS`] and page path.
+static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
+    let columns = format!("{EVENT_COLUMNS}, path");
+    format!(
+        "INSERT OR IGNORE INTO events ({columns}) VALUES ({})",
+        value_list(&columns)
+    )
+});
 
 /// What the writer thread is asked to do.
 pub(super) enum Command {
@@ -272,8 +279,8 @@ impl<'t> GroupWriter<'t> {
     fn load(&mut self, key: &SessionKey) -> rusqlite::Result<Option<&mut SessionState>> {
         if !self.sessions.contains_key(key) {
             let sql = format!(
-                "SELECT {SESSION_COLUMNS}, {KEY_COLUMNS}, referrer_domain FROM sessions \
-                 WHERE site = ?1 AND session_id = ?2"
+                "SELECT {SESSION_SELECT}, {KEY_SELECT}, referrer_domain FROM sessions \
+                 WHERE site = ?1 AND session_id = wm_pack(?2)"
             );
             let found = self
                 .tx
@@ -291,7 +298,7 @@ impl<'t> GroupWriter<'t> {
 
     fn stored(&self, event_id: &str) -> rusqlite::Result<bool> {
         self.tx
-            .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
+            .prepare_cached("SELECT 1 FROM events WHERE event_id = wm_pack(?1)")?
             .exists(params![event_id])
     }
 
@@ -311,7 +318,7 @@ impl<'t> GroupWriter<'t> {
                 EndDecision::Drop => return Ok(Applied::NotStored),
                 EndDecision::Replace(old) => {
                     self.tx
-                        .prepare_cached("DELETE FROM events WHERE event_id = ?1")?
+                        .prepare_cached("DELETE FROM events WHERE event_id = wm_pack(?1)")?
                         .execute(params![old])?;
                 }
                 EndDecision::Keep => {}
@@ -379,9 +386,9 @@ impl<'t> GroupWriter<'t> {
         let found: Vec<(u64, String, String)> = self
             .tx
             .prepare_cached(
-                "SELECT last_seen_at, site, session_id FROM sessions \
+                "SELECT last_seen_at, site, wm_text(session_id) FROM sessions \
                  WHERE ended_at IS NULL AND last_seen_at < ?1 \
-                 AND (last_seen_at, site, session_id) > (?2, ?3, ?4) \
+                 AND (last_seen_at, site, session_id) > (?2, ?3, wm_pack(?4)) \
                  ORDER BY last_seen_at, site, session_id LIMIT ?5",
             )?
             .query_map(
@@ -481,7 +488,7 @@ fn index_row(s: &crate::session::Session, referrer_domain: Option<&str>) -> Sess
 
 fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool> {
     let en = &e.enrichment;
-    let changed = tx.prepare_cached(INSERT_EVENT)?.execute(params![
+    let changed = tx.prepare_cached(&INSERT_EVENT)?.execute(params![
         e.event_id,
         e.site,
         e.event_type.as_str(),
@@ -620,17 +627,16 @@ pub(super) fn write_session(
             &d.landing.utm_content,
         ]);
     }
-    let placeholders = (1..=values.len())
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sql = format!("INSERT OR REPLACE INTO sessions ({columns}) VALUES ({placeholders})");
+    let sql = format!(
+        "INSERT OR REPLACE INTO sessions ({columns}) VALUES ({})",
+        value_list(&columns)
+    );
     tx.prepare_cached(&sql)?.execute(values.as_slice())?;
     if state.ended_by_collector() {
         // The sweeper's visit_ended follows late activity.
         if let (Some(ended_at), Some(id)) = (s.ended_at, &k.end_event_id) {
             tx.prepare_cached(
-                "UPDATE events SET ts = ?1, client_ts = ?1 WHERE event_id = ?2 AND ts <> ?1",
+                "UPDATE events SET ts = ?1, client_ts = ?1 WHERE event_id = wm_pack(?2) AND ts <> ?1",
             )?
             .execute(params![ended_at, id])?;
         }

@@ -458,7 +458,8 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-const EVENT_SELECT: &str = "SELECT site, session_id, type, path, name, url, ts, seq, event_id \
+const EVENT_SELECT: &str = "SELECT site, wm_text(session_id), type, path, name, url, ts, seq, \
+     wm_text(event_id) \
      FROM events";
 
 /// A page as `/v1/stats`' `top_pages` keys it: the URL without query and
@@ -471,7 +472,7 @@ pub(super) fn url_key(url: &str) -> &str {
 /// One session's page views and custom events, in order.
 fn session_events(conn: &Connection, site: &str, id: &str) -> rusqlite::Result<Vec<EventRow>> {
     let sql = format!(
-        "{EVENT_SELECT} WHERE site = ?1 AND session_id = ?2 \
+        "{EVENT_SELECT} WHERE site = ?1 AND session_id = wm_pack(?2) \
          AND type IN ('page_view', 'custom') {EVENT_ORDER}"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -500,7 +501,8 @@ fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
 fn load(conn: &Connection) -> rusqlite::Result<Columns> {
     let mut columns = Columns::new();
     let sql = format!(
-        "SELECT site, session_id, visitor_id, started_at, duration_ms, page_views, is_bot, \
+        "SELECT site, wm_text(session_id), wm_text(visitor_id), started_at, duration_ms, \
+         page_views, is_bot, \
          {} FROM sessions",
         row_dimension_columns()
     );
