@@ -57,7 +57,7 @@ impl StoredEvent {
 }
 
 /// What the collector adds to an event from the request that carried it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Enrichment {
     /// ISO 3166-1 alpha-2 code, from the client IP.
     pub country: Option<String>,

@@ -15,8 +15,11 @@ use crate::read::Person;
 use crate::store::lifecycle::{Erasure, Expiry, Table, TableRole};
 use crate::store::StoreError;
 
-/// Every table of the SQLite store. Both hold personal data, keyed by
-/// `(site, session_id)`; a test compares this list with `sqlite_master`.
+/// Every table of the SQLite store; a test compares this list with
+/// `sqlite_master`. `events` and `sessions` hold personal data, keyed by
+/// `(site, session_id)`. `enrichments` is a dictionary of the distinct
+/// (country, region, city, browser, OS, device type, bot) combinations the
+/// events name: a row names no one once its events are gone, and it stays.
 pub(super) const TABLES: &[Table] = &[
     Table {
         name: "events",
@@ -25,6 +28,10 @@ pub(super) const TABLES: &[Table] = &[
     Table {
         name: "sessions",
         role: TableRole::Personal,
+    },
+    Table {
+        name: "enrichments",
+        role: TableRole::NoPersonalData,
     },
 ];
 

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 
 use self::index::ReadIndex;
 use self::queries::{list_sessions, session_events, stats};
-use self::rows::{event_from_row, session_from_row, EVENT_SELECT, SESSION_SELECT};
+use self::rows::{event_from_row, session_from_row, EVENTS_FROM, EVENT_SELECT, SESSION_SELECT};
 use self::schema::migrate;
 use self::writer::{commit_group, Command, MAX_GROUP_EVENTS};
 use super::group::GroupCommit;
@@ -113,11 +113,11 @@ impl SqliteStore {
         let path = data_dir.join(DB_FILE_NAME);
 
         let mut writer = connect(&path)?;
+        migrate(&mut writer)?;
         // WAL: readers do not block the writer. FULL: a commit is on disk
         // before it is acknowledged.
         writer.pragma_update(None, "journal_mode", "WAL")?;
         writer.pragma_update(None, "synchronous", "FULL")?;
-        migrate(&mut writer)?;
 
         let reader = connect(&path)?;
         reader.pragma_update(None, "query_only", true)?;
@@ -384,7 +384,7 @@ impl SessionReader for SqliteStore {
         let (site, session_id) = (site.to_owned(), session_id.to_owned());
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_SELECT} FROM events WHERE site = ?1 AND session_id = wm_pack(?2) \
+                "SELECT {EVENT_SELECT} FROM {EVENTS_FROM} WHERE site = ?1 AND session_id = wm_pack(?2) \
                  ORDER BY ts, seq, event_id"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -413,7 +413,7 @@ impl SessionReader for SqliteStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {EVENT_SELECT} FROM events WHERE ?1 IS NULL OR site = ?1 \
+                "SELECT {EVENT_SELECT} FROM {EVENTS_FROM} WHERE ?1 IS NULL OR site = ?1 \
                  ORDER BY ts DESC, event_id DESC LIMIT ?2"
             );
             let mut stmt = conn.prepare_cached(&sql)?;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rusqlite::types::ToSql;
 use rusqlite::Connection;
 
-use super::rows::{event_from_row, session_from_row, EVENT_SELECT, SESSION_SELECT};
+use super::rows::{event_from_row, session_from_row, EVENTS_FROM, EVENT_SELECT, SESSION_SELECT};
 use crate::read::{self, Dimension, ReadQuery};
 use crate::store::{
     Cursor, EventCursor, EventPage, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
@@ -222,7 +222,7 @@ pub(super) fn session_events_sql(
         );
     }
     let sql = format!(
-        "SELECT {EVENT_SELECT} FROM events WHERE {} \
+        "SELECT {EVENT_SELECT} FROM {EVENTS_FROM} WHERE {} \
          ORDER BY ts, ifnull(seq, -1), event_id LIMIT {}",
         f.sql(),
         limit.clamp(1, MAX_EVENTS_PAGE) + 1

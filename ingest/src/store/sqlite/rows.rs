@@ -5,9 +5,21 @@ use rusqlite::Row;
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::session::{EventKey, MergeKeys, Session, SessionState};
 
+/// The columns of `events` an event is written to and read from, besides
+/// its [`ENRICHMENT_COLUMNS`] (kept once in `enrichments`, each event
+/// naming its row in `enrichment`) and its page path.
 pub(super) const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
      visitor_id, user_id, session_index, seq, previous_session_id, storage, url, title, referrer, \
-     props, context, client_ts, country, region, city, browser, os, device_type, is_bot";
+     props, context, client_ts";
+
+/// What the collector adds to an event, kept once per combination in
+/// `enrichments` (schema version 6): a few hundred distinct rows for
+/// millions of events.
+pub(super) const ENRICHMENT_COLUMNS: &str =
+    "country, region, city, browser, os, device_type, is_bot";
+
+/// What [`EVENT_SELECT`] reads from: the events and their enrichment.
+pub(super) const EVENTS_FROM: &str = "events LEFT JOIN enrichments n ON n.id = events.enrichment";
 
 pub(super) const SESSION_COLUMNS: &str =
     "session_id, site, visitor_id, user_id, session_index, started_at, \
@@ -24,13 +36,15 @@ pub(super) const KEY_COLUMNS: &str =
     "first_key, last_key, landing_key, exit_key, user_key, geo_key, \
      agent_key, end_key, end_event_id";
 
-/// [`EVENT_COLUMNS`] to select: the packed ones as text ([`packed`]).
+/// [`EVENT_COLUMNS`] and the enrichment to select, [`FROM`](EVENTS_FROM)
+/// the events and their enrichments: the packed ones as text
+/// ([`packed`]).
 ///
 /// [`packed`]: super::packed
 pub(super) const EVENT_SELECT: &str = "wm_text(event_id), site, type, name, ts, received_at, \
      wm_text(session_id), wm_text(visitor_id), user_id, session_index, seq, \
      wm_text(previous_session_id), storage, url, title, referrer, props, context, client_ts, \
-     country, region, city, browser, os, device_type, is_bot";
+     n.country, n.region, n.city, n.browser, n.os, n.device_type, ifnull(n.is_bot, 0)";
 
 /// [`SESSION_COLUMNS`] to select.
 pub(super) const SESSION_SELECT: &str =
@@ -139,7 +153,18 @@ mod tests {
 
     #[test]
     fn the_select_lists_read_every_packed_column_as_text() {
-        assert_eq!(EVENT_SELECT, select_list(EVENT_COLUMNS));
+        let enrichment = ENRICHMENT_COLUMNS
+            .split(", ")
+            .map(|c| match c {
+                "is_bot" => "ifnull(n.is_bot, 0)".to_owned(),
+                c => format!("n.{c}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(
+            EVENT_SELECT,
+            format!("{}, {enrichment}", select_list(EVENT_COLUMNS))
+        );
         assert_eq!(SESSION_SELECT, select_list(SESSION_COLUMNS));
         assert_eq!(KEY_SELECT, select_list(KEY_COLUMNS));
     }

@@ -2,9 +2,11 @@
 //! events stored before sessions were kept, and the backfill of what the
 //! read API groups by (version 4).
 
+use std::path::{Path, PathBuf};
+
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
-use super::rows::{event_from_row, EVENT_SELECT};
+use super::rows::event_from_row;
 use super::writer::{derived_columns, write_session, Derived};
 use crate::read::{page_path, Landing};
 use crate::session::{EndDecision, SessionState};
@@ -161,10 +163,29 @@ pub(super) const MIGRATIONS: &[&str] = &[
     r"
     DROP INDEX IF EXISTS events_session_ts;
 ",
-    // Ids and merge keys packed into their bytes (see `packed`): both
-    // tables copied, in their order, and their indexes made again.
-    r"
-    CREATE TABLE events_packed (
+];
+
+/// Version 6, made in a new file (`up`, attached) from the version-5 tables:
+/// ids and merge keys packed into their bytes (see `packed`), each distinct
+/// enrichment kept once, `client_ts` only where it differs from `ts`. Both
+/// tables are copied in their order and their indexes made anew, so the
+/// file is as compact as a `VACUUM` would leave it.
+const REBUILD_6: &str = r"
+    CREATE TABLE up.enrichments (
+        id          INTEGER PRIMARY KEY,
+        country     TEXT,
+        region      TEXT,
+        city        TEXT,
+        browser     TEXT,
+        os          TEXT,
+        device_type TEXT,
+        is_bot      INTEGER NOT NULL
+    );
+    CREATE INDEX up.enrichments_values
+        ON enrichments (country, region, city, browser, os, device_type, is_bot);
+    INSERT INTO up.enrichments (country, region, city, browser, os, device_type, is_bot)
+        SELECT DISTINCT country, region, city, browser, os, device_type, is_bot FROM main.events;
+    CREATE TABLE up.events (
         event_id    BLOB PRIMARY KEY NOT NULL,
         site        TEXT NOT NULL,
         type        TEXT NOT NULL,
@@ -184,25 +205,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
         props       TEXT,
         context     TEXT,
         client_ts   INTEGER,
-        country     TEXT,
-        region      TEXT,
-        city        TEXT,
-        browser     TEXT,
-        os          TEXT,
-        device_type TEXT,
-        is_bot      INTEGER NOT NULL DEFAULT 0,
+        enrichment  INTEGER NOT NULL,
         path        TEXT
     );
-    INSERT INTO events_packed SELECT wm_pack(event_id), site, type, name, ts, received_at,
-        wm_pack(session_id), wm_pack(visitor_id), user_id, session_index, seq,
-        wm_pack(previous_session_id), storage, url, title, referrer, props, context, client_ts,
-        country, region, city, browser, os, device_type, is_bot, path
-        FROM events ORDER BY rowid;
-    DROP TABLE events;
-    ALTER TABLE events_packed RENAME TO events;
-    CREATE INDEX events_site_session_ts ON events (site, session_id, ts);
+    INSERT INTO up.events SELECT wm_pack(e.event_id), e.site, e.type, e.name, e.ts,
+        e.received_at, wm_pack(e.session_id), wm_pack(e.visitor_id), e.user_id,
+        e.session_index, e.seq, wm_pack(e.previous_session_id), e.storage, e.url, e.title,
+        e.referrer, e.props, e.context, NULLIF(e.client_ts, e.ts),
+        (SELECT n.id FROM up.enrichments n WHERE n.country IS e.country AND n.region IS e.region
+            AND n.city IS e.city AND n.browser IS e.browser AND n.os IS e.os
+            AND n.device_type IS e.device_type AND n.is_bot IS e.is_bot),
+        e.path
+        FROM main.events e ORDER BY e.rowid;
+    CREATE INDEX up.events_site_session_ts ON events (site, session_id, ts);
 
-    CREATE TABLE sessions_packed (
+    CREATE TABLE up.sessions (
         session_id    BLOB NOT NULL,
         site          TEXT NOT NULL,
         visitor_id    BLOB NOT NULL,
@@ -244,25 +261,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         utm_content   TEXT,
         PRIMARY KEY (site, session_id)
     );
-    INSERT INTO sessions_packed SELECT wm_pack(session_id), site, wm_pack(visitor_id), user_id,
+    INSERT INTO up.sessions SELECT wm_pack(session_id), site, wm_pack(visitor_id), user_id,
         session_index, started_at, last_seen_at, ended_at, end_reason, duration_ms,
         landing_page, exit_page, source, country, region, city, browser, os, device_type,
         event_count, page_views, is_bot, wm_pack(first_key), wm_pack(last_key),
         wm_pack(landing_key), wm_pack(exit_key), wm_pack(user_key), wm_pack(geo_key),
         wm_pack(agent_key), wm_pack(end_key), wm_pack(end_event_id), entry_path, exit_path,
         referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content
-        FROM sessions ORDER BY rowid;
-    DROP TABLE sessions;
-    ALTER TABLE sessions_packed RENAME TO sessions;
-    CREATE INDEX sessions_id ON sessions (session_id);
-    CREATE INDEX sessions_started ON sessions (started_at, session_id);
-    CREATE INDEX sessions_site_started ON sessions (site, started_at, session_id);
-    CREATE INDEX sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
-    CREATE INDEX sessions_visitor ON sessions (visitor_id, started_at);
-    CREATE INDEX sessions_user ON sessions (user_id, started_at);
-    CREATE INDEX sessions_site_seen ON sessions (site, last_seen_at);
-",
-];
+        FROM main.sessions ORDER BY rowid;
+    CREATE INDEX up.sessions_id ON sessions (session_id);
+    CREATE INDEX up.sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX up.sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX up.sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX up.sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX up.sessions_user ON sessions (user_id, started_at);
+    CREATE INDEX up.sessions_site_seen ON sessions (site, last_seen_at);
+    PRAGMA up.user_version = 6;
+";
 
 /// The session ids events of more than one site carry (packed on both
 /// sides: the sessions the migration to version 2 rebuilt are written
@@ -298,15 +313,83 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
         tracing::info!(version, "migrated the sqlite schema");
     }
+    if found < 6 {
+        let started = std::time::Instant::now();
+        rebuild_to_6(conn)?;
+        tracing::info!(
+            version = 6,
+            seconds = started.elapsed().as_secs_f64(),
+            "migrated the sqlite schema (a new file, which replaced the old)"
+        );
+    }
     Ok(())
 }
+
+/// A file beside the store's: `waymark.db` with `suffix` appended.
+fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Builds version 6 in `waymark.db.upgrade` ([`REBUILD_6`]) and moves it over
+/// the store's file, then reopens `conn` on it. The old file is untouched
+/// until the rename, so a crash on the way leaves the store at version 5
+/// (the next start builds again); the disk needs room for the new file,
+/// about three quarters of the old, until then.
+fn rebuild_to_6(conn: &mut Connection) -> Result<(), StoreError> {
+    let db = PathBuf::from(conn.path().unwrap_or_default());
+    let upgrade = beside(&db, ".upgrade");
+    if upgrade.exists() {
+        std::fs::remove_file(&upgrade)?;
+    }
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    conn.execute("ATTACH ?1 AS up", [upgrade.to_string_lossy()])?;
+    // A scratch file until it is complete: no journal, one sync at the end.
+    conn.execute_batch("PRAGMA up.journal_mode = OFF; PRAGMA up.synchronous = OFF;")?;
+    let built = conn.execute_batch(&format!("BEGIN IMMEDIATE; {REBUILD_6} COMMIT;"));
+    if let Err(err) = built {
+        let _ = conn.execute_batch("ROLLBACK");
+        let _ = conn.execute("DETACH up", []);
+        let _ = std::fs::remove_file(&upgrade);
+        return Err(err.into());
+    }
+    conn.execute("DETACH up", [])?;
+    std::fs::File::open(&upgrade)?.sync_all()?;
+    // The last connection to close removes the WAL; one still there is
+    // another process's, which the old file must stay for.
+    let old = std::mem::replace(conn, Connection::open_in_memory()?);
+    old.close().map_err(|(_, err)| err)?;
+    if beside(&db, "-wal").exists() || beside(&db, "-shm").exists() {
+        let _ = std::fs::remove_file(&upgrade);
+        *conn = super::connect(&db)?;
+        return Err(StoreError::Io(std::io::Error::other(format!(
+            "{} is open in another process: stop it, then start the collector again \
+             to upgrade the store to version 6",
+            db.display()
+        ))));
+    }
+    std::fs::rename(&upgrade, &db)?;
+    if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    *conn = super::connect(&db)?;
+    Ok(())
+}
+
+/// An event's columns as versions 1 to 5 kept them, each in its row (the
+/// only ones [`rebuild_sessions`] meets).
+const LEGACY_EVENT_SELECT: &str = "wm_text(event_id), site, type, name, ts, received_at, \
+     wm_text(session_id), wm_text(visitor_id), user_id, session_index, seq, \
+     wm_text(previous_session_id), storage, url, title, referrer, props, context, client_ts, \
+     country, region, city, browser, os, device_type, is_bot";
 
 /// Derives the sessions of the events matching `filter` (SQL over
 /// `events`): those stored before sessions were kept, or those of session
 /// ids two sites shared before sessions were keyed by site.
 fn rebuild_sessions(tx: &Transaction<'_>, filter: &str) -> Result<(), StoreError> {
     let sql = format!(
-        "SELECT {EVENT_SELECT} FROM events WHERE {filter} \
+        "SELECT {LEGACY_EVENT_SELECT} FROM events WHERE {filter} \
          ORDER BY site, session_id, ts, seq, rowid"
     );
     let mut stmt = tx.prepare(&sql)?;

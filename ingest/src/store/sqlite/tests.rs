@@ -2,6 +2,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::packed::select_list;
+use super::rows::{
+    DERIVED_COLUMNS, ENRICHMENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, SESSION_COLUMNS,
+};
 use super::schema::{MIGRATIONS, SCHEMA_VERSION};
 use super::*;
 use crate::event::{Enrichment, EventType};
@@ -681,10 +685,16 @@ fn a_sessions_events_are_read_through_the_site_index_and_the_other_is_dropped() 
         let shown = plan(&conn, &sql, &f);
         assert!(shown.contains("events_site_session_ts"), "{shown}");
     }
-    conn.execute_batch("CREATE INDEX events_session_ts ON events (session_id, ts)")
-        .unwrap();
-    conn.pragma_update(None, "user_version", 4).unwrap();
     drop((conn, store));
+    // A version-4 file, with the index.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
+    for sql in &MIGRATIONS[..4] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 4).unwrap();
+    assert!(event_indexes(&conn).contains(&"events_session_ts".to_owned()));
+    drop(conn);
     let store = SqliteStore::open(dir.path()).unwrap();
     let conn = super::connect(store.path()).unwrap();
     assert_eq!(event_indexes(&conn), current);
@@ -861,7 +871,8 @@ async fn answers(store: &SqliteStore, ids: &[String]) -> Vec<String> {
 }
 
 /// A version-5 file, its ids and keys as text, is packed on open (every
-/// row copied, in order, and the indexes made again) and answers as it did.
+/// row copied, in order, into a new file with its indexes made again, which
+/// replaces the old) and answers as it did.
 #[tokio::test]
 async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -874,20 +885,30 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
     let before = answers(&store, &ids).await;
     drop(store);
 
-    // Back to version 5: every packed value as its text.
-    let conn = super::connect(&dir.path().join(DB_FILE_NAME)).unwrap();
-    conn.execute_batch(
-        "UPDATE events SET event_id = wm_text(event_id), session_id = wm_text(session_id), \
-         visitor_id = wm_text(visitor_id), previous_session_id = wm_text(previous_session_id); \
-         UPDATE sessions SET session_id = wm_text(session_id), visitor_id = wm_text(visitor_id), \
-         first_key = wm_text(first_key), last_key = wm_text(last_key), \
-         landing_key = wm_text(landing_key), exit_key = wm_text(exit_key), \
-         user_key = wm_text(user_key), geo_key = wm_text(geo_key), \
-         agent_key = wm_text(agent_key), end_key = wm_text(end_key), \
-         end_event_id = wm_text(end_event_id); \
-         PRAGMA user_version = 5;",
-    )
+    // The same rows in a version-5 file: every packed value as its text,
+    // the enrichment in each event's row, `client_ts` always written.
+    let old = tempfile::tempdir().unwrap();
+    let conn = super::connect(&old.path().join(DB_FILE_NAME)).unwrap();
+    for sql in &MIGRATIONS[..5] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    let v6 = dir.path().join(DB_FILE_NAME);
+    conn.execute("ATTACH ?1 AS v6", [v6.to_string_lossy()])
+        .unwrap();
+    let sessions = format!("{SESSION_COLUMNS}, {KEY_COLUMNS}, {DERIVED_COLUMNS}");
+    let events = select_list(EVENT_COLUMNS).replace("client_ts", "COALESCE(client_ts, ts)");
+    conn.execute_batch(&format!(
+        "INSERT INTO events ({EVENT_COLUMNS}, {ENRICHMENT_COLUMNS}, path) \
+         SELECT {events}, n.country, n.region, n.city, n.browser, n.os, n.device_type, \
+         n.is_bot, path FROM v6.events e LEFT JOIN v6.enrichments n ON n.id = e.enrichment \
+         ORDER BY e.rowid; \
+         INSERT INTO sessions ({sessions}) SELECT {} FROM v6.sessions ORDER BY rowid; \
+         DETACH v6;",
+        select_list(&sessions)
+    ))
     .unwrap();
+    let dir = old;
     let blobs = |conn: &Connection| -> i64 {
         conn.query_row(
             "SELECT (SELECT COUNT(*) FROM events WHERE typeof(event_id) = 'blob' \
@@ -902,7 +923,12 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
     assert_eq!(blobs(&conn), 0);
     drop(conn);
 
+    // What a crash in the middle of an earlier upgrade left.
+    let upgrade = dir.path().join(format!("{DB_FILE_NAME}.upgrade"));
+    std::fs::write(&upgrade, b"half a database").unwrap();
+
     let store = SqliteStore::open(dir.path()).unwrap();
+    assert!(!upgrade.exists(), "the new file replaced the old");
     let conn = super::connect(store.path()).unwrap();
     let texts: i64 = conn
         .query_row(

@@ -15,10 +15,10 @@ use super::index::{url_key, Changes, EventRow, ReadIndex, SessionRow};
 use super::lifecycle::{self, Removed};
 use super::packed::value_list;
 use super::rows::{
-    state_from_row, DERIVED_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, KEY_SELECT, SESSION_COLUMNS,
-    SESSION_SELECT,
+    state_from_row, DERIVED_COLUMNS, ENRICHMENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, KEY_SELECT,
+    SESSION_COLUMNS, SESSION_SELECT,
 };
-use crate::event::{EventType, StoredEvent};
+use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
 use crate::read::Person;
 use crate::read::{page_path, Landing};
@@ -36,7 +36,7 @@ pub(super) const MAX_GROUP_EVENTS: usize = 10_000;
 
 /// The insert of an event: its [`EVENT_COLUMNS`] and page path.
 static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
-    let columns = format!("{EVENT_COLUMNS}, path");
+    let columns = format!("{EVENT_COLUMNS}, enrichment, path");
     format!(
         "INSERT OR IGNORE INTO events ({columns}) VALUES ({})",
         value_list(&columns)
@@ -262,6 +262,8 @@ struct GroupWriter<'t> {
     max_events: u64,
     /// What the read index is to take in once the group has committed.
     changes: Changes,
+    /// The `enrichments` row of each enrichment this group met.
+    enrichments: HashMap<Enrichment, i64>,
 }
 
 impl<'t> GroupWriter<'t> {
@@ -273,6 +275,7 @@ impl<'t> GroupWriter<'t> {
             dirty: HashSet::new(),
             max_events,
             changes: Changes::default(),
+            enrichments: HashMap::new(),
         }
     }
 
@@ -294,6 +297,46 @@ impl<'t> GroupWriter<'t> {
             self.sessions.insert(key.clone(), state);
         }
         Ok(self.sessions.get_mut(key).and_then(Option::as_mut))
+    }
+
+    /// The row of `enrichments` with these values, added when there is
+    /// none.
+    fn enrichment(&mut self, en: &Enrichment) -> rusqlite::Result<i64> {
+        if let Some(id) = self.enrichments.get(en) {
+            return Ok(*id);
+        }
+        let values = params![
+            en.country,
+            en.region,
+            en.city,
+            en.browser,
+            en.os,
+            en.device_type,
+            en.is_bot
+        ];
+        let found = self
+            .tx
+            .prepare_cached(
+                "SELECT id FROM enrichments WHERE country IS ?1 AND region IS ?2 \
+                 AND city IS ?3 AND browser IS ?4 AND os IS ?5 AND device_type IS ?6 \
+                 AND is_bot = ?7",
+            )?
+            .query_row(values, |r| r.get(0))
+            .optional()?;
+        let id = match found {
+            Some(id) => id,
+            None => {
+                self.tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO enrichments ({ENRICHMENT_COLUMNS}) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ))?
+                    .execute(values)?;
+                self.tx.last_insert_rowid()
+            }
+        };
+        self.enrichments.insert(en.clone(), id);
+        Ok(id)
     }
 
     fn stored(&self, event_id: &str) -> rusqlite::Result<bool> {
@@ -337,7 +380,8 @@ impl<'t> GroupWriter<'t> {
                 });
             }
         }
-        if !insert_event(self.tx, event)? {
+        let enrichment = self.enrichment(&event.enrichment)?;
+        if !insert_event(self.tx, event, enrichment)? {
             return Ok(Applied::NotStored);
         }
         if matches!(event.event_type, EventType::PageView | EventType::Custom) {
@@ -486,8 +530,9 @@ fn index_row(s: &crate::session::Session, referrer_domain: Option<&str>) -> Sess
     }
 }
 
-fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool> {
-    let en = &e.enrichment;
+/// Stores an event whose enrichment is the row `enrichment` of
+/// `enrichments`; `client_ts` only where it differs from `ts`.
+fn insert_event(tx: &Transaction<'_>, e: &StoredEvent, enrichment: i64) -> rusqlite::Result<bool> {
     let changed = tx.prepare_cached(&INSERT_EVENT)?.execute(params![
         e.event_id,
         e.site,
@@ -507,14 +552,8 @@ fn insert_event(tx: &Transaction<'_>, e: &StoredEvent) -> rusqlite::Result<bool>
         e.referrer,
         e.props,
         e.context,
-        e.client_ts,
-        en.country,
-        en.region,
-        en.city,
-        en.browser,
-        en.os,
-        en.device_type,
-        en.is_bot,
+        (e.client_ts != e.ts).then_some(e.client_ts),
+        enrichment,
         (e.event_type == EventType::PageView).then(|| page_path(&e.url)),
     ])?;
     Ok(changed > 0)
@@ -636,7 +675,7 @@ pub(super) fn write_session(
         // The sweeper's visit_ended follows late activity.
         if let (Some(ended_at), Some(id)) = (s.ended_at, &k.end_event_id) {
             tx.prepare_cached(
-                "UPDATE events SET ts = ?1, client_ts = ?1 WHERE event_id = wm_pack(?2) AND ts <> ?1",
+                "UPDATE events SET ts = ?1, client_ts = NULL WHERE event_id = wm_pack(?2) AND ts <> ?1",
             )?
             .execute(params![ended_at, id])?;
         }
