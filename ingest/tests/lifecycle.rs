@@ -147,7 +147,10 @@ fn actual_tables(app: &TestApp) -> BTreeSet<String> {
         None => {
             let conn = sqlite_conn(app);
             let mut stmt = conn
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') \
+                     AND name NOT LIKE 'sqlite_%'",
+                )
                 .unwrap();
             let names = stmt.query_map([], |r| r.get(0)).unwrap();
             names.map(Result::unwrap).collect()
@@ -197,6 +200,16 @@ pub(crate) fn assert_no_row_holds(app: &TestApp, ids: &[&str]) {
             }
             None => {
                 let conn = sqlite_conn(app);
+                let kind: String = conn
+                    .query_row(
+                        "SELECT type FROM sqlite_master WHERE name = ?1",
+                        [&table],
+                        |r| r.get(0),
+                    )
+                    .unwrap();
+                if kind == "view" {
+                    continue;
+                }
                 let columns: Vec<String> = conn
                     .prepare(&format!(
                         "SELECT name FROM pragma_table_info('{table}') \

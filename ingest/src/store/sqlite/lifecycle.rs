@@ -20,6 +20,7 @@ use crate::store::StoreError;
 /// `(site, session_id)`. `enrichments` is a dictionary of the distinct
 /// (country, region, city, browser, OS, device type, bot) combinations the
 /// events name: a row names no one once its events are gone, and it stays.
+/// `events_readable` and `sessions_readable` are views of the two.
 pub(super) const TABLES: &[Table] = &[
     Table {
         name: "events",
@@ -32,6 +33,14 @@ pub(super) const TABLES: &[Table] = &[
     Table {
         name: "enrichments",
         role: TableRole::NoPersonalData,
+    },
+    Table {
+        name: "events_readable",
+        role: TableRole::View,
+    },
+    Table {
+        name: "sessions_readable",
+        role: TableRole::View,
     },
 ];
 

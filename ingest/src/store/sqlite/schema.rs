@@ -169,7 +169,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// ids and merge keys packed into their bytes (see `packed`), each distinct
 /// enrichment kept once, `client_ts` only where it differs from `ts`. Both
 /// tables are copied in their order and their indexes made anew, so the
-/// file is as compact as a `VACUUM` would leave it.
+/// file is as compact as a `VACUUM` would leave it. `events_readable` and
+/// `sessions_readable` show the rows as before, in plain SQL, for a client
+/// without the collector's functions (the `sqlite3` shell).
 const REBUILD_6: &str = r"
     CREATE TABLE up.enrichments (
         id          INTEGER PRIMARY KEY,
@@ -276,6 +278,38 @@ const REBUILD_6: &str = r"
     CREATE INDEX up.sessions_visitor ON sessions (visitor_id, started_at);
     CREATE INDEX up.sessions_user ON sessions (user_id, started_at);
     CREATE INDEX up.sessions_site_seen ON sessions (site, last_seen_at);
+    -- For any SQLite client: the ids as text, the enrichment in the row.
+    CREATE VIEW up.events_readable AS SELECT
+        CASE WHEN typeof(e.event_id) = 'blob' AND length(e.event_id) = 16 THEN lower(substr(hex(e.event_id), 1, 8) || '-' ||
+            substr(hex(e.event_id), 9, 4) || '-' || substr(hex(e.event_id), 13, 4) || '-' || substr(hex(e.event_id), 17, 4) || '-' ||
+            substr(hex(e.event_id), 21)) ELSE e.event_id END AS event_id,
+        e.site, e.type, e.name, e.ts, ifnull(e.client_ts, e.ts) AS client_ts, e.received_at,
+        CASE WHEN typeof(e.session_id) = 'blob' AND length(e.session_id) = 16 THEN lower(substr(hex(e.session_id), 1, 8) || '-' ||
+            substr(hex(e.session_id), 9, 4) || '-' || substr(hex(e.session_id), 13, 4) || '-' || substr(hex(e.session_id), 17, 4) || '-' ||
+            substr(hex(e.session_id), 21)) ELSE e.session_id END AS session_id,
+        CASE WHEN typeof(e.visitor_id) = 'blob' AND length(e.visitor_id) = 16 THEN lower(substr(hex(e.visitor_id), 1, 8) || '-' ||
+            substr(hex(e.visitor_id), 9, 4) || '-' || substr(hex(e.visitor_id), 13, 4) || '-' || substr(hex(e.visitor_id), 17, 4) || '-' ||
+            substr(hex(e.visitor_id), 21)) ELSE e.visitor_id END AS visitor_id,
+        e.user_id, e.session_index, e.seq,
+        CASE WHEN typeof(e.previous_session_id) = 'blob' AND length(e.previous_session_id) = 16 THEN lower(substr(hex(e.previous_session_id), 1, 8) || '-' ||
+            substr(hex(e.previous_session_id), 9, 4) || '-' || substr(hex(e.previous_session_id), 13, 4) || '-' || substr(hex(e.previous_session_id), 17, 4) || '-' ||
+            substr(hex(e.previous_session_id), 21)) ELSE e.previous_session_id END AS previous_session_id,
+        e.storage, e.url, e.title, e.referrer, e.props, e.context, n.country, n.region, n.city,
+        n.browser, n.os, n.device_type, n.is_bot, e.path
+        FROM events e LEFT JOIN enrichments n ON n.id = e.enrichment;
+    CREATE VIEW up.sessions_readable AS SELECT
+        CASE WHEN typeof(session_id) = 'blob' AND length(session_id) = 16 THEN lower(substr(hex(session_id), 1, 8) || '-' ||
+            substr(hex(session_id), 9, 4) || '-' || substr(hex(session_id), 13, 4) || '-' || substr(hex(session_id), 17, 4) || '-' ||
+            substr(hex(session_id), 21)) ELSE session_id END AS session_id,
+        site,
+        CASE WHEN typeof(visitor_id) = 'blob' AND length(visitor_id) = 16 THEN lower(substr(hex(visitor_id), 1, 8) || '-' ||
+            substr(hex(visitor_id), 9, 4) || '-' || substr(hex(visitor_id), 13, 4) || '-' || substr(hex(visitor_id), 17, 4) || '-' ||
+            substr(hex(visitor_id), 21)) ELSE visitor_id END AS visitor_id,
+        user_id, session_index, started_at, last_seen_at, ended_at, end_reason, duration_ms,
+        landing_page, exit_page, source, country, region, city, browser, os, device_type,
+        event_count, page_views, is_bot, entry_path, exit_path, referrer_domain, utm_source,
+        utm_medium, utm_campaign, utm_term, utm_content
+        FROM sessions;
     PRAGMA up.user_version = 6;
 ";
 

@@ -897,10 +897,10 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
     conn.execute("ATTACH ?1 AS v6", [v6.to_string_lossy()])
         .unwrap();
     let sessions = format!("{SESSION_COLUMNS}, {KEY_COLUMNS}, {DERIVED_COLUMNS}");
-    let events = select_list(EVENT_COLUMNS).replace("client_ts", "COALESCE(client_ts, ts)");
+    let values = select_list(EVENT_COLUMNS).replace("client_ts", "COALESCE(client_ts, ts)");
     conn.execute_batch(&format!(
         "INSERT INTO events ({EVENT_COLUMNS}, {ENRICHMENT_COLUMNS}, path) \
-         SELECT {events}, n.country, n.region, n.city, n.browser, n.os, n.device_type, \
+         SELECT {values}, n.country, n.region, n.city, n.browser, n.os, n.device_type, \
          n.is_bot, path FROM v6.events e LEFT JOIN v6.enrichments n ON n.id = e.enrichment \
          ORDER BY e.rowid; \
          INSERT INTO sessions ({sessions}) SELECT {} FROM v6.sessions ORDER BY rowid; \
@@ -957,4 +957,25 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
         "any other id kept as text"
     );
     assert_eq!(answers(&store, &ids).await, before);
+    // The views show what the functions read, in plain SQL.
+    let conn = Connection::open(store.path()).unwrap();
+    let plain: Vec<String> = conn
+        .prepare(
+            "SELECT event_id || session_id || visitor_id || country FROM events_readable \
+             ORDER BY event_id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let mut expected: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let country = e.enrichment.country.as_deref().unwrap_or_default();
+            format!("{}{}{}{country}", e.event_id, e.session_id, e.visitor_id)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(plain, expected);
 }
