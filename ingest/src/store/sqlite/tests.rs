@@ -979,3 +979,43 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
     expected.sort();
     assert_eq!(plain, expected);
 }
+
+/// The upgrade to version 6 replaces the file, so it refuses while another
+/// connection (another process's, in life) has the file open: the old
+/// file stays as it was, at version 5, and a later start upgrades it.
+#[tokio::test]
+async fn the_upgrade_waits_for_a_file_nobody_else_has_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE_NAME);
+    let conn = super::connect(&path).unwrap();
+    for sql in &MIGRATIONS[..5] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 5).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    // A read in WAL mode: the connection now holds the file as another
+    // collector, a backup or a `sqlite3` shell does.
+    conn.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    let version = |conn: &Connection| -> i64 {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap()
+    };
+
+    let refused = SqliteStore::open(dir.path()).err().map(|e| e.to_string());
+    assert!(
+        refused
+            .as_deref()
+            .is_some_and(|e| e.contains("open in another process")),
+        "{refused:?}"
+    );
+    assert_eq!(version(&conn), 5);
+    assert!(!dir.path().join(format!("{DB_FILE_NAME}.upgrade")).exists());
+
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        version(&super::connect(store.path()).unwrap()),
+        SCHEMA_VERSION
+    );
+}
