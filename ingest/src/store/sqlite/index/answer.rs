@@ -75,7 +75,7 @@ fn selected(c: &Columns, q: &ReadQuery) -> Vec<u32> {
             || columns.iter().any(|(col, id)| c.dims[*col][row] != *id)
             || steps
                 .iter()
-                .any(|kind| !c.steps[row].iter().any(|s| s.kind == *kind))
+                .any(|kind| !c.steps.of(row).iter().any(|s| s.kind == *kind))
         {
             continue;
         }
@@ -192,7 +192,8 @@ fn per_event(
     let (mut bounces, mut duration) = (vec![0u64; keys], vec![0u64; keys]);
     let mut last = vec![u32::MAX; keys];
     let steps = |row: u32| {
-        c.steps[row as usize]
+        c.steps
+            .of(row as usize)
             .iter()
             .filter(move |s| (s.kind & CUSTOM != 0) == custom)
             .map(|s| (s.kind & !CUSTOM) as usize)
@@ -308,7 +309,7 @@ pub(in crate::store::sqlite) fn stats(c: &Columns, q: &StatsQuery) -> Stats {
     );
     let mut pages = vec![0u64; c.urls.len()];
     for row in &rows {
-        for step in &c.steps[*row as usize] {
+        for step in c.steps.of(*row as usize) {
             if step.kind & CUSTOM == 0 {
                 pages[step.url as usize] += 1;
             }
@@ -316,13 +317,23 @@ pub(in crate::store::sqlite) fn stats(c: &Columns, q: &StatsQuery) -> Stats {
     }
     let width = q.interval.millis();
     let first = q.from / width * width;
-    let mut buckets: HashMap<u64, u64> = HashMap::new();
+    // Counted by index (a month by hour is 720), not hashed per visit.
+    let mut by_bucket =
+        vec![0u64; usize::try_from((q.to.max(first) - first) / width + 1).unwrap_or(0)];
     for row in &rows {
         let at = c.started_at[*row as usize];
-        *buckets
-            .entry(first + (at - first) / width * width)
-            .or_default() += 1;
+        if let Some(n) = usize::try_from((at - first) / width)
+            .ok()
+            .and_then(|i| by_bucket.get_mut(i))
+        {
+            *n += 1;
+        }
     }
+    let buckets: HashMap<u64, u64> = (0..)
+        .zip(&by_bucket)
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (first + i * width, *n))
+        .collect();
     Stats::from_parts(
         q,
         [
@@ -374,7 +385,7 @@ pub(in crate::store::sqlite) fn funnel(c: &Columns, q: &FunnelQuery) -> Funnel {
     let mut furthest: HashMap<u32, usize> = HashMap::new();
     for row in &rows {
         let mut reached = 0;
-        for step in &c.steps[*row as usize] {
+        for step in c.steps.of(*row as usize) {
             match kinds.get(reached) {
                 Some(Some(kind)) if *kind == step.kind => reached += 1,
                 Some(_) => {}

@@ -24,6 +24,9 @@ use crate::read::Dimension;
 use crate::store::lock;
 
 pub(super) mod answer;
+mod steps;
+
+use self::steps::Steps;
 
 /// The dimensions a session row holds one value of, in column order.
 pub(super) const ROW_DIMENSIONS: [Dimension; 15] = [
@@ -224,7 +227,7 @@ pub(super) struct Columns {
     /// `dims[c][row]`: the id of [`ROW_DIMENSIONS`]`[c]`.
     pub dims: Vec<Vec<u32>>,
     /// Each session's page views and custom events, in order.
-    pub steps: Vec<Vec<Step>>,
+    pub steps: Steps,
     last: Vec<Option<OrderKey>>,
     events: usize,
     /// Rows of removed sessions (site 0), skipped by every read until
@@ -276,8 +279,8 @@ impl Columns {
         let row = row as usize;
         self.site[row] = 0;
         self.visitor[row] = 0;
-        self.events -= self.steps[row].len();
-        self.steps[row] = Vec::new();
+        self.events -= self.steps.of(row).len();
+        self.steps.clear(row);
         self.last[row] = None;
         for column in &mut self.dims {
             column[row] = 0;
@@ -311,7 +314,7 @@ impl Columns {
         retain(&mut self.duration_ms, &keep);
         retain(&mut self.page_views, &keep);
         retain(&mut self.is_bot, &keep);
-        retain(&mut self.steps, &keep);
+        self.steps.compact(Some(&keep));
         retain(&mut self.last, &keep);
         for column in &mut self.dims {
             retain(column, &keep);
@@ -352,7 +355,7 @@ impl Columns {
                 for column in &mut self.dims {
                     column.push(0);
                 }
-                self.steps.push(Vec::new());
+                self.steps.add_row();
                 self.last.push(None);
                 row
             }
@@ -398,7 +401,7 @@ impl Columns {
             return false;
         }
         let step = self.step(e);
-        self.steps[row].push(step);
+        self.steps.push(row, step);
         self.last[row] = Some(key);
         self.events += 1;
         true
@@ -411,8 +414,8 @@ impl Columns {
         };
         let steps: Vec<Step> = events.iter().map(|e| self.step(e)).collect();
         let row = row as usize;
-        self.events = self.events - self.steps[row].len() + steps.len();
-        self.steps[row] = steps;
+        self.events = self.events - self.steps.of(row).len() + steps.len();
+        self.steps.set(row, steps);
         self.last[row] = events.last().map(|e| order_key(e.ts, e.seq, &e.event_id));
     }
 
@@ -430,12 +433,9 @@ impl Columns {
         .chain(self.dicts.iter())
         .map(Dict::bytes)
         .sum();
-        let steps: usize = self
-            .steps
-            .iter()
-            .map(|s| s.capacity() * std::mem::size_of::<Step>())
-            .sum();
-        dicts + steps + rows * (4 + 8 + 4 + 8 + 8 + 1 + 4 * ROW_DIMENSIONS.len() + 24 + 32 + 56)
+        dicts
+            + self.steps.bytes()
+            + rows * (4 + 8 + 4 + 8 + 8 + 1 + 4 * ROW_DIMENSIONS.len() + 24 + 32 + 56)
     }
 }
 
@@ -524,6 +524,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Columns> {
         }
     }
     let mut unclear = HashSet::new();
+    columns.steps.reserve(pending.iter().map(Vec::len).sum());
     for (row, mut events) in pending.into_iter().enumerate() {
         events.sort_unstable_by_key(|(k, _)| *k);
         if events.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -531,7 +532,7 @@ fn load(conn: &Connection) -> rusqlite::Result<Columns> {
         }
         columns.events += events.len();
         columns.last[row] = events.last().map(|(k, _)| *k);
-        columns.steps[row] = events.into_iter().map(|(_, s)| s).collect();
+        columns.steps.set(row, events.into_iter().map(|(_, s)| s));
     }
     let mut keys = Vec::new();
     for (site, sessions) in columns.by_key.iter().enumerate() {
