@@ -43,6 +43,12 @@ static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The row of `enrichments` with these values (through its index: a
+/// hundred thousand rows at 10 M events).
+pub(super) const FIND_ENRICHMENT: &str = "SELECT id FROM enrichments WHERE country IS ?1 \
+     AND region IS ?2 AND city IS ?3 AND browser IS ?4 AND os IS ?5 AND device_type IS ?6 \
+     AND is_bot = ?7";
+
 /// What the writer thread is asked to do.
 pub(super) enum Command {
     Append {
@@ -316,11 +322,7 @@ impl<'t> GroupWriter<'t> {
         ];
         let found = self
             .tx
-            .prepare_cached(
-                "SELECT id FROM enrichments WHERE country IS ?1 AND region IS ?2 \
-                 AND city IS ?3 AND browser IS ?4 AND os IS ?5 AND device_type IS ?6 \
-                 AND is_bot = ?7",
-            )?
+            .prepare_cached(FIND_ENRICHMENT)?
             .query_row(values, |r| r.get(0))
             .optional()?;
         let id = match found {
