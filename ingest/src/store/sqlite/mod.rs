@@ -180,8 +180,9 @@ impl SqliteStore {
 
     /// Registers on a connection of one's own the SQL functions that read
     /// the store's packed ids and keys as text, `wm_text(column)`, and pack
-    /// text to compare with them, `wm_pack(text)` ([`packed`]): for tools
-    /// and tests that read `waymark.db` directly.
+    /// text to compare with them, `wm_pack(text)` (schema version 6: a
+    /// canonical UUID is kept as its 16 bytes, any other id as its text):
+    /// for tools and tests that read `waymark.db` directly.
     pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         packed::register(conn)
     }
