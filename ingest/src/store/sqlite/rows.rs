@@ -52,10 +52,17 @@ pub(super) const SESSION_SELECT: &str =
      last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
      region, city, browser, os, device_type, event_count, page_views, is_bot";
 
-/// [`KEY_COLUMNS`] to select.
-pub(super) const KEY_SELECT: &str = "wm_text(first_key), wm_text(last_key), \
-     wm_text(landing_key), wm_text(exit_key), wm_text(user_key), wm_text(geo_key), \
-     wm_text(agent_key), wm_text(end_key), wm_text(end_event_id)";
+/// [`KEY_COLUMNS`] to select, as text: a key kept as the empty blob is the
+/// same as `first_key` (schema version 6: most of a visit's are).
+pub(super) const KEY_SELECT: &str = "wm_text(first_key), \
+     wm_text(CASE WHEN last_key = x'' THEN first_key ELSE last_key END), \
+     wm_text(CASE WHEN landing_key = x'' THEN first_key ELSE landing_key END), \
+     wm_text(CASE WHEN exit_key = x'' THEN first_key ELSE exit_key END), \
+     wm_text(CASE WHEN user_key = x'' THEN first_key ELSE user_key END), \
+     wm_text(CASE WHEN geo_key = x'' THEN first_key ELSE geo_key END), \
+     wm_text(CASE WHEN agent_key = x'' THEN first_key ELSE agent_key END), \
+     wm_text(CASE WHEN end_key = x'' THEN first_key ELSE end_key END), \
+     wm_text(end_event_id)";
 
 pub(super) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let type_text: String = row.get(2)?;
@@ -166,6 +173,14 @@ mod tests {
             format!("{}, {enrichment}", select_list(EVENT_COLUMNS))
         );
         assert_eq!(SESSION_SELECT, select_list(SESSION_COLUMNS));
-        assert_eq!(KEY_SELECT, select_list(KEY_COLUMNS));
+        let keys = KEY_COLUMNS
+            .split(", ")
+            .map(|c| match c {
+                "first_key" | "end_event_id" => format!("wm_text({c})"),
+                c => format!("wm_text(CASE WHEN {c} = x'' THEN first_key ELSE {c} END)"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(KEY_SELECT, keys);
     }
 }

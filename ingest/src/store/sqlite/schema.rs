@@ -166,7 +166,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
 ];
 
 /// Version 6, made in a new file (`up`, attached) from the version-5 tables:
-/// ids and merge keys packed into their bytes (see `packed`), each distinct
+/// ids and merge keys packed into their bytes (see `packed`; a merge key
+/// equal to the visit's first as the empty blob), each distinct
 /// enrichment kept once, `client_ts` only where it differs from `ts`. Both
 /// tables are copied in their order and their indexes made anew, so the
 /// file is as compact as a `VACUUM` would leave it. `events_readable` and
@@ -266,9 +267,15 @@ const REBUILD_6: &str = r"
     INSERT INTO up.sessions SELECT wm_pack(session_id), site, wm_pack(visitor_id), user_id,
         session_index, started_at, last_seen_at, ended_at, end_reason, duration_ms,
         landing_page, exit_page, source, country, region, city, browser, os, device_type,
-        event_count, page_views, is_bot, wm_pack(first_key), wm_pack(last_key),
-        wm_pack(landing_key), wm_pack(exit_key), wm_pack(user_key), wm_pack(geo_key),
-        wm_pack(agent_key), wm_pack(end_key), wm_pack(end_event_id), entry_path, exit_path,
+        event_count, page_views, is_bot, wm_pack(first_key),
+        CASE WHEN last_key = first_key THEN x'' ELSE wm_pack(last_key) END,
+        CASE WHEN landing_key = first_key THEN x'' ELSE wm_pack(landing_key) END,
+        CASE WHEN exit_key = first_key THEN x'' ELSE wm_pack(exit_key) END,
+        CASE WHEN user_key = first_key THEN x'' ELSE wm_pack(user_key) END,
+        CASE WHEN geo_key = first_key THEN x'' ELSE wm_pack(geo_key) END,
+        CASE WHEN agent_key = first_key THEN x'' ELSE wm_pack(agent_key) END,
+        CASE WHEN end_key = first_key THEN x'' ELSE wm_pack(end_key) END,
+        wm_pack(end_event_id), entry_path, exit_path,
         referrer_domain, utm_source, utm_medium, utm_campaign, utm_term, utm_content
         FROM main.sessions ORDER BY rowid;
     CREATE INDEX up.sessions_id ON sessions (session_id);
@@ -482,7 +489,8 @@ fn backfill(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let sessions: Vec<Row> = tx
             .prepare(
                 "SELECT s.rowid, s.landing_page, s.exit_page, e.referrer FROM sessions s \
-                 LEFT JOIN events e ON e.event_id = substr(wm_text(s.landing_key), 25) \
+                 LEFT JOIN events e ON e.event_id = substr(wm_text(CASE WHEN s.landing_key = x'' \
+                 THEN s.first_key ELSE s.landing_key END), 25) \
                  WHERE s.rowid > ?1 ORDER BY s.rowid LIMIT ?2",
             )?
             .query_map(params![after, BACKFILL_CHUNK], |r| {

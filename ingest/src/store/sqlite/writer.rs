@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use rusqlite::types::ToSql;
+use rusqlite::types::{ToSql, Value};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -607,9 +607,17 @@ pub(super) fn write_session(
 ) -> rusqlite::Result<()> {
     let s = &state.session;
     let k = &state.keys;
-    let key = |k: &Option<EventKey>| k.as_ref().map(|k| k.0.clone());
+    // A key equal to the first is kept as the empty blob (`KEY_SELECT`
+    // reads it back as the first): most of a visit's keys are.
+    let key = |k: &Option<EventKey>| match k {
+        Some(k) if k.0.is_empty() || Some(k) != state.keys.first.as_ref() => {
+            Some(Value::Text(k.0.clone()))
+        }
+        Some(_) => Some(Value::Blob(Vec::new())),
+        None => None,
+    };
     let keys = [
-        key(&k.first),
+        k.first.as_ref().map(|k| Value::Text(k.0.clone())),
         key(&k.last),
         key(&k.landing),
         key(&k.exit),
@@ -617,7 +625,7 @@ pub(super) fn write_session(
         key(&k.geo),
         key(&k.agent),
         key(&k.end),
-        k.end_event_id.clone(),
+        k.end_event_id.clone().map(Value::Text),
     ];
     let mut values: Vec<&dyn ToSql> = vec![
         &s.session_id,
