@@ -20,6 +20,8 @@ use crate::store::StoreError;
 /// `(site, session_id)`. `enrichments` is a dictionary of the distinct
 /// (country, region, city, browser, OS, device type, bot) combinations the
 /// events name: a row names no one once its events are gone, and it stays.
+/// `origins` holds each site's own origin, which its URLs are kept under
+/// (schema version 7): the site's address, no visitor's, and it stays.
 /// `events_readable` and `sessions_readable` are views of the two.
 pub(super) const TABLES: &[Table] = &[
     Table {
@@ -32,6 +34,10 @@ pub(super) const TABLES: &[Table] = &[
     },
     Table {
         name: "enrichments",
+        role: TableRole::NoPersonalData,
+    },
+    Table {
+        name: "origins",
         role: TableRole::NoPersonalData,
     },
     Table {

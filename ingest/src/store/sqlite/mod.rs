@@ -46,6 +46,7 @@ use crate::read::{
 };
 use crate::session::Session;
 
+mod compact;
 mod index;
 mod lifecycle;
 mod packed;
@@ -96,11 +97,11 @@ pub struct SqliteStore {
 }
 
 /// A connection to the database file, with the busy timeout and the
-/// functions of [`packed`] every statement may use.
+/// functions of [`packed`] and [`compact`] every statement may use.
 fn connect(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    packed::register(&conn)?;
+    SqliteStore::register_functions(&conn)?;
     Ok(conn)
 }
 
@@ -181,10 +182,12 @@ impl SqliteStore {
     /// Registers on a connection of one's own the SQL functions that read
     /// the store's packed ids and keys as text, `wm_text(column)`, and pack
     /// text to compare with them, `wm_pack(text)` (schema version 6: a
-    /// canonical UUID is kept as its 16 bytes, any other id as its text):
-    /// for tools and tests that read `waymark.db` directly.
+    /// canonical UUID is kept as its 16 bytes, any other id as its text),
+    /// and those the upgrade to version 7 calls (`wm_kept_url` and the
+    /// like): for tools and tests that read `waymark.db` directly.
     pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
-        packed::register(conn)
+        packed::register(conn)?;
+        compact::register(conn)
     }
 
     /// Whether the read index answers the aggregate reads yet (it is built

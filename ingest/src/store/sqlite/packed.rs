@@ -132,8 +132,9 @@ fn is_packed(column: &str) -> bool {
 }
 
 /// A select list of these column names (`a, b, c`), the packed ones read
-/// as text: `wm_text(session_id)` (what `rows`' select lists are checked
-/// against).
+/// as text, `wm_text(session_id)`, and the URLs whole
+/// ([`url_of`](super::compact::url_of)): what `rows`' select lists are
+/// checked against.
 #[cfg(test)]
 pub(super) fn select_list(columns: &str) -> String {
     columns
@@ -142,6 +143,8 @@ pub(super) fn select_list(columns: &str) -> String {
         .map(|c| {
             if is_packed(c) {
                 format!("wm_text({c})")
+            } else if super::compact::URL_COLUMNS.contains(&c) {
+                super::compact::url_of("site", c)
             } else {
                 c.to_owned()
             }

@@ -250,17 +250,18 @@ pub(super) fn session_events(
     ))
 }
 
-/// `page_key` in SQL: the URL `e.url` up to its
-/// first `?` or `#`.
-pub(super) const PAGE_KEY: &str =
-    "substr(e.url, 1, min(instr(e.url || '?', '?'), instr(e.url || '#', '#')) - 1)";
+/// `page_key` in SQL: the URL `url` (SQL) up to its first `?` or `#`.
+pub(super) fn page_key_sql(url: &str) -> String {
+    format!("substr({url}, 1, min(instr({url} || '?', '?'), instr({url} || '#', '#')) - 1)")
+}
 
 /// The [`TOP`] pages by page views among the sessions `filter` (on `s`)
 /// picks, ranked in SQL (ties by page, bytewise): the answer is ten rows
 /// however many distinct URLs the range holds.
 pub(super) fn top_pages_sql(filter: &str) -> String {
+    let page = page_key_sql(&super::compact::url_of("e.site", "e.url"));
     format!(
-        "SELECT {PAGE_KEY} AS page, COUNT(*) AS n \
+        "SELECT {page} AS page, COUNT(*) AS n \
          FROM events e JOIN sessions s ON s.site = e.site AND s.session_id = e.session_id \
          WHERE {filter} AND e.type = 'page_view' GROUP BY page ORDER BY n DESC, page LIMIT {TOP}"
     )

@@ -5,9 +5,10 @@ use rusqlite::Row;
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::session::{EventKey, MergeKeys, Session, SessionState};
 
-/// The columns of `events` an event is written to and read from, besides
-/// its [`ENRICHMENT_COLUMNS`] (kept once in `enrichments`, each event
-/// naming its row in `enrichment`) and its page path.
+/// The columns of `events` an event was written to up to schema version 6,
+/// besides its [`ENRICHMENT_COLUMNS`] and its page path (what the tests
+/// build old files from; version 7 writes [`EVENT_WRITE_COLUMNS`]).
+#[cfg(test)]
 pub(super) const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received_at, session_id, \
      visitor_id, user_id, session_index, seq, previous_session_id, storage, url, title, referrer, \
      props, context, client_ts";
@@ -17,6 +18,14 @@ pub(super) const EVENT_COLUMNS: &str = "event_id, site, type, name, ts, received
 /// millions of events.
 pub(super) const ENRICHMENT_COLUMNS: &str =
     "country, region, city, browser, os, device_type, is_bot";
+
+/// The columns of `events` [`insert_event`](super::writer) writes: those
+/// of [`EVENT_COLUMNS`] as schema version 7 keeps them
+/// ([`compact`](super::compact)), the enrichment's row and the page path
+/// where the URL does not say it.
+pub(super) const EVENT_WRITE_COLUMNS: &str = "event_id, site, kind, name, ts, received_at, \
+     session_id, visitor_id, user_id, session_index, seq, previous_session_id, kept_in, url, \
+     title, referrer, props, context, client_ts, enrichment, path_kept";
 
 /// What [`EVENT_SELECT`] reads from: the events and their enrichment.
 pub(super) const EVENTS_FROM: &str = "events LEFT JOIN enrichments n ON n.id = events.enrichment";
@@ -38,18 +47,26 @@ pub(super) const KEY_COLUMNS: &str =
 
 /// [`EVENT_COLUMNS`] and the enrichment to select, [`FROM`](EVENTS_FROM)
 /// the events and their enrichments: the packed ones as text
-/// ([`packed`]).
+/// ([`packed`]), the URLs whole ([`url_of`]).
 ///
 /// [`packed`]: super::packed
+/// [`url_of`]: super::compact::url_of
 pub(super) const EVENT_SELECT: &str = "wm_text(event_id), site, type, name, ts, received_at, \
      wm_text(session_id), wm_text(visitor_id), user_id, session_index, seq, \
-     wm_text(previous_session_id), storage, url, title, referrer, props, context, client_ts, \
+     wm_text(previous_session_id), storage, \
+     CASE WHEN typeof(url) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) || CAST(url AS TEXT) ELSE url END, title, \
+     CASE WHEN typeof(referrer) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) || CAST(referrer AS TEXT) ELSE referrer END, \
+     props, context, client_ts, \
      n.country, n.region, n.city, n.browser, n.os, n.device_type, ifnull(n.is_bot, 0)";
 
-/// [`SESSION_COLUMNS`] to select.
+/// [`SESSION_COLUMNS`] to select, the URLs whole
+/// ([`url_of`](super::compact::url_of)).
 pub(super) const SESSION_SELECT: &str =
     "wm_text(session_id), site, wm_text(visitor_id), user_id, session_index, started_at, \
-     last_seen_at, ended_at, end_reason, duration_ms, landing_page, exit_page, source, country, \
+     last_seen_at, ended_at, end_reason, duration_ms, \
+     CASE WHEN typeof(landing_page) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) || CAST(landing_page AS TEXT) ELSE landing_page END, \
+     CASE WHEN typeof(exit_page) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) || CAST(exit_page AS TEXT) ELSE exit_page END, \
+     source, country, \
      region, city, browser, os, device_type, event_count, page_views, is_bot";
 
 /// [`KEY_COLUMNS`] to select, as text: a key kept as the empty blob is the

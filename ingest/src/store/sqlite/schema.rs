@@ -13,7 +13,7 @@ use crate::session::{EndDecision, SessionState};
 use crate::store::StoreError;
 
 /// The schema this build writes, kept in `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// Rows the version-4 backfill reads and updates at a time.
 const BACKFILL_CHUNK: i64 = 10_000;
@@ -173,7 +173,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// file is as compact as a `VACUUM` would leave it. `events_readable` and
 /// `sessions_readable` show the rows as before, in plain SQL, for a client
 /// without the collector's functions (the `sqlite3` shell).
-const REBUILD_6: &str = r"
+pub(super) const REBUILD_6: &str = r"
     CREATE TABLE up.enrichments (
         id          INTEGER PRIMARY KEY,
         country     TEXT,
@@ -320,6 +320,172 @@ const REBUILD_6: &str = r"
     PRAGMA up.user_version = 6;
 ";
 
+/// Version 7, built beside the store as version 6 was ([`REBUILD_6`]):
+/// URLs of each site's origin, the event type, the storage and page paths
+/// kept shorter ([`compact`](super::compact)), and `sessions_user` only
+/// over sessions with a user id.
+fn rebuild_7() -> String {
+    use super::compact::{url_of, PATH_OF_ROW, STORAGE_OF_ROW, TYPE_OF_KIND};
+    let readable_id = |c: &str| {
+        format!(
+            "CASE WHEN typeof({c}) = 'blob' AND length({c}) = 16 THEN lower(substr(hex({c}), 1, 8) \
+             || '-' || substr(hex({c}), 9, 4) || '-' || substr(hex({c}), 13, 4) || '-' || \
+             substr(hex({c}), 17, 4) || '-' || substr(hex({c}), 21)) ELSE {c} END"
+        )
+    };
+    let (event_id, session_id, visitor_id, previous) = (
+        readable_id("e.event_id"),
+        readable_id("e.session_id"),
+        readable_id("e.visitor_id"),
+        readable_id("e.previous_session_id"),
+    );
+    let (url, referrer) = (url_of("e.site", "e.url"), url_of("e.site", "e.referrer"));
+    let (s_session_id, s_visitor_id) = (readable_id("s.session_id"), readable_id("s.visitor_id"));
+    let (landing, exit) = (
+        url_of("s.site", "s.landing_page"),
+        url_of("s.site", "s.exit_page"),
+    );
+    format!(
+        r"
+    -- Each site's origin: its first event's (the writer gives one to a
+    -- site without, from its next event that has one).
+    CREATE TABLE up.origins (
+        of_site TEXT PRIMARY KEY NOT NULL,
+        origin  TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO up.origins SELECT site, wm_origin(url) FROM main.events
+        WHERE rowid IN (SELECT min(rowid) FROM main.events GROUP BY site)
+        AND wm_origin(url) IS NOT NULL;
+    CREATE TABLE up.enrichments (
+        id          INTEGER PRIMARY KEY,
+        country     TEXT,
+        region      TEXT,
+        city        TEXT,
+        browser     TEXT,
+        os          TEXT,
+        device_type TEXT,
+        is_bot      INTEGER NOT NULL
+    );
+    INSERT INTO up.enrichments SELECT * FROM main.enrichments ORDER BY id;
+    CREATE INDEX up.enrichments_values
+        ON enrichments (country, region, city, browser, os, device_type, is_bot);
+    -- A column declared BLOB keeps each value as written: TEXT or BLOB.
+    CREATE TABLE up.events (
+        event_id    BLOB PRIMARY KEY NOT NULL,
+        site        TEXT NOT NULL,
+        kind        INTEGER NOT NULL,
+        name        TEXT,
+        ts          INTEGER NOT NULL,
+        received_at INTEGER NOT NULL,
+        session_id  BLOB NOT NULL,
+        visitor_id  BLOB NOT NULL,
+        user_id     TEXT,
+        session_index INTEGER,
+        seq         INTEGER,
+        previous_session_id BLOB,
+        kept_in     BLOB,
+        url         BLOB NOT NULL,
+        title       TEXT,
+        referrer    BLOB,
+        props       TEXT,
+        context     TEXT,
+        client_ts   INTEGER,
+        enrichment  INTEGER NOT NULL,
+        path_kept   TEXT,
+        type        TEXT GENERATED ALWAYS AS ({TYPE_OF_KIND}) VIRTUAL,
+        storage     TEXT GENERATED ALWAYS AS ({STORAGE_OF_ROW}) VIRTUAL,
+        path        TEXT GENERATED ALWAYS AS ({PATH_OF_ROW}) VIRTUAL
+    );
+    INSERT INTO up.events (event_id, site, kind, name, ts, received_at, session_id,
+        visitor_id, user_id, session_index, seq, previous_session_id, kept_in, url, title,
+        referrer, props, context, client_ts, enrichment, path_kept)
+        SELECT e.event_id, e.site, wm_kind(e.type), e.name, e.ts, e.received_at, e.session_id,
+        e.visitor_id, e.user_id, e.session_index, e.seq, e.previous_session_id,
+        wm_kept_in(e.storage), wm_kept_url(o.origin, e.url), e.title,
+        wm_kept_url(o.origin, e.referrer), e.props, e.context, e.client_ts, e.enrichment,
+        wm_kept_path(e.path, wm_kept_url(o.origin, e.url))
+        FROM main.events e LEFT JOIN up.origins o ON o.of_site = e.site ORDER BY e.rowid;
+    CREATE INDEX up.events_site_session_ts ON events (site, session_id, ts);
+
+    CREATE TABLE up.sessions (
+        session_id    BLOB NOT NULL,
+        site          TEXT NOT NULL,
+        visitor_id    BLOB NOT NULL,
+        user_id       TEXT,
+        session_index INTEGER,
+        started_at    INTEGER NOT NULL,
+        last_seen_at  INTEGER NOT NULL,
+        ended_at      INTEGER,
+        end_reason    TEXT,
+        duration_ms   INTEGER NOT NULL,
+        landing_page  BLOB,
+        exit_page     BLOB,
+        source        TEXT NOT NULL,
+        country       TEXT,
+        region        TEXT,
+        city          TEXT,
+        browser       TEXT,
+        os            TEXT,
+        device_type   TEXT,
+        event_count   INTEGER NOT NULL,
+        page_views    INTEGER NOT NULL,
+        is_bot        INTEGER NOT NULL,
+        first_key     BLOB,
+        last_key      BLOB,
+        landing_key   BLOB,
+        exit_key      BLOB,
+        user_key      BLOB,
+        geo_key       BLOB,
+        agent_key     BLOB,
+        end_key       BLOB,
+        end_event_id  BLOB,
+        entry_path    TEXT,
+        exit_path     TEXT,
+        referrer_domain TEXT,
+        utm_source    TEXT,
+        utm_medium    TEXT,
+        utm_campaign  TEXT,
+        utm_term      TEXT,
+        utm_content   TEXT,
+        PRIMARY KEY (site, session_id)
+    );
+    INSERT INTO up.sessions SELECT s.session_id, s.site, s.visitor_id, s.user_id,
+        s.session_index, s.started_at, s.last_seen_at, s.ended_at, s.end_reason, s.duration_ms,
+        wm_kept_url(o.origin, s.landing_page), wm_kept_url(o.origin, s.exit_page), s.source,
+        s.country, s.region, s.city, s.browser, s.os, s.device_type, s.event_count,
+        s.page_views, s.is_bot, s.first_key, s.last_key, s.landing_key, s.exit_key, s.user_key,
+        s.geo_key, s.agent_key, s.end_key, s.end_event_id, s.entry_path, s.exit_path,
+        s.referrer_domain, s.utm_source, s.utm_medium, s.utm_campaign, s.utm_term,
+        s.utm_content
+        FROM main.sessions s LEFT JOIN up.origins o ON o.of_site = s.site ORDER BY s.rowid;
+    CREATE INDEX up.sessions_id ON sessions (session_id);
+    CREATE INDEX up.sessions_started ON sessions (started_at, session_id);
+    CREATE INDEX up.sessions_site_started ON sessions (site, started_at, session_id);
+    CREATE INDEX up.sessions_open ON sessions (last_seen_at) WHERE ended_at IS NULL;
+    CREATE INDEX up.sessions_visitor ON sessions (visitor_id, started_at);
+    CREATE INDEX up.sessions_user ON sessions (user_id, started_at) WHERE user_id IS NOT NULL;
+    CREATE INDEX up.sessions_site_seen ON sessions (site, last_seen_at);
+    -- For any SQLite client: ids and URLs as text, the enrichment in the row.
+    CREATE VIEW up.events_readable AS SELECT {event_id} AS event_id,
+        e.site, e.type, e.name, e.ts, ifnull(e.client_ts, e.ts) AS client_ts, e.received_at,
+        {session_id} AS session_id, {visitor_id} AS visitor_id,
+        e.user_id, e.session_index, e.seq, {previous} AS previous_session_id,
+        e.storage, {url} AS url, e.title, {referrer} AS referrer, e.props, e.context,
+        n.country, n.region, n.city, n.browser, n.os, n.device_type, n.is_bot, e.path
+        FROM events e LEFT JOIN enrichments n ON n.id = e.enrichment;
+    CREATE VIEW up.sessions_readable AS SELECT {s_session_id} AS session_id,
+        s.site, {s_visitor_id} AS visitor_id,
+        s.user_id, s.session_index, s.started_at, s.last_seen_at, s.ended_at, s.end_reason,
+        s.duration_ms, {landing} AS landing_page, {exit} AS exit_page, s.source, s.country,
+        s.region, s.city, s.browser, s.os, s.device_type, s.event_count, s.page_views,
+        s.is_bot, s.entry_path, s.exit_path, s.referrer_domain, s.utm_source, s.utm_medium,
+        s.utm_campaign, s.utm_term, s.utm_content
+        FROM sessions s;
+    PRAGMA up.user_version = 7;
+"
+    )
+}
+
 /// The session ids events of more than one site carry (packed on both
 /// sides: the sessions the migration to version 2 rebuilt are written
 /// packed, the events are packed from version 6 on).
@@ -354,14 +520,16 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         tx.commit()?;
         tracing::info!(version, "migrated the sqlite schema");
     }
-    if found < 6 {
-        let started = std::time::Instant::now();
-        rebuild_to_6(conn)?;
-        tracing::info!(
-            version = 6,
-            seconds = started.elapsed().as_secs_f64(),
-            "migrated the sqlite schema (a new file, which replaced the old)"
-        );
+    for (version, sql) in [(6, REBUILD_6.to_owned()), (7, rebuild_7())] {
+        if found < version {
+            let started = std::time::Instant::now();
+            rebuild(conn, version, &sql)?;
+            tracing::info!(
+                version,
+                seconds = started.elapsed().as_secs_f64(),
+                "migrated the sqlite schema (a new file, which replaced the old)"
+            );
+        }
     }
     Ok(())
 }
@@ -373,12 +541,12 @@ fn beside(db: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Builds version 6 in `waymark.db.upgrade` ([`REBUILD_6`]) and moves it over
-/// the store's file, then reopens `conn` on it. The old file is untouched
-/// until the rename, so a crash on the way leaves the store at version 5
-/// (the next start builds again); the disk needs room for the new file,
-/// about three quarters of the old, until then.
-fn rebuild_to_6(conn: &mut Connection) -> Result<(), StoreError> {
+/// Builds `version` in `waymark.db.upgrade` (`sql`: [`REBUILD_6`],
+/// [`rebuild_7`]) and moves it over the store's file, then reopens `conn` on
+/// it. The old file is untouched until the rename, so a crash on the way
+/// leaves the store at the version before (the next start builds again);
+/// the disk needs room for the new file, smaller than the old, until then.
+pub(super) fn rebuild(conn: &mut Connection, version: i64, sql: &str) -> Result<(), StoreError> {
     let db = PathBuf::from(conn.path().unwrap_or_default());
     let upgrade = beside(&db, ".upgrade");
     if upgrade.exists() {
@@ -388,7 +556,7 @@ fn rebuild_to_6(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute("ATTACH ?1 AS up", [upgrade.to_string_lossy()])?;
     // A scratch file until it is complete: no journal, one sync at the end.
     conn.execute_batch("PRAGMA up.journal_mode = OFF; PRAGMA up.synchronous = OFF;")?;
-    let built = conn.execute_batch(&format!("BEGIN IMMEDIATE; {REBUILD_6} COMMIT;"));
+    let built = conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql} COMMIT;"));
     if let Err(err) = built {
         let _ = conn.execute_batch("ROLLBACK");
         let _ = conn.execute("DETACH up", []);
@@ -406,7 +574,7 @@ fn rebuild_to_6(conn: &mut Connection) -> Result<(), StoreError> {
         *conn = super::connect(&db)?;
         return Err(StoreError::Io(std::io::Error::other(format!(
             "{} is open in another process: stop it, then start the collector again \
-             to upgrade the store to version 6",
+             to upgrade the store to version {version}",
             db.display()
         ))));
     }

@@ -11,12 +11,13 @@ use rusqlite::types::{ToSql, Value};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::compact;
 use super::index::{url_key, Changes, EventRow, ReadIndex, SessionRow};
 use super::lifecycle::{self, Removed};
 use super::packed::value_list;
 use super::rows::{
-    state_from_row, DERIVED_COLUMNS, ENRICHMENT_COLUMNS, EVENT_COLUMNS, KEY_COLUMNS, KEY_SELECT,
-    SESSION_COLUMNS, SESSION_SELECT,
+    state_from_row, DERIVED_COLUMNS, ENRICHMENT_COLUMNS, EVENT_WRITE_COLUMNS, KEY_COLUMNS,
+    KEY_SELECT, SESSION_COLUMNS, SESSION_SELECT,
 };
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::metrics::StoreMetrics;
@@ -34,12 +35,11 @@ pub(super) const EXPIRE_BATCH: usize = 50;
 /// group past it; a request is never split).
 pub(super) const MAX_GROUP_EVENTS: usize = 10_000;
 
-/// The insert of an event: its [`EVENT_COLUMNS`] and page path.
+/// The insert of an event: its [`EVENT_WRITE_COLUMNS`].
 static INSERT_EVENT: LazyLock<String> = LazyLock::new(|| {
-    let columns = format!("{EVENT_COLUMNS}, enrichment, path");
     format!(
-        "INSERT OR IGNORE INTO events ({columns}) VALUES ({})",
-        value_list(&columns)
+        "INSERT OR IGNORE INTO events ({EVENT_WRITE_COLUMNS}) VALUES ({})",
+        value_list(EVENT_WRITE_COLUMNS)
     )
 });
 
@@ -270,6 +270,9 @@ struct GroupWriter<'t> {
     changes: Changes,
     /// The `enrichments` row of each enrichment this group met.
     enrichments: HashMap<Enrichment, i64>,
+    /// The origin of each site this group met, if it has one yet
+    /// ([`compact`](super::compact)).
+    origins: HashMap<String, Option<String>>,
 }
 
 impl<'t> GroupWriter<'t> {
@@ -282,6 +285,7 @@ impl<'t> GroupWriter<'t> {
             max_events,
             changes: Changes::default(),
             enrichments: HashMap::new(),
+            origins: HashMap::new(),
         }
     }
 
@@ -341,6 +345,28 @@ impl<'t> GroupWriter<'t> {
         Ok(id)
     }
 
+    /// The origin `site`'s URLs are kept under: as stored, or else this
+    /// URL's, stored for good.
+    fn origin(&mut self, site: &str, url: &str) -> rusqlite::Result<Option<String>> {
+        if !self.origins.contains_key(site) {
+            let stored = self
+                .tx
+                .prepare_cached("SELECT origin FROM origins WHERE of_site = ?1")?
+                .query_row([site], |r| r.get(0))
+                .optional()?;
+            self.origins.insert(site.to_owned(), stored);
+        }
+        if let Some(slot @ None) = self.origins.get_mut(site) {
+            if let Some(origin) = compact::origin_of(url) {
+                self.tx
+                    .prepare_cached("INSERT INTO origins (of_site, origin) VALUES (?1, ?2)")?
+                    .execute([site, origin])?;
+                *slot = Some(origin.to_owned());
+            }
+        }
+        Ok(self.origins.get(site).cloned().flatten())
+    }
+
     fn stored(&self, event_id: &str) -> rusqlite::Result<bool> {
         self.tx
             .prepare_cached("SELECT 1 FROM events WHERE event_id = wm_pack(?1)")?
@@ -383,7 +409,8 @@ impl<'t> GroupWriter<'t> {
             }
         }
         let enrichment = self.enrichment(&event.enrichment)?;
-        if !insert_event(self.tx, event, enrichment)? {
+        let origin = self.origin(&event.site, &event.url)?;
+        if !insert_event(self.tx, event, enrichment, origin.as_deref())? {
             return Ok(Applied::NotStored);
         }
         if matches!(event.event_type, EventType::PageView | EventType::Custom) {
@@ -486,7 +513,15 @@ impl<'t> GroupWriter<'t> {
         for key in self.dirty.drain() {
             if let Some(Some(state)) = self.sessions.get(&key) {
                 let referrer_domain = self.referrers.get(&key).and_then(Option::as_deref);
-                write_session(self.tx, state, Derived::With { referrer_domain })?;
+                let origin = self.origins.get(&key.0).and_then(Option::as_deref);
+                write_session(
+                    self.tx,
+                    state,
+                    Derived::With {
+                        referrer_domain,
+                        origin,
+                    },
+                )?;
                 self.changes
                     .sessions
                     .push(index_row(&state.session, referrer_domain));
@@ -533,12 +568,20 @@ fn index_row(s: &crate::session::Session, referrer_domain: Option<&str>) -> Sess
 }
 
 /// Stores an event whose enrichment is the row `enrichment` of
-/// `enrichments`; `client_ts` only where it differs from `ts`.
-fn insert_event(tx: &Transaction<'_>, e: &StoredEvent, enrichment: i64) -> rusqlite::Result<bool> {
+/// `enrichments`, and whose site's URLs are kept under `origin`; `client_ts`
+/// only where it differs from `ts`.
+fn insert_event(
+    tx: &Transaction<'_>,
+    e: &StoredEvent,
+    enrichment: i64,
+    origin: Option<&str>,
+) -> rusqlite::Result<bool> {
+    let url = compact::kept_url(origin, &e.url);
+    let path = (e.event_type == EventType::PageView).then(|| page_path(&e.url));
     let changed = tx.prepare_cached(&INSERT_EVENT)?.execute(params![
         e.event_id,
         e.site,
-        e.event_type.as_str(),
+        compact::kind(e.event_type),
         e.name,
         e.ts,
         e.received_at,
@@ -548,15 +591,15 @@ fn insert_event(tx: &Transaction<'_>, e: &StoredEvent, enrichment: i64) -> rusql
         e.session_index,
         e.seq,
         e.previous_session_id,
-        e.storage,
-        e.url,
+        compact::kept_in(e.storage.as_deref()),
+        url,
         e.title,
-        e.referrer,
+        e.referrer.as_deref().map(|r| compact::kept_url(origin, r)),
         e.props,
         e.context,
         (e.client_ts != e.ts).then_some(e.client_ts),
         enrichment,
-        (e.event_type == EventType::PageView).then(|| page_path(&e.url)),
+        compact::kept_path(path.as_deref(), &url),
     ])?;
     Ok(changed > 0)
 }
@@ -568,8 +611,12 @@ pub(super) enum Derived<'a> {
     /// other columns yet (the one to version 4 derives them for every row).
     NotYet,
     /// The [`DERIVED_COLUMNS`], with the landing page view's referrer's
-    /// domain (the rest follow from the session).
-    With { referrer_domain: Option<&'a str> },
+    /// domain (the rest follow from the session); the landing and exit
+    /// pages kept under the site's `origin` (schema version 7).
+    With {
+        referrer_domain: Option<&'a str>,
+        origin: Option<&'a str>,
+    },
 }
 
 /// The [`DERIVED_COLUMNS`] of a session.
@@ -627,6 +674,13 @@ pub(super) fn write_session(
         key(&k.end),
         k.end_event_id.clone().map(Value::Text),
     ];
+    // Written whole before version 7 (`NotYet`: the migrations' tables).
+    let origin = match derived {
+        Derived::NotYet => None,
+        Derived::With { origin, .. } => origin,
+    };
+    let kept = |url: &Option<String>| url.as_deref().map(|u| compact::kept_url(origin, u));
+    let (landing_page, exit_page) = (kept(&s.landing_page), kept(&s.exit_page));
     let mut values: Vec<&dyn ToSql> = vec![
         &s.session_id,
         &s.site,
@@ -638,8 +692,8 @@ pub(super) fn write_session(
         &s.ended_at,
         &s.end_reason,
         &s.duration_ms,
-        &s.landing_page,
-        &s.exit_page,
+        &landing_page,
+        &exit_page,
         &s.source,
         &s.country,
         &s.region,
@@ -658,7 +712,9 @@ pub(super) fn write_session(
     };
     let d = match derived {
         Derived::NotYet => None,
-        Derived::With { referrer_domain } => Some(derived_columns(
+        Derived::With {
+            referrer_domain, ..
+        } => Some(derived_columns(
             s.landing_page.as_deref(),
             s.exit_page.as_deref(),
             referrer_domain,

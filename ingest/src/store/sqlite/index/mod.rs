@@ -458,12 +458,14 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-const EVENT_SELECT: &str = "SELECT site, wm_text(session_id), type, path, name, url, ts, seq, \
-     wm_text(event_id) \
+/// The URL whole: [`url_of`](super::compact::url_of).
+const EVENT_SELECT: &str = "SELECT site, wm_text(session_id), type, path, name, \
+     CASE WHEN typeof(url) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) \
+     || CAST(url AS TEXT) ELSE url END, ts, seq, wm_text(event_id) \
      FROM events";
 
 /// A page as `/v1/stats`' `top_pages` keys it: the URL without query and
-/// fragment (the SQL's `PAGE_KEY`).
+/// fragment (the SQL's `page_key_sql`).
 pub(super) fn url_key(url: &str) -> &str {
     let end = url.find(['?', '#']).unwrap_or(url.len());
     &url[..end]
