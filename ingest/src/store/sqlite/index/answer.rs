@@ -317,13 +317,23 @@ pub(in crate::store::sqlite) fn stats(c: &Columns, q: &StatsQuery) -> Stats {
     }
     let width = q.interval.millis();
     let first = q.from / width * width;
-    let mut buckets: HashMap<u64, u64> = HashMap::new();
+    // Counted by index (a month by hour is 720), not hashed per visit.
+    let mut by_bucket =
+        vec![0u64; usize::try_from((q.to.max(first) - first) / width + 1).unwrap_or(0)];
     for row in &rows {
         let at = c.started_at[*row as usize];
-        *buckets
-            .entry(first + (at - first) / width * width)
-            .or_default() += 1;
+        if let Some(n) = usize::try_from((at - first) / width)
+            .ok()
+            .and_then(|i| by_bucket.get_mut(i))
+        {
+            *n += 1;
+        }
     }
+    let buckets: HashMap<u64, u64> = (0..)
+        .zip(&by_bucket)
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (first + i * width, *n))
+        .collect();
     Stats::from_parts(
         q,
         [
