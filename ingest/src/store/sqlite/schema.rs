@@ -322,8 +322,9 @@ pub(super) const REBUILD_6: &str = r"
 
 /// Version 7, built beside the store as version 6 was ([`REBUILD_6`]):
 /// URLs of each site's origin, the event type, the storage and page paths
-/// kept shorter ([`compact`](super::compact)), and `sessions_user` only
-/// over sessions with a user id.
+/// kept shorter ([`compact`](super::compact)); a session's events found
+/// by `(session_id, ts)`, without the site; and `sessions_user` only over
+/// sessions with a user id.
 fn rebuild_7() -> String {
     use super::compact::{url_of, PATH_OF_ROW, STORAGE_OF_ROW, TYPE_OF_KIND};
     let readable_id = |c: &str| {
@@ -405,7 +406,9 @@ fn rebuild_7() -> String {
         wm_kept_url(o.origin, e.referrer), e.props, e.context, e.client_ts, e.enrichment,
         wm_kept_path(e.path, wm_kept_url(o.origin, e.url))
         FROM main.events e LEFT JOIN up.origins o ON o.of_site = e.site ORDER BY e.rowid;
-    CREATE INDEX up.events_site_session_ts ON events (site, session_id, ts);
+    -- A session's events: every read names its site too, which the rows
+    -- say (a session id two sites share only costs them a longer walk).
+    CREATE INDEX up.events_session_ts ON events (session_id, ts);
 
     CREATE TABLE up.sessions (
         session_id    BLOB NOT NULL,
