@@ -879,29 +879,41 @@ async fn answers(store: &SqliteStore, ids: &[String]) -> Vec<String> {
     answers
 }
 
-/// A version-5 file, its ids and keys as text, is packed on open (every
-/// row copied, in order, into a new file with its indexes made again, which
-/// replaces the old) and answers as it did.
-#[tokio::test]
-async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
+/// A current store holding `events`, the ids of their sessions, and its
+/// [`answers`] about them.
+async fn stored(events: &[StoredEvent]) -> (tempfile::TempDir, Vec<String>, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut events = realistic_events(30);
-    events[3].session_id = "a custom client's id".to_owned();
-    events[13].visitor_id = "V-13".to_owned();
     let store = SqliteStore::open(dir.path()).unwrap();
-    store.append(events.clone()).await.unwrap();
+    store.append(events.to_vec()).await.unwrap();
     let ids: Vec<String> = events.iter().map(|e| e.session_id.clone()).collect();
     let before = answers(&store, &ids).await;
-    drop(store);
+    (dir, ids, before)
+}
 
-    // The same rows in a version-5 file: every packed value as its text,
-    // the enrichment in each event's row, `client_ts` always written.
+/// An empty store file at schema version 5, as a collector of then left it.
+fn version_5_file() -> (tempfile::TempDir, Connection) {
     let old = tempfile::tempdir().unwrap();
     let conn = super::connect(&old.path().join(DB_FILE_NAME)).unwrap();
     for sql in &MIGRATIONS[..5] {
         conn.execute_batch(sql).unwrap();
     }
     conn.pragma_update(None, "user_version", 5).unwrap();
+    (old, conn)
+}
+
+/// A version-5 file, its ids and keys as text, is packed on open (every
+/// row copied, in order, into a new file with its indexes made again, which
+/// replaces the old) and answers as it did.
+#[tokio::test]
+async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
+    let mut events = realistic_events(30);
+    events[3].session_id = "a custom client's id".to_owned();
+    events[13].visitor_id = "V-13".to_owned();
+    let (dir, ids, before) = stored(&events).await;
+
+    // The same rows in a version-5 file: every packed value as its text,
+    // the enrichment in each event's row, `client_ts` always written.
+    let (old, conn) = version_5_file();
     let v6 = dir.path().join(DB_FILE_NAME);
     conn.execute("ATTACH ?1 AS v6", [v6.to_string_lossy()])
         .unwrap();
@@ -1011,25 +1023,15 @@ async fn a_version_5_file_gets_its_ids_packed_and_answers_the_same() {
 /// origin kept as their rest, any other URL, storage or path as it came.
 #[tokio::test]
 async fn a_version_6_file_keeps_its_urls_shorter_and_answers_the_same() {
-    let dir = tempfile::tempdir().unwrap();
     let mut events = realistic_events(20);
     events[1].url = "https://shop.example.net/elsewhere?x=1".to_owned();
     events[2].storage = Some("indexeddb".to_owned());
     events[4].referrer = Some("https://www.example.com/pricing?from=4".to_owned());
     events[10].url = "https://www.example.com/a/../b%20c".to_owned();
-    let store = SqliteStore::open(dir.path()).unwrap();
-    store.append(events.clone()).await.unwrap();
-    let ids: Vec<String> = events.iter().map(|e| e.session_id.clone()).collect();
-    let before = answers(&store, &ids).await;
-    drop(store);
+    let (dir, ids, before) = stored(&events).await;
 
     // The same rows in a version-6 file.
-    let old = tempfile::tempdir().unwrap();
-    let mut conn = super::connect(&old.path().join(DB_FILE_NAME)).unwrap();
-    for sql in &MIGRATIONS[..5] {
-        conn.execute_batch(sql).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 5).unwrap();
+    let (old, mut conn) = version_5_file();
     super::schema::rebuild(&mut conn, 6, super::schema::REBUILD_6).unwrap();
     let v7 = dir.path().join(DB_FILE_NAME);
     conn.execute("ATTACH ?1 AS v7", [v7.to_string_lossy()])
@@ -1170,13 +1172,7 @@ async fn a_version_6_file_keeps_its_urls_shorter_and_answers_the_same() {
 /// file stays as it was, at version 5, and a later start upgrades it.
 #[tokio::test]
 async fn the_upgrade_waits_for_a_file_nobody_else_has_open() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(DB_FILE_NAME);
-    let conn = super::connect(&path).unwrap();
-    for sql in &MIGRATIONS[..5] {
-        conn.execute_batch(sql).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 5).unwrap();
+    let (dir, conn) = version_5_file();
     conn.pragma_update(None, "journal_mode", "WAL").unwrap();
     // A read in WAL mode: the connection now holds the file as another
     // collector, a backup or a `sqlite3` shell does.
