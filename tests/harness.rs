@@ -175,12 +175,16 @@ fn read_events(db: &Path) -> Vec<Row> {
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open store");
     waymark_ingest::SqliteStore::register_functions(&conn).expect("the store's SQL functions");
+    let (url, referrer) = (
+        waymark_ingest::SqliteStore::url_sql("url"),
+        waymark_ingest::SqliteStore::url_sql("referrer"),
+    );
     let mut stmt = conn
-        .prepare(
-            "SELECT wm_text(event_id), site, type, name, ts, COALESCE(client_ts, ts), wm_text(session_id), wm_text(visitor_id), user_id, session_index, wm_text(previous_session_id), storage, url, \
-             title, referrer, props, context \
+        .prepare(&format!(
+            "SELECT wm_text(event_id), site, type, name, ts, COALESCE(client_ts, ts), wm_text(session_id), wm_text(visitor_id), user_id, session_index, wm_text(previous_session_id), storage, {url}, \
+             title, {referrer}, props, context \
              FROM events ORDER BY ts, seq, rowid",
-        )
+        ))
         .expect("query");
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
     stmt.query_map([], |r| {

@@ -179,6 +179,15 @@ impl SqliteStore {
         })
     }
 
+    /// SQL that reads the URL column `column` of `events` or `sessions`
+    /// (`url`, `referrer`, `landing_page`, `exit_page`) whole, from a
+    /// `SELECT` on that table (schema version 7 keeps a URL of its site's
+    /// origin as the rest of it): for tools and tests that read
+    /// `waymark.db` directly.
+    pub fn url_sql(column: &str) -> String {
+        compact::url_of("site", column)
+    }
+
     /// Registers on a connection of one's own the SQL functions that read
     /// the store's packed ids and keys as text, `wm_text(column)`, and pack
     /// text to compare with them, `wm_pack(text)` (schema version 6: a
