@@ -309,6 +309,8 @@ impl Ch {
     /// touched `margin` seconds before it began ([`MARGIN_SECS`] but in
     /// tests), then the touched sessions' days no longer needed dropped.
     pub(crate) async fn compact(&self, margin: u64) -> Result<(), StoreError> {
+        // Not while a removal is deleting ([`Ch::removing`]).
+        let _removal_done = self.removing.lock().await;
         self.migrate().await?;
         let db = &self.db;
         let began_at: u64 = timed(

@@ -207,6 +207,9 @@ impl ClickHouseStore {
         if keys.is_empty() {
             return Ok((counts, Vec::new()));
         }
+        // No compaction of this collector's until the deletes are done
+        // ([`Ch::removing`](super::Ch)).
+        let _no_compaction = self.ch.removing.lock().await;
         let started = Instant::now();
         for chunk in keys.chunks(KEYS_PER_MUTATION) {
             let tuples = chunk

@@ -151,6 +151,12 @@ struct Ch {
     inserter: Client,
     db: String,
     migrated: AtomicBool,
+    /// Held by a compaction, and by a removal (erasure, retention) until
+    /// its deletes are done: a compaction that read `sessions_agg` before
+    /// a removal's delete reached it would write the removed sessions into
+    /// `sessions_flat` again after that table's delete, in a part the
+    /// delete never sees.
+    removing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Ch {
@@ -210,6 +216,7 @@ impl ClickHouseStore {
             client,
             db: url.database.clone(),
             migrated: AtomicBool::new(false),
+            removing: tokio::sync::Mutex::new(()),
         });
         match ch.migrate().await {
             Ok(()) => tracing::info!(clickhouse = %url, "the ClickHouse schema is up to date"),
