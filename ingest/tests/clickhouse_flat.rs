@@ -221,3 +221,62 @@ proptest! {
         tokio::runtime::Runtime::new().unwrap().block_on(case(n, &batches, sweep_after));
     }
 }
+
+/// An erasure while compactions run (each collector compacts every 10 s,
+/// vouching for sessions touched a minute before): a compaction that read
+/// `sessions_agg` before the erasure's delete reached it must not write the
+/// erased sessions into `sessions_flat` after that table's delete, where
+/// no delete would ever see them.
+#[test]
+fn an_erasure_leaves_no_flat_row_whatever_compactions_run_beside_it() {
+    use waymark_ingest::read::Person;
+    use waymark_ingest::Lifecycle;
+    let Some(server) = server() else {
+        eprintln!("SKIP an_erasure_leaves_no_flat_row_whatever_compactions_run_beside_it: set WAYMARK_TEST_CLICKHOUSE=1");
+        return;
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = "flat_erasure_race";
+        let (store, _dir) = open(db).await;
+        let store = Arc::new(store);
+        for round in 0..5_u8 {
+            let events: Vec<StoredEvent> = (0..6_u8)
+                .map(|i| {
+                    let mut e = event(&(0, i % 3, 0, i % 3, i, round * 6 + i, false, 0));
+                    e.visitor_id = "v-erased".to_owned();
+                    e.session_id = format!("s{round}-{}", i % 3);
+                    e
+                })
+                .collect();
+            store.append(events).await.unwrap();
+            store.sync().await.unwrap();
+            store.compact().await.unwrap();
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let compacting = {
+                let (store, done) = (store.clone(), done.clone());
+                tokio::spawn(async move {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.compact().await.unwrap();
+                    }
+                })
+            };
+            let erased = store
+                .erase(Person::Visitor("v-erased".to_owned()))
+                .await
+                .unwrap();
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(erased.sessions, 3, "{erased:?}");
+            compacting.await.unwrap();
+            store.compact().await.unwrap();
+            let left = server.query(&format!(
+                "SELECT count() FROM {db}.sessions_flat WHERE visitor_id = 'v-erased'"
+            ));
+            assert_eq!(
+                left.trim(),
+                "0",
+                "round {round}: flat rows of the erased visitor"
+            );
+        }
+        store.shutdown().await;
+    });
+}
