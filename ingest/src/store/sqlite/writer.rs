@@ -345,9 +345,10 @@ impl<'t> GroupWriter<'t> {
         Ok(id)
     }
 
-    /// The origin `site`'s URLs are kept under: as stored, or else this
-    /// URL's, stored for good.
-    fn origin(&mut self, site: &str, url: &str) -> rusqlite::Result<Option<String>> {
+    /// Caches the origin `site`'s URLs are kept under (in
+    /// [`origins`](Self::origins)): as stored, or else this URL's, stored
+    /// for good.
+    fn find_origin(&mut self, site: &str, url: &str) -> rusqlite::Result<()> {
         if !self.origins.contains_key(site) {
             let stored = self
                 .tx
@@ -364,7 +365,7 @@ impl<'t> GroupWriter<'t> {
                 *slot = Some(origin.to_owned());
             }
         }
-        Ok(self.origins.get(site).cloned().flatten())
+        Ok(())
     }
 
     fn stored(&self, event_id: &str) -> rusqlite::Result<bool> {
@@ -409,8 +410,9 @@ impl<'t> GroupWriter<'t> {
             }
         }
         let enrichment = self.enrichment(&event.enrichment)?;
-        let origin = self.origin(&event.site, &event.url)?;
-        if !insert_event(self.tx, event, enrichment, origin.as_deref())? {
+        self.find_origin(&event.site, &event.url)?;
+        let origin = self.origins.get(&event.site).and_then(Option::as_deref);
+        if !insert_event(self.tx, event, enrichment, origin)? {
             return Ok(Applied::NotStored);
         }
         if matches!(event.event_type, EventType::PageView | EventType::Custom) {

@@ -458,11 +458,15 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     })
 }
 
-/// The URL whole: [`url_of`](super::compact::url_of).
-const EVENT_SELECT: &str = "SELECT site, wm_text(session_id), type, path, name, \
-     CASE WHEN typeof(url) = 'blob' THEN (SELECT origin FROM origins WHERE of_site = site) \
-     || CAST(url AS TEXT) ELSE url END, ts, seq, wm_text(event_id) \
-     FROM events";
+/// What [`event_row`] reads, the URL whole
+/// ([`url_of`](super::compact::url_of)).
+fn event_select() -> String {
+    format!(
+        "SELECT site, wm_text(session_id), type, path, name, {}, ts, seq, wm_text(event_id) \
+         FROM events",
+        super::compact::url_of("site", "url")
+    )
+}
 
 /// A page as `/v1/stats`' `top_pages` keys it: the URL without query and
 /// fragment (the SQL's `page_key_sql`).
@@ -474,8 +478,9 @@ pub(super) fn url_key(url: &str) -> &str {
 /// One session's page views and custom events, in order.
 fn session_events(conn: &Connection, site: &str, id: &str) -> rusqlite::Result<Vec<EventRow>> {
     let sql = format!(
-        "{EVENT_SELECT} WHERE site = ?1 AND session_id = wm_pack(?2) \
-         AND type IN ('page_view', 'custom') {EVENT_ORDER}"
+        "{} WHERE site = ?1 AND session_id = wm_pack(?2) \
+         AND type IN ('page_view', 'custom') {EVENT_ORDER}",
+        event_select()
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![site, id], event_row)?;
@@ -516,7 +521,8 @@ fn load(conn: &Connection) -> rusqlite::Result<Columns> {
     // keys cannot tell (same time, seq and id prefix) is read again in SQL.
     let mut pending: Vec<Vec<(OrderKey, Step)>> = vec![Vec::new(); columns.len()];
     let mut stmt = conn.prepare(&format!(
-        "{EVENT_SELECT} WHERE type IN ('page_view', 'custom')"
+        "{} WHERE type IN ('page_view', 'custom')",
+        event_select()
     ))?;
     for e in stmt.query_map([], event_row)? {
         let e = e?;
