@@ -182,9 +182,7 @@ pub fn context(sensitive: &[String]) -> Value {
         "tz_offset_min".into(),
         Value::Number(f64::from(now.utc_offset_min)),
     ));
-    let zone =
-        js_sys::Intl::DateTimeFormat::new(&Array::new(), &js_sys::Object::new()).resolved_options();
-    text(&mut c, "time_zone", property(&zone, "timeZone").as_string());
+    text(&mut c, "time_zone", time_zone());
 
     let url = redact_url(&href(), sensitive);
     let campaign = campaign_params(&url);
@@ -195,6 +193,26 @@ pub fn context(sensitive: &[String]) -> Value {
         c.push(("campaign".to_owned(), Value::Object(fields.collect())));
     }
     Value::Object(c)
+}
+
+/// The IANA time zone (`Europe/Paris`): `Temporal.Now.timeZoneId()` where
+/// the browser has it, else `Intl.DateTimeFormat`'s. Building the first
+/// date format of a page loads the locale's date data: 20–46 ms in Chromium
+/// 156 on the test machine, half of the SDK's start, against under a
+/// millisecond for `Temporal` (BENCHMARKS.md, "The SDK on a slow
+/// connection").
+fn time_zone() -> Option<String> {
+    let now = property(&property(&js_sys::global(), "Temporal"), "Now");
+    let temporal = property(&now, "timeZoneId")
+        .dyn_into::<js_sys::Function>()
+        .ok()
+        .and_then(|id| id.call0(&now).ok())
+        .and_then(|id| id.as_string());
+    temporal.or_else(|| {
+        let options = js_sys::Intl::DateTimeFormat::new(&Array::new(), &js_sys::Object::new())
+            .resolved_options();
+        property(&options, "timeZone").as_string()
+    })
 }
 
 /// `WxH`, written without std's formatting.
