@@ -36,7 +36,7 @@ const puppeteer = require('puppeteer-core');
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 10);
 // The four points, and 400 and 600 ms between them: with only the four,
 // a tracker one step behind the baseline reads as 1.4x however close it is.
-const LEAVE_AFTER = [300, 400, 500, 600, 700, 1000];
+const LEAVE_AFTER = process.env.BENCH_LEAVE_AFTER?.split(',').map(Number) ?? [300, 400, 500, 600, 700, 1000];
 const HOP_AFTER = [150];
 const READY_LOADS = Number(process.env.BENCH_READY_LOADS ?? 10);
 
@@ -186,7 +186,8 @@ async function leave(kind, after, hop) {
   return { stored: seen.get(id) ?? 0, next: seen.get(next) ?? 0 };
 }
 
-// BENCH_PARTS=visits,leave,hop (all by default) picks what to measure.
+// BENCH_PARTS=visits,leave,hop (all by default) picks what to measure;
+// BENCH_LEAVE_AFTER=450,550 other points of the early-leave curve.
 const parts = (process.env.BENCH_PARTS ?? 'visits,leave,hop').split(',');
 const report = [];
 const sides = {};
