@@ -585,7 +585,10 @@ fn the_time_zone_comes_from_temporal_without_a_date_format() {
         init(config_with(site, &[])).flush();
         let view = &sent_events()[0];
         let built = js("return __dateFormats").as_f64().unwrap();
-        (view["context"]["time_zone"].as_str().map(str::to_owned), built)
+        (
+            view["context"]["time_zone"].as_str().map(str::to_owned),
+            built,
+        )
     };
     let with_temporal = zone_of_start("t-zone");
     js("window.__temporal = Temporal; delete globalThis.Temporal;");
