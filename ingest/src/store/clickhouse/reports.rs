@@ -17,12 +17,14 @@ use serde::Deserialize;
 
 use super::flat::{session_columns, sessions_read_sql};
 use super::{timed, ClickHouseStore};
+use crate::clock::{Clock, SystemClock};
 use crate::read::{
     ratio, Breakdown, BreakdownQuery, BreakdownRow, Counts, Dimension, Filter, Funnel, FunnelQuery,
     FunnelStep, FunnelStepCount, Metrics, PageVisitors, Person, ProfileQuery, ProfileTotals,
     ReadQuery, Realtime, RealtimeQuery, Timeseries, TimeseriesQuery,
 };
 use crate::store::StoreError;
+use crate::wire::MAX_EVENT_AHEAD_MS;
 
 /// `value` as an SQL string literal.
 pub(crate) fn literal(value: &str) -> String {
@@ -75,6 +77,13 @@ impl Pick {
         }
         pick.filters(&q.filters);
         pick
+    }
+
+    /// Also `clause`, on the sessions' keys only (`site`, `session_id`):
+    /// applied before the delta's states merge, and through the key on both
+    /// tables.
+    fn key(&mut self, clause: String) {
+        self.keys.push(clause);
     }
 
     /// Also `clause`, on the sessions' columns.
@@ -234,9 +243,42 @@ pub(crate) fn timeseries_sql(db: &str, q: &TimeseriesQuery) -> String {
     )
 }
 
-/// The sessions active since the realtime window's start.
-fn realtime_pick(db: &str, q: &RealtimeQuery) -> Pick {
+/// Before a realtime window, on ClickHouse's clock, how far back the
+/// sessions touched are also read: for the clocks of several collectors.
+const REALTIME_SLACK_SECS: u64 = 600;
+
+/// The longest realtime window read through the sessions touched in it:
+/// `sessions_touched` keeps at least the last two days.
+const REALTIME_TOUCHED_MAX_MS: u64 = 86_400_000;
+
+/// How many seconds back from ClickHouse's `now()` every session active
+/// since `since` was touched, `now_ms` being this collector's clock; `None`
+/// when the window is not within the last day (a test's clock, say).
+///
+/// An event counts as active by its time, which the collector accepts at
+/// most [`MAX_EVENT_AHEAD_MS`] after it received the event, and a session
+/// is touched when its event is inserted, after that. So a session whose
+/// last activity is since `since` was touched at most the window, plus
+/// that, before now, whatever the offset between this collector's clock
+/// and ClickHouse's (the slack covers other collectors' clocks).
+pub(crate) fn realtime_touched_secs(since: u64, now_ms: u64) -> Option<u64> {
+    let window = now_ms.checked_sub(since)?;
+    (window <= REALTIME_TOUCHED_MAX_MS)
+        .then(|| window.div_ceil(1000) + MAX_EVENT_AHEAD_MS / 1000 + REALTIME_SLACK_SECS)
+}
+
+/// The sessions active since the realtime window's start. Within the last
+/// day (by `now_ms`, this collector's clock), only the sessions touched in
+/// the window are read ([`realtime_touched_secs`]): a key range of both
+/// tables instead of the site's every visit.
+fn realtime_pick(db: &str, q: &RealtimeQuery, now_ms: u64) -> Pick {
     let mut pick = Pick::new(db, q.site.as_deref());
+    if let Some(back) = realtime_touched_secs(q.since, now_ms) {
+        pick.key(format!(
+            "(site, session_id) IN (SELECT site, session_id FROM {db}.sessions_touched \
+             WHERE touched_at >= now() - {back})"
+        ));
+    }
     pick.and(format!("last_seen_at >= {}", q.since));
     if !q.include_bots {
         pick.and("is_bot = 0".to_owned());
@@ -246,9 +288,10 @@ fn realtime_pick(db: &str, q: &RealtimeQuery) -> Pick {
 }
 
 /// Realtime's SQL: the visitors active since the window's start, and
-/// their current pages (each session's exit page), most visitors first.
-pub(crate) fn realtime_sql(db: &str, q: &RealtimeQuery) -> [String; 2] {
-    let sessions = realtime_pick(db, q).sql("visitor_id, exit_path");
+/// their current pages (each session's exit page), most visitors first;
+/// `now_ms` is this collector's clock ([`realtime_pick`]).
+pub(crate) fn realtime_sql(db: &str, q: &RealtimeQuery, now_ms: u64) -> [String; 2] {
+    let sessions = realtime_pick(db, q, now_ms).sql("visitor_id, exit_path");
     [
         format!("SELECT uniqExact(visitor_id) FROM ({sessions})"),
         format!(
@@ -433,7 +476,7 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn realtime_now(&self, q: RealtimeQuery) -> Result<Realtime, StoreError> {
-        let [visitors, pages] = realtime_sql(&self.ch.db, &q);
+        let [visitors, pages] = realtime_sql(&self.ch.db, &q, SystemClock.now_ms());
         let visitors = timed(self.ch.client.query_raw(&visitors).fetch_one::<u64>()).await?;
         let pages = timed(
             self.ch
@@ -610,6 +653,34 @@ mod tests {
         assert!(!events_read_for_the_delta_only(&sql));
         // Of the visits with the first step only, on both sides of its join.
         assert_eq!(sql.matches("AND has(paths, '/a')").count(), 2, "{sql}");
+    }
+
+    #[test]
+    fn realtime_reads_the_sessions_touched_in_its_window_within_the_last_day() {
+        let now = 1_800_000_000_000;
+        // Five minutes, the hour an event may be ahead, ten minutes' slack.
+        assert_eq!(realtime_touched_secs(now - 300_000, now), Some(4_500));
+        assert_eq!(realtime_touched_secs(now - 300_001, now), Some(4_501));
+        assert_eq!(realtime_touched_secs(now - 86_400_000, now), Some(90_600));
+        assert_eq!(realtime_touched_secs(now - 86_400_001, now), None);
+        assert_eq!(realtime_touched_secs(now + 1, now), None);
+        let q = RealtimeQuery {
+            site: Some("shop".to_owned()),
+            since: now - 300_000,
+            include_bots: false,
+            filters: Vec::new(),
+            limit: 10,
+        };
+        let touched = "(site, session_id) IN (SELECT site, session_id FROM db.sessions_touched \
+                       WHERE touched_at >= now() - 4500)";
+        for sql in realtime_sql("db", &q, now) {
+            let (flat, merged) = sql.split_once("UNION ALL").unwrap();
+            assert!(flat.contains(touched), "{flat}");
+            assert!(merged.contains(touched), "{merged}");
+        }
+        for sql in realtime_sql("db", &q, now + 86_400_000) {
+            assert!(!sql.contains("touched_at >= now() -"), "{sql}");
+        }
     }
 
     #[test]

@@ -217,7 +217,8 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
         }
         Read::Timeseries(q) => vec![raw("timeseries", timeseries_sql(db, q), false)],
         Read::Realtime(q) => {
-            let [visitors, pages] = realtime_sql(db, q);
+            // At the window's end: through the sessions touched in it.
+            let [visitors, pages] = realtime_sql(db, q, q.since + 5 * 60_000);
             vec![
                 raw("realtime.visitors", visitors, false),
                 raw("realtime.pages", pages, true),
