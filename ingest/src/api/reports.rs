@@ -10,7 +10,7 @@ use super::{table, ReadApi};
 use crate::error::Error;
 use crate::read::{
     csv, BreakdownQuery, Dimension, FunnelQuery, FunnelStep, Metrics, PreviousPeriod,
-    RealtimeQuery, TimeseriesQuery, MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS,
+    RealtimeQuery, TimeseriesQuery, MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS, REALTIME_WINDOW_MS,
 };
 use crate::store::{Interval, Stats, StatsQuery};
 
@@ -22,8 +22,6 @@ const MAX_BUCKETS: u64 = 10_000;
 /// most allowed.
 const DEFAULT_ROWS: usize = 10;
 const MAX_ROWS: usize = 1000;
-/// `/v1/realtime` counts the visitors active in this window before now.
-pub const REALTIME_WINDOW_MS: u64 = 5 * 60_000;
 
 fn default_interval(from: u64, to: u64) -> Interval {
     if to - from <= HOURLY_UP_TO_MS {

@@ -15,7 +15,7 @@ pub use self::answer::{
 pub use self::keys::{page_path, Landing};
 pub use self::query::{
     BreakdownQuery, Dimension, Filter, FunnelQuery, FunnelStep, Person, ProfileQuery, ReadQuery,
-    RealtimeQuery, TimeseriesQuery, MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS,
+    RealtimeQuery, TimeseriesQuery, MAX_FUNNEL_STEPS, MIN_FUNNEL_STEPS, REALTIME_WINDOW_MS,
 };
 
 mod answer;

@@ -205,6 +205,9 @@ pub struct TimeseriesQuery {
     pub interval: Interval,
 }
 
+/// `/v1/realtime` counts the visitors active in this window before now.
+pub const REALTIME_WINDOW_MS: u64 = 5 * 60_000;
+
 /// `GET /v1/realtime`: the sessions of `site` active since `since` (their
 /// last activity, epoch ms), whenever they started, for which every filter
 /// holds; the `limit` pages most of them are on.

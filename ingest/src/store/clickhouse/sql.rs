@@ -18,6 +18,7 @@ use super::schema::{applied_version, bookkeeping, migrations, record_version};
 use crate::event::StoredEvent;
 use crate::read::{
     BreakdownQuery, Dimension, FunnelQuery, ProfileQuery, RealtimeQuery, TimeseriesQuery,
+    REALTIME_WINDOW_MS,
 };
 use crate::store::{EventCursor, SessionQuery, StatsQuery, SweepCursor};
 
@@ -218,7 +219,7 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
         Read::Timeseries(q) => vec![raw("timeseries", timeseries_sql(db, q), false)],
         Read::Realtime(q) => {
             // At the window's end: through the sessions touched in it.
-            let [visitors, pages] = realtime_sql(db, q, q.since + 5 * 60_000);
+            let [visitors, pages] = realtime_sql(db, q, q.since + REALTIME_WINDOW_MS);
             vec![
                 raw("realtime.visitors", visitors, false),
                 raw("realtime.pages", pages, true),
