@@ -28,6 +28,8 @@ const BASE: u64 = 1_700_000_000_000;
 const SLOT: u64 = 1_200_000;
 const PATHS: [&str; 3] = ["/", "/pricing", "/docs"];
 
+/// The shared server, or `None` when the ClickHouse tests skip (which
+/// `support::optional::clickhouse` says, naming the test).
 fn server() -> Option<&'static ClickHouse> {
     static SERVER: OnceLock<ClickHouse> = OnceLock::new();
     support::optional::clickhouse().then(|| SERVER.get_or_init(ClickHouse::start))
@@ -213,7 +215,6 @@ proptest! {
         sweep_after in 0usize..4,
     ) {
         if server().is_none() {
-            eprintln!("SKIP compacted_sessions_answer_as_the_merged_states: set WAYMARK_TEST_CLICKHOUSE=1");
             return Ok(());
         }
         static CASE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -232,7 +233,6 @@ fn an_erasure_leaves_no_flat_row_whatever_compactions_run_beside_it() {
     use waymark_ingest::read::Person;
     use waymark_ingest::Lifecycle;
     let Some(server) = server() else {
-        eprintln!("SKIP an_erasure_leaves_no_flat_row_whatever_compactions_run_beside_it: set WAYMARK_TEST_CLICKHOUSE=1");
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
@@ -292,7 +292,6 @@ fn realtime_at_the_real_clock_reads_the_sessions_touched_in_its_window() {
     use waymark_ingest::read::RealtimeQuery;
     use waymark_ingest::{Clock, SystemClock};
     let Some(server) = server() else {
-        eprintln!("SKIP realtime_at_the_real_clock_reads_the_sessions_touched_in_its_window: set WAYMARK_TEST_CLICKHOUSE=1");
         return;
     };
     tokio::runtime::Runtime::new().unwrap().block_on(async {
