@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use waymark_ingest::clickhouse_sql::{self, Read, Statement};
+use waymark_ingest::read::{Dimension, Filter};
 use waymark_ingest::{
     collector_end_id, ClickHouseStore, ClickHouseUrl, Cursor, Enrichment, EventCursor, EventSink,
     EventType, Interval, SessionQuery, StatsQuery, StoredEvent, SweepCursor,
@@ -393,6 +394,34 @@ fn reads() -> Vec<Read> {
     ]
     .into_iter()
     .chain(report_reads())
+    // Last, so that the statements above keep their numbers.
+    .chain([
+        // The sessions list among shop's newest flat rows: the start of
+        // the newest (how many versions a session has differs with the
+        // compactions run, so no more), then the page since s-2's start.
+        Read::NewestSessions {
+            query: all_sessions(Some("shop"), 1),
+            rows: 1,
+            since: T0 + 10 * MIN,
+        },
+        Read::NewestSessions {
+            query: SessionQuery {
+                to: Some(T0 + 60 * MIN),
+                is_bot: Some(false),
+                cursor: Some(Cursor {
+                    started_at: T0 + 30 * MIN,
+                    session_id: "s-4".to_owned(),
+                }),
+                filters: vec![Filter {
+                    dimension: Dimension::Country,
+                    value: "DE".to_owned(),
+                }],
+                ..all_sessions(Some("shop"), 2)
+            },
+            rows: 1,
+            since: T0,
+        },
+    ])
     .collect()
 }
 

@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::queries::PAGE_KEY;
+use super::reports::literal;
 use super::schema::{sessions_sql, Statement, SESSION_FIELDS};
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
@@ -252,6 +253,60 @@ fn delta(db: &str) -> String {
     format!(
         "(SELECT site, session_id FROM {db}.sessions_touched \
          WHERE touched_at >= (SELECT max(began_at - margin) FROM {db}.compactions))"
+    )
+}
+
+/// `site = '…'`, or `1` for every site.
+fn site_keys(site: Option<&str>) -> String {
+    site.map_or_else(
+        || "1".to_owned(),
+        |site| format!("site = {}", literal(site)),
+    )
+}
+
+/// ` AND started_at <= {until}`, or nothing.
+fn started_until(until: Option<u64>) -> String {
+    until
+        .map(|until| format!(" AND started_at <= {until}"))
+        .unwrap_or_default()
+}
+
+/// A condition on the keys that holds for the sessions of the delta and
+/// for those whose current flat row started between `since` and `until`
+/// (inclusive; no end when `None`), of `site` (every site when `None`):
+/// a key range of both tables holding every such session, whichever of
+/// its flat versions is current.
+pub(crate) fn started_since_keys(
+    db: &str,
+    site: Option<&str>,
+    since: u64,
+    until: Option<u64>,
+) -> String {
+    format!(
+        "((site, session_id) IN (SELECT site, session_id FROM {db}.sessions_flat \
+         WHERE {} AND started_at >= {since}{}) OR (site, session_id) IN {})",
+        site_keys(site),
+        started_until(until),
+        delta(db)
+    )
+}
+
+/// One row: the start of the `rows`-th newest row of `sessions_flat`
+/// (every version) of `site` that started at or before `until`, and how
+/// many such rows there were, up to `rows`. The start is 0 when there were
+/// fewer: the delta's sessions may have started before every flat row.
+pub(crate) fn newest_start_sql(
+    db: &str,
+    site: Option<&str>,
+    until: Option<u64>,
+    rows: usize,
+) -> String {
+    format!(
+        "SELECT if(count() < {rows}, 0, toUInt64(min(started_at))), count() \
+         FROM (SELECT started_at FROM {db}.sessions_flat WHERE {}{} \
+         ORDER BY started_at DESC LIMIT {rows})",
+        site_keys(site),
+        started_until(until)
     )
 }
 

@@ -82,7 +82,7 @@ impl Pick {
     /// Also `clause`, on the sessions' keys only (`site`, `session_id`):
     /// applied before the delta's states merge, and through the key on both
     /// tables.
-    fn key(&mut self, clause: String) {
+    pub(crate) fn key(&mut self, clause: String) {
         self.keys.push(clause);
     }
 
@@ -689,7 +689,7 @@ mod tests {
             limit: 25,
             ..crate::store::SessionQuery::default()
         };
-        let sql = super::super::queries::sessions_page_sql("db", &q, 26);
+        let sql = super::super::queries::sessions_page_sql("db", &q, 26, None);
         assert!(
             sql.ends_with("ORDER BY started_at DESC, session_id DESC, site DESC LIMIT 26"),
             "{sql}"

@@ -64,8 +64,17 @@ pub enum Read {
         limit: usize,
         sessions: Vec<(String, String)>,
     },
-    /// The sessions list (`GET /v1/sessions`).
+    /// The sessions list (`GET /v1/sessions`), every session read.
     Sessions(SessionQuery),
+    /// The two statements of a page of the sessions list read among the
+    /// newest sessions: the start of the `rows`-th newest flat row, then
+    /// the page among the sessions started since `since` (what the first
+    /// answers, as the store would pass it on).
+    NewestSessions {
+        query: SessionQuery,
+        rows: usize,
+        since: u64,
+    },
     /// The five statements of `GET /v1/stats`.
     Stats(StatsQuery),
     /// `GET /v1/breakdown`: its rows, and for `event_name` the visits its
@@ -199,6 +208,14 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
             ]
         }
         Read::Sessions(q) => vec![one("sessions", reads.sessions(q), true)],
+        Read::NewestSessions { query, rows, since } => vec![
+            one(
+                "sessions.newest_start",
+                reads.newest_start(query, *rows),
+                false,
+            ),
+            one("sessions.since", reads.sessions_since(query, *since), true),
+        ],
         Read::Stats(q) => {
             let stats = reads.stats(q);
             vec![
