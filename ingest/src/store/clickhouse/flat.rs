@@ -271,11 +271,12 @@ fn started_until(until: Option<u64>) -> String {
         .unwrap_or_default()
 }
 
-/// A condition on the keys that holds for the sessions of the delta and
-/// for those whose current flat row started between `since` and `until`
-/// (inclusive; no end when `None`), of `site` (every site when `None`):
-/// a key range of both tables holding every such session, whichever of
-/// its flat versions is current.
+/// A condition on the flat rows' keys that holds for the sessions whose
+/// current flat row started between `since` and `until` (inclusive; no end
+/// when `None`), of `site` (every site when `None`): a key range holding
+/// every such session, whichever of its flat versions is current. For the
+/// flat rows only ([`sessions_read_sql`]): on the delta's it would keep
+/// 18.16 from reading `sessions_agg` through the key.
 pub(crate) fn started_since_keys(
     db: &str,
     site: Option<&str>,
@@ -283,11 +284,10 @@ pub(crate) fn started_since_keys(
     until: Option<u64>,
 ) -> String {
     format!(
-        "((site, session_id) IN (SELECT site, session_id FROM {db}.sessions_flat \
-         WHERE {} AND started_at >= {since}{}) OR (site, session_id) IN {})",
+        "(site, session_id) IN (SELECT site, session_id FROM {db}.sessions_flat \
+         WHERE {} AND started_at >= {since}{})",
         site_keys(site),
         started_until(until),
-        delta(db)
     )
 }
 
@@ -313,9 +313,18 @@ pub(crate) fn newest_start_sql(
 /// The sessions picked by `keys` (conditions on `site` and `session_id`
 /// only), one row each, with `columns` (names of [`SESSION_FIELDS`],
 /// comma separated, as [`session_columns`] lists them): those of the delta
-/// merged from `sessions_agg`, the others from `sessions_flat`.
-pub(crate) fn sessions_read_sql(db: &str, keys: &str, columns: &str) -> String {
+/// merged from `sessions_agg`, the others from `sessions_flat`, where
+/// `flat_keys` (on the keys too) also picks them.
+pub(crate) fn sessions_read_sql(
+    db: &str,
+    keys: &str,
+    flat_keys: Option<&str>,
+    columns: &str,
+) -> String {
     let delta = delta(db);
+    let flat_keys = flat_keys
+        .map(|flat_keys| format!(" AND {flat_keys}"))
+        .unwrap_or_default();
     let of_delta = format!("{keys} AND (site, session_id) IN {delta}");
     let pages = columns
         .split(", ")
@@ -327,7 +336,7 @@ pub(crate) fn sessions_read_sql(db: &str, keys: &str, columns: &str) -> String {
     };
     format!(
         "SELECT {columns} FROM {db}.sessions_flat FINAL \
-         WHERE {keys} AND (site, session_id) NOT IN {delta} \
+         WHERE {keys}{flat_keys} AND (site, session_id) NOT IN {delta} \
          UNION ALL SELECT {columns} FROM ({merged})"
     )
 }

@@ -156,7 +156,7 @@ impl ClickHouseStore {
         let sql = format!(
             "SELECT site, session_id FROM ({}) WHERE started_at < {started_before} \
              ORDER BY started_at, session_id LIMIT {limit}",
-            sessions_read_sql(&self.ch.db, "1", "site, session_id, started_at")
+            sessions_read_sql(&self.ch.db, "1", None, "site, session_id, started_at")
         );
         let removed = self.remove_selected(&sql).await?;
         if !removed.pending.is_empty() {

@@ -48,6 +48,7 @@ pub(crate) struct Pick {
     db: String,
     site: Option<String>,
     keys: Vec<String>,
+    flat_keys: Vec<String>,
     clauses: Vec<String>,
 }
 
@@ -61,6 +62,7 @@ impl Pick {
                 .map(|site| format!("site = {}", literal(site)))
                 .into_iter()
                 .collect(),
+            flat_keys: Vec::new(),
             clauses: Vec::new(),
         }
     }
@@ -82,8 +84,14 @@ impl Pick {
     /// Also `clause`, on the sessions' keys only (`site`, `session_id`):
     /// applied before the delta's states merge, and through the key on both
     /// tables.
-    pub(crate) fn key(&mut self, clause: String) {
+    fn key(&mut self, clause: String) {
         self.keys.push(clause);
+    }
+
+    /// Also `clause`, on the keys of the flat rows only (the delta's
+    /// sessions are read whatever it says).
+    pub(crate) fn flat_key(&mut self, clause: String) {
+        self.flat_keys.push(clause);
     }
 
     /// Also `clause`, on the sessions' columns.
@@ -135,7 +143,14 @@ impl Pick {
         let clause_refs: Vec<&str> = self.clauses.iter().map(String::as_str).collect();
         format!(
             "SELECT * FROM ({}) WHERE {clauses}",
-            sessions_read_sql(&self.db, &keys, &session_columns(columns, &clause_refs))
+            sessions_read_sql(
+                &self.db,
+                &keys,
+                (!self.flat_keys.is_empty())
+                    .then(|| self.flat_keys.join(" AND "))
+                    .as_deref(),
+                &session_columns(columns, &clause_refs)
+            )
         )
     }
 
