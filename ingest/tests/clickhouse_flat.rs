@@ -174,6 +174,12 @@ async fn answers(store: &ClickHouseStore) -> Vec<String> {
         out.push(format!("{:?}", store.sessions(q).await.unwrap()));
     }
     out.extend(session_pages(store).await);
+    // Each session alone (`/v1/sessions/{id}`), and one never seen.
+    for site in ["site0", "site1"] {
+        for session in ["s0", "s1", "s2", "s3", "s4", "s7", "s9"] {
+            out.push(format!("{:?}", store.session(site, session).await.unwrap()));
+        }
+    }
     out
 }
 

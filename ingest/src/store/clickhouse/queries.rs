@@ -13,7 +13,6 @@ use super::reports::{literal, Pick, COUNTED};
 use super::rows::{
     BucketRow, EventRow, KeyCountRow, SessionRow, Totals, EVENT_COLUMNS, SESSION_COLUMNS,
 };
-use super::schema::sessions_sql;
 use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
 use crate::read::ReadQuery;
@@ -70,13 +69,20 @@ impl Reads<'_> {
             .fold(self.client.query(sql), |query, value| query.bind(value))
     }
 
-    /// One session, from `sessions_agg`: one row (or none).
+    /// One session: one row (or none), its flat row, or merged from
+    /// `sessions_agg` when it is in the delta. (Merging its states alone
+    /// took 0.14–0.22 s at 10 M events, against 0.04–0.06 s this way: a
+    /// key's granule of `sessions_agg` is 8,192 visits' states.) Raw SQL,
+    /// values as literals: the key is in both branches.
     pub(super) fn session(&self, site: &str, session_id: &str) -> Query {
-        let sessions = sessions_sql(self.db, "site = ? AND session_id = ?");
+        let key = format!(
+            "site = {} AND session_id = {}",
+            literal(site),
+            literal(session_id)
+        );
+        let sessions = sessions_read_sql(self.db, &key, None, SESSION_COLUMNS);
         self.client
-            .query(&format!("SELECT {SESSION_COLUMNS} FROM ({sessions})"))
-            .bind(site)
-            .bind(session_id)
+            .query_raw(&format!("SELECT {SESSION_COLUMNS} FROM ({sessions})"))
     }
 
     /// The end key of the `visit_ended` a session keeps (the least) and the
