@@ -461,8 +461,16 @@ impl ClickHouseStore {
             let sessions = rows.into_iter().map(Session::from).collect();
             SessionPage::from_overfetched(sessions, q.limit.clamp(1, MAX_SESSIONS_PAGE))
         };
+        // A filter, or bots only, keeps few of the newest rows: such a
+        // list starts with the larger try (0.31–0.38 s at 980 k visits
+        // for `country:DE` with both).
+        let tries = if q.filters.is_empty() && q.is_bot != Some(true) {
+            &NEWEST_ROWS_PER_SESSION[..]
+        } else {
+            &NEWEST_ROWS_PER_SESSION[1..]
+        };
         if q.visitor_id.is_none() && q.user_id.is_none() {
-            for per_session in NEWEST_ROWS_PER_SESSION {
+            for &per_session in tries {
                 let rows = page_rows(&q) * per_session;
                 let (since, seen) =
                     timed(reads.newest_start(&q, rows).fetch_one::<(u64, u64)>()).await?;
