@@ -7,6 +7,9 @@
 //!   per file, no body.
 //! - A visitor who hops to another page of the site before the SDK started
 //!   on the first loses nothing: both page views are stored, once each.
+//! - A first visit left for another site before the SDK started is stored
+//!   at once (the loader beacons it), and still once if the visitor comes
+//!   back.
 //! - The home page's leave carries its Core Web Vitals.
 //! - The snippet as first published (a stub that only queues) still works.
 
@@ -151,6 +154,31 @@ async fn flush_and_settle(
     collector.events()
 }
 
+/// Makes every request for the wasm fail (`block`) or lets them through.
+async fn block_the_wasm(browser: &Browser, block: bool) {
+    let urls: &[&str] = if block { &["*sdk.wasm*"] } else { &[] };
+    let urls = serde_json::json!({ "urls": urls });
+    browser.cdp("Network.setBlockedURLs", urls).await;
+}
+
+/// The visitor goes on to the pricing page (the wasm let through again if
+/// it was `blocked`); answers the stored events once its SDK has sent its
+/// own and the home page's.
+async fn on_to_pricing(browser: &Browser, collector: &Collector, blocked: bool) -> Vec<Row> {
+    if blocked {
+        block_the_wasm(browser, false).await;
+    }
+    browser
+        .client
+        .goto(&collector.url("/pricing.html"))
+        .await
+        .unwrap();
+    browser
+        .wait_until("return window.waymark && window.waymark.tracker")
+        .await;
+    flush_and_settle(browser, collector, "/", "/pricing.html").await
+}
+
 /// Home, left for the pricing page `hop` after DOMContentLoaded; when
 /// `wasm_blocked`, the home page cannot fetch the wasm (its SDK never
 /// starts there, so only the stub can save its page view). Answers the
@@ -161,8 +189,7 @@ async fn hop(hop: Duration, wasm_blocked: bool) -> (Vec<Row>, i64) {
     let browser = Browser::start_eager().await;
     browser.throttle_fast_3g().await;
     if wasm_blocked {
-        let urls = serde_json::json!({ "urls": ["*sdk.wasm*"] });
-        browser.cdp("Network.setBlockedURLs", urls).await;
+        block_the_wasm(&browser, true).await;
     }
     browser.client.goto(&collector.url("/")).await.unwrap();
     tokio::time::sleep(hop).await;
@@ -171,19 +198,7 @@ async fn hop(hop: Duration, wasm_blocked: bool) -> (Vec<Row>, i64) {
         .await;
     assert_eq!(started, false, "the SDK must not have started yet");
     let left_at = waymark_e2e::now_ms() as i64;
-    if wasm_blocked {
-        let urls = serde_json::json!({ "urls": [] });
-        browser.cdp("Network.setBlockedURLs", urls).await;
-    }
-    browser
-        .client
-        .goto(&collector.url("/pricing.html"))
-        .await
-        .unwrap();
-    browser
-        .wait_until("return window.waymark && window.waymark.tracker")
-        .await;
-    let rows = flush_and_settle(&browser, &collector, "/", "/pricing.html").await;
+    let rows = on_to_pricing(&browser, &collector, wasm_blocked).await;
     browser.close().await;
     collector.stop().await;
     (rows, left_at)
@@ -289,6 +304,49 @@ async fn a_page_whose_sdk_never_started_is_replayed_by_the_next_with_its_own_tim
         .find(|r| r.name.as_deref() == Some("demo_loaded"))
         .unwrap();
     assert!(queued.client_ts < left_at, "{queued:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_visit_left_for_another_site_before_the_sdk_started_is_stored_at_once() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start().await;
+    let browser = Browser::start_eager().await;
+    browser.throttle_fast_3g().await;
+    // The wasm never comes: the SDK cannot start on this page, only its
+    // loader (`sdk.js`) runs.
+    block_the_wasm(&browser, true).await;
+    browser.client.goto(&collector.url("/")).await.unwrap();
+    // Left once `sdk.js` has come and run (its wasm never does).
+    browser
+        .wait_until(
+            "return performance.getEntriesByType('resource')
+             .some(e => /sdk\\.js$/.test(e.name) && e.responseEnd > 0)",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let left_at = waymark_e2e::now_ms() as i64;
+    browser.client.goto("about:blank").await.unwrap();
+    // Stored without the visitor coming back.
+    let rows = collector
+        .wait_for("the home page view, from the loader's beacon", |rows| {
+            !page_views_of(rows, "/").is_empty()
+                && rows
+                    .iter()
+                    .any(|r| r.name.as_deref() == Some("demo_loaded"))
+        })
+        .await;
+    let home = page_views_of(&rows, "/");
+    assert_eq!(home.len(), 1, "{rows:#?}");
+    assert!(home[0].client_ts < left_at, "{rows:#?}");
+
+    // The visitor comes back: the next page replays the record the stub
+    // saved into the same events (stored once) and goes on in the session.
+    let rows = on_to_pricing(&browser, &collector, true).await;
+    both_page_views_once(&rows);
+    browser.close().await;
+    collector.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

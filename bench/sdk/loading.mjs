@@ -6,7 +6,8 @@
 // slowdown. Side by side in one run:
 //
 // - Waymark: the README's snippet (stub, wasm preload, sdk.js from the
-//   collector), sending to this script's sink;
+//   collector), sending to the collector (a SQLite store), which stores
+//   each event once; its page views are read back through the read API;
 // - a baseline: a 1 KB external script that sends one beacon as soon as it
 //   runs (the least a tracker can do).
 //
@@ -19,7 +20,7 @@
 // (for a hop: both page views within 10 s of the next page's SDK being
 // ready, then 2 s more for a duplicate to show).
 //
-// node bench/sdk/loading.mjs <workspace root> <collector origin>
+// node bench/sdk/loading.mjs <workspace root> <collector origin> [admin token]
 
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ import { launchChromium, listenOnLoopback } from './common.mjs';
 
 const root = process.argv[2] ?? process.cwd();
 const collector = process.argv[3] ?? 'http://127.0.0.1:8080';
+const token = process.argv[4] ?? process.env.WAYMARK_ADMIN_TOKEN;
 const require = createRequire(join(root, 'target/bench-sdk/package.json'));
 const puppeteer = require('puppeteer-core');
 
@@ -64,20 +66,36 @@ const note = (url, eventId) => {
   if (id) seen.set(id, (seen.get(id) ?? 0) + 1);
 };
 
-function page(kind, id, origin) {
+/// Waymark's page views of the page `id` stored by the collector for
+/// `site` (each trial has a site of its own): from its sessions' events.
+async function storedPageViews(site, id) {
+  const get = async (path) => {
+    const r = await fetch(`${collector}${path}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
+    return r.json();
+  };
+  const list = await get(`/v1/sessions?site=${site}&include_bots=true&limit=100`);
+  let views = 0;
+  for (const s of list.sessions) {
+    const session = await get(`/v1/sessions/${s.session_id}`);
+    views += session.events.filter((e) => e.type === 'page_view' && new URL(e.url).searchParams.get('id') === id).length;
+  }
+  return views;
+}
+
+function page(kind, id, site) {
   const ready = `<script>(function(){var v=window.waymark;Object.defineProperty(window,'waymark',{configurable:true,get:function(){return v},
     set:function(x){v=x;if(x&&x.tracker&&window.__readyAt===undefined)window.__readyAt=performance.now();}});})();</script>`;
   const head = kind === 'baseline'
     ? '<script async src="/beacon.js"></script>'
     : `${stub}\n<link rel="preload" href="${collector}/sdk.wasm" as="fetch" crossorigin>\n${ready}\n` +
-      `<script async src="${collector}/sdk.js" data-endpoint="${origin}" data-site="bench"></script>`;
+      `<script async src="${collector}/sdk.js" data-endpoint="${collector}" data-site="${site}"></script>`;
   return `<!doctype html><html><head><meta charset="utf-8"><title>Pricing ${id}</title>${head}</head>` +
     `<body><main><h1>Pricing</h1><p>Free: everything. Pro: everything, with support.</p></main></body></html>`;
 }
 
 const server = createServer((req, res) => {
   const url = new URL(req.url, `http://${req.headers.host}`);
-  const origin = `http://${req.headers.host}`;
   const cors = {
     'access-control-allow-origin': req.headers.origin ?? '*',
     'access-control-allow-headers': req.headers['access-control-request-headers'] ?? '*',
@@ -111,7 +129,7 @@ const server = createServer((req, res) => {
   }
   const kind = url.pathname.startsWith('/baseline') ? 'baseline' : 'waymark';
   res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-  res.end(page(kind, url.searchParams.get('id') ?? '', origin));
+  res.end(page(kind, url.searchParams.get('id') ?? '', url.searchParams.get('site') ?? 'bench'));
 });
 const base = await listenOnLoopback(server);
 
@@ -171,19 +189,30 @@ async function leave(kind, after, hop) {
   const { context, page } = await throttledPage();
   const id = newId();
   const next = newId();
-  await page.goto(`${base}${path(kind)}?id=${id}`, { waitUntil: 'domcontentloaded' });
+  const site = `${hop ? 'h' : 'l'}${id}`;
+  await page.goto(`${base}${path(kind)}?id=${id}&site=${site}`, { waitUntil: 'domcontentloaded' });
   await sleep(after);
   if (hop) {
-    await page.goto(`${base}${path(kind)}?id=${next}`, { waitUntil: 'domcontentloaded' });
+    await page.goto(`${base}${path(kind)}?id=${next}&site=${site}`, { waitUntil: 'domcontentloaded' });
     await page.waitForFunction('window.__readyAt !== undefined', { timeout: 30_000 }).catch(() => {});
   } else {
     await page.goto('about:blank');
   }
+  const counts = kind === 'baseline'
+    ? async () => [seen.get(id) ?? 0, seen.get(next) ?? 0]
+    : async () => [await storedPageViews(site, id), hop ? await storedPageViews(site, next) : 0];
   const deadline = Date.now() + (hop ? 10_000 : 4_000);
-  while (!(seen.has(id) && (!hop || seen.has(next))) && Date.now() < deadline) await sleep(100);
-  if (hop) await sleep(2_000); // a duplicate would have come by now
+  let [stored, nextStored] = await counts();
+  while (!(stored && (!hop || nextStored)) && Date.now() < deadline) {
+    await sleep(100);
+    [stored, nextStored] = await counts();
+  }
+  if (hop) {
+    await sleep(2_000); // a duplicate would have come by now
+    [stored, nextStored] = await counts();
+  }
   await context.close();
-  return { stored: seen.get(id) ?? 0, next: seen.get(next) ?? 0 };
+  return { stored, next: nextStored };
 }
 
 // BENCH_PARTS=visits,leave,hop (all by default) picks what to measure;

@@ -315,6 +315,104 @@ async fn a_resent_event_is_stored_once_and_reported_as_duplicate() {
     assert_eq!(ids, vec![uuid(1), uuid(2), uuid(3)]);
 }
 
+/// What the loader beacons for a page left before the SDK started: the
+/// stub's record of `/pricing.html?token=…` with a `track` call, under `key`.
+fn early_beacon(key: &str) -> Value {
+    json!({"v": 1, "site": "demo", "sent_at": NOW - 500, "events": [], "early": {
+        "key": key,
+        "utc_offset_min": 60,
+        "config": {"endpoint": "http://127.0.0.1:8080", "sessionTimeoutMinutes": 30},
+        "record": [[NOW - 900, "http://127.0.0.1:8080/pricing.html?token=s3cret", "https://search.example/", "Pricing"],
+                   [["track", "cta_seen", {"plan": "pro"}]], [NOW - 700]]
+    }})
+}
+
+const EARLY_KEY: &str = "9b2f3c1e-7a44-4e0b-9a51-0c6f1d2e3a4b";
+
+#[tokio::test]
+async fn a_page_left_before_the_sdk_started_is_stored_once_from_the_beacon_and_the_replay() {
+    let app = TestApp::new();
+    let reply = app
+        .post(Some("text/plain"), early_beacon(EARLY_KEY).to_string())
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"accepted": 2, "duplicates": 0, "rejected": []})
+    );
+    let stored = app.store.events();
+    assert_eq!(stored[0].event_type, EventType::PageView);
+    assert_eq!(stored[0].url, "http://127.0.0.1:8080/pricing.html");
+    assert_eq!(stored[1].name.as_deref(), Some("cta_seen"));
+    assert_eq!(stored[0].session_id, stored[1].session_id);
+
+    // The visitor comes back: the SDK replays the record the stub saved
+    // under the same key, with its own code, and sends it with its page
+    // view. The replayed events are the beacon's.
+    use waymark_sdk_core as core;
+    let record = early_beacon(EARLY_KEY)["early"]["record"].clone();
+    let early = core::EarlyPage::from_value(serde_json::from_value(record).unwrap())
+        .unwrap()
+        .keyed(EARLY_KEY);
+    let config = core::Config::new("http://127.0.0.1:8080", "demo");
+    let mut sdk = core::Tracker::new(
+        config,
+        core::MemoryStorage::default(),
+        core::SeededEntropy(3),
+    );
+    sdk.replay_early(early, 60);
+    let url = "http://127.0.0.1:8080/about.html";
+    sdk.page_view(
+        NOW - 100,
+        &core::Page {
+            url: url.into(),
+            ..core::Page::default()
+        },
+    );
+    let events: Vec<Value> = sdk
+        .take_events()
+        .iter()
+        .map(|e| {
+            serde_json::from_str(&e.to_json(&mut |n, out| out.push_str(&n.to_string()))).unwrap()
+        })
+        .collect();
+    let reply = app.post(Some("text/plain"), batch(events)).await;
+    assert_eq!(
+        reply.json(),
+        json!({"accepted": 1, "duplicates": 2, "rejected": []})
+    );
+    let stored = app.store.events();
+    assert_eq!(stored.len(), 3);
+    // The page after it continues its session.
+    assert_eq!(stored[2].url, url);
+    assert_eq!(stored[2].session_id, stored[0].session_id);
+}
+
+#[tokio::test]
+async fn a_bad_early_page_is_a_400_that_names_what_is_wrong() {
+    let app = TestApp::new();
+    let mut cases = Vec::new();
+    let mut bad_key = early_beacon("17000000000000.123");
+    cases.push((bad_key.take(), "early.key: not a UUID"));
+    let mut bad_record = early_beacon(EARLY_KEY);
+    bad_record["early"]["record"] = json!([["yesterday", "http://a/"]]);
+    cases.push((bad_record, "early.record: not a stub record"));
+    let mut bad_config = early_beacon(EARLY_KEY);
+    bad_config["early"]["config"] = json!({"sessionTimeoutMinutes": "thirty"});
+    cases.push((bad_config, "early.config: not the script tag's settings"));
+    let mut bad_offset = early_beacon(EARLY_KEY);
+    bad_offset["early"]["utc_offset_min"] = json!(100_000);
+    cases.push((bad_offset, "early.utc_offset_min"));
+    let mut no_record = early_beacon(EARLY_KEY);
+    no_record["early"].as_object_mut().unwrap().remove("record");
+    cases.push((no_record, "record"));
+    for (body, reason) in cases {
+        let reply = app.post(Some("text/plain"), body.to_string()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.text().contains(reason), "{reason}: {}", reply.text());
+    }
+    assert!(app.store.events().is_empty());
+}
+
 /// A store whose disk is gone.
 #[derive(Debug)]
 struct BrokenStore;

@@ -41,13 +41,45 @@ if (s && !(stub && stub.tracker)) {
         return r.ok && (r.headers.get('etag') || '').indexOf(WASM_HASH) > 0 ? r : versioned();
       }, versioned)
     : versioned();
+  // A first visit left (for another site, say) while the wasm is still on
+  // its way: the stub saves the page in localStorage, which only a next
+  // page of this site would read, so this script also sends it, at once,
+  // under a key (a UUID) it gives the stub's record. The collector builds
+  // its events with the SDK's own code, ids drawn from the key; the record
+  // replayed on a next page gives the same events, stored once. Not for a
+  // visitor with a stored session (whose next page may decide otherwise),
+  // an opted-out one, under consent or an honoured Do Not Track.
+  var site = config.site || location.hostname, sent;
+  if (stub && stub.p && w.crypto && crypto.randomUUID && navigator.sendBeacon) {
+    stub.k = 'waymark.early.' + crypto.randomUUID();
+    w.addEventListener('pagehide', function () {
+      var n = navigator, mine = 'waymark.' + site + '.';
+      try {
+        if (w.waymark !== stub || config.requireConsent || localStorage.getItem(mine + 'session') ||
+            localStorage.getItem(mine + 'optout') || document.cookie.indexOf(mine + 'session=') >= 0 ||
+            (config.respectDnt && (n.doNotTrack == '1' || n.doNotTrack == 'yes' || w.doNotTrack == '1' ||
+              n.globalPrivacyControl))) return;
+        if (n.sendBeacon(config.endpoint.replace(/\/+$/, '') + '/v1/batch', JSON.stringify({
+          v: 1, site: site, sent_at: Date.now(), events: [],
+          early: {
+            key: stub.k.slice(14), utc_offset_min: -new Date().getTimezoneOffset(), config: config,
+            record: [stub.p.concat(document.title), stub.q, stub.t]
+          }
+        }))) sent = stub.q.length;
+      } catch (e) {}
+    });
+  }
   wasm_bindgen({ module_or_path: wasm }).then(function () {
+    var queued = (stub && stub.q) || [];
     // This page's own record, saved by the stub if the page was hidden (and
     // then shown again, from the back/forward cache) before the SDK
     // started: its calls are replayed below, not from storage. Removed in
     // the same task as `w.waymark` is replaced, so no `pagehide` between
-    // can save it again.
-    if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
+    // can save it again. Once sent, though, it is the tracker that replays
+    // it (into the events the collector has), and below only the calls
+    // made after it.
+    if (sent != null) queued = queued.slice(sent);
+    else if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
     var t = wasm_bindgen.init(config);
     var api = function (command) {
       if (!COMMANDS[command]) return console.warn('waymark: unknown command "' + command + '"');
@@ -61,7 +93,6 @@ if (s && !(stub && stub.tracker)) {
     api.sessionId = function () { return t.sessionId(); };
     api.visitorId = function () { return t.visitorId(); };
     api.refusedEvents = function () { return t.refusedEvents(); };
-    var queued = (stub && stub.q) || [];
     w.waymark = api;
     for (var i = 0; i < queued.length; i++) api.apply(null, queued[i]);
   }, function (e) {

@@ -85,7 +85,9 @@ pub fn local_entries(prefix: &str) -> Vec<(String, String)> {
 }
 
 /// The prefix of the records the snippet's stub leaves in localStorage for
-/// a page the SDK did not start on (`waymark.early.<time><random>`).
+/// a page the SDK did not start on: `waymark.early.<time><random>`, or
+/// `waymark.early.<uuid>` when the loader gave the record a key and sent it
+/// itself too ([`EarlyPage::key`]).
 pub const EARLY_PREFIX: &str = "waymark.early.";
 
 /// The stub's records of pages left before the SDK started, taken out of
@@ -99,6 +101,7 @@ pub fn take_early_pages() -> Vec<EarlyPage> {
             .ok()
             .and_then(|value| serde_wasm_bindgen::from_value::<Value>(value).ok())
             .and_then(EarlyPage::from_value)
+            .map(|page| page.keyed(key.get(EARLY_PREFIX.len()..).unwrap_or_default()))
         else {
             continue;
         };

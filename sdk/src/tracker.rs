@@ -6,7 +6,9 @@ use std::rc::{Rc, Weak};
 
 use gloo_timers::callback::Timeout;
 use wasm_bindgen::prelude::*;
-use waymark_sdk_core::{ClickTarget, Now, Page, Problem, Tracker as CoreTracker, Urgency, Value};
+use waymark_sdk_core::{
+    ClickTarget, DynTracker, Now, Page, Problem, Tracker as CoreTracker, Urgency, Value,
+};
 
 use super::config::read_config;
 use super::delivery::{self, Delivery};
@@ -27,7 +29,7 @@ pub struct BrowserTracker {
 }
 
 pub struct Shell {
-    core: CoreTracker<BrowserStorage, CryptoEntropy>,
+    core: DynTracker,
     pub delivery: Delivery,
     /// An in-app navigation whose page view waits for the app to render
     /// (its time and URL as of the navigation), and the timer that takes it.
@@ -56,7 +58,11 @@ pub fn init(config: JsValue) -> BrowserTracker {
         &storage::tab_id(),
     );
     let inner = Rc::new(RefCell::new(Shell {
-        core: CoreTracker::new(config, BrowserStorage::open(), CryptoEntropy),
+        core: CoreTracker::new(
+            config,
+            Box::new(BrowserStorage::open()),
+            Box::new(CryptoEntropy),
+        ),
         delivery,
         unsettled: None,
         listeners: None,

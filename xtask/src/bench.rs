@@ -151,22 +151,27 @@ fn install_peers() -> Result {
         .args(PEERS))
 }
 
-/// `bench/sdk/loading.mjs` against the release collector (null store) on a
-/// free loopback port, serving the SDK as built.
+/// `bench/sdk/loading.mjs` against the release collector on a free loopback
+/// port, serving the SDK as built and storing Waymark's events (a fresh
+/// SQLite store, no rate limit: every page view comes from 127.0.0.1),
+/// which the script reads back with the admin token.
 fn sdk_loading() -> Result<String> {
+    const TOKEN: &str = "bench-loading-admin-token";
     let root = root();
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("no free port: {e}"))?;
     let data = root.join("target/bench/loading-data");
+    let _ = std::fs::remove_dir_all(&data);
     let mut collector = Collector(
         Command::new(root.join("target/release/waymark"))
             .arg("--addr")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data")
             .arg(&data)
-            .args(["--store", "null"])
+            .args(["--rate-limit", "0"])
+            .env("WAYMARK_ADMIN_TOKEN", TOKEN)
             .current_dir(&root)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -184,7 +189,8 @@ fn sdk_loading() -> Result<String> {
         Command::new("node")
             .arg("bench/sdk/loading.mjs")
             .arg(&root)
-            .arg(format!("http://127.0.0.1:{port}")),
+            .arg(format!("http://127.0.0.1:{port}"))
+            .arg(TOKEN),
     );
     let _ = collector.0.kill();
     Ok(String::from_utf8_lossy(&out?).into_owned())

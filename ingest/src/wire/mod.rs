@@ -20,6 +20,7 @@ use waymark_wire::{
     MAX_VITAL_MS, VITALS_MS, VITAL_CLS,
 };
 
+mod early;
 mod hygiene;
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,10 @@ pub struct Envelope {
     #[serde(default, deserialize_with = "count_or_zero")]
     pub dropped: u64,
     events: Vec<Value>,
+    /// A page left before the SDK started on it, sent by the loader: its
+    /// events are built here and follow `events` ([`early`]).
+    #[serde(default)]
+    early: Option<early::EarlyBeacon>,
 }
 
 /// A non-negative integer, or 0 for any other JSON value.
@@ -136,7 +141,7 @@ pub fn decode_batch(body: &[u8], received_at: u64) -> Result<DecodedBatch, Decod
 impl Envelope {
     /// Checks everything but the events themselves.
     pub fn parse(body: &[u8]) -> Result<Envelope, DecodeError> {
-        let batch: Envelope = serde_json::from_slice(body).map_err(|err| {
+        let mut batch: Envelope = serde_json::from_slice(body).map_err(|err| {
             use serde_json::error::Category;
             match err.classify() {
                 Category::Data => DecodeError::InvalidBatch(err.to_string()),
@@ -153,6 +158,11 @@ impl Envelope {
             )));
         }
         validate_site(&batch.site).map_err(DecodeError::InvalidBatch)?;
+        if let Some(early) = batch.early.take() {
+            let (events, dropped) = early.events(&batch.site)?;
+            batch.events.extend(events);
+            batch.dropped = batch.dropped.saturating_add(dropped);
+        }
         if batch.events.is_empty() {
             return Err(DecodeError::EmptyBatch);
         }

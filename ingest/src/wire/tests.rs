@@ -397,3 +397,68 @@ fn a_page_leave_with_a_vital_out_of_range_is_rejected_saying_which() {
     custom["props"] = json!({"lcp_ms": "slow"});
     assert!(decode_batch(&batch(vec![custom]), 7).is_ok());
 }
+
+/// Any JSON, up to three levels deep, of the kinds an early record holds.
+fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<f64>().prop_map(|n| json!(n)),
+        any::<u64>().prop_map(Value::from),
+        (0u64..4_000_000_000_000).prop_map(Value::from),
+        "(track|identify|reset|optOut|optIn|flush|http://a/\\?utm_source=x|)".prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::vec(("[a-zA-Z]{1,20}", inner), 0..4)
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Whatever an anonymous client puts in `early`, the batch is decoded
+    /// or refused with a reason: nothing panics, and every event built is
+    /// checked like a sent one.
+    #[test]
+    fn any_early_member_is_decoded_or_refused(
+        record in any_json(),
+        config in any_json(),
+        offset in proptest::prop_oneof![proptest::prelude::any::<i32>(), -900i32..900],
+        at in proptest::prop_oneof![
+            proptest::prelude::any::<u64>(),
+            0u64..(1 << 53),
+            1_690_000_000_000u64..1_710_000_000_000,
+        ],
+        calls in any_json(),
+    ) {
+        let mut decoded = 0;
+        for record in [record, json!([[at, "http://a/", "", "t"], calls, [at]])] {
+            let body = json!({"v": 1, "site": "demo", "sent_at": 5, "events": [], "early": {
+                "key": "9b2f3c1e-7a44-4e0b-9a51-0c6f1d2e3a4b", "utc_offset_min": offset,
+                "config": config, "record": record,
+            }});
+            match decode_batch(&serde_json::to_vec(&body).unwrap(), 1_700_000_000_000) {
+                Ok(batch) => {
+                    proptest::prop_assert!(!batch.events.is_empty());
+                    decoded += 1;
+                }
+                Err(
+                    DecodeError::InvalidBatch(_)
+                    | DecodeError::EmptyBatch
+                    | DecodeError::AllEventsRejected(_),
+                ) => {}
+                Err(other) => proptest::prop_assert!(false, "{other:?}"),
+            }
+        }
+        // The realistic case (a time of 2023, a valid offset, settings of
+        // unknown keys or none, no opt-out, which drops what was recorded)
+        // decodes.
+        let settings = (config.is_null() || config.is_object()) && !calls.to_string().contains("optOut");
+        if (1_690_000_000_000..1_710_000_000_000).contains(&at) && offset.abs() <= 840 && settings {
+            proptest::prop_assert!(decoded >= 1);
+        }
+    }
+}

@@ -5,17 +5,30 @@
 //! replays them with their original times before its own page view, so
 //! the session rules decide their session like any other event's.
 //!
+//! A page whose loader (`sdk.js`) ran but whose wasm had not started when
+//! the visitor left it is also sent at once: the loader beacons the stub's
+//! record, under a key (a UUID) it gave it, to the collector, which builds
+//! its events with [`keyed_replay`], this crate's code. The record saved
+//! under the same key is replayed the same way on the visitor's next page
+//! (if there is one), so the collector gets the same events twice, with the
+//! same ids, and keeps them once. The loader only sends it for a visitor
+//! with no stored session (a first visit): the two copies must not depend
+//! on state that could change between them.
+//!
 //! The stub's record is JSON: `[[time, url, referrer, title], [call…],
 //! [time…]]`, each call the page's arguments (`["track", "signup", {…}]`)
 //! and its time at the same position in the third array.
 
 use crate::prelude::*;
+use alloc::boxed::Box;
 
+use crate::config::Config;
+use crate::event::Event;
 use crate::event::Page;
-use crate::ids::Entropy;
-use crate::session::Now;
-use crate::storage::Storage;
-use crate::tracker::Tracker;
+use crate::ids::{Entropy, KeyedEntropy};
+use crate::session::{Now, Session};
+use crate::storage::{Storage, StorageError};
+use crate::tracker::{DynTracker, Tracker};
 use crate::value::Value;
 
 /// Most calls replayed from one early page; later ones are dropped and
@@ -31,6 +44,10 @@ pub struct EarlyPage {
     pub calls: Vec<EarlyCall>,
     /// Calls past [`MAX_EARLY_CALLS`], or that could not be read.
     pub dropped: u64,
+    /// The key the loader gave the record when it sent it itself (the
+    /// UUID in `waymark.early.<uuid>`): its events are then built by
+    /// [`keyed_replay`]. `None` for a record under the stub's own key.
+    pub key: Option<String>,
 }
 
 /// A call the page made before the SDK loaded, with its time.
@@ -43,9 +60,11 @@ pub enum EarlyCall {
     OptIn,
 }
 
+/// A time: a whole number of ms from 0 to 2^53 - 1 (`Date.now()` never
+/// leaves that range; the collector refuses times past it).
 fn number(value: Option<&Value>) -> Option<u64> {
     match value {
-        Some(Value::Number(n)) if n.is_finite() && *n >= 0.0 => Some(*n as u64),
+        Some(Value::Number(n)) if *n >= 0.0 && *n <= waymark_wire::MAX_TS as f64 => Some(*n as u64),
         _ => None,
     }
 }
@@ -110,8 +129,90 @@ impl EarlyPage {
             page,
             calls,
             dropped,
+            key: None,
         })
     }
+
+    /// The page with the key `text`, when it has a UUID's shape (the
+    /// loader's key: `crypto.randomUUID()`); unchanged otherwise (the
+    /// stub's own key, its time and random digits). The shape only: the
+    /// key is never parsed, only drawn from ([`KeyedEntropy`]); the
+    /// collector checks that what it is sent is a UUID.
+    pub fn keyed(self, text: &str) -> EarlyPage {
+        let shaped = text.len() == 36
+            && text.bytes().enumerate().all(|(i, b)| match i {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        EarlyPage {
+            key: shaped.then(|| text.to_owned()),
+            ..self
+        }
+    }
+}
+
+/// The events of a keyed early page, built alike by the collector and the
+/// SDK: in a tracker of their own, as on a first visit (no stored state),
+/// with the ids drawn from the key and no device context (the collector
+/// knows none), under `config`. What the tracker would keep afterwards
+/// comes with them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedReplay {
+    pub events: Vec<Event>,
+    /// The session after the page's events: the SDK adopts it when it still
+    /// has none, so the visitor's next page continues it.
+    pub session: Option<Session>,
+    /// The page called `optOut` (and not `optIn` after it).
+    pub opted_out: bool,
+    /// Calls that could not be replayed ([`EarlyPage::dropped`]).
+    pub dropped: u64,
+}
+
+/// The stored state of a keyed replay: in memory, and reported as
+/// `localStorage` (where the stub kept the record), so that the events'
+/// `storage` is the same in both copies. A list, not a map: it holds the
+/// session and the opt-out flag at most, and a `BTreeMap` would add its
+/// code to the wasm.
+#[derive(Debug, Default)]
+struct ReplayStorage(Vec<(String, String)>);
+
+impl Storage for ReplayStorage {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.remove(key);
+        self.0.push((key.to_owned(), value.to_owned()));
+        Ok(())
+    }
+    fn remove(&mut self, key: &str) {
+        self.0.retain(|(k, _)| k != key);
+    }
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+}
+
+/// Builds a keyed early page's events (see [`KeyedReplay`]); `None` when the
+/// page has no key.
+pub fn keyed_replay(config: &Config, early: EarlyPage, utc_offset_min: i32) -> Option<KeyedReplay> {
+    let key = early.key.as_deref()?;
+    let mut tracker: DynTracker = Tracker::new(
+        config.clone(),
+        Box::new(ReplayStorage::default()),
+        Box::new(KeyedEntropy::new(key)),
+    );
+    let dropped = early.dropped;
+    tracker.replay_calls(early, utc_offset_min);
+    Some(KeyedReplay {
+        events: tracker.take_events(),
+        session: tracker.stored_session(),
+        opted_out: tracker.is_opted_out(),
+        dropped,
+    })
 }
 
 impl<S: Storage, E: Entropy> Tracker<S, E> {
@@ -120,7 +221,36 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
     /// session the rules give at that time. The page being tracked now is
     /// left as it was: the early page gets no page leave (how long it was
     /// looked at is not known).
+    ///
+    /// A keyed page ([`EarlyPage::key`]) is replayed by [`keyed_replay`],
+    /// which the collector ran on it too: its events are queued as they
+    /// are, and its session becomes this tracker's when there is none yet.
     pub fn replay_early(&mut self, early: EarlyPage, utc_offset_min: i32) {
+        if early.key.is_none() {
+            return self.replay_calls(early, utc_offset_min);
+        }
+        if self.is_blocked() {
+            return;
+        }
+        let Some(replay) = keyed_replay(self.config(), early, utc_offset_min) else {
+            return;
+        };
+        self.count_dropped(replay.dropped);
+        for event in replay.events {
+            self.push(event);
+        }
+        if let (None, Some(session)) = (self.stored_session(), replay.session) {
+            self.save(&session);
+        }
+        if replay.opted_out {
+            self.opt_out();
+        }
+    }
+
+    /// The page view and calls of `early`, in this tracker's session. Not
+    /// inlined: both kinds of early page run this one copy.
+    #[inline(never)]
+    fn replay_calls(&mut self, early: EarlyPage, utc_offset_min: i32) {
         let at = |ms: u64| Now { ms, utc_offset_min };
         let current = self.swap_page(None);
         self.count_dropped(early.dropped);

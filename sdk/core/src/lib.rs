@@ -56,9 +56,9 @@ pub use click::{
     device_type, ClickTarget, Node, CLICKABLE, IGNORE_CLICKS, MAX_CLICK_TEXT, MAX_SELECTOR_DEPTH,
 };
 pub use config::{Config, ConfigProblem, PageConfig, Words};
-pub use early::{EarlyCall, EarlyPage, MAX_EARLY_CALLS};
+pub use early::{keyed_replay, EarlyCall, EarlyPage, KeyedReplay, MAX_EARLY_CALLS};
 pub use event::{Batch, Event, EventType, Page};
-pub use ids::{random_id, time_ordered_id, Entropy, SeededEntropy};
+pub use ids::{random_id, time_ordered_id, Entropy, KeyedEntropy, SeededEntropy};
 pub use json::NumberFormat;
 pub use lease::{Adoption, QueueLease, LEASE_MS};
 pub use page::{Leave, PageVisit};
@@ -66,7 +66,7 @@ pub use queue::{Outcome, QueueLimits, SendQueue, Transmit, Urgency};
 pub use session::{campaign_of, campaign_params, EndReason, Now, Session, SessionRules};
 pub use storage::{cookie_assignment, cookie_value, MemoryStorage, Storage, StorageError};
 pub use text::{parse_u64, parts, push_u64};
-pub use tracker::{Consent, Problem, Tracker, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
+pub use tracker::{Consent, DynTracker, Problem, Tracker, MAX_HELD_CALLS, MAX_PENDING_EVENTS};
 pub use value::Value;
 pub use vitals::Vitals;
 pub use waymark_wire as wire;

@@ -4,6 +4,7 @@
 //! serves tests and is the last fallback when the browser refuses storage.
 
 use crate::prelude::*;
+use alloc::boxed::Box;
 
 use alloc::collections::BTreeMap;
 
@@ -21,6 +22,24 @@ pub trait Storage {
 }
 
 /// Storage that lives as long as the page (or the test).
+/// A boxed storage: how the browser shell and [`crate::keyed_replay`] hold
+/// theirs, so that the wasm carries one copy of the tracker, not one per
+/// kind of storage.
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn get(&self, key: &str) -> Option<String> {
+        (**self).get(key)
+    }
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        (**self).set(key, value)
+    }
+    fn remove(&mut self, key: &str) {
+        (**self).remove(key);
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
     entries: BTreeMap<String, String>,

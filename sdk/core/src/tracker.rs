@@ -5,6 +5,7 @@
 //! tab that slept, a reload or another tab's rotation is always seen.
 
 use crate::prelude::*;
+use alloc::boxed::Box;
 
 use crate::click::ClickTarget;
 use crate::config::Config;
@@ -80,6 +81,10 @@ enum Call {
     Identify(Now, Page, String, Option<Value>),
     Reset(Now),
 }
+
+/// The tracker with boxed storage and entropy: the browser shell's, and
+/// [`crate::keyed_replay`]'s, so the wasm holds one copy of its code.
+pub type DynTracker = Tracker<Box<dyn Storage>, Box<dyn Entropy>>;
 
 /// The tracker core, generic over where it keeps state and how it draws ids.
 pub struct Tracker<S, E> {
@@ -582,12 +587,17 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         self.push(event);
     }
 
-    fn push(&mut self, event: Event) {
+    pub(crate) fn push(&mut self, event: Event) {
         if self.pending.len() >= MAX_PENDING_EVENTS {
             text::remove_range(&mut self.pending, 0, 1);
             self.dropped += 1;
         }
         self.pending.push(event);
+    }
+
+    /// The session as stored (or kept in memory once storage failed).
+    pub(crate) fn stored_session(&self) -> Option<Session> {
+        self.load()
     }
 
     fn load(&self) -> Option<Session> {
@@ -600,7 +610,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
             .or_else(|| self.memory.clone())
     }
 
-    fn save(&mut self, session: &Session) {
+    pub(crate) fn save(&mut self, session: &Session) {
         if !self.storage_failed
             && self
                 .storage

@@ -156,3 +156,111 @@ fn an_early_page_is_not_replayed_for_an_opted_out_visitor_nor_without_page_views
     let kinds: Vec<_> = t.take_events().iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EventType::Custom]);
 }
+
+const KEY: &str = "9b2f3c1e-7a44-4e0b-9a51-0c6f1d2e3a4b";
+
+fn keyed(at: u64) -> EarlyPage {
+    EarlyPage::from_value(record(at)).unwrap().keyed(KEY)
+}
+
+#[test]
+fn only_a_uuid_keys_a_record() {
+    assert!(keyed(T0).key.is_some());
+    let plain = EarlyPage::from_value(record(T0)).unwrap();
+    // The stub's own key: its time and Math.random()'s digits.
+    assert_eq!(plain.clone().keyed("17000000000000.123456789").key, None);
+    assert_eq!(plain.clone().keyed("").key, None);
+    assert_eq!(plain.keyed(&KEY[1..]).key, None);
+}
+
+#[test]
+fn a_keyed_page_gives_the_collector_and_the_next_page_the_same_events() {
+    let config = Config::new("http://127.0.0.1:8080/", "demo");
+    // The collector, from the loader's beacon.
+    let beaconed = keyed_replay(&config, keyed(T0), 60).unwrap();
+    assert_eq!(beaconed.events.len(), 2);
+    assert!(beaconed.events.iter().all(|e| e.context.is_none()));
+    assert!(beaconed.events.iter().all(|e| e.storage == "local"));
+    assert_eq!(beaconed.events[0].url, "http://127.0.0.1:8080/pricing.html");
+
+    // The visitor's next page, 5 minutes later, replays the saved record:
+    // the same events, and the session goes on.
+    let mut t = tracker(MemoryStorage::default());
+    t.set_context(json(r#"{"screen": "1x1"}"#));
+    t.replay_early(keyed(T0), 60);
+    t.page_view(T0 + 5 * MIN, &page("/about.html"));
+    let mut events = t.take_events();
+    let now = events.pop().unwrap();
+    assert_eq!(events, beaconed.events);
+    assert_eq!(now.session_id, beaconed.events[0].session_id);
+    assert_eq!(now.visitor_id, beaconed.events[0].visitor_id);
+    assert_eq!(now.seq, 3);
+    // This page load's context goes with its own first event.
+    assert!(now.context.is_some());
+
+    // Another key: other ids.
+    let other = EarlyPage::from_value(record(T0))
+        .unwrap()
+        .keyed("0b2f3c1e-7a44-4e0b-9a51-0c6f1d2e3a4b");
+    let other = keyed_replay(&config, other, 60).unwrap();
+    assert_ne!(other.events[0].event_id, beaconed.events[0].event_id);
+    assert_ne!(other.events[0].session_id, beaconed.events[0].session_id);
+}
+
+#[test]
+fn a_keyed_page_keeps_its_ids_when_the_visitor_has_a_session_meanwhile() {
+    // Another tab started the SDK between the beacon and the replay: the
+    // replay still sends the beacon's events (one copy stored), and this
+    // tracker keeps its own session.
+    let config = Config::new("http://127.0.0.1:8080/", "demo");
+    let beaconed = keyed_replay(&config, keyed(T0), 0).unwrap();
+    let mut t = tracker(MemoryStorage::default());
+    t.page_view(T0 + MIN, &page("/"));
+    let mine = t.take_events().remove(0);
+    t.replay_early(keyed(T0), 0);
+    assert_eq!(t.take_events(), beaconed.events);
+    assert_eq!(t.session_id(), Some(mine.session_id));
+}
+
+#[test]
+fn a_keyed_page_replays_its_calls_and_their_effects() {
+    let config = Config::new("http://127.0.0.1:8080/", "demo");
+    let with = |calls: &str| {
+        let early = EarlyPage::from_value(json(&format!(
+            r#"[[{T0}, "http://127.0.0.1:8080/"], [{calls}], []]"#
+        )))
+        .unwrap()
+        .keyed(KEY);
+        keyed_replay(&config, early, 0).unwrap()
+    };
+    let identified = with(r#"["identify", "u-1"], ["track", "signup"]"#);
+    let users: Vec<_> = identified
+        .events
+        .iter()
+        .map(|e| e.user_id.as_deref())
+        .collect();
+    assert_eq!(users, vec![None, Some("u-1"), Some("u-1")]);
+    assert_eq!(identified.session.unwrap().user_id.as_deref(), Some("u-1"));
+
+    let out = with(r#"["optOut"], ["track", "after"]"#);
+    // Opting out drops what was recorded and not sent, as it always does.
+    assert!(out.opted_out);
+    assert!(out.events.is_empty());
+    let mut t = tracker(MemoryStorage::default());
+    t.replay_early(
+        EarlyPage::from_value(json(&format!(
+            r#"[[{T0}, "http://127.0.0.1:8080/"], [["optOut"]], []]"#
+        )))
+        .unwrap()
+        .keyed(KEY),
+        0,
+    );
+    assert!(t.is_opted_out());
+
+    // Nothing for an opted-out visitor, as for any early page.
+    let mut storage = MemoryStorage::default();
+    storage.set("waymark.demo.optout", "1").unwrap();
+    let mut t = tracker(storage);
+    t.replay_early(keyed(T0), 0);
+    assert!(t.take_events().is_empty());
+}
