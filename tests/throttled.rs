@@ -350,6 +350,83 @@ async fn a_first_visit_left_for_another_site_before_the_sdk_started_is_stored_at
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_page_left_while_its_wasm_arrives_does_not_count_its_view_twice() {
+    if !waymark_e2e::e2e_wanted() {
+        return;
+    }
+    let collector = Collector::start().await;
+    let browser = Browser::start_eager().await;
+    browser.throttle_fast_3g().await;
+    // A link slower than "Fast 3G" (20 kB/s): the wasm comes seconds after
+    // `sdk.js`, time to leave the page between the two.
+    let slow = serde_json::json!({
+        "offline": false, "latency": 562.5, "downloadThroughput": 20_000, "uploadThroughput": 84_375,
+    });
+    browser.cdp("Network.emulateNetworkConditions", slow).await;
+    browser.client.goto(&collector.url("/")).await.unwrap();
+    // Once the loader has run, the page is hidden as when the visitor
+    // leaves it (the page lives on until the next one arrives, and the
+    // wasm may come meanwhile), or as when it goes into the back/forward
+    // cache: its record is saved and sent.
+    browser
+        .wait_until(
+            "return /^waymark\\.early\\.[0-9a-f-]{36}$/.test(window.waymark && window.waymark.k)",
+        )
+        .await;
+    browser
+        .eval("window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }))")
+        .await;
+    browser
+        .wait_until(
+            "return performance.getEntriesByType('resource')
+             .some(e => /sdk\\.wasm/.test(e.name) && e.responseEnd > 0)",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows = collector
+        .wait_for("the home page view", |rows| {
+            !page_views_of(rows, "/").is_empty()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = browser
+        .eval("return !!(window.waymark && window.waymark.tracker)")
+        .await;
+    let rows = [rows, collector.events()].concat();
+    assert_eq!(
+        (page_views_of(&collector.events(), "/").len(), started),
+        (1, Value::Bool(false)),
+        "a hidden page's SDK must wait until it is shown again: {rows:#?}"
+    );
+    // Shown again: the SDK starts, and counts the view a running one
+    // would have counted, one for the return.
+    browser
+        .eval("window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true }))")
+        .await;
+    browser
+        .wait_until("return window.waymark && window.waymark.tracker")
+        .await;
+    browser.eval("waymark('flush')").await;
+    collector
+        .wait_for("the view of the return", |rows| {
+            page_views_of(rows, "/").len() >= 2
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rows = collector.events();
+    let home = page_views_of(&rows, "/");
+    assert_eq!(home.len(), 2, "{rows:#?}");
+    assert_eq!(home[0].session_id, home[1].session_id);
+    let queued = rows
+        .iter()
+        .filter(|r| r.name.as_deref() == Some("demo_loaded"))
+        .count();
+    assert_eq!(queued, 1, "{rows:#?}");
+    browser.close().await;
+    collector.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_first_published_snippet_still_works() {
     if !waymark_e2e::e2e_wanted() {
         return;

@@ -74,7 +74,7 @@ async function storedPageViews(site, id) {
     if (!r.ok) throw new Error(`${path}: ${r.status} ${await r.text()}`);
     return r.json();
   };
-  const list = await get(`/v1/sessions?site=${site}&include_bots=true&limit=100`);
+  const list = await get(`/v1/sessions?site=${site}&limit=100`);
   let views = 0;
   for (const s of list.sessions) {
     const session = await get(`/v1/sessions/${s.session_id}`);

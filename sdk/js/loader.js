@@ -49,7 +49,7 @@ if (s && !(stub && stub.tracker)) {
   // replayed on a next page gives the same events, stored once. Not for a
   // visitor with a stored session (whose next page may decide otherwise),
   // an opted-out one, under consent or an honoured Do Not Track.
-  var site = config.site || location.hostname, sent;
+  var site = config.site || location.hostname, sent, stubKey = stub && stub.k;
   if (stub && stub.p && w.crypto && crypto.randomUUID && navigator.sendBeacon) {
     stub.k = 'waymark.early.' + crypto.randomUUID();
     w.addEventListener('pagehide', function () {
@@ -69,7 +69,17 @@ if (s && !(stub && stub.tracker)) {
       } catch (e) {}
     });
   }
-  wasm_bindgen({ module_or_path: wasm }).then(function () {
+  // Whether the page is hidden for good or for the back/forward cache
+  // (`pagehide`, until a `pageshow`): the wasm may still arrive then, while
+  // the next page loads. The SDK does not start on such a page: its record
+  // (saved, and sent above) holds its page view, which the SDK would count
+  // once more. Shown again, it starts, and counts the return, as one that
+  // had been running would.
+  var hidden;
+  w.addEventListener('pagehide', function () { hidden = 1; });
+  w.addEventListener('pageshow', function () { hidden = 0; });
+  wasm_bindgen({ module_or_path: wasm }).then(function start() {
+    if (hidden) return w.addEventListener('pageshow', start, { once: true });
     var queued = (stub && stub.q) || [];
     // This page's own record, saved by the stub if the page was hidden (and
     // then shown again, from the back/forward cache) before the SDK
@@ -77,9 +87,13 @@ if (s && !(stub && stub.tracker)) {
     // the same task as `w.waymark` is replaced, so no `pagehide` between
     // can save it again. Once sent, though, it is the tracker that replays
     // it (into the events the collector has), and below only the calls
-    // made after it.
-    if (sent != null) queued = queued.slice(sent);
-    else if (stub && stub.k) try { localStorage.removeItem(stub.k); } catch (e) {}
+    // made after it. A record saved under the stub's own key before this
+    // script gave it another is this page's too.
+    try {
+      if (stubKey) localStorage.removeItem(stubKey);
+      if (sent != null) queued = queued.slice(sent);
+      else if (stub && stub.k) localStorage.removeItem(stub.k);
+    } catch (e) {}
     var t = wasm_bindgen.init(config);
     var api = function (command) {
       if (!COMMANDS[command]) return console.warn('waymark: unknown command "' + command + '"');
