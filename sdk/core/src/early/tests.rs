@@ -257,6 +257,17 @@ fn a_keyed_page_replays_its_calls_and_their_effects() {
     );
     assert!(t.is_opted_out());
 
+    // Nothing before consent is given: the page's own tracker holds its
+    // calls then, with the same settings (the shell replays nothing under
+    // pending consent and the loader sends nothing, but the core does not
+    // count on it).
+    let mut config = Config::new("http://127.0.0.1:8080/", "demo");
+    config.require_consent = true;
+    let mut t = Tracker::new(config, MemoryStorage::default(), SeededEntropy(1));
+    t.replay_early(keyed(T0), 0);
+    assert!(t.take_events().is_empty());
+    assert_eq!(t.session_id(), None);
+
     // Nothing for an opted-out visitor, as for any early page.
     let mut storage = MemoryStorage::default();
     storage.set("waymark.demo.optout", "1").unwrap();
