@@ -54,10 +54,6 @@ impl EarlyBeacon {
             .ok_or_else(|| {
                 invalid("record: not a stub record ([[time, url, referrer, title], calls, times])")
             })?;
-        if uuid::Uuid::try_parse(&self.key).is_err() {
-            return Err(invalid("key: not a UUID"));
-        }
-        let page = record.keyed(&self.key);
         let given = match self.config {
             Value::Null => Some(PageConfig::default()),
             config => serde_json::from_value(config)
@@ -71,8 +67,12 @@ impl EarlyBeacon {
             site: site.to_owned(),
             ..config
         };
-        let replay = keyed_replay(&config, page, self.utc_offset_min)
-            .ok_or_else(|| invalid("key: not a UUID"))?;
+        // No replay without a key of a UUID's shape: the core's check, as
+        // the SDK applies it to the saved record's key.
+        let replay = keyed_replay(&config, record.keyed(&self.key), self.utc_offset_min)
+            .ok_or_else(|| {
+                invalid("key: not a UUID (hyphenated, as crypto.randomUUID() writes it)")
+            })?;
         let events = replay
             .events
             .iter()

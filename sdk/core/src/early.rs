@@ -27,7 +27,7 @@ use crate::event::Event;
 use crate::event::Page;
 use crate::ids::{Entropy, KeyedEntropy};
 use crate::session::{Now, Session};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{MemoryStorage, Storage, StorageError};
 use crate::tracker::{DynTracker, Tracker};
 use crate::value::Value;
 
@@ -170,26 +170,19 @@ pub struct KeyedReplay {
 
 /// The stored state of a keyed replay: in memory, and reported as
 /// `localStorage` (where the stub kept the record), so that the events'
-/// `storage` is the same in both copies. A list, not a map: it holds the
-/// session and the opt-out flag at most, and a `BTreeMap` would add its
-/// code to the wasm.
+/// `storage` is the same in both copies.
 #[derive(Debug, Default)]
-struct ReplayStorage(Vec<(String, String)>);
+struct ReplayStorage(MemoryStorage);
 
 impl Storage for ReplayStorage {
     fn get(&self, key: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.clone())
+        self.0.get(key)
     }
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.remove(key);
-        self.0.push((key.to_owned(), value.to_owned()));
-        Ok(())
+        self.0.set(key, value)
     }
     fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
+        self.0.remove(key);
     }
     fn kind(&self) -> &'static str {
         "local"
@@ -209,7 +202,7 @@ pub fn keyed_replay(config: &Config, early: EarlyPage, utc_offset_min: i32) -> O
     tracker.replay_calls(early, utc_offset_min);
     Some(KeyedReplay {
         events: tracker.take_events(),
-        session: tracker.stored_session(),
+        session: tracker.load(),
         opted_out: tracker.is_opted_out(),
         dropped,
     })
@@ -239,7 +232,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         for event in replay.events {
             self.push(event);
         }
-        if let (None, Some(session)) = (self.stored_session(), replay.session) {
+        if let (None, Some(session)) = (self.load(), replay.session) {
             self.save(&session);
         }
         if replay.opted_out {
@@ -247,9 +240,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
         }
     }
 
-    /// The page view and calls of `early`, in this tracker's session. Not
-    /// inlined: both kinds of early page run this one copy.
-    #[inline(never)]
+    /// The page view and calls of `early`, in this tracker's session.
     fn replay_calls(&mut self, early: EarlyPage, utc_offset_min: i32) {
         let at = |ms: u64| Now { ms, utc_offset_min };
         let current = self.swap_page(None);

@@ -6,8 +6,6 @@
 use crate::prelude::*;
 use alloc::boxed::Box;
 
-use alloc::collections::BTreeMap;
-
 /// The storage could not be written (blocked, quota full, missing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StorageError;
@@ -21,7 +19,6 @@ pub trait Storage {
     fn kind(&self) -> &'static str;
 }
 
-/// Storage that lives as long as the page (or the test).
 /// A boxed storage: how the browser shell and [`crate::keyed_replay`] hold
 /// theirs, so that the wasm carries one copy of the tracker, not one per
 /// kind of storage.
@@ -40,21 +37,29 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
 }
 
+/// Storage that lives as long as the page (or the test). A list, not a
+/// map: a tracker keeps two records at most (the session and the opt-out
+/// flag), and the early pages' replay, which uses it in the wasm, would
+/// otherwise carry `BTreeMap`'s code.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
-    entries: BTreeMap<String, String>,
+    entries: Vec<(String, String)>,
 }
 
 impl Storage for MemoryStorage {
     fn get(&self, key: &str) -> Option<String> {
-        self.entries.get(key).cloned()
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
     fn set(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.entries.insert(key.to_owned(), value.to_owned());
+        self.remove(key);
+        self.entries.push((key.to_owned(), value.to_owned()));
         Ok(())
     }
     fn remove(&mut self, key: &str) {
-        self.entries.remove(key);
+        self.entries.retain(|(k, _)| k != key);
     }
     fn kind(&self) -> &'static str {
         "memory"

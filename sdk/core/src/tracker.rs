@@ -596,11 +596,7 @@ impl<S: Storage, E: Entropy> Tracker<S, E> {
     }
 
     /// The session as stored (or kept in memory once storage failed).
-    pub(crate) fn stored_session(&self) -> Option<Session> {
-        self.load()
-    }
-
-    fn load(&self) -> Option<Session> {
+    pub(crate) fn load(&self) -> Option<Session> {
         if self.storage_failed {
             return self.memory.clone();
         }
