@@ -251,9 +251,23 @@ fn retried(batches: &[Vec<Spec>]) -> Vec<Vec<Spec>> {
         .collect()
 }
 
+/// Cuts of each site's flat rows into key ranges (read side by side) that
+/// fall among its sessions `s0`…`s7`, one range empty (two equal cuts),
+/// newer than any a compaction writes: reads must still take every session
+/// once. (What a compaction writes samples one id in 64, so with a handful
+/// of sessions its cuts are mostly none.)
+fn seed_cuts(db: &str) {
+    server().unwrap().query(&format!(
+        "INSERT INTO {db}.flat_splits VALUES \
+         ('site0', 4, '2100-01-01 00:00:00', ['s1', 's3', 's3']), \
+         ('site1', 4, '2100-01-01 00:00:00', ['s0', 's2', 's5'])"
+    ));
+}
+
 async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
     let (merged, _a) = open(&format!("flat_{n}_merged")).await;
     let (compacted, _b) = open(&format!("flat_{n}_compacted")).await;
+    seed_cuts(&format!("flat_{n}_compacted"));
     for (i, batch) in retried(batches).iter().enumerate() {
         let events: Vec<StoredEvent> = batch.iter().map(event).collect();
         for store in [&merged, &compacted] {

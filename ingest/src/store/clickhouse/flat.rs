@@ -31,8 +31,9 @@ use tokio::sync::watch;
 use super::queries::PAGE_KEY;
 use super::reports::literal;
 use super::schema::{sessions_sql, Statement, SESSION_FIELDS};
+use super::split;
 use super::{timed, timed_for, Ch};
-use crate::store::StoreError;
+use crate::store::{lock, StoreError};
 
 /// How often each collector compacts.
 pub(super) const COMPACT_EVERY: Duration = Duration::from_secs(10);
@@ -314,12 +315,15 @@ pub(crate) fn newest_start_sql(
 /// only), one row each, with `columns` (names of [`SESSION_FIELDS`],
 /// comma separated, as [`session_columns`] lists them): those of the delta
 /// merged from `sessions_agg`, the others from `sessions_flat`, where
-/// `flat_keys` (on the keys too) also picks them.
+/// `flat_keys` (on the keys too) also picks them. With `site` (which
+/// `keys` must hold to), the flat rows are read in that site's
+/// [`split::WAYS`] key ranges side by side.
 pub(crate) fn sessions_read_sql(
     db: &str,
     keys: &str,
     flat_keys: Option<&str>,
     columns: &str,
+    site: Option<&str>,
 ) -> String {
     let delta = delta(db);
     let flat_keys = flat_keys
@@ -334,10 +338,22 @@ pub(crate) fn sessions_read_sql(
     } else {
         sessions_sql(db, &of_delta)
     };
+    let flat = |range: &str| {
+        format!(
+            "SELECT {columns} FROM {db}.sessions_flat FINAL \
+             WHERE {keys}{range}{flat_keys} AND (site, session_id) NOT IN {delta}"
+        )
+    };
+    let flat: Vec<String> = match site {
+        Some(site) => split::ranges(db, site)
+            .iter()
+            .map(|range| flat(&format!(" AND {range}")))
+            .collect(),
+        None => vec![flat("")],
+    };
     format!(
-        "SELECT {columns} FROM {db}.sessions_flat FINAL \
-         WHERE {keys}{flat_keys} AND (site, session_id) NOT IN {delta} \
-         UNION ALL SELECT {columns} FROM ({merged})"
+        "{} UNION ALL SELECT {columns} FROM ({merged})",
+        flat.join(" UNION ALL ")
     )
 }
 
@@ -400,6 +416,21 @@ impl Ch {
         {
             let drop = format!("ALTER TABLE {db}.sessions_touched DROP PARTITION {partition}");
             timed(self.client.query_raw(&drop).execute()).await?;
+        }
+        self.write_splits().await
+    }
+
+    /// The flat rows' cuts ([`split`]) written anew when this collector
+    /// has not in [`split::SPLIT_EVERY`].
+    async fn write_splits(&self) -> Result<(), StoreError> {
+        let due = {
+            let split_at = lock(&self.split_at);
+            split_at.is_none_or(|at| at.elapsed() >= split::SPLIT_EVERY)
+        };
+        if due {
+            let sql = split::write_splits_sql(&self.db);
+            timed_for(COMPACT_TIMEOUT, self.client.query_raw(&sql).execute()).await?;
+            *lock(&self.split_at) = Some(std::time::Instant::now());
         }
         Ok(())
     }

@@ -75,6 +75,11 @@ pub(super) const TABLES: &[Table] = &[
         name: "compactions",
         role: TableRole::NoPersonalData,
     },
+    // Cuts between session ids, each a prefix of one (`split.rs`).
+    Table {
+        name: "flat_splits",
+        role: TableRole::NoPersonalData,
+    },
     Table {
         name: "schema_migrations",
         role: TableRole::NoPersonalData,
@@ -156,7 +161,7 @@ impl ClickHouseStore {
         let sql = format!(
             "SELECT site, session_id FROM ({}) WHERE started_at < {started_before} \
              ORDER BY started_at, session_id LIMIT {limit}",
-            sessions_read_sql(&self.ch.db, "1", None, "site, session_id, started_at")
+            sessions_read_sql(&self.ch.db, "1", None, "site, session_id, started_at", None)
         );
         let removed = self.remove_selected(&sql).await?;
         if !removed.pending.is_empty() {

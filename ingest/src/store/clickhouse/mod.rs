@@ -95,6 +95,7 @@ mod reports;
 mod rows;
 mod schema;
 mod shipper;
+mod split;
 mod spool;
 pub mod sql;
 mod url;
@@ -157,6 +158,9 @@ struct Ch {
     /// `sessions_flat` again after that table's delete, in a part the
     /// delete never sees.
     removing: tokio::sync::Mutex<()>,
+    /// When this collector last wrote the flat rows' cuts
+    /// ([`split`]), `None` before its first compaction.
+    split_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Ch {
@@ -217,6 +221,7 @@ impl ClickHouseStore {
             db: url.database.clone(),
             migrated: AtomicBool::new(false),
             removing: tokio::sync::Mutex::new(()),
+            split_at: std::sync::Mutex::new(None),
         });
         match ch.migrate().await {
             Ok(()) => tracing::info!(clickhouse = %url, "the ClickHouse schema is up to date"),

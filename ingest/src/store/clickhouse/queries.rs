@@ -80,7 +80,7 @@ impl Reads<'_> {
             literal(site),
             literal(session_id)
         );
-        let sessions = sessions_read_sql(self.db, &key, None, SESSION_COLUMNS);
+        let sessions = sessions_read_sql(self.db, &key, None, SESSION_COLUMNS, None);
         self.client
             .query_raw(&format!("SELECT {SESSION_COLUMNS} FROM ({sessions})"))
     }
@@ -185,7 +185,7 @@ impl Reads<'_> {
         after: Option<&SweepCursor>,
         limit: usize,
     ) -> Query {
-        let sessions = sessions_read_sql(self.db, "1", None, SESSION_COLUMNS);
+        let sessions = sessions_read_sql(self.db, "1", None, SESSION_COLUMNS, None);
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM ({sessions}) \
              WHERE ended_at IS NULL AND last_seen_at < {idle_before} \
@@ -574,6 +574,11 @@ pub(crate) fn sessions_page_sql(
     since: Option<u64>,
 ) -> String {
     let mut pick = Pick::new(db, q.site.as_deref());
+    // Every session of the site (a person's, or a list the newest rows did
+    // not fill): one statement over the site's flat rows, read in ranges.
+    if since.is_none() {
+        pick = pick.in_ranges();
+    }
     if let Some(since) = since {
         pick.flat_key(started_since_keys(
             db,

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::flat::{drop_session_keys, flat_schema, pages_schema, session_keys_schema};
 use super::landing::{landing_schema, LANDING_AGGREGATES};
+use super::split::split_schema;
 use super::{timed, timed_for, Ch};
 use crate::store::StoreError;
 
@@ -91,6 +92,7 @@ pub(crate) fn migrations(db: &str) -> Vec<Vec<Statement>> {
         session_keys_schema(db),
         pages_schema(db),
         drop_session_keys(db),
+        split_schema(db),
     ]
 }
 

@@ -15,6 +15,7 @@ use super::reports::{
 };
 use super::rows::{EventRow, EVENT_COLUMNS};
 use super::schema::{applied_version, bookkeeping, migrations, record_version};
+use super::split::write_splits_sql;
 use crate::event::StoredEvent;
 use crate::read::{
     BreakdownQuery, Dimension, FunnelQuery, ProfileQuery, RealtimeQuery, TimeseriesQuery,
@@ -112,10 +113,11 @@ pub fn schema(db: &str) -> Vec<String> {
 
 /// The statements of a compaction begun at `began_at` (epoch seconds)
 /// vouching for every session touched before it, then the query for the
-/// touched sessions' days it may drop.
+/// touched sessions' days it may drop, then the flat rows' cuts.
 pub fn compaction(db: &str, began_at: u64) -> Vec<String> {
     let mut statements: Vec<String> = compact_sql(db, began_at, 0).into();
     statements.push(stale_touched_sql(db, began_at));
+    statements.push(write_splits_sql(db));
     statements
 }
 
