@@ -11,7 +11,8 @@
 //! it ([`Pick::in_ranges`]: breakdowns, timeseries, funnels, profiles);
 //! `/v1/stats` (five statements side by side already), the sessions list
 //! and realtime do not: measured through the API at 1.07 M visits on this
-//! 2-core machine, ranges made the first 1.2–1.8× faster and the others
+//! 2-core machine, ranges made breakdowns about 1.25–1.3× faster (by
+//! page 1.5×), the timeseries 1.2× and profiles 1.3–1.4×, and the others
 //! slower (BENCHMARKS.md).
 //!
 //! Where to cut is `flat_splits`: per site, the prefixes of the
