@@ -18,12 +18,12 @@
 //! Where to cut is `flat_splits`: per site, the prefixes of the
 //! `session_id`s that cut a sample of its flat rows (those whose id hashes
 //! to 0 modulo [`SAMPLE`]) into [`WAYS`] equal parts, written by a
-//! compaction at most every
-//! [`SPLIT_EVERY`]. The cuts only decide how evenly the work is shared,
-//! never which rows are read: whatever they are (none yet, stale, from
-//! another collector), the ranges `< b1`, `[b1, b2)`, …, `>= bN` hold every
-//! key exactly once, since the bounds are sorted (or all `''` when the
-//! site has none: then the last range holds every key).
+//! compaction at most every [`SPLIT_EVERY`]. The cuts only decide how
+//! evenly the work is shared, never which rows are read: whatever they are
+//! (none yet, stale, from another collector), the ranges `< b1`,
+//! `[b1, b2)`, …, `>= bN` hold every key exactly once, since the bounds
+//! are sorted (prefixes of sorted ids are sorted too), or all `''` when
+//! the site has none: then the last range holds every key.
 //!
 //! [`sessions_read_sql`]: super::flat::sessions_read_sql
 //! [`Pick::in_ranges`]: super::reports::Pick::in_ranges
