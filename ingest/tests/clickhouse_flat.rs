@@ -264,10 +264,24 @@ fn seed_cuts(db: &str) {
     ));
 }
 
+/// Waits until the store's read mirror is ready.
+async fn mirror_ready(store: &ClickHouseStore) {
+    for _ in 0..400 {
+        if store.read_mirror_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the read mirror is not ready within 20 s");
+}
+
 async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
     let (merged, _a) = open(&format!("flat_{n}_merged")).await;
+    // The reference: every session merged from its states, in SQL.
+    merged.set_read_mirror(false);
     let (compacted, _b) = open(&format!("flat_{n}_compacted")).await;
     seed_cuts(&format!("flat_{n}_compacted"));
+    mirror_ready(&compacted).await;
     for (i, batch) in retried(batches).iter().enumerate() {
         let events: Vec<StoredEvent> = batch.iter().map(event).collect();
         for store in [&merged, &compacted] {
@@ -285,6 +299,19 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
         // Touch times are whole seconds: vouch for everything so far.
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         compacted.compact_with_margin(0).await.unwrap();
+        // A read between compactions: the mirror takes this one's rows in
+        // and writes the delta over them, which later rows must win over.
+        compacted
+            .stats(StatsQuery {
+                site: Some("site0".to_owned()),
+                from: BASE,
+                to: BASE + 8 * SLOT,
+                interval: Interval::Day,
+                include_bots: true,
+                filters: Vec::new(),
+            })
+            .await
+            .unwrap();
     }
     // Then events no compaction vouches for, which the compacted store
     // reads from the delta: the newest visit of each site, and a late
@@ -301,11 +328,33 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
         store.append(tail.clone()).await.unwrap();
         store.sync().await.unwrap();
     }
-    let (expected, found) = (answers(&merged).await, answers(&compacted).await);
+    let expected = answers(&merged).await;
+    assert!(compacted.read_mirror_ready());
+    let found = answers(&compacted).await;
     for (e, f) in expected.iter().zip(&found) {
-        assert_eq!(e, f, "compacted reads differ from merged ones");
+        assert_eq!(e, f, "compacted reads (mirror) differ from merged ones");
     }
-    for store in [merged, compacted] {
+    let (sessions, bound) = compacted.read_mirror_held();
+    assert!(
+        sessions > 0 && bound > 0,
+        "the mirror took the compactions in"
+    );
+    compacted.set_read_mirror(false);
+    let found = answers(&compacted).await;
+    for (e, f) in expected.iter().zip(&found) {
+        assert_eq!(e, f, "compacted reads (SQL) differ from merged ones");
+    }
+    // A second collector's mirror, built from the flat rows as they are.
+    let (late, _c) = open(&format!("flat_{n}_compacted")).await;
+    mirror_ready(&late).await;
+    let found = answers(&late).await;
+    for (e, f) in expected.iter().zip(&found) {
+        assert_eq!(
+            e, f,
+            "reads of a mirror built later differ from merged ones"
+        );
+    }
+    for store in [merged, compacted, late] {
         Arc::new(store).shutdown().await;
     }
 }
@@ -477,5 +526,60 @@ fn realtime_at_the_real_clock_reads_the_sessions_touched_in_its_window() {
             .unwrap();
         assert_eq!(r.visitors, 4, "{r:?}");
         Arc::new(store).shutdown().await;
+    });
+}
+
+/// An erasure through another collector: this one's read mirror holds the
+/// erased visitor's compacted sessions, and its next aggregate read must
+/// not count them (it sees the mutation, reads in SQL and builds anew).
+#[test]
+fn the_read_mirror_forgets_what_another_collector_erased() {
+    use waymark_ingest::read::Person;
+    use waymark_ingest::Lifecycle;
+    if server().is_none() {
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let db = "flat_mirror_erasure";
+        let (reader, _a) = open(db).await;
+        let (eraser, _b) = open(db).await;
+        mirror_ready(&reader).await;
+        let events: Vec<StoredEvent> = (0..4_u8)
+            .map(|i| {
+                let mut e = event(&(0, i, 0, 0, i, i, false, 0));
+                e.visitor_id = if i == 0 { "v-erased" } else { "v-kept" }.to_owned();
+                e
+            })
+            .collect();
+        eraser.append(events).await.unwrap();
+        eraser.sync().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        eraser.compact_with_margin(0).await.unwrap();
+        let stats = || {
+            reader.stats(StatsQuery {
+                site: Some("site0".to_owned()),
+                from: BASE,
+                to: BASE + 8 * SLOT,
+                interval: Interval::Day,
+                include_bots: true,
+                filters: Vec::new(),
+            })
+        };
+        let before = stats().await.unwrap();
+        assert_eq!((before.visits, before.visitors), (4, 2), "{before:?}");
+        let (held, _) = reader.read_mirror_held();
+        assert_eq!(held, 4, "the mirror took the compaction in");
+        let erased = Arc::new(eraser)
+            .erase(Person::Visitor("v-erased".to_owned()))
+            .await
+            .unwrap();
+        assert_eq!(erased.sessions, 1, "{erased:?}");
+        let after = stats().await.unwrap();
+        assert_eq!((after.visits, after.visitors), (3, 1), "{after:?}");
+        mirror_ready(&reader).await;
+        let (held, _) = reader.read_mirror_held();
+        assert_eq!(held, 3, "the mirror was built anew");
+        let again = stats().await.unwrap();
+        assert_eq!((again.visits, again.visitors), (3, 1), "{again:?}");
     });
 }

@@ -71,6 +71,9 @@ enum Compaction {
     /// After the first half of the events: the sessions the second half
     /// touches are read merged, the others flat.
     Between,
+    /// As `Between`, with the read mirror off: every read in SQL (as while
+    /// the mirror is built).
+    BetweenInSql,
 }
 
 /// The ClickHouse store on its own database, named after the scenario,
@@ -88,10 +91,17 @@ async fn clickhouse(scenario: &str, compaction: Compaction) -> Option<TestApp> {
     let store = ClickHouseStore::open(&url, dir.path(), 1 << 30, Duration::from_millis(20))
         .await
         .unwrap();
+    let in_sql = matches!(compaction, Compaction::BetweenInSql);
+    store.set_read_mirror(!in_sql);
+    if !in_sql {
+        // Built at open, on an empty database: the stats, breakdowns and
+        // timeseries are answered from it.
+        wait_for_mirror(&store).await;
+    }
     let events = data::events();
     let half = match compaction {
         Compaction::Never | Compaction::After => events.len(),
-        Compaction::Between => events.len() / 2,
+        Compaction::Between | Compaction::BetweenInSql => events.len() / 2,
     };
     append(&store, events[..half].to_vec()).await;
     if !matches!(compaction, Compaction::Never) {
@@ -99,6 +109,17 @@ async fn clickhouse(scenario: &str, compaction: Compaction) -> Option<TestApp> {
     }
     append(&store, events[half..].to_vec()).await;
     Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
+}
+
+/// Waits until the store's read mirror is ready.
+async fn wait_for_mirror(store: &ClickHouseStore) {
+    for _ in 0..200 {
+        if store.read_mirror_ready() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the read mirror is not ready within 10 s");
 }
 
 /// A compaction that vouches for every session touched so far: begun a
@@ -167,6 +188,7 @@ macro_rules! read_api {
         read_api!(@clickhouse clickhouse, Never, $($module::$name),*);
         read_api!(@clickhouse clickhouse_compacted, After, $($module::$name),*);
         read_api!(@clickhouse clickhouse_half_compacted, Between, $($module::$name),*);
+        read_api!(@clickhouse clickhouse_half_compacted_sql, BetweenInSql, $($module::$name),*);
     };
     (@clickhouse $store:ident, $compaction:ident, $($module:ident::$name:ident),*) => {
         mod $store {

@@ -38,6 +38,7 @@ pub use self::sqlite::{SqliteStore, DB_FILE_NAME};
 pub use self::timeline::{EventCursor, EventPage, DEFAULT_EVENTS_PAGE, MAX_EVENTS_PAGE};
 
 mod clickhouse;
+pub(crate) mod columns;
 mod group;
 mod lifecycle;
 mod memory;

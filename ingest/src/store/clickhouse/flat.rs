@@ -95,7 +95,7 @@ fn pages_sql(db: &str, filter: &str) -> String {
 
 /// [`sessions_sql`]'s sessions with their [`PAGE_FIELDS`] (empty arrays
 /// for a visit without page views or custom events).
-fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
+pub(super) fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
     format!(
         "SELECT {} FROM ({}) AS s ANY LEFT JOIN ({}) AS p USING (site, session_id)",
         names(),

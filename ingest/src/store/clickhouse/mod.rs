@@ -66,6 +66,7 @@ use clickhouse::Client;
 use tokio::sync::{watch, Notify};
 
 use self::counts::SessionCounts;
+use self::mirror::Mirror;
 use self::shipper::{Health, Shipper};
 use self::spool::{read_replay, remove_replay, replays, DeadLetter, Position, Spool};
 use super::lifecycle::{Erasure, Expiry, Lifecycle, Table};
@@ -89,6 +90,7 @@ mod counts;
 mod flat;
 mod landing;
 mod lifecycle;
+mod mirror;
 mod queries;
 mod refusal;
 mod reports;
@@ -142,6 +144,8 @@ pub struct ClickHouseStore {
     max_events: u64,
     /// What this collector has taken per session, for the cap.
     counts: SessionCounts,
+    /// The compacted sessions in memory, for the aggregate reads.
+    mirror: Arc<Mirror>,
 }
 
 /// The client and what it knows of the server.
@@ -259,6 +263,8 @@ impl ClickHouseStore {
         };
         let handle = tokio::spawn(shipper.run());
         tokio::spawn(flat::run(Arc::clone(&ch), stop.subscribe()));
+        let mirror = Mirror::new(metrics.clone());
+        mirror.start_build(&ch);
         Ok(ClickHouseStore {
             ch,
             spool,
@@ -270,6 +276,7 @@ impl ClickHouseStore {
             health,
             max_events: DEFAULT_MAX_EVENTS_PER_SESSION,
             counts: SessionCounts::new(counts::CAPACITY),
+            mirror,
         })
     }
 
@@ -296,6 +303,35 @@ impl ClickHouseStore {
     #[doc(hidden)]
     pub async fn compact_with_margin(&self, margin_secs: u64) -> Result<(), StoreError> {
         self.ch.compact(margin_secs).await
+    }
+
+    /// Whether the read mirror answers the aggregate reads (it is built
+    /// at open, in the background, and again after a removal; reads use
+    /// SQL meanwhile).
+    pub fn read_mirror_ready(&self) -> bool {
+        self.mirror.is_ready()
+    }
+
+    /// Turns the read mirror off (every read in SQL) or on again: for
+    /// tests, which compare the two.
+    #[doc(hidden)]
+    pub fn set_read_mirror(&self, on: bool) {
+        self.mirror.set_on(on);
+    }
+
+    /// The sessions the read mirror holds, and the point (epoch seconds)
+    /// before which every session touched is among them: for tests.
+    #[doc(hidden)]
+    pub fn read_mirror_held(&self) -> (usize, u64) {
+        self.mirror.held()
+    }
+
+    /// A read through the mirror ([`mirror::Read::answer`]).
+    fn mirrored(&self) -> mirror::Read<'_> {
+        mirror::Read {
+            ch: &self.ch,
+            mirror: &self.mirror,
+        }
     }
 
     /// Events acknowledged and not yet in ClickHouse.

@@ -17,6 +17,7 @@ use super::{timed, ClickHouseStore, REQUEST_TIMEOUT};
 use crate::event::StoredEvent;
 use crate::read::ReadQuery;
 use crate::session::{collector_visit_ended, EventKey, MergeKeys, Session, SessionState};
+use crate::store::columns::answer;
 use crate::store::{
     EventCursor, EventPage, EventSink, KeyCount, SessionPage, SessionQuery, Stats, StatsQuery,
     StoreError, SweepCursor, SweepPage, MAX_EVENTS_PAGE, TOP,
@@ -409,6 +410,15 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn stats_now(&self, q: StatsQuery) -> Result<Stats, StoreError> {
+        let site = q.site.clone();
+        let q = match self
+            .mirrored()
+            .answer(site.as_deref(), q, answer::stats)
+            .await?
+        {
+            Ok(answered) => return Ok(answered),
+            Err(q) => q,
+        };
         let reads = self.reads().stats(&q);
         // Side by side: each reads the same sessions, and ClickHouse 18.16
         // merges a `FINAL` read on one thread.

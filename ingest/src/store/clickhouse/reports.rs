@@ -23,6 +23,7 @@ use crate::read::{
     FunnelStep, FunnelStepCount, Metrics, PageVisitors, Person, ProfileQuery, ProfileTotals,
     ReadQuery, Realtime, RealtimeQuery, Timeseries, TimeseriesQuery,
 };
+use crate::store::columns::answer;
 use crate::store::StoreError;
 use crate::wire::MAX_EVENT_AHEAD_MS;
 
@@ -465,6 +466,15 @@ impl ClickHouseStore {
     }
 
     pub(super) async fn breakdown_now(&self, q: BreakdownQuery) -> Result<Breakdown, StoreError> {
+        let site = q.sessions.site.clone();
+        let q = match self
+            .mirrored()
+            .answer(site.as_deref(), q, answer::breakdown)
+            .await?
+        {
+            Ok(answered) => return Ok(answered),
+            Err(q) => q,
+        };
         let goals = q.dimension == Dimension::EventName;
         let all_visits = async {
             if goals {
@@ -502,6 +512,15 @@ impl ClickHouseStore {
         &self,
         q: TimeseriesQuery,
     ) -> Result<Timeseries, StoreError> {
+        let site = q.sessions.site.clone();
+        let q = match self
+            .mirrored()
+            .answer(site.as_deref(), q, answer::timeseries)
+            .await?
+        {
+            Ok(answered) => return Ok(answered),
+            Err(q) => q,
+        };
         let rows = self.counts_rows(&timeseries_sql(&self.ch.db, &q)).await?;
         let counted: Vec<(u64, Counts)> = rows
             .iter()

@@ -105,7 +105,9 @@ pub(super) fn kept_url(origin: Option<&str>, url: &str) -> Value {
 pub(super) fn kept_path(path: Option<&str>, url: &Value) -> Option<String> {
     let path = path?;
     let from_url = match url {
-        Value::Blob(rest) => std::str::from_utf8(rest).ok().map(super::index::url_key),
+        Value::Blob(rest) => std::str::from_utf8(rest)
+            .ok()
+            .map(crate::store::columns::url_key),
         _ => None,
     };
     (from_url != Some(path)).then(|| path.to_owned())

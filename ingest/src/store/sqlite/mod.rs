@@ -250,7 +250,7 @@ impl SqliteStore {
     fn aggregate<Q, T>(
         &self,
         query: Q,
-        from_index: fn(&index::Columns, &Q) -> T,
+        from_index: fn(&crate::store::columns::Columns, &Q) -> T,
         from_sql: fn(&Connection, &Q) -> Result<T, StoreError>,
     ) -> BoxFuture<'_, Result<T, StoreError>>
     where
@@ -473,15 +473,23 @@ impl SessionReader for SqliteStore {
     }
 
     fn stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Stats, StoreError>> {
-        self.aggregate(query, index::answer::stats, stats)
+        self.aggregate(query, crate::store::columns::answer::stats, stats)
     }
 
     fn breakdown(&self, query: BreakdownQuery) -> BoxFuture<'_, Result<Breakdown, StoreError>> {
-        self.aggregate(query, index::answer::breakdown, reports::breakdown)
+        self.aggregate(
+            query,
+            crate::store::columns::answer::breakdown,
+            reports::breakdown,
+        )
     }
 
     fn timeseries(&self, query: TimeseriesQuery) -> BoxFuture<'_, Result<Timeseries, StoreError>> {
-        self.aggregate(query, index::answer::timeseries, reports::timeseries)
+        self.aggregate(
+            query,
+            crate::store::columns::answer::timeseries,
+            reports::timeseries,
+        )
     }
 
     fn realtime(&self, query: RealtimeQuery) -> BoxFuture<'_, Result<Realtime, StoreError>> {
@@ -489,7 +497,11 @@ impl SessionReader for SqliteStore {
     }
 
     fn funnel(&self, query: FunnelQuery) -> BoxFuture<'_, Result<Funnel, StoreError>> {
-        self.aggregate(query, index::answer::funnel, reports::funnel)
+        self.aggregate(
+            query,
+            crate::store::columns::answer::funnel,
+            reports::funnel,
+        )
     }
 
     fn profile_totals(

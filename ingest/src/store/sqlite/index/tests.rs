@@ -12,11 +12,11 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::super::{lock, queries, reports, SqliteStore};
-use super::answer;
 use crate::event::{Enrichment, EventType, StoredEvent};
 use crate::read::{
     BreakdownQuery, Dimension, Filter, FunnelQuery, FunnelStep, ReadQuery, TimeseriesQuery,
 };
+use crate::store::columns::answer;
 
 use crate::store::{EventSink, Interval, SessionSweeper, StatsQuery};
 

@@ -74,7 +74,7 @@ impl Steps {
     }
 
     /// Adds a row with no steps.
-    pub(super) fn add_row(&mut self) {
+    pub(crate) fn add_row(&mut self) {
         self.runs.push(Run {
             start: at(self.data.len()),
             ..Run::default()
@@ -82,18 +82,18 @@ impl Steps {
     }
 
     /// Room for this many more steps.
-    pub(super) fn reserve(&mut self, more: usize) {
+    pub(crate) fn reserve(&mut self, more: usize) {
         self.data.reserve_exact(more);
     }
 
     /// Steps the rows hold.
     #[cfg(test)]
-    pub(super) fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.runs.iter().map(|r| r.len()).sum()
     }
 
     /// Adds a step after a row's last.
-    pub(super) fn push(&mut self, row: usize, step: Step) {
+    pub(crate) fn push(&mut self, row: usize, step: Step) {
         let run = self.runs[row];
         if run.len < run.room {
             self.data[run.start() + run.len()] = step;
@@ -121,7 +121,7 @@ impl Steps {
     }
 
     /// Replaces a row's steps.
-    pub(super) fn set(&mut self, row: usize, steps: impl IntoIterator<Item = Step>) {
+    pub(crate) fn set(&mut self, row: usize, steps: impl IntoIterator<Item = Step>) {
         self.garbage += self.runs[row].room();
         let start = self.data.len();
         self.data.extend(steps);
@@ -135,7 +135,7 @@ impl Steps {
     }
 
     /// Empties a row.
-    pub(super) fn clear(&mut self, row: usize) {
+    pub(crate) fn clear(&mut self, row: usize) {
         self.garbage += self.runs[row].room();
         self.runs[row] = Run {
             start: at(self.data.len()),
@@ -152,7 +152,7 @@ impl Steps {
 
     /// Writes the array again in row order, without garbage or room,
     /// keeping only the rows `keep` marks (all when `None`).
-    pub(super) fn compact(&mut self, keep: Option<&[bool]>) {
+    pub(crate) fn compact(&mut self, keep: Option<&[bool]>) {
         let held = self.runs.iter().map(|r| r.len()).sum();
         let mut data = Vec::with_capacity(held);
         let mut runs = Vec::with_capacity(self.runs.len());
@@ -177,7 +177,7 @@ impl Steps {
     }
 
     /// About how many bytes it takes.
-    pub(super) fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.data.capacity() * std::mem::size_of::<Step>()
             + self.runs.capacity() * std::mem::size_of::<Run>()
     }

@@ -1,6 +1,6 @@
 //! How long the index takes to answer at the size issue #16 sets (1 M
 //! sessions, 10 M events over 30 days), built directly in memory:
-//! `cargo test --release -p waymark-ingest --lib index::scale -- --ignored --nocapture`.
+//! `cargo test --release -p waymark-ingest --lib columns::scale -- --ignored --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
 

@@ -132,7 +132,7 @@ fn ranked<T>(mut rows: Vec<(String, u64, T)>, limit: usize) -> Vec<(String, u64,
     rows
 }
 
-pub(in crate::store::sqlite) fn breakdown(c: &Columns, q: &BreakdownQuery) -> Breakdown {
+pub(crate) fn breakdown(c: &Columns, q: &BreakdownQuery) -> Breakdown {
     let rows = selected(c, &q.sessions);
     let goals = q.dimension == Dimension::EventName;
     let counted = match (row_column(q.dimension), q.dimension) {
@@ -271,7 +271,7 @@ fn by_bucket(c: &Columns, rows: &[u32], from: u64, width: u64) -> Vec<(u64, Vec<
         .collect()
 }
 
-pub(in crate::store::sqlite) fn timeseries(c: &Columns, q: &TimeseriesQuery) -> Timeseries {
+pub(crate) fn timeseries(c: &Columns, q: &TimeseriesQuery) -> Timeseries {
     let s = &q.sessions;
     let rows = selected(c, s);
     let mut marks = Marks::new(c.visitors.len());
@@ -285,7 +285,7 @@ pub(in crate::store::sqlite) fn timeseries(c: &Columns, q: &TimeseriesQuery) -> 
     Timeseries::fill(s.site.clone(), s.from, s.to, q.interval, &counted)
 }
 
-pub(in crate::store::sqlite) fn stats(c: &Columns, q: &StatsQuery) -> Stats {
+pub(crate) fn stats(c: &Columns, q: &StatsQuery) -> Stats {
     let read = ReadQuery {
         site: q.site.clone(),
         from: q.from,
@@ -370,7 +370,7 @@ fn top_of(dict: &Dict, counts: &[u64]) -> Vec<KeyCount> {
 
 /// Each visit reaches the steps it has in order, each one's earliest match
 /// after the one before (as the SQL finds them).
-pub(in crate::store::sqlite) fn funnel(c: &Columns, q: &FunnelQuery) -> Funnel {
+pub(crate) fn funnel(c: &Columns, q: &FunnelQuery) -> Funnel {
     let rows = selected(c, &q.sessions);
     let kinds: Vec<Option<u32>> = q
         .steps

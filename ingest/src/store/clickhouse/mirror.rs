@@ -1,0 +1,496 @@
+//! The read mirror: every compacted session (`sessions_flat`) held in this
+//! collector's memory as the shared [`Columns`], so that `/v1/stats`,
+//! `/v1/breakdown` and `/v1/timeseries` scan arrays instead of asking
+//! ClickHouse 18.16 to merge a month of flat rows `FINAL` on one thread
+//! (over a second at a million visits here; see BENCHMARKS.md).
+//!
+//! **Exact whenever a read runs**, as the SQL reads are ([`super::flat`]):
+//! - The mirror holds, per session, its newest flat row among those it has
+//!   read, and `bound`: the latest point (a compaction's start less its
+//!   margin) that a compaction it has taken in vouches for. Every session
+//!   touched before `bound` is in the mirror with every event it has.
+//! - A read first takes in the flat rows of compactions logged since
+//!   (`compactions`), then reads the *delta*, the sessions of its site
+//!   touched since `bound`, merged from `sessions_agg` now, and writes them
+//!   over their rows with the server's clock as their version; then it
+//!   answers from the columns. A compaction begun later writes newer
+//!   values, so its rows win over a delta's; a delta's over older ones.
+//! - A removal (erasure, retention: `ALTER … DELETE` mutations, by this
+//!   collector or another) shows in `system.mutations`: each read compares
+//!   the mutations of `sessions_flat` with those the mirror was built
+//!   under, and on a difference the mirror is built anew while reads go to
+//!   SQL.
+//!
+//! Funnels (the flat rows keep a visit's page views by page, not in
+//! order), profiles, realtime and the session lists stay in SQL. A page
+//! view is a step of its path and a step of its URL key, each repeated as
+//! many times as the visit viewed it; a custom event a step of its name.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use clickhouse::Row;
+use serde::Deserialize;
+
+use super::flat::sessions_with_pages_sql;
+use super::reports::literal;
+use super::{timed, timed_for, Ch};
+use crate::metrics::StoreMetrics;
+use crate::store::columns::{Columns, SessionRow, Step, CUSTOM};
+use crate::store::{lock, StoreError};
+
+/// How far before the newest compaction taken in the mirror looks for
+/// compactions logged since: one may take up to an hour
+/// ([`super::flat`]'s `COMPACT_TIMEOUT`) before it is logged.
+const WINDOW_SECS: u64 = 7_200;
+
+/// The longest a build may take.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// What a read of the mirror's rows selects, in [`FlatRow`]'s order, after
+/// the version: every dimension nullable, as the columns take them.
+const FLAT_COLUMNS: &str = "site, session_id, visitor_id, started_at, duration_ms, page_views, \
+    is_bot, entry_path, exit_path, toNullable(source), referrer_domain, utm_source, utm_medium, \
+    utm_campaign, utm_term, utm_content, country, region, city, browser, os, device_type, \
+    paths, path_views, urls, url_views, goals, goal_events";
+
+/// A compacted session (or one of the delta) as the mirror reads it.
+#[derive(Debug, Row, Deserialize)]
+struct FlatRow {
+    version: u64,
+    site: String,
+    session_id: String,
+    visitor_id: String,
+    started_at: u64,
+    duration_ms: u64,
+    page_views: u64,
+    is_bot: u8,
+    entry_path: Option<String>,
+    exit_path: Option<String>,
+    source: Option<String>,
+    referrer_domain: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    utm_term: Option<String>,
+    utm_content: Option<String>,
+    country: Option<String>,
+    region: Option<String>,
+    city: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    device_type: Option<String>,
+    paths: Vec<String>,
+    path_views: Vec<u32>,
+    urls: Vec<String>,
+    url_views: Vec<u32>,
+    goals: Vec<String>,
+    goal_events: Vec<u32>,
+}
+
+impl FlatRow {
+    /// Into the columns, unless they hold a newer version of it.
+    fn put(self, columns: &mut Columns) {
+        let row = SessionRow {
+            site: self.site,
+            session_id: self.session_id,
+            visitor_id: self.visitor_id,
+            started_at: self.started_at,
+            duration_ms: self.duration_ms,
+            page_views: self.page_views,
+            is_bot: self.is_bot != 0,
+            dims: [
+                self.entry_path,
+                self.exit_path,
+                self.source,
+                self.referrer_domain,
+                self.utm_source,
+                self.utm_medium,
+                self.utm_campaign,
+                self.utm_term,
+                self.utm_content,
+                self.country,
+                self.region,
+                self.city,
+                self.browser,
+                self.os,
+                self.device_type,
+            ],
+        };
+        let (paths, urls, goals) = (
+            (self.paths, self.path_views),
+            (self.urls, self.url_views),
+            (self.goals, self.goal_events),
+        );
+        columns.put_newer(&row, self.version, |c| {
+            let mut steps = Vec::new();
+            let repeat = |steps: &mut Vec<Step>, step: Step, n: u32| {
+                steps.extend(std::iter::repeat_n(step, n as usize));
+            };
+            for (path, n) in paths.0.iter().zip(&paths.1) {
+                let kind = c.pages.id(Some(path));
+                repeat(&mut steps, Step { kind, url: 0 }, *n);
+            }
+            for (url, n) in urls.0.iter().zip(&urls.1) {
+                let url = c.urls.id(Some(url));
+                repeat(&mut steps, Step { kind: 0, url }, *n);
+            }
+            for (goal, n) in goals.0.iter().zip(&goals.1) {
+                let kind = CUSTOM | c.names.id(Some(goal));
+                repeat(&mut steps, Step { kind, url: 0 }, *n);
+            }
+            steps
+        });
+    }
+}
+
+/// A mutation of `sessions_flat`: its id and whether it is done.
+type Mutation = (String, u8);
+
+/// What the mirror has taken in.
+#[derive(Debug, Default)]
+struct Tail {
+    /// The starts of the logged compactions taken in, within
+    /// [`WINDOW_SECS`] of the newest.
+    taken: BTreeSet<u64>,
+    /// Sessions touched before this (the server's clock, epoch seconds)
+    /// are in the columns with every event they have.
+    bound: u64,
+    /// The mutations of `sessions_flat` when the columns were read.
+    mutations: Vec<Mutation>,
+}
+
+/// The mirror, shared by the store's reads and its builder.
+#[derive(Debug)]
+pub(super) struct Mirror {
+    columns: RwLock<Columns>,
+    tail: Mutex<Tail>,
+    /// Whether the columns answer reads.
+    ready: AtomicBool,
+    /// Whether a build is under way.
+    building: AtomicBool,
+    /// Whether reads may use the mirror at all (tests turn it off).
+    on: AtomicBool,
+    metrics: StoreMetrics,
+}
+
+/// What a read of the mirror needs of the store.
+pub(super) struct Read<'a> {
+    pub ch: &'a Arc<Ch>,
+    pub mirror: &'a Arc<Mirror>,
+}
+
+impl Mirror {
+    pub(super) fn new(metrics: StoreMetrics) -> Arc<Mirror> {
+        Arc::new(Mirror {
+            columns: RwLock::new(Columns::new()),
+            tail: Mutex::new(Tail::default()),
+            ready: AtomicBool::new(false),
+            building: AtomicBool::new(false),
+            on: AtomicBool::new(true),
+            metrics,
+        })
+    }
+
+    /// Whether reads are answered from the mirror.
+    pub(super) fn is_ready(&self) -> bool {
+        self.on.load(Ordering::Acquire) && self.ready.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Release);
+    }
+
+    /// Sessions held, and the bound.
+    pub(super) fn held(&self) -> (usize, u64) {
+        let sessions = self.columns.read().unwrap_or_else(|p| p.into_inner()).len();
+        (sessions, lock(&self.tail).bound)
+    }
+
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Release);
+        self.metrics.read_index_ready.set(i64::from(ready));
+    }
+
+    /// Builds the mirror in the background unless a build is under way;
+    /// reads go to SQL until it is done.
+    pub(super) fn start_build(self: &Arc<Self>, ch: &Arc<Ch>) {
+        if self.building.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (mirror, ch) = (Arc::clone(self), Arc::clone(ch));
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match mirror.build(&ch).await {
+                Ok(()) => {
+                    let (sessions, bound) = mirror.held();
+                    tracing::info!(
+                        sessions,
+                        bound,
+                        seconds = started.elapsed().as_secs_f64(),
+                        "ClickHouse read mirror built"
+                    );
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "ClickHouse read mirror not built; reads use SQL until the next try");
+                }
+            }
+            mirror.building.store(false, Ordering::Release);
+        });
+    }
+
+    /// Reads every flat row anew (see the module docs): first what vouches
+    /// for them (the compactions logged, the mutations), then the rows.
+    async fn build(&self, ch: &Ch) -> Result<(), StoreError> {
+        self.set_ready(false);
+        ch.migrate().await?;
+        let db = &ch.db;
+        let mutations = mutations(ch).await?;
+        let (bound, taken) = {
+            let sql =
+                format!("SELECT toUInt64(max(toUInt64(began_at) - margin)) FROM {db}.compactions");
+            let bound: u64 = timed(ch.client.query_raw(&sql).fetch_one::<u64>()).await?;
+            (bound, logged(ch, 0).await?)
+        };
+        let mut columns = Columns::new();
+        let sql = format!("SELECT version, {FLAT_COLUMNS} FROM {db}.sessions_flat");
+        timed_for(BUILD_TIMEOUT, read_rows(ch, &sql, &mut columns)).await?;
+        let bytes = columns.bytes();
+        *self.columns.write().unwrap_or_else(|p| p.into_inner()) = columns;
+        *lock(&self.tail) = Tail {
+            taken: taken.iter().map(|(began, _)| *began).collect(),
+            bound,
+            mutations,
+        };
+        self.metrics
+            .read_index_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.set_ready(true);
+        Ok(())
+    }
+}
+
+/// The mutations of `sessions_flat`, in id order.
+async fn mutations(ch: &Ch) -> Result<Vec<Mutation>, StoreError> {
+    let sql = format!(
+        "SELECT mutation_id, toUInt8(is_done) FROM system.mutations \
+         WHERE database = {} AND table = 'sessions_flat' ORDER BY mutation_id",
+        literal(&ch.db)
+    );
+    timed(ch.client.query_raw(&sql).fetch_all::<Mutation>()).await
+}
+
+/// The compactions logged that began at or after `since` (epoch seconds):
+/// their starts and margins.
+async fn logged(ch: &Ch, since: u64) -> Result<Vec<(u64, u64)>, StoreError> {
+    let sql = format!(
+        "SELECT toUInt64(began_at), toUInt64(margin) FROM {}.compactions \
+         WHERE began_at >= toDateTime({since})",
+        ch.db
+    );
+    timed(ch.client.query_raw(&sql).fetch_all::<(u64, u64)>()).await
+}
+
+/// Every row `sql` selects (a [`FlatRow`] each), into `columns`.
+async fn read_rows(
+    ch: &Ch,
+    sql: &str,
+    columns: &mut Columns,
+) -> Result<(), clickhouse::error::Error> {
+    let mut cursor = ch.client.query_raw(sql).fetch::<FlatRow>()?;
+    while let Some(row) = cursor.next().await? {
+        row.put(columns);
+    }
+    Ok(())
+}
+
+impl Read<'_> {
+    /// The columns brought up to the read's start for `site` (every site
+    /// when `None`), then `answer` from them; the query back when the
+    /// mirror is not ready (the read goes to SQL; a build is started if
+    /// none is under way, as after one that failed).
+    pub(super) async fn answer<Q, T>(
+        &self,
+        site: Option<&str>,
+        query: Q,
+        answer: fn(&Columns, &Q) -> T,
+    ) -> Result<Result<T, Q>, StoreError>
+    where
+        Q: Send + 'static,
+        T: Send + 'static,
+    {
+        if !self.mirror.on.load(Ordering::Acquire) {
+            return Ok(Err(query));
+        }
+        if !self.mirror.is_ready() {
+            self.mirror.start_build(self.ch);
+            return Ok(Err(query));
+        }
+        let (bound, newest, seen) = {
+            let tail = lock(&self.mirror.tail);
+            let newest = tail.taken.last().copied().unwrap_or(0);
+            (tail.bound, newest, tail.mutations.clone())
+        };
+        let ch = &**self.ch;
+        let since = newest.saturating_sub(WINDOW_SECS);
+        let delta = delta_sql(&ch.db, site, bound);
+        let mut rows = Vec::new();
+        let (mutations, logged, ()) = tokio::try_join!(mutations(ch), logged(ch, since), async {
+            let mut cursor = ch.client.query_raw(&delta).fetch::<FlatRow>()?;
+            while let Some(row) = cursor.next().await? {
+                rows.push(row);
+            }
+            Ok(())
+        },)?;
+        if mutations != seen {
+            // A removal: the columns may hold what it removed.
+            self.mirror.set_ready(false);
+            self.mirror.start_build(self.ch);
+            return Ok(Err(query));
+        }
+        self.take_in(logged).await?;
+        let mirror = Arc::clone(self.mirror);
+        let answered = tokio::task::spawn_blocking(move || {
+            {
+                let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
+                for row in rows {
+                    row.put(&mut columns);
+                }
+            }
+            let columns = mirror.columns.read().unwrap_or_else(|p| p.into_inner());
+            answer(&columns, &query)
+        })
+        .await
+        .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
+        Ok(Ok(answered))
+    }
+
+    /// The flat rows of the compactions in `logged` not yet taken in, then
+    /// their bound.
+    async fn take_in(&self, logged: Vec<(u64, u64)>) -> Result<(), StoreError> {
+        let new: Vec<(u64, u64)> = {
+            let tail = lock(&self.mirror.tail);
+            logged
+                .into_iter()
+                .filter(|(began, _)| !tail.taken.contains(began))
+                .collect()
+        };
+        let Some(first) = new.iter().map(|(began, _)| *began).min() else {
+            return Ok(());
+        };
+        let ch = &**self.ch;
+        let sql = format!(
+            "SELECT version, {FLAT_COLUMNS} FROM {}.sessions_flat WHERE version >= {first}",
+            ch.db
+        );
+        let mut rows = Vec::new();
+        {
+            let mut cursor = ch.client.query_raw(&sql).fetch::<FlatRow>()?;
+            while let Some(row) = cursor.next().await? {
+                rows.push(row);
+            }
+        }
+        let mirror = Arc::clone(self.mirror);
+        tokio::task::spawn_blocking(move || {
+            let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                row.put(&mut columns);
+            }
+            let bytes = columns.bytes();
+            drop(columns);
+            // The rows are in: now the bound may move past what they vouch for.
+            let mut tail = lock(&mirror.tail);
+            for (began, margin) in new {
+                tail.taken.insert(began);
+                tail.bound = tail.bound.max(began.saturating_sub(margin));
+            }
+            let newest = tail.taken.last().copied().unwrap_or(0);
+            tail.taken = tail.taken.split_off(&newest.saturating_sub(WINDOW_SECS));
+            mirror
+                .metrics
+                .read_index_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        })
+        .await
+        .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
+        Ok(())
+    }
+}
+
+/// The sessions of `site` (every site when `None`) touched since `bound`
+/// (epoch seconds), merged now, as [`FlatRow`]s versioned by the server's
+/// clock.
+fn delta_sql(db: &str, site: Option<&str>, bound: u64) -> String {
+    let site = site.map_or_else(
+        || "1".to_owned(),
+        |site| format!("site = {}", literal(site)),
+    );
+    let touched = format!(
+        "{site} AND (site, session_id) IN (SELECT site, session_id FROM {db}.sessions_touched \
+         WHERE touched_at >= toDateTime({bound}) AND {site})"
+    );
+    format!(
+        "SELECT toUInt64(now()) AS version, {FLAT_COLUMNS} FROM ({})",
+        sessions_with_pages_sql(db, &touched)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delta_reads_the_sites_touched_sessions_merged() {
+        let sql = delta_sql("wm", Some("a.example"), 1_700_000_000);
+        assert!(sql.contains("touched_at >= toDateTime(1700000000) AND site = 'a.example'"));
+        assert!(sql.contains("FROM wm.sessions_agg"));
+        assert!(!sql.contains("sessions_flat"));
+        assert!(delta_sql("wm", None, 5).contains("touched_at >= toDateTime(5) AND 1"));
+    }
+
+    #[test]
+    fn a_flat_row_puts_a_step_per_page_view_url_and_event_and_an_older_one_loses() {
+        let row = |version: u64, views: u32| FlatRow {
+            version,
+            site: "s".to_owned(),
+            session_id: "a".to_owned(),
+            visitor_id: "v".to_owned(),
+            started_at: 1,
+            duration_ms: 2,
+            page_views: u64::from(views),
+            is_bot: 0,
+            entry_path: Some("/".to_owned()),
+            exit_path: Some("/".to_owned()),
+            source: Some("direct".to_owned()),
+            referrer_domain: None,
+            utm_source: None,
+            utm_medium: None,
+            utm_campaign: None,
+            utm_term: None,
+            utm_content: None,
+            country: None,
+            region: None,
+            city: None,
+            browser: None,
+            os: None,
+            device_type: None,
+            paths: vec!["/".to_owned()],
+            path_views: vec![views],
+            urls: vec!["https://s/".to_owned()],
+            url_views: vec![views],
+            goals: vec!["buy".to_owned()],
+            goal_events: vec![1],
+        };
+        let mut c = Columns::new();
+        row(10, 3).put(&mut c);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.steps.of(0).len(), 3 + 3 + 1);
+        row(9, 1).put(&mut c);
+        assert_eq!(c.page_views[0], 3, "an older version does not win");
+        row(10, 2).put(&mut c);
+        assert_eq!(c.page_views[0], 2, "the same version does");
+        assert_eq!(c.steps.of(0).len(), 2 + 2 + 1);
+    }
+}
