@@ -285,12 +285,12 @@ fn store_run(
         }
     };
     let collector = Collector::launch(launch(store))?;
-    if name == "sqlite" {
-        wait_for_read_index(&collector, name);
-    }
     if let Some(http) = clickhouse_http(store) {
         runtime.block_on(wait_for_compaction(client, &http, store, name))?;
     }
+    // SQLite's read index, or ClickHouse's read mirror (built again after
+    // the compaction if that marked sessions touched).
+    wait_for_read_index(&collector, name);
     let counts = runtime.block_on(counts(client, store, dir))?;
     let base = format!("http://{}", collector.addr);
     let window = (manifest.window_start, manifest.window_end);
@@ -333,8 +333,9 @@ fn report_fill(name: &str, f: &Filled, drain: Option<f64>, sweep: Option<f64>) {
     }
 }
 
-/// Waits (up to 30 minutes) for the SQLite store to have built its read index, so that reads are timed on it; reports how long that took, its
-/// size and the collector's memory then.
+/// Waits (up to 30 minutes) for the store to have built its read index
+/// (SQLite) or read mirror (ClickHouse), so that reads are timed on it;
+/// reports how long that took, its size and the collector's memory then.
 fn wait_for_read_index(collector: &Collector, name: &str) {
     let started = std::time::Instant::now();
     while started.elapsed() < Duration::from_secs(1800) {

@@ -73,8 +73,9 @@ pub struct StoreMetrics {
     pub dead_letter_full: IntCounter,
     /// `waymark_store_dead_letter_bytes`: bytes in the dead-letter.
     pub dead_letter_bytes: IntGauge,
-    /// `waymark_read_index_bytes`: about how much memory the SQLite store's
-    /// read index takes (0 for the other stores).
+    /// `waymark_read_index_bytes`: about how much memory the read index
+    /// takes (the SQLite store's, or the ClickHouse store's read mirror; 0
+    /// for the other stores).
     pub read_index_bytes: IntGauge,
     /// `waymark_read_index_ready`: 1 once the read index answers reads, 0
     /// while it is being built (reads use SQL meanwhile).
@@ -132,12 +133,12 @@ impl StoreMetrics {
             .expect("valid gauge"),
             read_index_bytes: IntGauge::new(
                 "waymark_read_index_bytes",
-                "Approximate memory of the SQLite store's in-memory read index",
+                "Approximate memory of the in-memory read index (SQLite) or read mirror (ClickHouse)",
             )
             .expect("valid gauge"),
             read_index_ready: IntGauge::new(
                 "waymark_read_index_ready",
-                "1 when the SQLite store's read index answers reads, 0 while it is built",
+                "1 when the read index (SQLite) or read mirror (ClickHouse) answers reads, 0 while it is built",
             )
             .expect("valid gauge"),
         }

@@ -299,8 +299,9 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
         // Touch times are whole seconds: vouch for everything so far.
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         compacted.compact_with_margin(0).await.unwrap();
-        // A read between compactions: the mirror takes this one's rows in
-        // and writes the delta over them, which later rows must win over.
+        // Between compactions the mirror takes this one's rows in, then a
+        // read writes the delta over them, which later rows must win over.
+        compacted.refresh_read_mirror().await.unwrap();
         compacted
             .stats(StatsQuery {
                 site: Some("site0".to_owned()),

@@ -78,7 +78,7 @@ fn names() -> String {
 /// (conditions on `site` and `session_id` only), from their events: a
 /// visit's page views of a page, and its custom events of a name, each
 /// `event_id` once.
-fn pages_sql(db: &str, filter: &str) -> String {
+pub(super) fn pages_sql(db: &str, filter: &str) -> String {
     format!(
         "SELECT site, session_id, \
          groupArrayIf(k, t = 0) AS paths, groupArrayIf(n, t = 0) AS path_views, \
@@ -95,7 +95,7 @@ fn pages_sql(db: &str, filter: &str) -> String {
 
 /// [`sessions_sql`]'s sessions with their [`PAGE_FIELDS`] (empty arrays
 /// for a visit without page views or custom events).
-pub(super) fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
+fn sessions_with_pages_sql(db: &str, filter: &str) -> String {
     format!(
         "SELECT {} FROM ({}) AS s ANY LEFT JOIN ({}) AS p USING (site, session_id)",
         names(),

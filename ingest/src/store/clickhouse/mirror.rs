@@ -26,16 +26,18 @@
 //! view is a step of its path and a step of its URL key, each repeated as
 //! many times as the visit viewed it; a custom event a step of its name.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use clickhouse::Row;
 use serde::Deserialize;
+use tokio::sync::watch;
 
-use super::flat::sessions_with_pages_sql;
+use super::flat::pages_sql;
 use super::reports::literal;
+use super::schema::sessions_sql;
 use super::{timed, timed_for, Ch};
 use crate::metrics::StoreMetrics;
 use crate::store::columns::{Columns, SessionRow, Step, CUSTOM};
@@ -46,15 +48,28 @@ use crate::store::{lock, StoreError};
 /// ([`super::flat`]'s `COMPACT_TIMEOUT`) before it is logged.
 const WINDOW_SECS: u64 = 7_200;
 
+/// How often the mirror takes in new compactions between reads: as often
+/// as a collector compacts.
+const REFRESH_EVERY: Duration = super::flat::COMPACT_EVERY;
+
 /// The longest a build may take.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3_600);
 
-/// What a read of the mirror's rows selects, in [`FlatRow`]'s order, after
-/// the version: every dimension nullable, as the columns take them.
-const FLAT_COLUMNS: &str = "site, session_id, visitor_id, started_at, duration_ms, page_views, \
-    is_bot, entry_path, exit_path, toNullable(source), referrer_domain, utm_source, utm_medium, \
-    utm_campaign, utm_term, utm_content, country, region, city, browser, os, device_type, \
-    paths, path_views, urls, url_views, goals, goal_events";
+/// What a read of the mirror's rows selects of a session, in
+/// [`FlatRow`]'s order, after the version: every dimension nullable, as
+/// the columns take them.
+const SESSION_COLUMNS: &str = "site, session_id, visitor_id, started_at, duration_ms, \
+    page_views, is_bot, entry_path, exit_path, toNullable(source), referrer_domain, utm_source, \
+    utm_medium, utm_campaign, utm_term, utm_content, country, region, city, browser, os, \
+    device_type";
+
+/// Then its page views and custom events ([`super::flat::PAGE_FIELDS`]).
+const PAGE_COLUMNS: &str = "paths, path_views, urls, url_views, goals, goal_events";
+
+/// A flat row, as [`FlatRow`] reads it.
+fn flat_columns() -> String {
+    format!("{SESSION_COLUMNS}, {PAGE_COLUMNS}")
+}
 
 /// A compacted session (or one of the delta) as the mirror reads it.
 #[derive(Debug, Row, Deserialize)]
@@ -144,6 +159,44 @@ impl FlatRow {
             steps
         });
     }
+}
+
+/// Keeps the mirror current until `stopping` says stop: every
+/// [`REFRESH_EVERY`], builds it if it is not built (a build at open that
+/// failed, say while ClickHouse was down) or [refreshes](Mirror::refresh) it.
+pub(super) async fn run(mirror: Arc<Mirror>, ch: Arc<Ch>, mut stopping: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REFRESH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        if !mirror.on.load(Ordering::Acquire) {
+            continue;
+        }
+        if !mirror.ready.load(Ordering::Acquire) {
+            mirror.start_build(&ch);
+        } else if let Err(err) = mirror.refresh(&ch).await {
+            tracing::warn!(error = %err, "cannot refresh the ClickHouse read mirror; reads catch up themselves");
+        }
+    }
+}
+
+/// A delta session's page views and custom events, as [`PAGE_COLUMNS`].
+#[derive(Debug, Row, Deserialize)]
+struct Pages {
+    site: String,
+    session_id: String,
+    paths: Vec<String>,
+    path_views: Vec<u32>,
+    urls: Vec<String>,
+    url_views: Vec<u32>,
+    goals: Vec<String>,
+    goal_events: Vec<u32>,
 }
 
 /// A mutation of `sessions_flat`: its id and whether it is done.
@@ -241,6 +294,77 @@ impl Mirror {
         });
     }
 
+    /// The flat rows of the compactions in `logged` not yet taken in, then
+    /// their bound.
+    async fn take_in(self: &Arc<Self>, ch: &Ch, logged: Vec<(u64, u64)>) -> Result<(), StoreError> {
+        let new: Vec<(u64, u64)> = {
+            let tail = lock(&self.tail);
+            logged
+                .into_iter()
+                .filter(|(began, _)| !tail.taken.contains(began))
+                .collect()
+        };
+        let Some(first) = new.iter().map(|(began, _)| *began).min() else {
+            return Ok(());
+        };
+        let sql = format!(
+            "SELECT version, {} FROM {}.sessions_flat WHERE version >= {first}",
+            flat_columns(),
+            ch.db
+        );
+        let mut rows = Vec::new();
+        {
+            let mut cursor = ch.client.query_raw(&sql).fetch::<FlatRow>()?;
+            while let Some(row) = cursor.next().await? {
+                rows.push(row);
+            }
+        }
+        let mirror = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                row.put(&mut columns);
+            }
+            let bytes = columns.bytes();
+            drop(columns);
+            // The rows are in: now the bound may move past what they vouch for.
+            let mut tail = lock(&mirror.tail);
+            for (began, margin) in new {
+                tail.taken.insert(began);
+                tail.bound = tail.bound.max(began.saturating_sub(margin));
+            }
+            let newest = tail.taken.last().copied().unwrap_or(0);
+            tail.taken = tail.taken.split_off(&newest.saturating_sub(WINDOW_SECS));
+            mirror
+                .metrics
+                .read_index_bytes
+                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        })
+        .await
+        .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
+        Ok(())
+    }
+
+    /// Between reads: whether the columns still hold only what is there
+    /// (else they are built anew), then the compactions logged since taken
+    /// in, so that reads seldom have rows to wait for.
+    pub(super) async fn refresh(self: &Arc<Self>, ch: &Arc<Ch>) -> Result<(), StoreError> {
+        let (newest, seen) = {
+            let tail = lock(&self.tail);
+            (
+                tail.taken.last().copied().unwrap_or(0),
+                tail.mutations.clone(),
+            )
+        };
+        if mutations(ch).await? != seen {
+            self.set_ready(false);
+            self.start_build(ch);
+            return Ok(());
+        }
+        let logged = logged(ch, newest.saturating_sub(WINDOW_SECS)).await?;
+        self.take_in(ch, logged).await
+    }
+
     /// Reads every flat row anew (see the module docs): first what vouches
     /// for them (the compactions logged, the mutations), then the rows.
     async fn build(&self, ch: &Ch) -> Result<(), StoreError> {
@@ -252,10 +376,10 @@ impl Mirror {
             let sql =
                 format!("SELECT toUInt64(max(toUInt64(began_at) - margin)) FROM {db}.compactions");
             let bound: u64 = timed(ch.client.query_raw(&sql).fetch_one::<u64>()).await?;
-            (bound, logged(ch, 0).await?)
+            (bound, logged(ch, bound.saturating_sub(WINDOW_SECS)).await?)
         };
         let mut columns = Columns::new();
-        let sql = format!("SELECT version, {FLAT_COLUMNS} FROM {db}.sessions_flat");
+        let sql = format!("SELECT version, {} FROM {db}.sessions_flat", flat_columns());
         timed_for(BUILD_TIMEOUT, read_rows(ch, &sql, &mut columns)).await?;
         let bytes = columns.bytes();
         *self.columns.write().unwrap_or_else(|p| p.into_inner()) = columns;
@@ -309,8 +433,7 @@ async fn read_rows(
 impl Read<'_> {
     /// The columns brought up to the read's start for `site` (every site
     /// when `None`), then `answer` from them; the query back when the
-    /// mirror is not ready (the read goes to SQL; a build is started if
-    /// none is under way, as after one that failed).
+    /// mirror is not ready (the read goes to SQL).
     pub(super) async fn answer<Q, T>(
         &self,
         site: Option<&str>,
@@ -325,32 +448,47 @@ impl Read<'_> {
             return Ok(Err(query));
         }
         if !self.mirror.is_ready() {
-            self.mirror.start_build(self.ch);
             return Ok(Err(query));
         }
-        let (bound, newest, seen) = {
+        let (bound, seen) = {
             let tail = lock(&self.mirror.tail);
-            let newest = tail.taken.last().copied().unwrap_or(0);
-            (tail.bound, newest, tail.mutations.clone())
+            (tail.bound, tail.mutations.clone())
         };
         let ch = &**self.ch;
-        let since = newest.saturating_sub(WINDOW_SECS);
-        let delta = delta_sql(&ch.db, site, bound);
-        let mut rows = Vec::new();
-        let (mutations, logged, ()) = tokio::try_join!(mutations(ch), logged(ch, since), async {
-            let mut cursor = ch.client.query_raw(&delta).fetch::<FlatRow>()?;
-            while let Some(row) = cursor.next().await? {
-                rows.push(row);
-            }
-            Ok(())
-        },)?;
+        let [touched, sessions, pages] = delta_sql(&ch.db, site, bound);
+        let (mutations, touched) = tokio::try_join!(
+            mutations(ch),
+            timed(ch.client.query_raw(&touched).fetch_one::<u64>())
+        )?;
         if mutations != seen {
             // A removal: the columns may hold what it removed.
             self.mirror.set_ready(false);
             self.mirror.start_build(self.ch);
             return Ok(Err(query));
         }
-        self.take_in(logged).await?;
+        let rows = if touched == 0 {
+            Vec::new()
+        } else {
+            // The two halves side by side: one query would run them one
+            // after the other.
+            let (mut rows, pages) = tokio::try_join!(
+                timed(ch.client.query_raw(&sessions).fetch_all::<FlatRow>()),
+                timed(ch.client.query_raw(&pages).fetch_all::<Pages>()),
+            )?;
+            let mut pages: HashMap<(String, String), Pages> = pages
+                .into_iter()
+                .map(|p| ((p.site.clone(), p.session_id.clone()), p))
+                .collect();
+            for row in &mut rows {
+                let key = (row.site.clone(), row.session_id.clone());
+                if let Some(p) = pages.remove(&key) {
+                    (row.paths, row.path_views) = (p.paths, p.path_views);
+                    (row.urls, row.url_views) = (p.urls, p.url_views);
+                    (row.goals, row.goal_events) = (p.goals, p.goal_events);
+                }
+            }
+            rows
+        };
         let mirror = Arc::clone(self.mirror);
         let answered = tokio::task::spawn_blocking(move || {
             {
@@ -366,75 +504,35 @@ impl Read<'_> {
         .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
         Ok(Ok(answered))
     }
-
-    /// The flat rows of the compactions in `logged` not yet taken in, then
-    /// their bound.
-    async fn take_in(&self, logged: Vec<(u64, u64)>) -> Result<(), StoreError> {
-        let new: Vec<(u64, u64)> = {
-            let tail = lock(&self.mirror.tail);
-            logged
-                .into_iter()
-                .filter(|(began, _)| !tail.taken.contains(began))
-                .collect()
-        };
-        let Some(first) = new.iter().map(|(began, _)| *began).min() else {
-            return Ok(());
-        };
-        let ch = &**self.ch;
-        let sql = format!(
-            "SELECT version, {FLAT_COLUMNS} FROM {}.sessions_flat WHERE version >= {first}",
-            ch.db
-        );
-        let mut rows = Vec::new();
-        {
-            let mut cursor = ch.client.query_raw(&sql).fetch::<FlatRow>()?;
-            while let Some(row) = cursor.next().await? {
-                rows.push(row);
-            }
-        }
-        let mirror = Arc::clone(self.mirror);
-        tokio::task::spawn_blocking(move || {
-            let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
-            for row in rows {
-                row.put(&mut columns);
-            }
-            let bytes = columns.bytes();
-            drop(columns);
-            // The rows are in: now the bound may move past what they vouch for.
-            let mut tail = lock(&mirror.tail);
-            for (began, margin) in new {
-                tail.taken.insert(began);
-                tail.bound = tail.bound.max(began.saturating_sub(margin));
-            }
-            let newest = tail.taken.last().copied().unwrap_or(0);
-            tail.taken = tail.taken.split_off(&newest.saturating_sub(WINDOW_SECS));
-            mirror
-                .metrics
-                .read_index_bytes
-                .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-        })
-        .await
-        .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
-        Ok(())
-    }
 }
 
-/// The sessions of `site` (every site when `None`) touched since `bound`
-/// (epoch seconds), merged now, as [`FlatRow`]s versioned by the server's
-/// clock.
-fn delta_sql(db: &str, site: Option<&str>, bound: u64) -> String {
+/// The delta of `site` (every site when `None`): the sessions touched
+/// since `bound` (epoch seconds), merged now: how many were touched, the
+/// sessions as [`FlatRow`]s versioned by the server's clock (no page
+/// views yet), and their [`Pages`].
+fn delta_sql(db: &str, site: Option<&str>, bound: u64) -> [String; 3] {
     let site = site.map_or_else(
         || "1".to_owned(),
         |site| format!("site = {}", literal(site)),
     );
+    let since = format!("touched_at >= toDateTime({bound}) AND {site}");
     let touched = format!(
-        "{site} AND (site, session_id) IN (SELECT site, session_id FROM {db}.sessions_touched \
-         WHERE touched_at >= toDateTime({bound}) AND {site})"
+        "{site} AND (site, session_id) IN \
+         (SELECT site, session_id FROM {db}.sessions_touched WHERE {since})"
     );
-    format!(
-        "SELECT toUInt64(now()) AS version, {FLAT_COLUMNS} FROM ({})",
-        sessions_with_pages_sql(db, &touched)
-    )
+    [
+        format!("SELECT count() FROM {db}.sessions_touched WHERE {since}"),
+        format!(
+            "SELECT toUInt64(now()) AS version, {SESSION_COLUMNS}, \
+             emptyArrayString(), emptyArrayUInt32(), emptyArrayString(), emptyArrayUInt32(), \
+             emptyArrayString(), emptyArrayUInt32() FROM ({})",
+            sessions_sql(db, &touched)
+        ),
+        format!(
+            "SELECT site, session_id, {PAGE_COLUMNS} FROM ({})",
+            pages_sql(db, &touched)
+        ),
+    ]
 }
 
 #[cfg(test)]
@@ -443,11 +541,16 @@ mod tests {
 
     #[test]
     fn the_delta_reads_the_sites_touched_sessions_merged() {
-        let sql = delta_sql("wm", Some("a.example"), 1_700_000_000);
-        assert!(sql.contains("touched_at >= toDateTime(1700000000) AND site = 'a.example'"));
-        assert!(sql.contains("FROM wm.sessions_agg"));
-        assert!(!sql.contains("sessions_flat"));
-        assert!(delta_sql("wm", None, 5).contains("touched_at >= toDateTime(5) AND 1"));
+        let [touched, sessions, pages] = delta_sql("wm", Some("a.example"), 1_700_000_000);
+        let since = "touched_at >= toDateTime(1700000000) AND site = 'a.example'";
+        for sql in [&touched, &sessions, &pages] {
+            assert!(sql.contains(since), "{sql}");
+            assert!(!sql.contains("sessions_flat"), "{sql}");
+        }
+        assert!(sessions.contains("FROM wm.sessions_agg"));
+        assert!(pages.contains("FROM wm.events"));
+        let [touched, _, _] = delta_sql("wm", None, 5);
+        assert!(touched.contains("touched_at >= toDateTime(5) AND 1"));
     }
 
     #[test]

@@ -265,6 +265,11 @@ impl ClickHouseStore {
         tokio::spawn(flat::run(Arc::clone(&ch), stop.subscribe()));
         let mirror = Mirror::new(metrics.clone());
         mirror.start_build(&ch);
+        tokio::spawn(mirror::run(
+            Arc::clone(&mirror),
+            Arc::clone(&ch),
+            stop.subscribe(),
+        ));
         Ok(ClickHouseStore {
             ch,
             spool,
@@ -324,6 +329,13 @@ impl ClickHouseStore {
     #[doc(hidden)]
     pub fn read_mirror_held(&self) -> (usize, u64) {
         self.mirror.held()
+    }
+
+    /// Brings the read mirror up to date now, as it does every 10 s: for
+    /// tests.
+    #[doc(hidden)]
+    pub async fn refresh_read_mirror(&self) -> Result<(), StoreError> {
+        self.mirror.refresh(&self.ch).await
     }
 
     /// A read through the mirror ([`mirror::Read::answer`]).
