@@ -584,3 +584,50 @@ fn the_read_mirror_forgets_what_another_collector_erased() {
         assert_eq!((again.visits, again.visitors), (3, 1), "{again:?}");
     });
 }
+
+/// This collector's retention pass (every sweep, when `--retention-days`
+/// is set) takes its sessions out of the read mirror itself: the answers
+/// drop them, and the mirror is not built anew (a rebuild would send
+/// reads to SQL for seconds every minute at a million visits).
+#[test]
+fn retention_takes_sessions_out_of_the_read_mirror_without_a_rebuild() {
+    use waymark_ingest::Lifecycle;
+    if server().is_none() {
+        return;
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (store, _dir) = open("flat_mirror_retention").await;
+        let store = Arc::new(store);
+        mirror_ready(&store).await;
+        // Sessions 0–3 in slots 0–3, one each.
+        let events: Vec<StoredEvent> = (0..4_u8)
+            .map(|i| event(&(0, i, 0, 0, i, i, false, 0)))
+            .collect();
+        store.append(events).await.unwrap();
+        store.sync().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        store.compact_with_margin(0).await.unwrap();
+        store.refresh_read_mirror().await.unwrap();
+        let stats = || {
+            store.stats(StatsQuery {
+                site: Some("site0".to_owned()),
+                from: BASE,
+                to: BASE + 8 * SLOT,
+                interval: Interval::Day,
+                include_bots: true,
+                filters: Vec::new(),
+            })
+        };
+        assert_eq!(stats().await.unwrap().visits, 4);
+        assert_eq!(store.read_mirror_held().0, 4);
+        // Every session started before slot 2.
+        let expired = store.expire(BASE + 2 * SLOT, 100).await.unwrap();
+        assert_eq!(expired.sessions, 2, "{expired:?}");
+        assert_eq!(store.read_mirror_held().0, 2, "taken out of the mirror");
+        assert_eq!(stats().await.unwrap().visits, 2);
+        assert!(
+            store.read_mirror_ready(),
+            "and the mirror was not built anew"
+        );
+    });
+}

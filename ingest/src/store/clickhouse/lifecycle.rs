@@ -158,12 +158,16 @@ impl ClickHouseStore {
     ) -> Result<Expiry, StoreError> {
         self.ship_first().await?;
         self.ch.migrate().await?;
+        let before = self.mirror.mutations_now(&self.ch).await?;
         let sql = format!(
             "SELECT site, session_id FROM ({}) WHERE started_at < {started_before} \
              ORDER BY started_at, session_id LIMIT {limit}",
             sessions_read_sql(&self.ch.db, "1", None, "site, session_id, started_at", None)
         );
         let removed = self.remove_selected(&sql).await?;
+        self.mirror
+            .expired(&self.ch, &removed.keys, KEYS_PER_MUTATION, &before)
+            .await;
         if !removed.pending.is_empty() {
             tracing::warn!(tables = ?removed.pending, "retention: ClickHouse is still deleting");
         }

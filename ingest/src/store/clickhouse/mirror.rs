@@ -200,7 +200,7 @@ struct Pages {
 }
 
 /// A mutation of `sessions_flat`: its id and whether it is done.
-type Mutation = (String, u8);
+pub(super) type Mutation = (String, u8);
 
 /// What the mirror has taken in.
 #[derive(Debug, Default)]
@@ -258,7 +258,11 @@ impl Mirror {
 
     /// Sessions held, and the bound.
     pub(super) fn held(&self) -> (usize, u64) {
-        let sessions = self.columns.read().unwrap_or_else(|p| p.into_inner()).len();
+        let sessions = self
+            .columns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .live();
         (sessions, lock(&self.tail).bound)
     }
 
@@ -307,11 +311,7 @@ impl Mirror {
         let Some(first) = new.iter().map(|(began, _)| *began).min() else {
             return Ok(());
         };
-        let sql = format!(
-            "SELECT version, {} FROM {}.sessions_flat WHERE version >= {first}",
-            flat_columns(),
-            ch.db
-        );
+        let sql = rows_sql(&ch.db, Some(first));
         let mut rows = Vec::new();
         {
             let mut cursor = ch.client.query_raw(&sql).fetch::<FlatRow>()?;
@@ -345,6 +345,47 @@ impl Mirror {
         Ok(())
     }
 
+    /// The mutations of `sessions_flat` now, for [`expired`](Self::expired).
+    pub(super) async fn mutations_now(&self, ch: &Ch) -> Result<Vec<Mutation>, StoreError> {
+        mutations(ch).await
+    }
+
+    /// A retention pass of this collector removed `keys` with its own
+    /// mutations (one per `per_mutation` keys), listed since `before`:
+    /// they leave the columns too, and those mutations are taken as seen,
+    /// so that retention every minute does not rebuild the mirror every
+    /// minute. When anything else changed (another mutation, one not done,
+    /// the mirror built on other mutations) it does nothing, and the next
+    /// read builds anew.
+    pub(super) async fn expired(
+        &self,
+        ch: &Ch,
+        keys: &[(String, String)],
+        per_mutation: usize,
+        before: &[Mutation],
+    ) {
+        if keys.is_empty() {
+            return;
+        }
+        let Ok(after) = mutations(ch).await else {
+            return;
+        };
+        let own: Vec<&Mutation> = after.iter().filter(|m| !before.contains(m)).collect();
+        let mut tail = lock(&self.tail);
+        if !unchanged(&tail.mutations, before)
+            || own.len() != keys.len().div_ceil(per_mutation.max(1))
+            || own.iter().any(|(_, done)| *done == 0)
+        {
+            return;
+        }
+        let mut columns = self.columns.write().unwrap_or_else(|p| p.into_inner());
+        for (site, id) in keys {
+            columns.remove(site, id);
+        }
+        columns.compact();
+        tail.mutations = after;
+    }
+
     /// Between reads: whether the columns still hold only what is there
     /// (else they are built anew), then the compactions logged since taken
     /// in, so that reads seldom have rows to wait for.
@@ -356,7 +397,7 @@ impl Mirror {
                 tail.mutations.clone(),
             )
         };
-        if mutations(ch).await? != seen {
+        if !unchanged(&seen, &mutations(ch).await?) {
             self.set_ready(false);
             self.start_build(ch);
             return Ok(());
@@ -373,13 +414,12 @@ impl Mirror {
         let db = &ch.db;
         let mutations = mutations(ch).await?;
         let (bound, taken) = {
-            let sql =
-                format!("SELECT toUInt64(max(toUInt64(began_at) - margin)) FROM {db}.compactions");
+            let sql = bound_sql(db);
             let bound: u64 = timed(ch.client.query_raw(&sql).fetch_one::<u64>()).await?;
             (bound, logged(ch, bound.saturating_sub(WINDOW_SECS)).await?)
         };
         let mut columns = Columns::new();
-        let sql = format!("SELECT version, {} FROM {db}.sessions_flat", flat_columns());
+        let sql = rows_sql(db, None);
         timed_for(BUILD_TIMEOUT, read_rows(ch, &sql, &mut columns)).await?;
         let bytes = columns.bytes();
         *self.columns.write().unwrap_or_else(|p| p.into_inner()) = columns;
@@ -396,24 +436,58 @@ impl Mirror {
     }
 }
 
-/// The mutations of `sessions_flat`, in id order.
-async fn mutations(ch: &Ch) -> Result<Vec<Mutation>, StoreError> {
-    let sql = format!(
+/// Whether `now` holds no mutation of `sessions_flat` that `seen` lacks,
+/// or that was not done then and is now: nothing removed since. (One
+/// `seen` holds that `now` does not is an old finished one ClickHouse no
+/// longer lists.)
+fn unchanged(seen: &[Mutation], now: &[Mutation]) -> bool {
+    now.iter().all(|m| seen.contains(m))
+}
+
+/// The mutations of `sessions_flat`, in id order: their ids and whether
+/// each is done.
+pub(crate) fn mutations_sql(db: &str) -> String {
+    format!(
         "SELECT mutation_id, toUInt8(is_done) FROM system.mutations \
          WHERE database = {} AND table = 'sessions_flat' ORDER BY mutation_id",
-        literal(&ch.db)
-    );
-    timed(ch.client.query_raw(&sql).fetch_all::<Mutation>()).await
+        literal(db)
+    )
+}
+
+/// The latest point a logged compaction vouches for (epoch seconds; 0
+/// before any).
+pub(crate) fn bound_sql(db: &str) -> String {
+    format!("SELECT toUInt64(max(toUInt64(began_at) - margin)) FROM {db}.compactions")
 }
 
 /// The compactions logged that began at or after `since` (epoch seconds):
 /// their starts and margins.
+pub(crate) fn logged_sql(db: &str, since: u64) -> String {
+    format!(
+        "SELECT toUInt64(began_at), toUInt64(margin) FROM {db}.compactions \
+         WHERE began_at >= toDateTime({since})"
+    )
+}
+
+/// The flat rows as [`FlatRow`]s: every one, or those of versions from
+/// `since` on.
+pub(crate) fn rows_sql(db: &str, since: Option<u64>) -> String {
+    let since = since
+        .map(|since| format!(" WHERE version >= {since}"))
+        .unwrap_or_default();
+    format!(
+        "SELECT version, {} FROM {db}.sessions_flat{since}",
+        flat_columns()
+    )
+}
+
+async fn mutations(ch: &Ch) -> Result<Vec<Mutation>, StoreError> {
+    let sql = mutations_sql(&ch.db);
+    timed(ch.client.query_raw(&sql).fetch_all::<Mutation>()).await
+}
+
 async fn logged(ch: &Ch, since: u64) -> Result<Vec<(u64, u64)>, StoreError> {
-    let sql = format!(
-        "SELECT toUInt64(began_at), toUInt64(margin) FROM {}.compactions \
-         WHERE began_at >= toDateTime({since})",
-        ch.db
-    );
+    let sql = logged_sql(&ch.db, since);
     timed(ch.client.query_raw(&sql).fetch_all::<(u64, u64)>()).await
 }
 
@@ -455,12 +529,12 @@ impl Read<'_> {
             (tail.bound, tail.mutations.clone())
         };
         let ch = &**self.ch;
-        let [touched, sessions, pages] = delta_sql(&ch.db, site, bound);
+        let [touched, sessions, pages] = delta_sql(&ch.db, site, bound, None);
         let (mutations, touched) = tokio::try_join!(
             mutations(ch),
             timed(ch.client.query_raw(&touched).fetch_one::<u64>())
         )?;
-        if mutations != seen {
+        if !unchanged(&seen, &mutations) {
             // A removal: the columns may hold what it removed.
             self.mirror.set_ready(false);
             self.mirror.start_build(self.ch);
@@ -508,9 +582,16 @@ impl Read<'_> {
 
 /// The delta of `site` (every site when `None`): the sessions touched
 /// since `bound` (epoch seconds), merged now: how many were touched, the
-/// sessions as [`FlatRow`]s versioned by the server's clock (no page
-/// views yet), and their [`Pages`].
-fn delta_sql(db: &str, site: Option<&str>, bound: u64) -> [String; 3] {
+/// sessions as [`FlatRow`]s versioned by the server's clock (`version`
+/// for a replay that must answer alike every time), with no page views
+/// yet, and their [`Pages`].
+pub(crate) fn delta_sql(
+    db: &str,
+    site: Option<&str>,
+    bound: u64,
+    version: Option<u64>,
+) -> [String; 3] {
+    let version = version.map_or_else(|| "toUInt64(now())".to_owned(), |v| v.to_string());
     let site = site.map_or_else(
         || "1".to_owned(),
         |site| format!("site = {}", literal(site)),
@@ -523,7 +604,7 @@ fn delta_sql(db: &str, site: Option<&str>, bound: u64) -> [String; 3] {
     [
         format!("SELECT count() FROM {db}.sessions_touched WHERE {since}"),
         format!(
-            "SELECT toUInt64(now()) AS version, {SESSION_COLUMNS}, \
+            "SELECT {version} AS version, {SESSION_COLUMNS}, \
              emptyArrayString(), emptyArrayUInt32(), emptyArrayString(), emptyArrayUInt32(), \
              emptyArrayString(), emptyArrayUInt32() FROM ({})",
             sessions_sql(db, &touched)
@@ -541,7 +622,7 @@ mod tests {
 
     #[test]
     fn the_delta_reads_the_sites_touched_sessions_merged() {
-        let [touched, sessions, pages] = delta_sql("wm", Some("a.example"), 1_700_000_000);
+        let [touched, sessions, pages] = delta_sql("wm", Some("a.example"), 1_700_000_000, None);
         let since = "touched_at >= toDateTime(1700000000) AND site = 'a.example'";
         for sql in [&touched, &sessions, &pages] {
             assert!(sql.contains(since), "{sql}");
@@ -549,7 +630,7 @@ mod tests {
         }
         assert!(sessions.contains("FROM wm.sessions_agg"));
         assert!(pages.contains("FROM wm.events"));
-        let [touched, _, _] = delta_sql("wm", None, 5);
+        let [touched, _, _] = delta_sql("wm", None, 5, None);
         assert!(touched.contains("touched_at >= toDateTime(5) AND 1"));
     }
 

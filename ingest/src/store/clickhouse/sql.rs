@@ -9,6 +9,7 @@
 use clickhouse::Client;
 
 use super::flat::{compact_sql, stale_touched_sql};
+use super::mirror::{bound_sql, delta_sql, logged_sql, mutations_sql, rows_sql};
 use super::queries::Reads;
 use super::reports::{
     breakdown_sql, funnel_sql, profile_sql, realtime_sql, timeseries_sql, visits_sql,
@@ -89,6 +90,17 @@ pub enum Read {
     Funnel(FunnelQuery),
     /// The totals of `GET /v1/visitors/{id}` and `GET /v1/users/{id}`.
     Profile(ProfileQuery),
+    /// What the read mirror reads: the mutations it checks, the point the
+    /// compactions vouch for, those logged and their flat rows since
+    /// `since` (the build reads the same rows with no `WHERE`), and the
+    /// delta of `site` since `bound`, versioned `version` (the store's
+    /// reads take the server's clock).
+    Mirror {
+        site: Option<String>,
+        since: u64,
+        bound: u64,
+        version: u64,
+    },
 }
 
 /// The newest schema version, which a migrated database records.
@@ -246,6 +258,23 @@ pub fn statements(db: &str, read: &Read) -> Vec<Statement> {
         }
         Read::Funnel(q) => vec![raw("funnel", funnel_sql(db, q), false)],
         Read::Profile(q) => vec![raw("profile", profile_sql(db, q), false)],
+        Read::Mirror {
+            site,
+            since,
+            bound,
+            version,
+        } => {
+            let [touched, sessions, pages] = delta_sql(db, site.as_deref(), *bound, Some(*version));
+            vec![
+                raw("mirror.mutations", mutations_sql(db), true),
+                raw("mirror.bound", bound_sql(db), false),
+                raw("mirror.logged", logged_sql(db, *since), false),
+                raw("mirror.rows", rows_sql(db, Some(*since)), false),
+                raw("mirror.touched", touched, false),
+                raw("mirror.delta_sessions", sessions, false),
+                raw("mirror.delta_pages", pages, false),
+            ]
+        }
     }
 }
 

@@ -220,6 +220,11 @@ impl Columns {
         self.started_at.len()
     }
 
+    /// Sessions held, less those removed.
+    pub(crate) fn live(&self) -> usize {
+        self.len() - self.removed
+    }
+
     /// Whether a row is that of a removed session.
     pub(crate) fn is_removed(&self, row: usize) -> bool {
         self.site[row] == 0
