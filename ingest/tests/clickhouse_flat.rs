@@ -264,15 +264,20 @@ fn seed_cuts(db: &str) {
     ));
 }
 
-/// Waits until the store's read mirror is ready.
-async fn mirror_ready(store: &ClickHouseStore) {
-    for _ in 0..400 {
-        if store.read_mirror_ready() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the read mirror is not ready within 20 s");
+/// `site0`'s stats over every slot, bots included.
+async fn site0_stats(
+    store: &ClickHouseStore,
+) -> Result<waymark_ingest::Stats, waymark_ingest::StoreError> {
+    store
+        .stats(StatsQuery {
+            site: Some("site0".to_owned()),
+            from: BASE,
+            to: BASE + 8 * SLOT,
+            interval: Interval::Day,
+            include_bots: true,
+            filters: Vec::new(),
+        })
+        .await
 }
 
 async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
@@ -281,7 +286,7 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
     merged.set_read_mirror(false);
     let (compacted, _b) = open(&format!("flat_{n}_compacted")).await;
     seed_cuts(&format!("flat_{n}_compacted"));
-    mirror_ready(&compacted).await;
+    support::clickhouse::read_mirror_ready(&compacted).await;
     for (i, batch) in retried(batches).iter().enumerate() {
         let events: Vec<StoredEvent> = batch.iter().map(event).collect();
         for store in [&merged, &compacted] {
@@ -302,17 +307,7 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
         // Between compactions the mirror takes this one's rows in, then a
         // read writes the delta over them, which later rows must win over.
         compacted.refresh_read_mirror().await.unwrap();
-        compacted
-            .stats(StatsQuery {
-                site: Some("site0".to_owned()),
-                from: BASE,
-                to: BASE + 8 * SLOT,
-                interval: Interval::Day,
-                include_bots: true,
-                filters: Vec::new(),
-            })
-            .await
-            .unwrap();
+        site0_stats(&compacted).await.unwrap();
     }
     // Then events no compaction vouches for, which the compacted store
     // reads from the delta: the newest visit of each site, and a late
@@ -347,7 +342,7 @@ async fn case(n: u32, batches: &[Vec<Spec>], sweep_after: usize) {
     }
     // A second collector's mirror, built from the flat rows as they are.
     let (late, _c) = open(&format!("flat_{n}_compacted")).await;
-    mirror_ready(&late).await;
+    support::clickhouse::read_mirror_ready(&late).await;
     let found = answers(&late).await;
     for (e, f) in expected.iter().zip(&found) {
         assert_eq!(
@@ -544,7 +539,7 @@ fn the_read_mirror_forgets_what_another_collector_erased() {
         let db = "flat_mirror_erasure";
         let (reader, _a) = open(db).await;
         let (eraser, _b) = open(db).await;
-        mirror_ready(&reader).await;
+        support::clickhouse::read_mirror_ready(&reader).await;
         let events: Vec<StoredEvent> = (0..4_u8)
             .map(|i| {
                 let mut e = event(&(0, i, 0, 0, i, i, false, 0));
@@ -556,16 +551,7 @@ fn the_read_mirror_forgets_what_another_collector_erased() {
         eraser.sync().await.unwrap();
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         eraser.compact_with_margin(0).await.unwrap();
-        let stats = || {
-            reader.stats(StatsQuery {
-                site: Some("site0".to_owned()),
-                from: BASE,
-                to: BASE + 8 * SLOT,
-                interval: Interval::Day,
-                include_bots: true,
-                filters: Vec::new(),
-            })
-        };
+        let stats = || site0_stats(&reader);
         let before = stats().await.unwrap();
         assert_eq!((before.visits, before.visitors), (4, 2), "{before:?}");
         let (held, _) = reader.read_mirror_held();
@@ -577,7 +563,7 @@ fn the_read_mirror_forgets_what_another_collector_erased() {
         assert_eq!(erased.sessions, 1, "{erased:?}");
         let after = stats().await.unwrap();
         assert_eq!((after.visits, after.visitors), (3, 1), "{after:?}");
-        mirror_ready(&reader).await;
+        support::clickhouse::read_mirror_ready(&reader).await;
         let (held, _) = reader.read_mirror_held();
         assert_eq!(held, 3, "the mirror was built anew");
         let again = stats().await.unwrap();
@@ -598,7 +584,7 @@ fn retention_takes_sessions_out_of_the_read_mirror_without_a_rebuild() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let (store, _dir) = open("flat_mirror_retention").await;
         let store = Arc::new(store);
-        mirror_ready(&store).await;
+        support::clickhouse::read_mirror_ready(&store).await;
         // Sessions 0–3 in slots 0–3, one each.
         let events: Vec<StoredEvent> = (0..4_u8)
             .map(|i| event(&(0, i, 0, 0, i, i, false, 0)))
@@ -608,16 +594,7 @@ fn retention_takes_sessions_out_of_the_read_mirror_without_a_rebuild() {
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         store.compact_with_margin(0).await.unwrap();
         store.refresh_read_mirror().await.unwrap();
-        let stats = || {
-            store.stats(StatsQuery {
-                site: Some("site0".to_owned()),
-                from: BASE,
-                to: BASE + 8 * SLOT,
-                interval: Interval::Day,
-                include_bots: true,
-                filters: Vec::new(),
-            })
-        };
+        let stats = || site0_stats(&store);
         assert_eq!(stats().await.unwrap().visits, 4);
         assert_eq!(store.read_mirror_held().0, 4);
         // Every session started before slot 2.

@@ -96,7 +96,7 @@ async fn clickhouse(scenario: &str, compaction: Compaction) -> Option<TestApp> {
     if !in_sql {
         // Built at open, on an empty database: the stats, breakdowns and
         // timeseries are answered from it.
-        wait_for_mirror(&store).await;
+        support::clickhouse::read_mirror_ready(&store).await;
     }
     let events = data::events();
     let half = match compaction {
@@ -109,17 +109,6 @@ async fn clickhouse(scenario: &str, compaction: Compaction) -> Option<TestApp> {
     }
     append(&store, events[half..].to_vec()).await;
     Some(TestApp::on_dyn(Arc::new(store), config(), NOW, dir))
-}
-
-/// Waits until the store's read mirror is ready.
-async fn wait_for_mirror(store: &ClickHouseStore) {
-    for _ in 0..200 {
-        if store.read_mirror_ready() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the read mirror is not ready within 10 s");
 }
 
 /// A compaction that vouches for every session touched so far: begun a

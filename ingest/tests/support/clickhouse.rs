@@ -200,3 +200,14 @@ impl Drop for ClickHouse {
         self.kill();
     }
 }
+
+/// Waits (up to 20 s) until `store`'s read mirror answers.
+pub async fn read_mirror_ready(store: &waymark_ingest::ClickHouseStore) {
+    for _ in 0..400 {
+        if store.read_mirror_ready() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the read mirror is not ready within 20 s");
+}

@@ -444,19 +444,11 @@ impl Ch {
 /// Compacts every [`COMPACT_EVERY`] until `stopping` says stop; a failed
 /// compaction is logged and tried at the next tick (reads stay exact, only
 /// slower, as the delta grows).
-pub(super) async fn run(ch: std::sync::Arc<Ch>, mut stopping: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(COMPACT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopping.changed() => return,
-        }
-        if *stopping.borrow() {
-            return;
-        }
+pub(super) async fn run(ch: std::sync::Arc<Ch>, stopping: watch::Receiver<bool>) {
+    super::every(COMPACT_EVERY, stopping, || async {
         if let Err(err) = ch.compact(MARGIN_SECS).await {
             tracing::warn!(error = %err, "cannot compact the ClickHouse sessions; reads merge more until the next try");
         }
-    }
+    })
+    .await;
 }

@@ -164,26 +164,18 @@ impl FlatRow {
 /// Keeps the mirror current until `stopping` says stop: every
 /// [`REFRESH_EVERY`], builds it if it is not built (a build at open that
 /// failed, say while ClickHouse was down) or [refreshes](Mirror::refresh) it.
-pub(super) async fn run(mirror: Arc<Mirror>, ch: Arc<Ch>, mut stopping: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(REFRESH_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stopping.changed() => return,
-        }
-        if *stopping.borrow() {
-            return;
-        }
+pub(super) async fn run(mirror: Arc<Mirror>, ch: Arc<Ch>, stopping: watch::Receiver<bool>) {
+    super::every(REFRESH_EVERY, stopping, || async {
         if !mirror.on.load(Ordering::Acquire) {
-            continue;
+            return;
         }
         if !mirror.ready.load(Ordering::Acquire) {
             mirror.start_build(&ch);
         } else if let Err(err) = mirror.refresh(&ch).await {
             tracing::warn!(error = %err, "cannot refresh the ClickHouse read mirror; reads catch up themselves");
         }
-    }
+    })
+    .await;
 }
 
 /// A delta session's page views and custom events, as [`PAGE_COLUMNS`].
@@ -312,13 +304,7 @@ impl Mirror {
             return Ok(());
         };
         let sql = rows_sql(&ch.db, Some(first));
-        let mut rows = Vec::new();
-        {
-            let mut cursor = ch.client.query_raw(&sql).fetch::<FlatRow>()?;
-            while let Some(row) = cursor.next().await? {
-                rows.push(row);
-            }
-        }
+        let rows = timed(ch.client.query_raw(&sql).fetch_all::<FlatRow>()).await?;
         let mirror = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());

@@ -628,6 +628,27 @@ async fn replay_dead_letters(spool: &Spool, dir: &Path) {
 }
 
 /// A query or insert that fails instead of hanging when ClickHouse does.
+/// Runs `work` every `period` (the first time at once; a late tick waits
+/// for the one before) until `stopping` says stop.
+async fn every<F, Fut>(period: Duration, mut stopping: watch::Receiver<bool>, mut work: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.changed() => return,
+        }
+        if *stopping.borrow() {
+            return;
+        }
+        work().await;
+    }
+}
+
 pub(super) async fn timed<T>(
     work: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
 ) -> Result<T, StoreError> {
