@@ -36,12 +36,14 @@ use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::flat::pages_sql;
+use super::listed::{self, Held, ListFields};
 use super::reports::literal;
 use super::schema::sessions_sql;
 use super::{timed, timed_for, Ch};
 use crate::metrics::StoreMetrics;
 use crate::store::columns::{Columns, SessionRow, Step, CUSTOM};
 use crate::store::{lock, StoreError};
+use crate::store::{SessionPage, SessionQuery};
 
 /// How far before the newest compaction taken in the mirror looks for
 /// compactions logged since: one may take up to an hour
@@ -61,7 +63,8 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(3_600);
 const SESSION_COLUMNS: &str = "site, session_id, visitor_id, started_at, duration_ms, \
     page_views, is_bot, entry_path, exit_path, toNullable(source), referrer_domain, utm_source, \
     utm_medium, utm_campaign, utm_term, utm_content, country, region, city, browser, os, \
-    device_type";
+    device_type, user_id, session_index, last_seen_at, ended_at, end_reason, landing_page, \
+    exit_page, event_count";
 
 /// Then its page views and custom events ([`super::flat::PAGE_FIELDS`]).
 const PAGE_COLUMNS: &str = "paths, path_views, urls, url_views, goals, goal_events";
@@ -97,6 +100,14 @@ struct FlatRow {
     browser: Option<String>,
     os: Option<String>,
     device_type: Option<String>,
+    user_id: Option<String>,
+    session_index: Option<u32>,
+    last_seen_at: u64,
+    ended_at: Option<u64>,
+    end_reason: Option<String>,
+    landing_page: Option<String>,
+    exit_page: Option<String>,
+    event_count: u64,
     paths: Vec<String>,
     path_views: Vec<u32>,
     urls: Vec<String>,
@@ -107,7 +118,18 @@ struct FlatRow {
 
 impl FlatRow {
     /// Into the columns, unless they hold a newer version of it.
-    fn put(self, columns: &mut Columns) {
+    fn put(self, held: &mut Held) {
+        let listed = ListFields {
+            session_id: self.session_id.clone(),
+            user_id: self.user_id,
+            session_index: self.session_index,
+            last_seen_at: self.last_seen_at,
+            ended_at: self.ended_at,
+            end_reason: self.end_reason,
+            landing_page: self.landing_page,
+            exit_page: self.exit_page,
+            event_count: self.event_count,
+        };
         let row = SessionRow {
             site: self.site,
             session_id: self.session_id,
@@ -139,7 +161,7 @@ impl FlatRow {
             (self.urls, self.url_views),
             (self.goals, self.goal_events),
         );
-        columns.put_newer(&row, self.version, |c| {
+        let written = held.columns.put_newer(&row, self.version, |c| {
             let mut steps = Vec::new();
             let repeat = |steps: &mut Vec<Step>, step: Step, n: u32| {
                 steps.extend(std::iter::repeat_n(step, n as usize));
@@ -158,6 +180,9 @@ impl FlatRow {
             }
             steps
         });
+        if let Some(row) = written {
+            held.listed.set(row, listed);
+        }
     }
 }
 
@@ -210,7 +235,7 @@ struct Tail {
 /// The mirror, shared by the store's reads and its builder.
 #[derive(Debug)]
 pub(super) struct Mirror {
-    columns: RwLock<Columns>,
+    columns: RwLock<Held>,
     tail: Mutex<Tail>,
     /// Whether the columns answer reads.
     ready: AtomicBool,
@@ -230,7 +255,7 @@ pub(super) struct Read<'a> {
 impl Mirror {
     pub(super) fn new(metrics: StoreMetrics) -> Arc<Mirror> {
         Arc::new(Mirror {
-            columns: RwLock::new(Columns::new()),
+            columns: RwLock::new(Held::new()),
             tail: Mutex::new(Tail::default()),
             ready: AtomicBool::new(false),
             building: AtomicBool::new(false),
@@ -254,6 +279,7 @@ impl Mirror {
             .columns
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .columns
             .live();
         (sessions, lock(&self.tail).bound)
     }
@@ -364,11 +390,13 @@ impl Mirror {
         {
             return;
         }
-        let mut columns = self.columns.write().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.columns.write().unwrap_or_else(|p| p.into_inner());
         for (site, id) in keys {
-            columns.remove(site, id);
+            held.columns.remove(site, id);
         }
-        columns.compact();
+        if let Some(keep) = held.columns.compact() {
+            held.listed.retain(&keep);
+        }
         tail.mutations = after;
     }
 
@@ -404,7 +432,7 @@ impl Mirror {
             let bound: u64 = timed(ch.client.query_raw(&sql).fetch_one::<u64>()).await?;
             (bound, logged(ch, bound.saturating_sub(WINDOW_SECS)).await?)
         };
-        let mut columns = Columns::new();
+        let mut columns = Held::new();
         let sql = rows_sql(db, None);
         timed_for(BUILD_TIMEOUT, read_rows(ch, &sql, &mut columns)).await?;
         let bytes = columns.bytes();
@@ -478,11 +506,7 @@ async fn logged(ch: &Ch, since: u64) -> Result<Vec<(u64, u64)>, StoreError> {
 }
 
 /// Every row `sql` selects (a [`FlatRow`] each), into `columns`.
-async fn read_rows(
-    ch: &Ch,
-    sql: &str,
-    columns: &mut Columns,
-) -> Result<(), clickhouse::error::Error> {
+async fn read_rows(ch: &Ch, sql: &str, columns: &mut Held) -> Result<(), clickhouse::error::Error> {
     let mut cursor = ch.client.query_raw(sql).fetch::<FlatRow>()?;
     while let Some(row) = cursor.next().await? {
         row.put(columns);
@@ -499,6 +523,35 @@ impl Read<'_> {
         site: Option<&str>,
         query: Q,
         answer: fn(&Columns, &Q) -> T,
+    ) -> Result<Result<T, Q>, StoreError>
+    where
+        Q: Send + 'static,
+        T: Send + 'static,
+    {
+        self.held(site, query, move |held, q| answer(&held.columns, q))
+            .await
+    }
+
+    /// A page of the sessions list from the mirror ([`listed`]), brought up
+    /// to the read's start as [`answer`](Self::answer) does; the query back
+    /// when the mirror is not ready, or for a person's sessions (read
+    /// whole, in SQL).
+    pub(super) async fn sessions(
+        &self,
+        query: SessionQuery,
+    ) -> Result<Result<SessionPage, SessionQuery>, StoreError> {
+        if query.visitor_id.is_some() || query.user_id.is_some() {
+            return Ok(Err(query));
+        }
+        let site = query.site.clone();
+        self.held(site.as_deref(), query, listed::sessions).await
+    }
+
+    async fn held<Q, T>(
+        &self,
+        site: Option<&str>,
+        query: Q,
+        answer: impl FnOnce(&Held, &Q) -> T + Send + 'static,
     ) -> Result<Result<T, Q>, StoreError>
     where
         Q: Send + 'static,
@@ -557,8 +610,8 @@ impl Read<'_> {
                     row.put(&mut columns);
                 }
             }
-            let columns = mirror.columns.read().unwrap_or_else(|p| p.into_inner());
-            answer(&columns, &query)
+            let held = mirror.columns.read().unwrap_or_else(|p| p.into_inner());
+            answer(&held, &query)
         })
         .await
         .map_err(|err| StoreError::Io(std::io::Error::other(err)))?;
@@ -620,14 +673,13 @@ mod tests {
         assert!(touched.contains("touched_at >= toDateTime(5) AND 1"));
     }
 
-    #[test]
-    fn a_flat_row_puts_a_step_per_page_view_url_and_event_and_an_older_one_loses() {
-        let row = |version: u64, views: u32| FlatRow {
+    fn flat(site: &str, id: &str, started_at: u64, version: u64, views: u32) -> FlatRow {
+        FlatRow {
             version,
-            site: "s".to_owned(),
-            session_id: "a".to_owned(),
+            site: site.to_owned(),
+            session_id: id.to_owned(),
             visitor_id: "v".to_owned(),
-            started_at: 1,
+            started_at,
             duration_ms: 2,
             page_views: u64::from(views),
             is_bot: 0,
@@ -646,21 +698,91 @@ mod tests {
             browser: None,
             os: None,
             device_type: None,
+            user_id: None,
+            session_index: Some(1),
+            last_seen_at: 3,
+            ended_at: None,
+            end_reason: None,
+            landing_page: Some("https://s/?a=b".to_owned()),
+            exit_page: Some("https://s/".to_owned()),
+            event_count: u64::from(views) + 1,
             paths: vec!["/".to_owned()],
             path_views: vec![views],
             urls: vec!["https://s/".to_owned()],
             url_views: vec![views],
             goals: vec!["buy".to_owned()],
             goal_events: vec![1],
+        }
+    }
+
+    #[test]
+    fn the_list_is_newest_first_by_start_then_id_then_site_and_goes_on_after_the_cursor() {
+        let mut held = Held::new();
+        for (site, id, at) in [
+            ("a", "s1", 5),
+            ("a", "s2", 5),
+            ("b", "s2", 5),
+            ("a", "s3", 4),
+        ] {
+            flat(site, id, at, 1, 1).put(&mut held);
+        }
+        let page = |cursor: Option<crate::store::Cursor>| {
+            let page = listed::sessions(
+                &held,
+                &SessionQuery {
+                    limit: 2,
+                    cursor,
+                    ..SessionQuery::default()
+                },
+            );
+            let keys: Vec<String> = page
+                .sessions
+                .iter()
+                .map(|s| format!("{}@{}", s.session_id, s.site))
+                .collect();
+            (keys, page.next_cursor)
         };
-        let mut c = Columns::new();
-        row(10, 3).put(&mut c);
+        let (first, next) = page(None);
+        assert_eq!(first, ["s2@b", "s2@a"]);
+        let cursor = crate::store::Cursor::decode(&next.unwrap()).unwrap();
+        let (second, next) = page(Some(cursor));
+        assert_eq!(
+            second,
+            ["s1@a", "s3@a"],
+            "both s2 are before the cursor, as in SQL"
+        );
+        assert_eq!(next, None);
+    }
+
+    #[test]
+    fn a_flat_row_puts_a_step_per_page_view_url_and_event_and_an_older_one_loses() {
+        let row = |version: u64, views: u32| flat("s", "a", 1, version, views);
+        let mut held = Held::new();
+        row(10, 3).put(&mut held);
+        let c = &held.columns;
         assert_eq!(c.len(), 1);
         assert_eq!(c.steps.of(0).len(), 3 + 3 + 1);
-        row(9, 1).put(&mut c);
-        assert_eq!(c.page_views[0], 3, "an older version does not win");
-        row(10, 2).put(&mut c);
-        assert_eq!(c.page_views[0], 2, "the same version does");
-        assert_eq!(c.steps.of(0).len(), 2 + 2 + 1);
+        row(9, 1).put(&mut held);
+        assert_eq!(
+            held.columns.page_views[0], 3,
+            "an older version does not win"
+        );
+        row(10, 2).put(&mut held);
+        assert_eq!(held.columns.page_views[0], 2, "the same version does");
+        assert_eq!(held.columns.steps.of(0).len(), 2 + 2 + 1);
+        let page = listed::sessions(
+            &held,
+            &SessionQuery {
+                limit: 5,
+                ..SessionQuery::default()
+            },
+        );
+        assert_eq!(page.sessions.len(), 1);
+        let s = &page.sessions[0];
+        assert_eq!(
+            (s.event_count, s.landing_page.as_deref(), s.source.as_str()),
+            (3, Some("https://s/?a=b"), "direct"),
+            "the list's fields follow the newest version"
+        );
     }
 }

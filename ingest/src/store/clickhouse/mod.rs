@@ -90,6 +90,7 @@ mod counts;
 mod flat;
 mod landing;
 mod lifecycle;
+mod listed;
 mod mirror;
 mod queries;
 mod refusal;

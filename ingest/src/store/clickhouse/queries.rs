@@ -36,7 +36,7 @@ pub(crate) const PAGE_KEY: &str = "substring(url, 1, \
      least(position(concat(url, '?'), '?'), position(concat(url, '#'), '#')) - 1)";
 
 /// The most sessions one page of the sessions list holds.
-const MAX_SESSIONS_PAGE: usize = 500;
+pub(super) const MAX_SESSIONS_PAGE: usize = 500;
 
 /// How many of the newest flat rows (every version) per session on the
 /// page the sessions list reads its page from, try by try, before it reads
@@ -466,6 +466,10 @@ impl ClickHouseStore {
     /// A person's sessions (`visitor_id`, `user_id`) are read whole at
     /// once: they are seldom among a site's newest.
     pub(super) async fn sessions_now(&self, q: SessionQuery) -> Result<SessionPage, StoreError> {
+        let q = match self.mirrored().sessions(q).await? {
+            Ok(page) => return Ok(page),
+            Err(q) => q,
+        };
         let reads = self.reads();
         let page = |rows: Vec<SessionRow>| {
             let sessions = rows.into_iter().map(Session::from).collect();

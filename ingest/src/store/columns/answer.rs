@@ -41,7 +41,7 @@ impl Marks {
 }
 
 /// The rows of the sessions a [`ReadQuery`] is about.
-fn selected(c: &Columns, q: &ReadQuery) -> Vec<u32> {
+pub(crate) fn selected(c: &Columns, q: &ReadQuery) -> Vec<u32> {
     let site = match &q.site {
         Some(site) => match c.sites.find(site) {
             Some(id) => Some(id),

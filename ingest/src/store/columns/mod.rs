@@ -89,7 +89,7 @@ impl Dict {
         self.names.len().max(1)
     }
 
-    fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.names.iter().map(|n| 2 * n.len() + 64).sum()
     }
 
@@ -257,9 +257,11 @@ impl Columns {
 
     /// Drops the rows of removed sessions once they are over half the rows
     /// (and more than a few): one pass over the columns.
-    pub(crate) fn compact(&mut self) {
+    /// Which rows it kept, when it compacted: a caller holding more per
+    /// row drops the same ones ([`retain`]).
+    pub(crate) fn compact(&mut self) -> Option<Vec<bool>> {
         if self.removed < 1024 || self.removed * 2 < self.len() {
-            return;
+            return None;
         }
         let keep: Vec<bool> = self.site.iter().map(|s| *s != 0).collect();
         let mut new_row = Vec::with_capacity(keep.len());
@@ -267,13 +269,6 @@ impl Columns {
         for kept in &keep {
             new_row.push(next);
             next += u32::from(*kept);
-        }
-        fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
-            let mut i = 0;
-            column.retain(|_| {
-                i += 1;
-                keep[i - 1]
-            });
         }
         retain(&mut self.site, &keep);
         retain(&mut self.started_at, &keep);
@@ -293,6 +288,7 @@ impl Columns {
             }
         }
         self.removed = 0;
+        Some(keep)
     }
 
     pub(crate) fn row_of(&mut self, site: &str, session_id: &str) -> Option<u32> {
@@ -347,28 +343,26 @@ impl Columns {
     /// Writes (over) a session's row and its steps, `steps` (given the
     /// columns, for their dictionaries), unless the row holds a newer
     /// version: for rows that come in any order, each whole (the ClickHouse
-    /// store's compacted sessions). Whether it wrote.
+    /// store's compacted sessions). The row it wrote.
     pub(crate) fn put_newer(
         &mut self,
         s: &SessionRow,
         version: u64,
         steps: impl FnOnce(&mut Columns) -> Vec<Step>,
-    ) -> bool {
+    ) -> Option<usize> {
         if let Some(row) = self.row_of(&s.site, &s.session_id) {
             if self.version[row as usize] > version {
-                return false;
+                return None;
             }
         }
         self.put(s);
-        let Some(row) = self.row_of(&s.site, &s.session_id) else {
-            return false;
-        };
+        let row = self.row_of(&s.site, &s.session_id)?;
         let row = row as usize;
         let steps = steps(self);
         self.events = self.events - self.steps.of(row).len() + steps.len();
         self.steps.set(row, steps);
         self.version[row] = version;
-        true
+        Some(row)
     }
 
     pub(crate) fn step(&mut self, e: &EventRow) -> Step {
@@ -433,6 +427,15 @@ impl Columns {
             + self.steps.bytes()
             + rows * (4 + 8 + 4 + 8 + 8 + 1 + 4 * ROW_DIMENSIONS.len() + 24 + 32 + 8 + 56)
     }
+}
+
+/// Keeps the entries of `column` that `keep` says (a row each).
+pub(crate) fn retain<T>(column: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    column.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
 }
 
 /// A page as `/v1/stats`' `top_pages` keys it: the URL without query and
