@@ -206,12 +206,14 @@ async fn get_session(
             sites.pop().ok_or(Error::SessionNotFound)?
         }
     };
-    let session = api
-        .reader
-        .session(&site, &id)
-        .await?
-        .ok_or(Error::SessionNotFound)?;
-    let page = api.reader.session_events(&site, &id, cursor, limit).await?;
+    // Side by side (on ClickHouse each is a round trip); the events'
+    // answer counts only once the session is found.
+    let (session, page) = tokio::join!(
+        api.reader.session(&site, &id),
+        api.reader.session_events(&site, &id, cursor, limit)
+    );
+    let session = session?.ok_or(Error::SessionNotFound)?;
+    let page = page?;
     Ok(Json(SessionWithEvents {
         session,
         events: page.events,

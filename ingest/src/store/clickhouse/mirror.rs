@@ -1,6 +1,7 @@
 //! The read mirror: every compacted session (`sessions_flat`) held in this
-//! collector's memory as the shared [`Columns`], so that `/v1/stats`,
-//! `/v1/breakdown` and `/v1/timeseries` scan arrays instead of asking
+//! collector's memory as the shared [`Columns`] (and, for the sessions
+//! list, [`listed`]'s fields), so that `/v1/stats`, `/v1/breakdown`,
+//! `/v1/timeseries` and `/v1/sessions` scan arrays instead of asking
 //! ClickHouse 18.16 to merge a month of flat rows `FINAL` on one thread
 //! (over a second at a million visits here; see BENCHMARKS.md).
 //!
@@ -9,11 +10,11 @@
 //!   read, and `bound`: the latest point (a compaction's start less its
 //!   margin) that a compaction it has taken in vouches for. Every session
 //!   touched before `bound` is in the mirror with every event it has.
-//! - A read first takes in the flat rows of compactions logged since
-//!   (`compactions`), then reads the *delta*, the sessions of its site
-//!   touched since `bound`, merged from `sessions_agg` now, and writes them
-//!   over their rows with the server's clock as their version; then it
-//!   answers from the columns. A compaction begun later writes newer
+//! - Every [`REFRESH_EVERY`] it takes in the flat rows of the compactions
+//!   logged since (`compactions`). A read first reads the *delta*, the
+//!   sessions of its site touched since `bound`, merged from `sessions_agg`
+//!   now, and writes them over their rows with the server's clock as their
+//!   version; then it answers from the columns. A compaction begun later writes newer
 //!   values, so its rows win over a delta's; a delta's over older ones.
 //! - A removal (erasure, retention: `ALTER … DELETE` mutations, by this
 //!   collector or another) shows in `system.mutations`: each read compares
@@ -21,8 +22,11 @@
 //!   under, and on a difference the mirror is built anew while reads go to
 //!   SQL.
 //!
+//!   This collector's own retention takes its sessions out directly.
+//!
 //! Funnels (the flat rows keep a visit's page views by page, not in
-//! order), profiles, realtime and the session lists stay in SQL. A page
+//! order), profiles, a person's sessions, realtime and one session stay in
+//! SQL. A page
 //! view is a step of its path and a step of its URL key, each repeated as
 //! many times as the visit viewed it; a custom event a step of its name.
 
