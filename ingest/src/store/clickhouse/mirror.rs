@@ -234,9 +234,13 @@ struct Tail {
     bound: u64,
     /// The mutations of `sessions_flat` when the columns were read.
     mutations: Vec<Mutation>,
+    /// How many builds have swapped their columns in: rows read for one
+    /// set of columns are not written into another's.
+    generation: u64,
 }
 
-/// The mirror, shared by the store's reads and its builder.
+/// The mirror, shared by the store's reads and its builder. Whoever writes
+/// both takes `tail` first, then `columns`.
 #[derive(Debug)]
 pub(super) struct Mirror {
     columns: RwLock<Held>,
@@ -323,12 +327,13 @@ impl Mirror {
     /// The flat rows of the compactions in `logged` not yet taken in, then
     /// their bound.
     async fn take_in(self: &Arc<Self>, ch: &Ch, logged: Vec<(u64, u64)>) -> Result<(), StoreError> {
-        let new: Vec<(u64, u64)> = {
+        let (new, generation): (Vec<(u64, u64)>, u64) = {
             let tail = lock(&self.tail);
-            logged
+            let new = logged
                 .into_iter()
                 .filter(|(began, _)| !tail.taken.contains(began))
-                .collect()
+                .collect();
+            (new, tail.generation)
         };
         let Some(first) = new.iter().map(|(began, _)| *began).min() else {
             return Ok(());
@@ -337,14 +342,19 @@ impl Mirror {
         let rows = timed(ch.client.query_raw(&sql).fetch_all::<FlatRow>()).await?;
         let mirror = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
-            for row in rows {
-                row.put(&mut columns);
-            }
-            let bytes = columns.bytes();
-            drop(columns);
-            // The rows are in: now the bound may move past what they vouch for.
+            // The rows and the bound they vouch for go in together, into
+            // the columns they were read for (a build may have swapped
+            // others in meanwhile: then it read them itself).
             let mut tail = lock(&mirror.tail);
+            if tail.generation != generation {
+                return;
+            }
+            let mut held = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
+            for row in rows {
+                row.put(&mut held);
+            }
+            let bytes = held.bytes();
+            drop(held);
             for (began, margin) in new {
                 tail.taken.insert(began);
                 tail.bound = tail.bound.max(began.saturating_sub(margin));
@@ -440,12 +450,15 @@ impl Mirror {
         let sql = rows_sql(db, None);
         timed_for(BUILD_TIMEOUT, read_rows(ch, &sql, &mut columns)).await?;
         let bytes = columns.bytes();
+        let mut tail = lock(&self.tail);
         *self.columns.write().unwrap_or_else(|p| p.into_inner()) = columns;
-        *lock(&self.tail) = Tail {
+        *tail = Tail {
             taken: taken.iter().map(|(began, _)| *began).collect(),
             bound,
             mutations,
+            generation: tail.generation + 1,
         };
+        drop(tail);
         self.metrics
             .read_index_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
