@@ -621,7 +621,9 @@ impl Read<'_> {
         };
         let mirror = Arc::clone(self.mirror);
         let answered = tokio::task::spawn_blocking(move || {
-            {
+            // The write lock waits for every scan under way: only when
+            // there is a delta to write.
+            if !rows.is_empty() {
                 let mut columns = mirror.columns.write().unwrap_or_else(|p| p.into_inner());
                 for row in rows {
                     row.put(&mut columns);

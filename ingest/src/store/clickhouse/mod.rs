@@ -264,8 +264,8 @@ impl ClickHouseStore {
         };
         let handle = tokio::spawn(shipper.run());
         tokio::spawn(flat::run(Arc::clone(&ch), stop.subscribe()));
+        // Its loop builds it at once, then keeps it current.
         let mirror = Mirror::new(metrics.clone());
-        mirror.start_build(&ch);
         tokio::spawn(mirror::run(
             Arc::clone(&mirror),
             Arc::clone(&ch),
